@@ -1,0 +1,247 @@
+"""The one environment factory used by every subcommand.
+
+Layers, inside out:
+  CarRacingFast-v0   byte-identical to CarRacing-v3, faster renderer (fast_car_racing.py)
+  DrivingEnv         action repeat, off-track detection, penalty and early termination, frame limit,
+                     training track seeds; observations are raw 96x96x3 frames (for recording)
+  PixelObservation   grayscale / downscale / channel-first / frame stack, for learning
+Definitions (GUIDE.md): raw return = sum of CarRacing's own rewards; off-track = no wheel touches a
+road tile; penalized reward = raw - penalty on every off-track frame, episode ends after `offtrack_limit`
+consecutive off-track frames.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import fast_car_racing
+
+ENV_ID = "CarRacingFast-v0"
+if ENV_ID not in gym.registry:
+    gym.register(id=ENV_ID, entry_point=fast_car_racing.CarRacingFast, max_episode_steps=1000)
+
+TRAIN_SEED_LIMIT = 1_000_000  # training tracks and demos use seeds below this
+TEST_SEED_START = 1_000_000  # `test` and periodic evaluation use seeds from here up
+FRAME_SHAPE = (96, 96, 3)
+
+
+@dataclass
+class EnvConfig:
+    """Everything that defines what the agent sees and is rewarded for; saved with each run."""
+
+    action_repeat: int = 2  # physics frames per agent step; only the last one is rendered
+    frame_stack: int = 3  # agent observation = the last `frame_stack` returned frames
+    grayscale: bool = True
+    obs_size: int = 96  # side of the learning observation; must divide 96 (area downscale)
+    offtrack_penalty: float = 10.0  # subtracted from the reward on every off-track frame
+    offtrack_limit: int = 20  # consecutive off-track frames that end an episode (0 = never)
+    max_frames: int = 1000  # physics frames per episode, as CarRacing-v3's time limit
+    domain_randomize: bool = False
+    lap_complete_percent: float = 0.95
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad field, so CLIs can report it in one line."""
+        if self.action_repeat < 1:
+            raise ValueError(f"action_repeat must be >= 1, got {self.action_repeat}")
+        if self.frame_stack < 1:
+            raise ValueError(f"frame_stack must be >= 1, got {self.frame_stack}")
+        if self.obs_size < 1 or 96 % self.obs_size:
+            raise ValueError(f"obs_size must divide 96 (96, 48, 32, 24, ...), got {self.obs_size}")
+        if self.offtrack_penalty < 0:
+            raise ValueError(f"offtrack_penalty must be >= 0, got {self.offtrack_penalty}")
+        if self.offtrack_limit < 0:
+            raise ValueError(f"offtrack_limit must be >= 0, got {self.offtrack_limit}")
+        if self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if not 0 < self.lap_complete_percent <= 1:
+            raise ValueError(f"lap_complete_percent must be in (0, 1], got {self.lap_complete_percent}")
+
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        channels = 1 if self.grayscale else 3
+        return (channels * self.frame_stack, self.obs_size, self.obs_size)
+
+
+def is_off_track(car) -> bool:
+    """True when no wheel touches a road tile (from Box2D contacts, not pixels)."""
+    return all(len(wheel.tiles) == 0 for wheel in car.wheels)
+
+
+class DrivingEnv(gym.Env):
+    """CarRacingFast with action repeat, off-track penalty/termination and a frame limit.
+
+    Returns raw 96x96x3 frames and the *penalized* reward; ``info`` carries ``raw_reward`` (sum of the
+    env's own rewards over the repeated frames), ``off_track`` (at the returned frame),
+    ``offtrack_frames`` (within this step), ``tiles_visited``, ``lap_complete``, ``frames`` (episode
+    total) and ``track_seed``.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
+
+    def __init__(self, config: EnvConfig | None = None, render_mode: str | None = None):
+        self.config = config or EnvConfig()
+        self.config.validate()
+        self.render_mode = render_mode
+        self.car_racing: fast_car_racing.CarRacingFast = fast_car_racing.CarRacingFast(
+            render_mode=render_mode,
+            domain_randomize=self.config.domain_randomize,
+            lap_complete_percent=self.config.lap_complete_percent,
+        )
+        self.observation_space = self.car_racing.observation_space
+        self.action_space = self.car_racing.action_space
+        self._frames = 0
+        self._offtrack_run = 0
+        self.track_seed: int | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        # Every episode gets an explicit track seed, so demos and evaluations name their tracks
+        # and unseeded (training) resets never land on a test track.
+        if seed is None:
+            seed = int(self.np_random.integers(TRAIN_SEED_LIMIT))
+        self.track_seed = seed
+        frame, info = self.car_racing.reset(seed=seed, options=options)
+        self._frames = 0
+        self._offtrack_run = 0
+        return frame, {**info, "track_seed": seed}
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float32)
+        if action.shape != (3,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be 3 finite numbers (steer, gas, brake), got {action!r}")
+        action = np.clip(action, self.action_space.low, self.action_space.high)
+        cfg = self.config
+        raw_total = penalized_total = 0.0
+        offtrack_frames = 0
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        frame = None
+        for i in range(cfg.action_repeat):
+            last = i == cfg.action_repeat - 1
+            # Intermediate frames only step the physics; rendering is ~all of the cost.
+            if last:
+                frame, reward, terminated, _, info = self.car_racing.step(action)
+            else:
+                _, reward, terminated, _, info = self.car_racing.step_physics(action)
+            self._frames += 1
+            off = is_off_track(self.car_racing.car)
+            offtrack_frames += off
+            self._offtrack_run = self._offtrack_run + 1 if off else 0
+            raw_total += reward
+            penalized_total += reward - cfg.offtrack_penalty * off
+            if cfg.offtrack_limit and self._offtrack_run >= cfg.offtrack_limit:
+                terminated = True
+            truncated = self._frames >= cfg.max_frames
+            if terminated or truncated:
+                break
+        if frame is None:  # episode ended on an intermediate frame
+            frame = self.car_racing.render_observation()
+        car_racing = self.car_racing
+        info = {
+            **info,
+            "raw_reward": raw_total,
+            "off_track": bool(off),
+            "offtrack_frames": offtrack_frames,
+            "tiles_visited": car_racing.tile_visited_count,
+            "lap_complete": car_racing.tile_visited_count == len(car_racing.track) or car_racing.new_lap,
+            "frames": self._frames,
+            "track_seed": self.track_seed,
+        }
+        return frame, penalized_total, terminated, truncated and not terminated, info
+
+    def render(self):
+        return self.car_racing.render()
+
+    def close(self):
+        self.car_racing.close()
+
+
+def preprocess_frame(frame: np.ndarray, config: EnvConfig) -> np.ndarray:
+    """Raw (96, 96, 3) uint8 frame -> (C, S, S) uint8 learning frame (C = 1 gray or 3 RGB)."""
+    if config.grayscale:
+        # Integer luma (ITU-R 601 weights): exact, fast, and the same in every process.
+        weights = np.array([299, 587, 114], dtype=np.uint32)
+        image = ((frame.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)[None]
+    else:
+        image = np.ascontiguousarray(frame.transpose(2, 0, 1))
+    factor = 96 // config.obs_size
+    if factor > 1:  # area average over factor x factor blocks
+        c = image.shape[0]
+        blocks = image.reshape(c, config.obs_size, factor, config.obs_size, factor)
+        image = (blocks.mean(axis=(2, 4)) + 0.5).astype(np.uint8)
+    return image
+
+
+class FrameStacker:
+    """Keeps the last `frame_stack` preprocessed frames; the first frame fills the stack at reset."""
+
+    def __init__(self, config: EnvConfig):
+        self.config = config
+        self.frames: deque[np.ndarray] = deque(maxlen=config.frame_stack)
+
+    def reset(self, raw_frame: np.ndarray) -> np.ndarray:
+        first = preprocess_frame(raw_frame, self.config)
+        for _ in range(self.config.frame_stack):
+            self.frames.append(first)
+        return self.observation()
+
+    def push(self, raw_frame: np.ndarray) -> np.ndarray:
+        self.frames.append(preprocess_frame(raw_frame, self.config))
+        return self.observation()
+
+    def observation(self) -> np.ndarray:
+        return np.concatenate(self.frames, axis=0)
+
+
+class PixelObservation(gym.Wrapper):
+    """Learning observations: (C * stack, S, S) uint8, channel-first. ``info['frame']`` keeps the raw frame."""
+
+    def __init__(self, env: DrivingEnv):
+        super().__init__(env)
+        self.stacker = FrameStacker(env.config)
+        self.observation_space = gym.spaces.Box(0, 255, env.config.obs_shape, dtype=np.uint8)
+
+    def reset(self, **kwargs):
+        frame, info = self.env.reset(**kwargs)
+        return self.stacker.reset(frame), {**info, "frame": frame}
+
+    def step(self, action):
+        frame, reward, terminated, truncated, info = self.env.step(action)
+        return self.stacker.push(frame), reward, terminated, truncated, {**info, "frame": frame}
+
+
+def make_env(config: EnvConfig | None = None, render_mode: str | None = None, pixels: bool = True) -> gym.Env:
+    """One environment: learning observations (`pixels=True`) or raw frames (`pixels=False`)."""
+    env = DrivingEnv(config or EnvConfig(), render_mode=render_mode)
+    return PixelObservation(env) if pixels else env
+
+
+def make_vec_env(
+    num_envs: int,
+    config: EnvConfig | None = None,
+    autoreset: bool = True,
+    asynchronous: bool | None = None,
+) -> gym.vector.VectorEnv:
+    """`num_envs` learning environments: processes (AsyncVectorEnv), or in-process when num_envs == 1.
+
+    Seed it once with ``vec.reset(seed=s)``: env i gets track seed s + i, and its later (auto)resets
+    draw training track seeds from its own generator, so the whole run is deterministic.
+    With ``autoreset`` a finished env restarts in the same step (final observation in
+    ``info['final_obs']``); without, reset finished envs yourself with ``options={'reset_mask': ...}``.
+    """
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    config = config or EnvConfig()
+    config.validate()
+    mode = gym.vector.AutoresetMode.SAME_STEP if autoreset else gym.vector.AutoresetMode.DISABLED
+    fns = [lambda: make_env(config) for _ in range(num_envs)]
+    if asynchronous is None:
+        asynchronous = num_envs > 1
+    if asynchronous:
+        # "spawn" is slower to start but safe with torch threads in the parent process.
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="spawn")
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)

@@ -1,0 +1,56 @@
+"""Command-line entry point: builds the subcommands and dispatches. Each command's flags live in its module.
+
+    python main.py <command> --help
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from errors import UserError
+
+# command -> (module, one-line help). Modules are imported lazily so `--help` stays fast.
+COMMANDS = {
+    "human": ("human", "drive with the keyboard and record demonstrations"),
+    "expert": ("expert", "record demonstrations with the scripted autopilot"),
+    "replay": ("replay", "play back, verify or summarise recorded demonstrations"),
+    "train_bc": ("bc", "pre-train actor and critics by behaviour cloning"),
+    "train_rl": ("rl", "fine-tune with SAC / BC-SAC (or SAC from scratch)"),
+    "test": ("evaluate", "evaluate a run on held-out tracks"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="BC-SAC for CarRacing: imitation robustified with reinforcement learning, from pixels.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip().splitlines()[0],
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
