@@ -1,0 +1,325 @@
+"""Byte-identical, faster drop-in replacement for gymnasium's ``CarRacing-v3``.
+
+``CarRacingFast`` produces exactly the same observations (every byte), rewards,
+termination flags and infos as the stock ``CarRacing`` for the same seed and
+action sequence.  Only the ``state_pixels`` rendering path (the one ``step``
+uses to build the 96x96 observation) is rewritten; ``human`` and ``rgb_array``
+rendering fall back to the stock code.
+
+Stock rendering spends almost all of its time in Python: every frame it builds
+~400 grass polygons, rotates every vertex of every grass/road polygon with a
+``pygame.math.Vector2`` and culls each polygon separately, creates a new
+``pygame.font.Font`` (reading the TTF file) and a new 1000x800 surface.  Here:
+
+* all polygon vertices are transformed and culled in one vectorised numpy pass
+  using the *same* float64 operations in the same order as the stock code, so
+  the coordinates handed to ``gfxdraw`` are bit-identical;
+* polygons that cannot touch any pixel of the surface are skipped as well;
+* the full-screen background polygon becomes a ``Surface.fill`` when it
+  provably covers the whole surface;
+* surfaces, the font and rendered score texts are cached.
+
+Extra API for action-repeat wrappers: ``step_physics`` (a ``step`` without
+rendering) and ``render_observation`` (the frame ``step`` would have returned).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pygame
+from gymnasium.envs.box2d.car_racing import (
+    FPS,
+    GRASS_DIM,
+    MAX_SHAPE_DIM,
+    PLAYFIELD,
+    SCALE,
+    STATE_H,
+    STATE_W,
+    WINDOW_H,
+    WINDOW_W,
+    ZOOM,
+    CarRacing,
+)
+from gymnasium.error import InvalidAction
+from pygame import gfxdraw
+
+# A polygon whose (float) bounding box lies further than this many pixels
+# outside the surface cannot change any pixel: gfxdraw truncates vertices to
+# integers (< 1 px change), filled polygons only touch pixels inside their
+# bounding box and anti-aliased edges touch at most one pixel beside the edge.
+_OFFSCREEN_MARGIN = 4.0
+# The background quad is replaced by a fill only if its screen-space vertices
+# stay below this magnitude: SDL_gfx's filledPolygon computes scanline
+# intersections as ``(65536*dy/ddy)*dx + 65536*x1`` in 32-bit ints, which can
+# only overflow (and draw garbage) when |coords| * 65536 * 3 >= 2**31.
+_SAFE_COORD = 10000.0
+
+_FONT_SIZE = 42
+_TEXT_CENTER = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
+
+
+class CarRacingFast(CarRacing):
+    """``CarRacing`` with a fast, byte-identical ``state_pixels`` renderer."""
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        verbose: bool = False,
+        lap_complete_percent: float = 0.95,
+        domain_randomize: bool = False,
+        continuous: bool = True,
+    ) -> None:
+        # Same positional order as CarRacing, so EzPickle round-trips.
+        super().__init__(
+            render_mode=render_mode,
+            verbose=verbose,
+            lap_complete_percent=lap_complete_percent,
+            domain_randomize=domain_randomize,
+            continuous=continuous,
+        )
+        self._world_surf: pygame.Surface | None = None  # drawn un-flipped
+        self._state_surf: pygame.Surface | None = None  # 96x96 smoothscale target
+        self._geom_for: list | None = None  # the road_poly list the arrays match
+        self._base_x = np.empty((0, 4))
+        self._base_y = np.empty((0, 4))
+        self._n_grass = 0
+        self._road_colors: list = []
+        self._bg_fill_cache: dict[tuple, pygame.Color] = {}
+        self._font: pygame.font.Font | None = None
+        self._text_cache: dict[str, tuple[pygame.Surface, pygame.Rect]] = {}
+        # Reward shown in the score text of the current frame: step renders
+        # *before* subtracting the 0.1 time penalty, so keep that value around.
+        self._reward_at_render = 0.0
+
+    # ------------------------------------------------------------------ API
+    def step_physics(
+        self, action: np.ndarray | int | None
+    ) -> tuple[None, float, bool, bool, dict[str, Any]]:
+        """Exactly ``step`` (physics, reward, termination, info) minus rendering.
+
+        Returns ``(None, reward, terminated, truncated, info)``.  Use
+        ``render_observation`` to obtain the frame ``step`` would have returned.
+        """
+        assert self.car is not None
+        if action is not None:
+            if self.continuous:
+                action = action.astype(np.float64)
+                self.car.steer(-action[0])
+                self.car.gas(action[1])
+                self.car.brake(action[2])
+            else:
+                if not self.action_space.contains(action):
+                    raise InvalidAction(
+                        f"you passed the invalid action `{action}`. "
+                        f"The supported action_space is `{self.action_space}`"
+                    )
+                self.car.steer(-0.6 * (action == 1) + 0.6 * (action == 2))
+                self.car.gas(0.2 * (action == 3))
+                self.car.brake(0.8 * (action == 4))
+
+        self.car.step(1.0 / FPS)
+        self.world.Step(1.0 / FPS, 6 * 30, 2 * 30)
+        self.t += 1.0 / FPS
+        # This is where step() renders; remember the score it would display.
+        self._reward_at_render = self.reward
+
+        step_reward = 0
+        terminated = False
+        truncated = False
+        info: dict[str, Any] = {}
+        if action is not None:
+            self.reward -= 0.1
+            self.car.fuel_spent = 0.0
+            step_reward = self.reward - self.prev_reward
+            self.prev_reward = self.reward
+            if self.tile_visited_count == len(self.track) or self.new_lap:
+                terminated = True
+                info["lap_finished"] = True
+            x, y = self.car.hull.position
+            if abs(x) > PLAYFIELD or abs(y) > PLAYFIELD:
+                terminated = True
+                info["lap_finished"] = False
+                step_reward = -100
+        return None, step_reward, terminated, truncated, info
+
+    def render_observation(self) -> np.ndarray:
+        """The 96x96x3 observation ``step`` would have returned for the current state."""
+        self.state = self._render_state(self._reward_at_render)
+        return self.state
+
+    # ------------------------------------------------------------ rendering
+    def _render(self, mode: str):
+        if mode != "state_pixels":
+            return super()._render(mode)  # human / rgb_array: stock path
+        return self._render_state(self.reward)
+
+    def _ensure_geometry(self) -> None:
+        """Cache vertex arrays of grass + road polygons (rebuilt per track)."""
+        if self._geom_for is self.road_poly:
+            return
+        polys: list[list[tuple[float, float]]] = []
+        # Same float expressions as CarRacing._render_road -> identical values.
+        for x in range(-20, 20, 2):
+            for y in range(-20, 20, 2):
+                polys.append(
+                    [
+                        (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + 0),
+                        (GRASS_DIM * x + 0, GRASS_DIM * y + 0),
+                        (GRASS_DIM * x + 0, GRASS_DIM * y + GRASS_DIM),
+                        (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + GRASS_DIM),
+                    ]
+                )
+        self._n_grass = len(polys)
+        polys.extend([(p[0], p[1]) for p in poly] for poly, _ in self.road_poly)
+        arr = np.array(polys, dtype=np.float64)  # (N, 4, 2)
+        self._base_x = np.ascontiguousarray(arr[:, :, 0])
+        self._base_y = np.ascontiguousarray(arr[:, :, 1])
+        # Keep references: tile colours are mutated in place on contact.
+        self._road_colors = [color for _, color in self.road_poly]
+        self._geom_for = self.road_poly
+
+    def _bg_fill_color(self) -> pygame.Color:
+        """The exact pixel value gfxdraw.filled_polygon writes for bg_color.
+
+        Found by drawing with the very same colour object on a probe surface of
+        the same pixel format, so colour conversion quirks (float arrays) match.
+        """
+        key = tuple(float(c) for c in self.bg_color)
+        color = self._bg_fill_cache.get(key)
+        if color is None:
+            probe = pygame.Surface((8, 8))
+            gfxdraw.filled_polygon(
+                probe, [(-20, -20), (30, -20), (30, 30), (-20, 30)], self.bg_color
+            )
+            color = probe.get_at((4, 4))
+            self._bg_fill_cache[key] = color
+        return color
+
+    @staticmethod
+    def _covers_screen(qx: np.ndarray, qy: np.ndarray) -> bool:
+        """True if convex quad (qx, qy) contains the surface plus a margin."""
+        if np.abs(qx).max() >= _SAFE_COORD or np.abs(qy).max() >= _SAFE_COORD:
+            return False
+        m = _OFFSCREEN_MARGIN
+        px = np.array([-m, WINDOW_W + m, WINDOW_W + m, -m])
+        py = np.array([-m, -m, WINDOW_H + m, WINDOW_H + m])
+        ex = np.roll(qx, -1) - qx
+        ey = np.roll(qy, -1) - qy
+        # cross[i, j]: side of rectangle corner j relative to quad edge i
+        cross = ex[:, None] * (py[None, :] - qy[:, None]) - ey[:, None] * (
+            px[None, :] - qx[:, None]
+        )
+        return bool((cross > 0).all() or (cross < 0).all())
+
+    def _text(self, reward: float) -> tuple[pygame.Surface, pygame.Rect]:
+        # Font rendering is deterministic, so a cached surface is identical.
+        if not pygame.font.get_init():  # e.g. after pygame.quit() in close()
+            pygame.font.init()
+            self._font = None
+            self._text_cache.clear()
+        if self._font is None:
+            self._font = pygame.font.Font(pygame.font.get_default_font(), _FONT_SIZE)
+        s = f"{reward:04.0f}"
+        hit = self._text_cache.get(s)
+        if hit is None:
+            if len(self._text_cache) > 4096:
+                self._text_cache.clear()
+            text = self._font.render(s, True, (255, 255, 255), (0, 0, 0))
+            rect = text.get_rect()
+            rect.center = _TEXT_CENTER
+            hit = self._text_cache[s] = (text, rect)
+        return hit
+
+    def _render_state(self, reward: float) -> np.ndarray | None:
+        """Fast equivalent of ``CarRacing._render('state_pixels')``."""
+        if self.clock is None:
+            self.clock = pygame.time.Clock()
+        if "t" not in self.__dict__:
+            return None  # reset() not called yet
+        assert self.car is not None
+        self._reward_at_render = reward
+        self._ensure_geometry()
+        if self._world_surf is None:
+            # Same constructor as stock -> same pixel format.
+            self._world_surf = pygame.Surface((WINDOW_W, WINDOW_H))
+            self._state_surf = pygame.Surface((STATE_W, STATE_H))
+        surf = self._world_surf
+
+        # Camera: verbatim from CarRacing._render.
+        angle = -self.car.hull.angle
+        zoom = 0.1 * SCALE * max(1 - self.t, 0) + ZOOM * SCALE * min(self.t, 1)
+        scroll_x = -(self.car.hull.position[0]) * zoom
+        scroll_y = -(self.car.hull.position[1]) * zoom
+        trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
+        trans = (WINDOW_W / 2 + trans[0], WINDOW_H / 4 + trans[1])
+        tx, ty = trans
+
+        # Vector2.rotate_rad computes (c*x - s*y, s*x + c*y) with libm sin/cos
+        # of the angle reduced mod 2pi (exact values at multiples of 90 deg).
+        # Rotating (1, 0) yields exactly that (c, s); numpy then repeats the
+        # same IEEE operations elementwise, giving bit-identical results.
+        c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+
+        # Background: the stock code draws the playfield quad (never culled)
+        # on a fresh black surface.
+        b = PLAYFIELD
+        fx = np.array([b, b, -b, -b])
+        fy = np.array([b, -b, -b, b])
+        qx = (c * fx - s * fy) * zoom + tx
+        qy = (s * fx + c * fy) * zoom + ty
+        if self._covers_screen(qx, qy):
+            # Every pixel would get the filled colour; the anti-aliased edges
+            # are off-surface, so a plain fill is identical.
+            surf.fill(self._bg_fill_color())
+        else:  # e.g. during the zoom-in: draw exactly as stock
+            surf.fill((0, 0, 0))
+            field = list(zip(qx.tolist(), qy.tolist()))
+            gfxdraw.aapolygon(surf, field, self.bg_color)
+            gfxdraw.filled_polygon(surf, field, self.bg_color)
+
+        # Grass + road, all at once.
+        bx, by = self._base_x, self._base_y
+        X = (c * bx - s * by) * zoom + tx
+        Y = (s * bx + c * by) * zoom + ty
+        # Stock culling rule: draw iff some vertex is in the enlarged screen.
+        keep = (
+            (X >= -MAX_SHAPE_DIM)
+            & (X <= WINDOW_W + MAX_SHAPE_DIM)
+            & (Y >= -MAX_SHAPE_DIM)
+            & (Y <= WINDOW_H + MAX_SHAPE_DIM)
+        ).any(axis=1)
+        # Additionally drop polygons that cannot touch a pixel (see margin).
+        m = _OFFSCREEN_MARGIN
+        keep &= X.max(axis=1) >= -m
+        keep &= X.min(axis=1) <= WINDOW_W + m
+        keep &= Y.max(axis=1) >= -m
+        keep &= Y.min(axis=1) <= WINDOW_H + m
+        idx = np.flatnonzero(keep)
+        if idx.size:
+            pts = np.stack((X[idx], Y[idx]), axis=2).tolist()  # python floats
+            n_grass = self._n_grass
+            grass_color = self.grass_color
+            road_colors = self._road_colors
+            aapolygon = gfxdraw.aapolygon
+            filled_polygon = gfxdraw.filled_polygon
+            for i, poly in zip(idx.tolist(), pts):
+                if i < n_grass:
+                    color = grass_color
+                else:  # read the *current* tile colour, converted as stock does
+                    color = [int(v) for v in road_colors[i - n_grass]]
+                aapolygon(surf, poly, color)
+                filled_polygon(surf, poly, color)
+
+        self.car.draw(surf, zoom, trans, angle, False)
+
+        # Same flip as stock, then indicators + score on the flipped surface.
+        out = pygame.transform.flip(surf, False, True)
+        self.surf = out
+        self._render_indicators(WINDOW_W, WINDOW_H)
+        text, rect = self._text(reward)
+        out.blit(text, rect)
+
+        scaled = pygame.transform.smoothscale(out, (STATE_W, STATE_H), self._state_surf)
+        return np.transpose(np.array(pygame.surfarray.pixels3d(scaled)), axes=(1, 0, 2))
