@@ -76,7 +76,8 @@ class DrivingEnv(gym.Env):
 
     Returns raw 96x96x3 frames and the *penalized* reward; ``info`` carries ``raw_reward`` (sum of the
     env's own rewards over the repeated frames), ``off_track`` (at the returned frame),
-    ``offtrack_frames`` (within this step), ``tiles_visited``, ``lap_complete``, ``frames`` (episode
+    ``offtrack_frames`` (within this step), ``frame_rewards`` / ``frame_off_track`` (per physics
+    frame of this step), ``tiles_visited``, ``lap_complete``, ``frames`` (episode
     total) and ``track_seed``.
     """
 
@@ -117,6 +118,7 @@ class DrivingEnv(gym.Env):
         cfg = self.config
         raw_total = penalized_total = 0.0
         offtrack_frames = 0
+        frame_rewards, frame_off_track = [], []
         terminated = truncated = False
         info: dict[str, Any] = {}
         frame = None
@@ -130,6 +132,8 @@ class DrivingEnv(gym.Env):
             self._frames += 1
             off = is_off_track(self.car_racing.car)
             offtrack_frames += off
+            frame_rewards.append(float(reward))
+            frame_off_track.append(off)
             self._offtrack_run = self._offtrack_run + 1 if off else 0
             raw_total += reward
             penalized_total += reward - cfg.offtrack_penalty * off
@@ -146,6 +150,8 @@ class DrivingEnv(gym.Env):
             "raw_reward": raw_total,
             "off_track": bool(off),
             "offtrack_frames": offtrack_frames,
+            "frame_rewards": frame_rewards,  # per physics frame, for exact episode metrics
+            "frame_off_track": frame_off_track,
             "tiles_visited": car_racing.tile_visited_count,
             "lap_complete": car_racing.tile_visited_count == len(car_racing.track) or car_racing.new_lap,
             "frames": self._frames,
@@ -158,6 +164,30 @@ class DrivingEnv(gym.Env):
 
     def close(self):
         self.car_racing.close()
+
+
+class EpisodeMetrics:
+    """Accumulates the GUIDE's test metrics from per-frame rewards and off-track flags.
+
+    One full (<= 1000 frame) episode yields both returns: the raw return over all of it, and the
+    penalized return over its prefix up to the `offtrack_limit`-th consecutive off-track frame.
+    """
+
+    def __init__(self, penalty: float = EnvConfig.offtrack_penalty, limit: int = EnvConfig.offtrack_limit):
+        self.penalty, self.limit = penalty, limit
+        self.raw_return = self.penalized_return = 0.0
+        self.offtrack_frames = self.frames = self._run = 0
+        self._penalized_over = False
+
+    def add(self, frame_rewards: list[float], frame_off_track: list[bool]) -> None:
+        for reward, off in zip(frame_rewards, frame_off_track):
+            self.frames += 1
+            self.raw_return += reward
+            self.offtrack_frames += off
+            if not self._penalized_over:
+                self.penalized_return += reward - self.penalty * off
+                self._run = self._run + 1 if off else 0
+                self._penalized_over = bool(self.limit) and self._run >= self.limit
 
 
 def preprocess_frame(frame: np.ndarray, config: EnvConfig) -> np.ndarray:
@@ -198,7 +228,7 @@ class FrameStacker:
 
 
 class PixelObservation(gym.Wrapper):
-    """Learning observations: (C * stack, S, S) uint8, channel-first. ``info['frame']`` keeps the raw frame."""
+    """Learning observations: (C * stack, S, S) uint8, channel-first."""
 
     def __init__(self, env: DrivingEnv):
         super().__init__(env)
@@ -207,11 +237,11 @@ class PixelObservation(gym.Wrapper):
 
     def reset(self, **kwargs):
         frame, info = self.env.reset(**kwargs)
-        return self.stacker.reset(frame), {**info, "frame": frame}
+        return self.stacker.reset(frame), info
 
     def step(self, action):
         frame, reward, terminated, truncated, info = self.env.step(action)
-        return self.stacker.push(frame), reward, terminated, truncated, {**info, "frame": frame}
+        return self.stacker.push(frame), reward, terminated, truncated, info
 
 
 def make_env(config: EnvConfig | None = None, render_mode: str | None = None, pixels: bool = True) -> gym.Env:
@@ -225,6 +255,8 @@ def make_vec_env(
     config: EnvConfig | None = None,
     autoreset: bool = True,
     asynchronous: bool | None = None,
+    pixels: bool = True,
+    render_mode: str | None = None,
 ) -> gym.vector.VectorEnv:
     """`num_envs` learning environments: processes (AsyncVectorEnv), or in-process when num_envs == 1.
 
@@ -238,7 +270,7 @@ def make_vec_env(
     config = config or EnvConfig()
     config.validate()
     mode = gym.vector.AutoresetMode.SAME_STEP if autoreset else gym.vector.AutoresetMode.DISABLED
-    fns = [lambda: make_env(config) for _ in range(num_envs)]
+    fns = [lambda: make_env(config, render_mode=render_mode, pixels=pixels) for _ in range(num_envs)]
     if asynchronous is None:
         asynchronous = num_envs > 1
     if asynchronous:

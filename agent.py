@@ -1,0 +1,73 @@
+"""A trained run as a driver for any CarRacing-v3 loop.
+
+    agent = Agent.load("logs/my_run")
+    obs, _ = env.reset(seed=1_000_000); agent.reset()
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
+
+`act` takes raw 96x96x3 frames, one per environment frame, and applies the run's preprocessing, frame
+stack and action repeat itself: it picks a new action every `action_repeat` frames and repeats it between.
+`test` drives through the same stacker and `decide`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from env import EnvConfig, FrameStacker
+from errors import UserError
+from networks import ActorCritic, ModelConfig
+from runs import checkpoint_path, load_checkpoint, load_config, run_dir
+
+
+class Agent:
+    def __init__(self, model: ActorCritic, env_config: EnvConfig, device: str | torch.device = "cpu"):
+        self.model = model
+        self.env_config = env_config
+        self.device = torch.device(device)
+        self.stacker = FrameStacker(env_config)
+        self._frames_seen = 0
+        self._action = np.zeros(3, np.float32)
+
+    @classmethod
+    def load(cls, run: str | Path, checkpoint: str | None = None, device: str = "cpu") -> "Agent":
+        """Rebuild a run's networks from `config.json` and load its latest (or the named) checkpoint."""
+        path = run_dir(str(run))
+        config = load_config(path)
+        try:
+            env_config = EnvConfig(**config["env"])
+            model_config = ModelConfig(**config["model"])
+        except (KeyError, TypeError) as error:
+            raise UserError(f"{path / 'config.json'}: missing or unknown settings ({error})") from None
+        model = ActorCritic(env_config.obs_shape, model_config)
+        state = load_checkpoint(checkpoint_path(path, checkpoint))
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise UserError(f"{path}: checkpoint does not match the run's networks ({str(error).splitlines()[0]})") from None
+        model.to(device).eval()
+        return cls(model, env_config, device)
+
+    def reset(self) -> None:
+        """Forget the previous episode (call after every env.reset)."""
+        self.stacker.frames.clear()
+        self._frames_seen = 0
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        """Action (steer, gas, brake) for the raw frame just observed."""
+        frame = np.asarray(frame)
+        if frame.shape != (96, 96, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"expected a raw CarRacing frame uint8 (96, 96, 3), got {frame.dtype} {frame.shape}")
+        if self._frames_seen % self.env_config.action_repeat == 0:
+            obs = self.stacker.reset(frame) if self._frames_seen == 0 else self.stacker.push(frame)
+            self._action = self.decide(obs[None])[0]
+        self._frames_seen += 1
+        return self._action.copy()
+
+    def decide(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions (N, 3) for a batch of preprocessed, stacked observations (N, C, S, S)."""
+        with torch.no_grad():
+            actions = self.model.act(torch.as_tensor(obs, device=self.device))
+        return actions.cpu().numpy().astype(np.float32)

@@ -1,0 +1,241 @@
+"""`train_bc`: behaviour-cloning pre-training of the actor and both critics on demonstrations.
+
+Actor loss: mean squared error between the actor's deterministic (squashed-mean) action and the expert's
+action. Critic loss: both Q heads regress the Monte-Carlo discounted return of the demonstration, computed
+with the same penalized reward RL optimises, so fine-tuning starts from a critic that already ranks
+on-road driving above leaving the road. The encoder learns from both losses (the critic's scaled down by
+`critic_weight` so the returns' large scale does not swamp the actor), with random-shift augmentation.
+Validation is split by episode.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import trange
+
+import demos
+from agent import Agent
+from env import EnvConfig
+from errors import UserError
+from evaluate import evaluate, summarize
+from networks import ENCODERS, ActorCritic, ModelConfig, random_shift
+from replay_buffer import FrameReplay, demo_replay
+from runs import load_checkpoint, checkpoint_path, load_config, new_run_id, run_dir, save_checkpoint, save_config
+
+DATA_ROOT = Path("data")
+VALIDATION_SEED_START = 1_500_000  # periodic evaluation tracks: held out, and apart from `test`'s defaults
+
+
+@dataclass
+class BCConfig:
+    dataset: str = "expert"
+    max_episodes: int = 0  # use only the first N episodes (0 = all)
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 3e-4
+    val_fraction: float = 0.1
+    gamma: float = 0.99
+    critic_weight: float = 0.01
+    augment_pad: int = 4
+    eval_every: int = 5  # epochs between held-out evaluations (0 = never)
+    eval_episodes: int = 4
+    seed: int = 0
+    skip_bad: bool = False
+    device: str = "cpu"
+
+
+def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Observation and network flags shared by train_bc and train_rl (from scratch)."""
+    env, model = EnvConfig(), ModelConfig()
+    parser.add_argument("--action_repeat", type=int, default=env.action_repeat, help="physics frames per agent decision")
+    parser.add_argument("--frame_stack", type=int, default=env.frame_stack, help="frames per observation")
+    parser.add_argument("--color", action="store_true", help="RGB observations instead of grayscale")
+    parser.add_argument("--obs_size", type=int, default=env.obs_size, help="observation side, a divisor of 96")
+    parser.add_argument("--offtrack_penalty", type=float, default=env.offtrack_penalty, help="reward penalty per off-track frame")
+    parser.add_argument("--offtrack_limit", type=int, default=env.offtrack_limit, help="consecutive off-track frames ending an episode (0 = never)")
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default=model.encoder, help="CNN encoder")
+    parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
+    parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")
+
+
+def env_and_model_configs(args: argparse.Namespace) -> tuple[EnvConfig, ModelConfig]:
+    env_config = EnvConfig(action_repeat=args.action_repeat, frame_stack=args.frame_stack, grayscale=not args.color,
+                           obs_size=args.obs_size, offtrack_penalty=args.offtrack_penalty, offtrack_limit=args.offtrack_limit)
+    try:
+        env_config.validate()
+    except ValueError as error:
+        raise UserError(f"--{error}") from None
+    return env_config, ModelConfig(encoder=args.encoder, feature_dim=args.feature_dim, hidden_dim=args.hidden_dim)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    c = BCConfig()
+    parser.add_argument("--dataset", default=c.dataset, help="demonstrations in data/<dataset>/")
+    parser.add_argument("--run_id", default=None, help="name of the new run (default: bc_<timestamp>)")
+    parser.add_argument("--resume_run_id", default=None, help="continue this BC run (its settings; --epochs may extend it)")
+    parser.add_argument("--max_episodes", type=int, default=c.max_episodes, help="use only the first N episodes (0 = all)")
+    parser.add_argument("--epochs", type=int, default=c.epochs, help="passes over the training transitions")
+    parser.add_argument("--batch_size", type=int, default=c.batch_size, help="transitions per update")
+    parser.add_argument("--lr", type=float, default=c.lr, help="Adam learning rate")
+    parser.add_argument("--val_fraction", type=float, default=c.val_fraction, help="fraction of episodes held out for validation")
+    parser.add_argument("--gamma", type=float, default=c.gamma, help="discount of the critics' Monte-Carlo targets")
+    parser.add_argument("--critic_weight", type=float, default=c.critic_weight, help="weight of the critic loss on the shared encoder")
+    parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
+    parser.add_argument("--eval_every", type=int, default=c.eval_every, help="epochs between held-out evaluations (0 = never)")
+    parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per evaluation")
+    parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
+    parser.add_argument("--skip_bad", action="store_true", help="skip unreadable demo files instead of stopping")
+    parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
+    add_env_and_model_arguments(parser)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r}: not a torch device (use cpu, cuda, cuda:N or auto)") from None
+
+
+def split_episodes(episodes: list, val_fraction: float, seed: int) -> tuple[list, list]:
+    """Validation split by whole episodes (never frames of one lap on both sides)."""
+    order = np.random.default_rng(seed).permutation(len(episodes))
+    n_val = int(round(val_fraction * len(episodes))) if len(episodes) > 1 else 0
+    n_val = min(max(n_val, 1 if val_fraction > 0 and len(episodes) > 1 else 0), len(episodes) - 1)
+    return [episodes[i] for i in order[n_val:]], [episodes[i] for i in order[:n_val]]
+
+
+def bc_losses(model: ActorCritic, batch: dict, device: torch.device, augment_pad: int) -> dict[str, torch.Tensor]:
+    obs = torch.as_tensor(batch["obs"], device=device)
+    action = torch.as_tensor(batch["action"], device=device)
+    target = torch.as_tensor(batch["mc_return"], device=device)
+    features = model.encoder(random_shift(obs, augment_pad))
+    actor_loss = F.mse_loss(model.actor.deterministic(features), action)
+    q1, q2 = model.critic(features, action)
+    critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+    return {"actor_loss": actor_loss, "critic_loss": critic_loss, "q_mean": q1.detach().mean()}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume_run_id:
+        path = run_dir(args.resume_run_id)
+        saved = load_config(path)
+        if saved.get("kind") != "bc":
+            raise UserError(f"run id {args.resume_run_id!r} is a {saved.get('kind')} run; --resume_run_id of train_bc needs a BC run")
+        config = BCConfig(**{**saved["train"], "epochs": args.epochs})
+        env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
+    else:
+        config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig())})
+        env_config, model_config = env_and_model_configs(args)
+        run_id = args.run_id or new_run_id("bc")
+        path = run_dir(run_id, must_exist=False)
+        if (path / "config.json").exists():
+            raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
+    for name in ("epochs", "batch_size", "eval_episodes"):
+        if getattr(config, name) < 1:
+            raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
+    if not 0 <= config.val_fraction < 1:
+        raise UserError(f"--val_fraction must be in [0, 1), got {config.val_fraction}")
+    device = resolve_device(config.device)
+    train_bc(path, config, env_config, model_config, device)
+    return 0
+
+
+def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: ModelConfig, device: torch.device) -> ActorCritic:
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    episodes = demos.load_dataset(DATA_ROOT / config.dataset, skip_bad=config.skip_bad)
+    if config.max_episodes:
+        episodes = episodes[: config.max_episodes]
+    train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)
+    train_data = demo_replay(train_eps, env_config, config.gamma)
+    val_data = demo_replay(val_eps, env_config, config.gamma) if val_eps else None
+
+    model = ActorCritic(env_config.obs_shape, model_config).to(device)
+    optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.actor.parameters(), *model.critic.parameters()], lr=config.lr)
+    start_epoch, best_val = 0, math.inf
+    if (path / "checkpoints" / "latest").exists():  # resuming
+        state = load_checkpoint(checkpoint_path(path), device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best_val = state["epoch"], state["best_val"]
+        rng = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+    save_config(path, {"kind": "bc", "train": asdict(config), "env": asdict(env_config), "model": asdict(model_config)})
+    print(f"run {path.name}: {len(train_eps)} train / {len(val_eps)} val episodes, {len(train_data)} transitions")
+    print(f"TensorBoard: tensorboard --logdir {path.parent}")
+    writer = SummaryWriter(str(path))
+    updates_per_epoch = max(1, len(train_data) // config.batch_size)
+    agent = Agent(model, env_config, device)
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            model.train()
+            sums: dict[str, float] = {}
+            started = time.time()
+            bar = trange(updates_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False)
+            for _ in bar:
+                losses = bc_losses(model, train_data.sample(config.batch_size, rng, config.gamma), device, config.augment_pad)
+                loss = losses["actor_loss"] + config.critic_weight * losses["critic_loss"]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v.item()
+                bar.set_postfix(actor=f"{losses['actor_loss'].item():.4f}")
+            step = epoch * updates_per_epoch
+            for k, v in sums.items():
+                writer.add_scalar(f"train/{k}", v / updates_per_epoch, step)
+            writer.add_scalar("train/updates_per_s", updates_per_epoch / (time.time() - started), step)
+            line = f"epoch {epoch}: actor {sums['actor_loss'] / updates_per_epoch:.4f} critic {sums['critic_loss'] / updates_per_epoch:.1f}"
+            val_actor = sums["actor_loss"] / updates_per_epoch
+            if val_data is not None:
+                val_actor, val_critic = validate(model, val_data, config, device)
+                writer.add_scalar("val/actor_loss", val_actor, step)
+                writer.add_scalar("val/critic_loss", val_critic, step)
+                line += f" | val actor {val_actor:.4f} critic {val_critic:.1f}"
+            model.sync_targets(1.0)  # RL starts from target critics equal to the pre-trained ones
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                     "best_val": min(best_val, val_actor), "numpy_rng": rng, "torch_rng": torch.get_rng_state()}
+            if val_actor < best_val:
+                best_val = val_actor
+                save_checkpoint(path, "best", state)
+            save_checkpoint(path, f"epoch_{epoch}", state)
+            if config.eval_every and epoch % config.eval_every == 0:
+                model.eval()
+                seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes))
+                summary = summarize(evaluate(agent, seeds, num_envs=2, progress=False))
+                writer.add_scalar("eval/raw_return", summary["raw"]["mean"], step)
+                writer.add_scalar("eval/penalized_return", summary["penalized"]["mean"], step)
+                writer.add_scalar("eval/offtrack_frames", summary["offtrack_frames"]["mean"], step)
+                line += f" | eval raw {summary['raw']['mean']:.0f} penalized {summary['penalized']['mean']:.0f}"
+            print(line)
+    except KeyboardInterrupt:
+        print(f"interrupted: checkpoints up to epoch {epoch - 1} are in {path / 'checkpoints'}")
+    writer.close()
+    print(f"done: test with  python main.py test --resume_run_id {path.name}")
+    return model
+
+
+@torch.no_grad()
+def validate(model: ActorCritic, data: FrameReplay, config: BCConfig, device: torch.device, batches: int = 8) -> tuple[float, float]:
+    """Losses on held-out episodes (fixed sample, no augmentation)."""
+    model.eval()
+    rng = np.random.default_rng(12345)
+    actor = critic = 0.0
+    for _ in range(batches):
+        losses = bc_losses(model, data.sample(config.batch_size, rng, config.gamma), device, augment_pad=0)
+        actor += losses["actor_loss"].item() / batches
+        critic += losses["critic_loss"].item() / batches
+    return actor, critic

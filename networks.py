@@ -1,0 +1,149 @@
+"""Networks shared by BC and SAC: a CNN encoder, a tanh-Gaussian actor and a twin-Q critic.
+
+As in DrQ-v2, one encoder turns frames into features; the critic's loss trains it and the actor reads
+detached features during RL (BC trains it through both heads). Random-shift augmentation of the frames
+is what lets pixel actor-critics learn from few samples.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# CarRacing actions: steer in [-1, 1], gas and brake in [0, 1]. The actor's tanh output in [-1, 1]^3
+# is mapped affinely onto these bounds.
+ACTION_LOW = torch.tensor([-1.0, 0.0, 0.0])
+ACTION_HIGH = torch.tensor([1.0, 1.0, 1.0])
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+@dataclass
+class ModelConfig:
+    """Network sizes; saved with each run so `Agent.load` rebuilds the same networks."""
+
+    encoder: str = "nature"  # see ENCODERS
+    feature_dim: int = 64  # encoder output after the projection (LayerNorm + tanh)
+    hidden_dim: int = 256  # actor and critic MLP width
+
+
+# name -> conv stack as (out_channels, kernel, stride). Candidates measured by bench/networks.py.
+ENCODERS = {
+    "nature": [(32, 8, 4), (64, 4, 2), (64, 3, 1)],  # DQN's: cheap on CPU thanks to early striding
+    "small": [(16, 8, 4), (32, 4, 2), (32, 3, 1)],  # half the channels: fastest, for tests and laptops
+    "drq": [(32, 3, 2), (32, 3, 1), (32, 3, 1), (32, 3, 1)],  # DrQ-v2's: strong but ~10x the FLOPs
+}
+
+
+class Encoder(nn.Module):
+    """uint8 frames (B, C, S, S) -> features (B, feature_dim)."""
+
+    def __init__(self, obs_shape: tuple[int, int, int], config: ModelConfig):
+        super().__init__()
+        if config.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {config.encoder!r}; choose from {sorted(ENCODERS)}")
+        layers: list[nn.Module] = []
+        channels = obs_shape[0]
+        for out_channels, kernel, stride in ENCODERS[config.encoder]:
+            layers += [nn.Conv2d(channels, out_channels, kernel, stride), nn.ReLU()]
+            channels = out_channels
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *obs_shape)).shape[1]
+        self.projection = nn.Sequential(nn.Linear(flat, config.feature_dim), nn.LayerNorm(config.feature_dim), nn.Tanh())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.convs(obs.float() / 255.0 - 0.5))
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)
+    )
+
+
+class Actor(nn.Module):
+    """Tanh-squashed Gaussian policy; its squashed mean is the deterministic action."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int):
+        super().__init__()
+        self.net = mlp(feature_dim, hidden_dim, 6)
+        self.register_buffer("action_scale", (ACTION_HIGH - ACTION_LOW) / 2)
+        self.register_buffer("action_bias", (ACTION_HIGH + ACTION_LOW) / 2)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(features).chunk(2, dim=-1)
+        return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+    def deterministic(self, features: torch.Tensor) -> torch.Tensor:
+        mean, _ = self(features)
+        return torch.tanh(mean) * self.action_scale + self.action_bias
+
+    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised sample and its log-probability (with the tanh and scale corrections)."""
+        mean, log_std = self(features)
+        std = log_std.exp()
+        pre_tanh = mean + std * torch.randn_like(mean)
+        squashed = torch.tanh(pre_tanh)
+        log_prob = (-0.5 * ((pre_tanh - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), numerically stable.
+        log_prob -= (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
+        log_prob -= torch.log(self.action_scale).sum()
+        return squashed * self.action_scale + self.action_bias, log_prob
+
+
+class Critic(nn.Module):
+    """Two independent Q heads on shared features (clipped double-Q)."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int):
+        super().__init__()
+        self.q1 = mlp(feature_dim + 3, hidden_dim, 1)
+        self.q2 = mlp(feature_dim + 3, hidden_dim, 1)
+
+    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([features, action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class ActorCritic(nn.Module):
+    """Everything a run saves: encoder, actor, critic, and the target encoder + critic for TD targets."""
+
+    def __init__(self, obs_shape: tuple[int, int, int], config: ModelConfig):
+        super().__init__()
+        self.encoder = Encoder(obs_shape, config)
+        self.actor = Actor(config.feature_dim, config.hidden_dim)
+        self.critic = Critic(config.feature_dim, config.hidden_dim)
+        self.target_encoder = Encoder(obs_shape, config)
+        self.target_critic = Critic(config.feature_dim, config.hidden_dim)
+        self.sync_targets()
+        for p in [*self.target_encoder.parameters(), *self.target_critic.parameters()]:
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def sync_targets(self, tau: float = 1.0) -> None:
+        """Polyak update: target <- tau * online + (1 - tau) * target (tau = 1 copies)."""
+        for online, target in ((self.encoder, self.target_encoder), (self.critic, self.target_critic)):
+            for p, tp in zip(online.parameters(), target.parameters()):
+                tp.lerp_(p, tau)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic actions for a batch of uint8 observations."""
+        return self.actor.deterministic(self.encoder(obs))
+
+
+def random_shift(obs: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """DrQ augmentation: replicate-pad by `pad` and crop back at a random integer offset per sample."""
+    if pad == 0:
+        return obs
+    b, c, h, w = obs.shape
+    padded = F.pad(obs.float(), (pad, pad, pad, pad), mode="replicate")
+    dx = torch.randint(0, 2 * pad + 1, (b, 1, 1), device=obs.device)
+    dy = torch.randint(0, 2 * pad + 1, (b, 1, 1), device=obs.device)
+    rows = (torch.arange(h, device=obs.device).view(1, h, 1) + dy).expand(b, h, w)
+    cols = (torch.arange(w, device=obs.device).view(1, 1, w) + dx).expand(b, h, w)
+    flat_index = (rows * (w + 2 * pad) + cols).view(b, 1, h * w).expand(b, c, h * w)
+    shifted = padded.view(b, c, -1).gather(2, flat_index).view(b, c, h, w)
+    return shifted.to(obs.dtype)

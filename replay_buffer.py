@@ -1,0 +1,174 @@
+"""Replay storage that keeps every frame once, as uint8.
+
+Each stream (one vector-env slot, or one demo episode) is a ring of single preprocessed frames. A
+transition "ending at" slot t has obs = the frame stack ending at t-1, action/reward stored at t, and
+next obs = the stack ending at t (or at t+n-1 for n-step targets). Stacks are rebuilt by index; at an
+episode start the first frame is repeated, exactly as `env.FrameStacker` does, so no stack ever mixes
+two episodes. Memory per transition: one frame plus ~30 bytes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from env import EnvConfig, preprocess_frame
+
+
+class FrameReplay:
+    """`num_streams` rings of `capacity` frames each; transitions sampled uniformly over all streams."""
+
+    def __init__(self, capacity: int, num_streams: int, frame_shape: tuple[int, ...], frame_stack: int):
+        if capacity <= frame_stack + 1:
+            raise ValueError(f"capacity {capacity} must exceed frame_stack + 1 = {frame_stack + 1}")
+        self.capacity, self.num_streams, self.frame_stack = capacity, num_streams, frame_stack
+        shape = (num_streams, capacity)
+        self.frames = np.zeros(shape + tuple(frame_shape), dtype=np.uint8)
+        self.actions = np.zeros(shape + (3,), dtype=np.float32)  # the action that led to this frame
+        self.rewards = np.zeros(shape, dtype=np.float32)  # the reward received on the way to this frame
+        self.terminated = np.zeros(shape, dtype=bool)  # this frame ends the episode (no bootstrap)
+        self.episode_pos = np.zeros(shape, dtype=np.int32)  # 0 = first frame of an episode
+        self.returns = np.zeros(shape, dtype=np.float32)  # Monte-Carlo return from here (demos only)
+        self.written = np.zeros(num_streams, dtype=np.int64)  # frames ever written per stream
+
+    # ---------------------------------------------------------------- writing
+    def start(self, stream: int, frame: np.ndarray) -> None:
+        """First frame of a new episode on `stream`."""
+        self._write(stream, frame, np.zeros(3, np.float32), 0.0, False, 0)
+
+    def add(self, stream: int, action, reward: float, next_frame: np.ndarray, terminated: bool) -> None:
+        """One environment step on `stream`: the action taken, its reward and the frame it led to."""
+        last = (self.written[stream] - 1) % self.capacity
+        self._write(stream, next_frame, action, reward, terminated, self.episode_pos[stream, last] + 1)
+
+    def _write(self, stream, frame, action, reward, terminated, pos) -> None:
+        slot = self.written[stream] % self.capacity
+        self.frames[stream, slot] = frame
+        self.actions[stream, slot] = action
+        self.rewards[stream, slot] = reward
+        self.terminated[stream, slot] = terminated
+        self.episode_pos[stream, slot] = pos
+        self.written[stream] += 1
+
+    def __len__(self) -> int:
+        """Number of stored transitions (frames that are not episode starts)."""
+        return int(np.minimum(self.written, self.capacity).sum() - self._starts_stored())
+
+    def _starts_stored(self) -> int:
+        stored = np.arange(self.capacity)[None, :] < np.minimum(self.written, self.capacity)[:, None]
+        return int(((self.episode_pos == 0) & stored).sum())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminated, self.episode_pos, self.returns))
+
+    # ---------------------------------------------------------------- reading
+    def stack(self, streams: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Frame stacks ending at absolute indices `t` (oldest frame first), repeating an episode's first frame."""
+        pos = self.episode_pos[streams, t % self.capacity]
+        parts = []
+        for offset in range(self.frame_stack - 1, -1, -1):
+            j = t - np.minimum(offset, pos)
+            parts.append(self.frames[streams, j % self.capacity])
+        return np.concatenate(parts, axis=1)
+
+    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Random (stream, t) of transitions whose frames are all still in the ring."""
+        lowest = np.maximum(self.written - self.capacity + self.frame_stack + 1, 1)
+        counts = np.maximum(self.written - lowest, 0)
+        if counts.sum() == 0:
+            raise ValueError("replay buffer is empty")
+        streams = np.empty(0, dtype=np.int64)
+        t = np.empty(0, dtype=np.int64)
+        while len(t) < batch_size:  # rejection: slot t must not be an episode start
+            s = rng.choice(self.num_streams, size=batch_size, p=counts / counts.sum())
+            cand = lowest[s] + (rng.random(batch_size) * counts[s]).astype(np.int64)
+            ok = self.episode_pos[s, cand % self.capacity] > 0
+            streams, t = np.concatenate([streams, s[ok]]), np.concatenate([t, cand[ok]])
+        return streams[:batch_size], t[:batch_size]
+
+    def sample(self, batch_size: int, rng: np.random.Generator, gamma: float = 0.99, n_step: int = 1) -> dict:
+        """A batch of n-step transitions: obs, action, reward (discounted n-step sum), discount, next_obs,
+        mc_return (demo streams only). discount = gamma^n' * (1 - terminated), n' the steps actually taken."""
+        streams, t = self.sample_indices(batch_size, rng)
+        reward = np.zeros(batch_size, np.float32)
+        discount = np.ones(batch_size, np.float32)
+        end = t.copy()
+        alive = np.ones(batch_size, bool)
+        start_pos = self.episode_pos[streams, t % self.capacity]
+        for m in range(n_step):
+            idx = t + m
+            # Stop at the newest frame, at an episode change, or after a terminal step.
+            valid = alive & (idx < self.written[streams])
+            valid &= self.episode_pos[streams, idx % self.capacity] == start_pos + m
+            slot = idx % self.capacity
+            reward += np.where(valid, discount * self.rewards[streams, slot], 0.0)
+            discount = np.where(valid, discount * gamma, discount)
+            end = np.where(valid, idx, end)
+            alive = valid & ~self.terminated[streams, slot]
+        discount *= ~self.terminated[streams, end % self.capacity]
+        return {
+            "obs": self.stack(streams, t - 1),
+            "action": self.actions[streams, t % self.capacity],
+            "reward": reward,
+            "discount": discount.astype(np.float32),
+            "next_obs": self.stack(streams, end),
+            "mc_return": self.returns[streams, t % self.capacity],
+        }
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("frames", "actions", "rewards", "terminated", "episode_pos", "returns", "written")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            getattr(self, key)[...] = value
+
+
+def demo_replay(episodes, env_config: EnvConfig, gamma: float) -> FrameReplay:
+    """Demonstrations (recorded one action per frame) as agent-rate transitions.
+
+    With action repeat k, each recorded episode gives k streams, one per phase (frames o, o+k, o+2k...):
+    the action is the expert's action at the decision frame, the reward the penalized sum over the k
+    frames. Monte-Carlo discounted returns are stored for critic pre-training.
+    """
+    k = env_config.action_repeat
+    streams = []
+    for ep in episodes:
+        frames = [preprocess_frame(f, env_config) for f in ep.observations]
+        off_track = getattr(ep, "off_track", None)
+        penalized = ep.rewards - env_config.offtrack_penalty * (off_track if off_track is not None else 0)
+        T = len(ep.actions)
+        for phase in range(k):
+            decisions = list(range(phase, T - k + 1, k))
+            if len(decisions) < 2:
+                continue
+            rewards = np.array([penalized[j : j + k].sum() for j in decisions], np.float32)
+            terminated = bool(ep.terminated) and decisions[-1] + k == T
+            streams.append((frames, decisions, rewards, terminated, ep.actions))
+    if not streams:
+        raise ValueError("demonstrations are too short for this action repeat")
+    capacity = max(len(s[1]) for s in streams) + 1
+    buffer = FrameReplay(capacity, len(streams), frames[0].shape, env_config.frame_stack)
+    for i, (frames, decisions, rewards, terminated, actions) in enumerate(streams):
+        buffer.start(i, frames[decisions[0]])
+        for n, j in enumerate(decisions):
+            buffer.add(i, actions[j], rewards[n], frames[j + k], terminated and n == len(decisions) - 1)
+        returns, running = np.zeros(len(rewards), np.float32), 0.0
+        for n in range(len(rewards) - 1, -1, -1):
+            running = rewards[n] + gamma * running
+            returns[n] = running
+        buffer.returns[i, 1 : len(rewards) + 1] = returns  # slot n+1 holds the transition of decision n
+    return buffer
+
+
+def sample_mixed(demos: FrameReplay | None, online: FrameReplay | None, batch_size: int, demo_ratio: float,
+                 rng: np.random.Generator, gamma: float, n_step: int) -> dict:
+    """A batch with round(demo_ratio * batch_size) demo transitions and the rest online; key 'is_demo' marks them."""
+    n_demo = batch_size if online is None or len(online) == 0 else int(round(demo_ratio * batch_size))
+    n_demo = 0 if demos is None else n_demo
+    parts = []
+    if n_demo:
+        parts.append((demos.sample(n_demo, rng, gamma, n_step), True))
+    if batch_size - n_demo:
+        parts.append((online.sample(batch_size - n_demo, rng, gamma, n_step), False))
+    batch = {k: np.concatenate([p[k] for p, _ in parts]) for k in parts[0][0]}
+    batch["is_demo"] = np.concatenate([np.full(len(p["reward"]), d) for p, d in parts])
+    return batch

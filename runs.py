@@ -1,0 +1,88 @@
+"""A run directory `logs/<run_id>/`: config.json, checkpoints/, TensorBoard events, test results.
+
+Checkpoints are written atomically (temporary file, then rename), so Ctrl-C never leaves a broken one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from errors import UserError
+
+LOG_ROOT = Path(os.environ.get("BCSAC_LOG_ROOT", "logs"))
+
+
+def new_run_id(prefix: str) -> str:
+    return f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}"
+
+
+def run_dir(run_id: str, must_exist: bool = True) -> Path:
+    """`logs/<run_id>`; a path to a run directory is accepted too."""
+    path = Path(run_id)
+    if not (path / "config.json").exists():
+        path = LOG_ROOT / run_id
+    if must_exist and not (path / "config.json").exists():
+        raise UserError(f"run id {run_id!r}: no run at {path} (expected {path / 'config.json'})")
+    return path
+
+
+def save_config(path: Path, config: dict[str, Any]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path / "config.json", json.dumps(config, indent=2, sort_keys=True))
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(f"{path / 'config.json'}: cannot read run config ({error})") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
+    """Write `checkpoints/<name>.pt` atomically and point `latest` at it."""
+    folder = path / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.pt"
+    tmp = folder / f".{name}.pt.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, target)
+    atomic_write_text(folder / "latest", target.name)
+    return target
+
+
+def checkpoint_path(path: Path, checkpoint: str | None = None) -> Path:
+    """The named checkpoint (file name, stem or path) or the latest one."""
+    folder = path / "checkpoints"
+    if checkpoint is None:
+        latest = folder / "latest"
+        if not latest.exists():
+            raise UserError(f"run {path}: no checkpoint yet in {folder}")
+        checkpoint = latest.read_text().strip()
+    candidates = [Path(checkpoint), folder / checkpoint, folder / f"{checkpoint}.pt"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    available = ", ".join(sorted(p.stem for p in folder.glob("*.pt"))) or "none"
+    raise UserError(f"run {path}: checkpoint {checkpoint!r} not found (available: {available})")
+
+
+def load_checkpoint(file: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint onto `device` whatever device it was saved from; a broken file is a UserError."""
+    try:
+        state = torch.load(file, map_location=device, weights_only=False)
+    except Exception as error:  # torch raises many types for a truncated or foreign file
+        raise UserError(f"{file}: cannot load checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{file}: not a checkpoint of this project (no 'model' entry)")
+    return state

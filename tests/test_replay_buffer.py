@@ -1,0 +1,106 @@
+"""Replay buffer: stacks never cross episode starts, next observations, done flags, n-step, memory, mixing."""
+import numpy as np
+import pytest
+
+from env import EnvConfig
+from replay_buffer import FrameReplay, demo_replay, sample_mixed
+
+
+def frame(value: int) -> np.ndarray:
+    return np.full((1, 2, 2), value, np.uint8)
+
+
+def filled_buffer() -> FrameReplay:
+    """Stream 0: episode A frames 10,11,12 (terminal), episode B frames 20,21. Frame value = identity."""
+    buf = FrameReplay(capacity=50, num_streams=1, frame_shape=(1, 2, 2), frame_stack=3)
+    buf.start(0, frame(10))
+    buf.add(0, [0.1, 0, 0], 1.0, frame(11), False)
+    buf.add(0, [0.2, 0, 0], 2.0, frame(12), True)
+    buf.start(0, frame(20))
+    buf.add(0, [0.3, 0, 0], 3.0, frame(21), False)
+    return buf
+
+
+def firsts(stack: np.ndarray) -> list[int]:
+    return [int(s[0, 0]) for s in stack]
+
+
+def test_stack_repeats_episode_first_frame_and_never_crosses_start():
+    buf = filled_buffer()
+    # absolute indices: 0:10 1:11 2:12 3:20 4:21
+    assert firsts(buf.stack(np.array([0]), np.array([1]))[0]) == [10, 10, 11]
+    assert firsts(buf.stack(np.array([0]), np.array([2]))[0]) == [10, 11, 12]
+    assert firsts(buf.stack(np.array([0]), np.array([4]))[0]) == [20, 20, 21]
+
+
+def test_samples_are_consistent_transitions():
+    buf = filled_buffer()
+    assert len(buf) == 3
+    batch = buf.sample(200, np.random.default_rng(0), gamma=0.5, n_step=1)
+    for obs, action, reward, discount, nxt in zip(batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"]):
+        latest, after = obs[-1, 0, 0], nxt[-1, 0, 0]
+        assert after == latest + 1  # next obs is the frame the action led to
+        assert latest != 12  # a terminal frame never starts a transition
+        expected = {10: (0.1, 1.0, 0.5), 11: (0.2, 2.0, 0.0), 20: (0.3, 3.0, 0.5)}[int(latest)]
+        assert action[0] == pytest.approx(expected[0]) and reward == expected[1] and discount == expected[2]
+
+
+def test_n_step_stops_at_terminal_and_episode_end():
+    buf = filled_buffer()
+    batch = buf.sample(200, np.random.default_rng(1), gamma=0.5, n_step=3)
+    for obs, reward, discount, nxt in zip(batch["obs"], batch["reward"], batch["discount"], batch["next_obs"]):
+        latest = int(obs[-1, 0, 0])
+        if latest == 10:  # 1 + 0.5 * 2, then terminal
+            assert (reward, discount, int(nxt[-1, 0, 0])) == (2.0, 0.0, 12)
+        if latest == 20:  # only one step stored so far: bootstrap after one step
+            assert (reward, discount, int(nxt[-1, 0, 0])) == (3.0, 0.5, 21)
+
+
+def test_ring_overwrite_never_returns_stale_frames():
+    buf = FrameReplay(capacity=8, num_streams=2, frame_shape=(1, 2, 2), frame_stack=2)
+    for s in range(2):
+        buf.start(s, frame(0))
+        for v in range(1, 30):
+            buf.add(s, [0, 0, 0], float(v), frame(v), False)
+    batch = buf.sample(500, np.random.default_rng(0))
+    obs_latest = batch["obs"][:, -1, 0, 0].astype(int)
+    assert np.all(batch["next_obs"][:, -1, 0, 0] == obs_latest + 1)
+    assert np.all(batch["obs"][:, 0, 0, 0] == obs_latest - 1)  # stacks are consecutive
+    assert obs_latest.min() >= 30 - 8  # only frames still in the ring
+    assert np.all(batch["reward"] == obs_latest + 1)
+
+
+def test_memory_is_about_one_frame_per_transition():
+    buf = FrameReplay(capacity=1000, num_streams=2, frame_shape=(1, 96, 96), frame_stack=3)
+    per_transition = buf.nbytes / 2000
+    assert 96 * 96 <= per_transition < 96 * 96 * 1.01
+
+
+class FakeEpisode:
+    def __init__(self, T: int, terminated: bool = False):
+        self.observations = np.zeros((T + 1, 96, 96, 3), np.uint8)
+        self.observations[:, 0, 0, 0] = np.arange(T + 1)  # frame index readable after grayscale (approx)
+        self.actions = np.stack([np.linspace(-1, 1, T), np.full(T, 0.5), np.zeros(T)], 1).astype(np.float32)
+        self.rewards = np.ones(T, np.float32)
+        self.terminated = terminated
+
+
+def test_demo_replay_phases_actions_rewards_and_returns():
+    config = EnvConfig(action_repeat=2, frame_stack=2, obs_size=96)
+    ep = FakeEpisode(T=10, terminated=True)
+    buf = demo_replay([ep], config, gamma=0.5)
+    assert buf.num_streams == 2  # one stream per action-repeat phase
+    assert len(buf) == 5 + 4  # decisions 0,2,4,6,8 and 1,3,5,7
+    batch = buf.sample(300, np.random.default_rng(0), gamma=0.5)
+    assert np.all(batch["reward"] == 2.0)  # two raw frames per decision
+    # The last decision of phase 0 ends the (terminated) episode: return 2; earlier ones follow the recursion.
+    assert set(np.round(batch["mc_return"], 4)) <= {2.0, 3.0, 3.5, 3.75, 3.875}
+    assert set(np.round(batch["action"][:, 0], 4)) <= set(np.round(ep.actions[:, 0], 4))
+
+
+def test_sample_mixed_ratio():
+    demo, online = filled_buffer(), filled_buffer()
+    batch = sample_mixed(demo, online, 40, 0.25, np.random.default_rng(0), 0.99, 1)
+    assert batch["is_demo"].sum() == 10 and len(batch["reward"]) == 40
+    only_demo = sample_mixed(demo, None, 8, 0.25, np.random.default_rng(0), 0.99, 1)
+    assert only_demo["is_demo"].all()
