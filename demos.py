@@ -1,0 +1,264 @@
+"""The demonstration file format: one compressed .npz per episode, written atomically, loaded with checks.
+
+``data/<dataset>/episode_<n>.npz`` holds
+  observations  uint8   (T+1, 96, 96, 3)  raw frames, the reset frame first
+  actions       float32 (T, 3)            (steer, gas, brake) the driver meant
+  rewards       float32 (T,)              CarRacing's own (raw) rewards
+  terminated, truncated  bool
+  seed          int                       the track
+  source        str                       'human' | 'expert' (optional)
+  executed_actions float32 (T, 3)         only in noisy (DART) expert demos: the actions the car
+                                          actually executed, which ``replay --verify`` re-simulates
+Demos are recorded one frame per action (action_repeat=1), so ``--verify`` can re-simulate them exactly.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from env import FRAME_SHAPE
+from errors import UserError
+
+EPISODE_PATTERN = re.compile(r"^episode_(\d+)\.npz$")
+REQUIRED_KEYS = ("observations", "actions", "rewards", "terminated", "truncated", "seed")
+SOURCES = ("human", "expert")
+
+
+@dataclass
+class Episode:
+    """One recorded episode; ``path`` is where it was loaded from (None before it is written)."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: bool
+    truncated: bool
+    seed: int
+    source: str = ""
+    executed_actions: np.ndarray | None = None  # only when they differ from `actions` (DART noise)
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def driven_actions(self) -> np.ndarray:
+        """The actions the car really executed (what re-simulation must replay)."""
+        return self.actions if self.executed_actions is None else self.executed_actions
+
+    @property
+    def raw_return(self) -> float:
+        return float(self.rewards.sum(dtype=np.float64))
+
+    @property
+    def lap_complete(self) -> bool:
+        # CarRacing terminates only on a finished lap (or leaving the playfield, which costs -100).
+        return self.terminated and self.rewards[-1] > -100
+
+
+def episode_paths(dataset_dir: str | Path) -> list[Path]:
+    """The dataset's episode files, in episode-number order."""
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in dataset_dir.iterdir() if (m := EPISODE_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def next_episode_number(dataset_dir: str | Path) -> int:
+    """One past the highest existing episode number (0 for a new dataset)."""
+    paths = episode_paths(dataset_dir)
+    return int(EPISODE_PATTERN.match(paths[-1].name).group(1)) + 1 if paths else 0
+
+
+def write_episode(
+    dataset_dir: str | Path,
+    observations: np.ndarray | list,
+    actions: np.ndarray | list,
+    rewards: np.ndarray | list,
+    terminated: bool,
+    truncated: bool,
+    seed: int,
+    source: str,
+    executed_actions: np.ndarray | list | None = None,
+    number: int | None = None,
+) -> Path:
+    """Write one episode as ``episode_<n>.npz`` (n continues after existing files unless given); return its path.
+
+    The file appears complete or not at all: it is written under a temporary name in the same
+    directory and renamed, so an interrupted recording never leaves a half-written episode.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    episode = Episode(
+        observations=np.asarray(observations, dtype=np.uint8),
+        actions=np.asarray(actions, dtype=np.float32),
+        rewards=np.asarray(rewards, dtype=np.float32),
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        seed=int(seed),
+        source=source,
+        executed_actions=None if executed_actions is None else np.asarray(executed_actions, dtype=np.float32),
+    )
+    problem = _shape_problem(episode)
+    if problem:
+        raise ValueError(f"refusing to write a malformed episode: {problem}")
+    dataset_dir = Path(dataset_dir)
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    if number is None:
+        number = next_episode_number(dataset_dir)
+    path = dataset_dir / f"episode_{number}.npz"
+    extra = {} if episode.executed_actions is None else {"executed_actions": episode.executed_actions}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_episode_", suffix=".npz", dir=dataset_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(
+                f,
+                observations=episode.observations,
+                actions=episode.actions,
+                rewards=episode.rewards,
+                terminated=np.bool_(episode.terminated),
+                truncated=np.bool_(episode.truncated),
+                seed=np.int64(episode.seed),
+                source=np.str_(episode.source),
+                **extra,
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; demos are ordinary shareable files
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _shape_problem(ep: Episode) -> str | None:
+    """What is wrong with the arrays' dtypes and shapes, or None."""
+    obs, act, rew = ep.observations, ep.actions, ep.rewards
+    if obs.dtype != np.uint8:
+        return f"observations must be uint8, got {obs.dtype}"
+    if act.dtype != np.float32:
+        return f"actions must be float32, got {act.dtype}"
+    if rew.dtype != np.float32:
+        return f"rewards must be float32, got {rew.dtype}"
+    if act.ndim != 2 or act.shape[1] != 3:
+        return f"actions must have shape (T, 3), got {act.shape}"
+    steps = act.shape[0]
+    if steps < 1:
+        return "episode has no steps (T = 0)"
+    if obs.shape != (steps + 1, *FRAME_SHAPE):
+        return f"observations must have shape (T+1, 96, 96, 3) = {(steps + 1, *FRAME_SHAPE)}, got {obs.shape}"
+    if rew.shape != (steps,):
+        return f"rewards must have shape (T,) = ({steps},), got {rew.shape}"
+    if not (np.all(np.isfinite(act)) and np.all(np.isfinite(rew))):
+        return "actions or rewards contain NaN or infinity"
+    executed = ep.executed_actions
+    if executed is not None and (executed.dtype != np.float32 or executed.shape != act.shape):
+        return f"executed_actions must be float32 of shape {act.shape}, got {executed.dtype} {executed.shape}"
+    return None
+
+
+def load_episode(path: str | Path) -> Episode:
+    """Load and validate one episode file; any problem raises UserError naming the file, in one line."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in REQUIRED_KEYS if k not in data.files]
+            if missing:
+                raise UserError(f"{path}: not an episode file, missing {', '.join(missing)}")
+            arrays = {k: data[k] for k in data.files}
+    except UserError:
+        raise
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such episode file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        # Truncated or corrupt zips fail in many ways; report them all the same way.
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"{path}: unreadable episode file ({detail})") from None
+    for key in ("terminated", "truncated", "seed"):
+        if arrays[key].shape != ():
+            raise UserError(f"{path}: {key} must be a single value, got shape {arrays[key].shape}")
+    if arrays["seed"].dtype.kind not in "iu":
+        raise UserError(f"{path}: seed must be an integer, got {arrays['seed'].dtype}")
+    source = str(arrays["source"]) if "source" in arrays else ""
+    episode = Episode(
+        observations=arrays["observations"],
+        actions=arrays["actions"],
+        rewards=arrays["rewards"],
+        terminated=bool(arrays["terminated"]),
+        truncated=bool(arrays["truncated"]),
+        seed=int(arrays["seed"]),
+        source=source,
+        executed_actions=arrays.get("executed_actions"),
+        path=path,
+    )
+    problem = _shape_problem(episode)
+    if problem:
+        raise UserError(f"{path}: {problem}")
+    return episode
+
+
+def load_dataset(dataset_dir: str | Path, skip_bad: bool = False) -> list[Episode]:
+    """All episodes of a dataset, in order. A bad file raises UserError, or with ``skip_bad`` warns and is skipped."""
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        raise UserError(f"dataset directory {dataset_dir} does not exist")
+    paths = episode_paths(dataset_dir)
+    if not paths:
+        raise UserError(f"dataset directory {dataset_dir} has no episode_<n>.npz files")
+    episodes = []
+    for path in paths:
+        try:
+            episodes.append(load_episode(path))
+        except UserError as error:
+            if not skip_bad:
+                raise UserError(f"{error} (pass --skip_bad to use the other files)") from None
+            print(f"warning: skipping {error}", file=sys.stderr)
+    if not episodes:
+        raise UserError(f"dataset directory {dataset_dir} has no readable episodes")
+    return episodes
+
+
+def summarize(episodes: list[Episode]) -> dict:
+    """Dataset statistics: episode and frame counts, raw returns, sources, completed laps."""
+    returns = np.array([ep.raw_return for ep in episodes], dtype=np.float64)
+    sources: dict[str, int] = {}
+    for ep in episodes:
+        sources[ep.source or "unknown"] = sources.get(ep.source or "unknown", 0) + 1
+    return {
+        "episodes": len(episodes),
+        "frames": int(sum(len(ep) for ep in episodes)),
+        "mean_return": float(returns.mean()) if len(returns) else 0.0,
+        "std_return": float(returns.std()) if len(returns) else 0.0,
+        "min_return": float(returns.min()) if len(returns) else 0.0,
+        "max_return": float(returns.max()) if len(returns) else 0.0,
+        "laps": int(sum(ep.lap_complete for ep in episodes)),
+        "sources": sources,
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """One readable line for the terminal."""
+    sources = ", ".join(f"{k} {v}" for k, v in sorted(summary["sources"].items()))
+    return (
+        f"{summary['episodes']} episodes, {summary['frames']} frames; raw return mean "
+        f"{summary['mean_return']:.1f} ± {summary['std_return']:.1f}, min {summary['min_return']:.1f}, "
+        f"max {summary['max_return']:.1f}; laps completed {summary['laps']}/{summary['episodes']}; "
+        f"sources: {sources}"
+    )
+
+
+def dataset_dir(name: str, root: str | Path = "data") -> Path:
+    """``data/<name>``; a name with a path separator is taken as a directory as-is."""
+    if not name:
+        raise UserError("--dataset must not be empty")
+    return Path(name) if (os.sep in name or "/" in name) else Path(root) / name

@@ -1,0 +1,233 @@
+"""Record demonstrations with a scripted autopilot that reads the privileged track geometry.
+
+The autopilot sees what the pixels hide: CarRacing's centre line (``car_racing.track``, one
+(alpha, beta, x, y) point per tile), the car's pose and velocity, and the wheels' spin.
+  steering  pure pursuit on a point ahead on the centre line, further ahead at speed (so it cuts corners)
+  speed     a curvature speed profile: the highest speed from which the car can still brake down to
+            sqrt(lateral grip / curvature) at every upcoming point
+  oversteer no gas while the driven rear wheels spin clearly faster than the front ones
+
+    python main.py expert --dataset expert --episodes 50 --seed 0
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import demos
+from env import TRAIN_SEED_LIMIT, EnvConfig, make_env
+from errors import UserError
+
+TRACK_STEP = 21 / 6  # CarRacing's TRACK_DETAIL_STEP: centre-line points are this far apart
+WHEELBASE = 1.62 * 2  # front to rear axle in world units (car_dynamics WHEELPOS * SIZE)
+MAX_WHEEL_ANGLE = 0.4  # the steering joint's limit, radians
+
+
+@dataclass
+class AutopilotConfig:
+    """Driving style; the defaults were tuned on training tracks (seeds < 1,000,000)."""
+
+    lookahead: float = 9.0  # pure-pursuit look-ahead distance at standstill (world units)
+    lookahead_time: float = 0.18  # extra look-ahead per unit of speed (seconds)
+    steer_gain: float = 1.0  # multiplies the pure-pursuit wheel angle
+    lateral_accel: float = 140.0  # grip assumed in curves: v_max = sqrt(a / curvature)
+    brake_accel: float = 90.0  # deceleration assumed when planning to slow down before a curve
+    max_speed: float = 100.0  # speed cap (world units per second)
+    preview: float = 90.0  # how far ahead the speed profile looks (world units)
+    speed_tolerance: float = 4.0  # brake only when this much faster than the target speed
+    slip_ratio: float = 1.25  # rear/front wheel spin ratio treated as oversteer (cut the gas)
+    curvature_window: int = 3  # tiles each side averaged when estimating curvature
+
+
+def _wrap(angle: np.ndarray | float) -> np.ndarray | float:
+    """Angle difference folded into [-pi, pi)."""
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+class Autopilot:
+    """Drives a CarRacing car from privileged state. ``reset`` once per track, then ``act`` every frame."""
+
+    def __init__(self, config: AutopilotConfig | None = None):
+        self.config = config or AutopilotConfig()
+        self.points = np.zeros((0, 2))
+        self.curvature = np.zeros(0)
+        self.index = 0
+
+    def reset(self, car_racing) -> None:
+        """Read the new track's centre line and precompute its curvature (1 / radius, per point)."""
+        track = np.asarray(car_racing.track, dtype=np.float64)
+        self.points = track[:, 2:4]
+        heading_change = _wrap(np.diff(track[:, 1], append=track[0, 1]))
+        # Smooth over a few tiles: the generator turns in steps, the car feels the average.
+        w = self.config.curvature_window
+        kernel = np.ones(2 * w + 1) / (2 * w + 1)
+        padded = np.concatenate([heading_change[-w:], heading_change, heading_change[:w]])
+        self.curvature = np.abs(np.convolve(padded, kernel, mode="valid")) / TRACK_STEP
+        self.index = 0
+
+    def _nearest_index(self, position: np.ndarray) -> int:
+        """Nearest centre-line point, searched just around the last one so the lap never jumps ahead."""
+        n = len(self.points)
+        window = (self.index + np.arange(-5, 25)) % n
+        dist = np.sum((self.points[window] - position) ** 2, axis=1)
+        self.index = int(window[int(np.argmin(dist))])
+        return self.index
+
+    def act(self, car_racing) -> np.ndarray:
+        """Action (steer, gas, brake) for the car's current state."""
+        cfg = self.config
+        car = car_racing.car
+        hull = car.hull
+        position = np.array(hull.position)
+        velocity = np.array(hull.linearVelocity)
+        speed = float(np.hypot(*velocity))
+        angle = hull.angle
+        # The hull's local +y is forward and +x is to its right.
+        forward = np.array([-math.sin(angle), math.cos(angle)])
+        right = np.array([math.cos(angle), math.sin(angle)])
+        n = len(self.points)
+        i = self._nearest_index(position)
+
+        # Steering: pure pursuit towards the centre line `lookahead` ahead.
+        lookahead = cfg.lookahead + cfg.lookahead_time * speed
+        target = self.points[(i + int(round(lookahead / TRACK_STEP))) % n]
+        offset = target - position
+        distance = max(float(np.hypot(*offset)), 1e-6)
+        lateral = float(offset @ right)  # > 0: target is to the right
+        wheel_angle = math.atan(2 * WHEELBASE * lateral / distance**2) * cfg.steer_gain
+        # CarRacing: action +1 steers right, and the steering joint's target angle is -action (radians).
+        steer = float(np.clip(wheel_angle, -1.0, 1.0))
+
+        # Speed: the fastest speed that can still brake down to each upcoming curve's limit.
+        ahead = np.arange(int(cfg.preview / TRACK_STEP))
+        curvature = self.curvature[(i + ahead) % n]
+        curve_speed = np.sqrt(cfg.lateral_accel / np.maximum(curvature, 1e-6))
+        reachable = np.sqrt(curve_speed**2 + 2 * cfg.brake_accel * ahead * TRACK_STEP)
+        target_speed = min(cfg.max_speed, float(reachable.min()))
+
+        gas = brake = 0.0
+        if speed < target_speed:
+            gas = float(np.clip((target_speed - speed) / 10.0, 0.1, 1.0))
+        elif speed > target_speed + cfg.speed_tolerance:
+            brake = float(np.clip((speed - target_speed) / 40.0, 0.1, 0.8))
+        # Oversteer: the driven rear wheels spin much faster than the front ones -> no gas.
+        front = abs(car.wheels[0].omega) + abs(car.wheels[1].omega)
+        rear = abs(car.wheels[2].omega) + abs(car.wheels[3].omega)
+        if rear > cfg.slip_ratio * front + 2.0:
+            gas = 0.0
+        return np.array([steer, gas, brake], dtype=np.float32)
+
+
+def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> dict:
+    """Drive track `seed` once; return the episode's arrays (raw frames, intended actions, raw rewards).
+
+    With ``noise`` > 0 (DART), the car executes the autopilot's action plus gaussian noise, but the
+    recorded action is what the autopilot meant, so the demos show how to recover from perturbations.
+    The executed actions are kept too (``executed_actions``) so the episode can still be re-simulated.
+    """
+    # Noise depends only on the track seed: re-recording any one track gives the same file.
+    rng = np.random.default_rng([seed, 0x5EED])
+    frame, _ = env.reset(seed=seed)
+    car_racing = env.unwrapped.car_racing
+    autopilot.reset(car_racing)
+    low, high = env.action_space.low, env.action_space.high
+    frames, actions, executed, rewards = [frame], [], [], []
+    terminated = truncated = False
+    while not (terminated or truncated):
+        action = np.clip(autopilot.act(car_racing), low, high)
+        if noise > 0:
+            perturbed = np.clip(action + rng.normal(0.0, noise, size=3), low, high).astype(np.float32)
+        else:
+            perturbed = action
+        frame, _, terminated, truncated, info = env.step(perturbed)
+        frames.append(frame)
+        actions.append(action)
+        executed.append(perturbed)
+        rewards.append(info["raw_reward"])  # CarRacing's own reward, not the off-track-penalized one
+    episode = dict(
+        observations=np.stack(frames),
+        actions=np.stack(actions).astype(np.float32),
+        rewards=np.asarray(rewards, dtype=np.float32),
+        terminated=terminated,
+        truncated=truncated,
+        seed=seed,
+        source="expert",
+    )
+    if noise > 0:
+        episode["executed_actions"] = np.stack(executed).astype(np.float32)
+    return episode
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/ (or a path)")
+    parser.add_argument("--episodes", type=int, default=10, help="number of tracks to record")
+    parser.add_argument("--seed", type=int, default=0, help="first track seed; tracks seed .. seed+episodes-1")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="DART: std of gaussian noise added to the executed action (the expert's own action is recorded)",
+    )
+    parser.add_argument(
+        "--skip_existing",
+        action="store_true",
+        help="skip tracks whose seed the dataset already holds (resume an interrupted recording)",
+    )
+    parser.add_argument("--max_frames", type=int, default=1000, help="frame limit per episode")
+
+
+def existing_seeds(dataset_dir: Path) -> set[int]:
+    """Track seeds of the episodes already in the dataset (unreadable files are ignored here)."""
+    seeds = set()
+    for path in demos.episode_paths(dataset_dir):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                seeds.add(int(data["seed"]))
+        except Exception:  # a bad file is reported by `replay`, not by recording
+            continue
+    return seeds
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise UserError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.noise < 0:
+        raise UserError(f"--noise must be >= 0, got {args.noise}")
+    if args.max_frames < 1:
+        raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
+    if args.seed < 0 or args.seed + args.episodes > TRAIN_SEED_LIMIT:
+        raise UserError(
+            f"--seed/--episodes: tracks {args.seed}..{args.seed + args.episodes - 1} must lie in the "
+            f"training range 0..{TRAIN_SEED_LIMIT - 1} (higher seeds are held-out test tracks)"
+        )
+    out_dir = demos.dataset_dir(args.dataset)
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    if args.skip_existing:
+        done = existing_seeds(out_dir)
+        seeds = [s for s in seeds if s not in done]
+        if len(seeds) < args.episodes:
+            print(f"skipping {args.episodes - len(seeds)} tracks already in {out_dir}")
+    # Demos: one frame per action and no early stop, so every episode can be re-simulated exactly.
+    env = make_env(EnvConfig(action_repeat=1, offtrack_limit=0, max_frames=args.max_frames), pixels=False)
+    autopilot = Autopilot()
+    recorded: list[demos.Episode] = []
+    try:
+        for seed in (bar := tqdm(seeds, desc="expert", unit="episode")):
+            episode = record_episode(env, autopilot, seed, args.noise)
+            # Written as soon as it finishes: Ctrl-C later never loses it.
+            path = demos.write_episode(out_dir, **episode)
+            recorded.append(demos.Episode(**episode, path=path))
+            bar.set_postfix(ret=f"{recorded[-1].raw_return:.0f}")
+    except KeyboardInterrupt:
+        print(f"interrupted: kept {len(recorded)} finished episodes in {out_dir}")
+        raise
+    finally:
+        env.close()
+    if recorded:
+        print(f"recorded {len(recorded)} episodes in {out_dir}: " + demos.format_summary(demos.summarize(recorded)))
+    return 0

@@ -1,0 +1,128 @@
+"""Drive with the keyboard and record each finished episode as a demonstration.
+
+Keys (hold them; several at once combine):
+  Left / Right   steer full left / right
+  Up             gas (full)
+  Down           brake (0.8: strong, but below the 0.9 at which CarRacing locks the wheels)
+  Enter or R     restart this track and discard the current episode
+  Escape         quit (the current, unfinished episode is discarded; finished ones are already saved)
+  closing the window quits too
+An episode finishes when the lap is complete, the car leaves the playfield, or after --max_frames frames.
+Tracks come from the training range, drawn deterministically from --seed, and are stored with the episode.
+
+    python main.py human --dataset my_laps
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+import numpy as np
+import pygame
+
+import demos
+from env import TRAIN_SEED_LIMIT, EnvConfig, make_env
+from errors import UserError
+
+STEER_LEFT, STEER_RIGHT, GAS, BRAKE = pygame.K_LEFT, pygame.K_RIGHT, pygame.K_UP, pygame.K_DOWN
+RESTART_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER, pygame.K_r)
+BRAKE_STRENGTH = 0.8
+
+
+def keys_to_action(held: set[int] | frozenset[int]) -> np.ndarray:
+    """(steer, gas, brake) for the set of held keys. Left and right together cancel out."""
+    steer = float(STEER_RIGHT in held) - float(STEER_LEFT in held)
+    gas = 1.0 if GAS in held else 0.0
+    brake = BRAKE_STRENGTH if BRAKE in held else 0.0
+    return np.array([steer, gas, brake], dtype=np.float32)
+
+
+@dataclass
+class KeyboardState:
+    """Held keys and pending commands, updated from pygame events once per frame.
+
+    Held keys are tracked from KEYDOWN/KEYUP events rather than ``pygame.key.get_pressed()``, so
+    events posted with ``pygame.event.post`` (tests, scripted input) drive the car like real keys.
+    """
+
+    held: set[int] = field(default_factory=set)
+    quit: bool = False
+    restart: bool = False
+
+    def update(self, events: list[pygame.event.Event]) -> None:
+        for event in events:
+            if event.type == pygame.QUIT:
+                self.quit = True
+            elif event.type == pygame.KEYDOWN:
+                if event.key == pygame.K_ESCAPE:
+                    self.quit = True
+                elif event.key in RESTART_KEYS:
+                    self.restart = True
+                else:
+                    self.held.add(event.key)
+            elif event.type == pygame.KEYUP:
+                self.held.discard(event.key)
+
+
+def track_seeds(seed: int):
+    """Endless deterministic stream of training-track seeds."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield int(rng.integers(TRAIN_SEED_LIMIT))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/ (or a path)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the sequence of (training) tracks you drive")
+    parser.add_argument("--episodes", type=int, default=0, help="stop after recording this many (0 = until Escape)")
+    parser.add_argument("--max_frames", type=int, default=1000, help="frame limit per episode (CarRacing's is 1000)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.episodes < 0:
+        raise UserError(f"--episodes must be >= 0, got {args.episodes}")
+    if args.max_frames < 1:
+        raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
+    out_dir = demos.dataset_dir(args.dataset)
+    # One frame per action and no off-track cut-off: the recorded episode is exactly what was driven.
+    env = make_env(
+        EnvConfig(action_repeat=1, offtrack_limit=0, max_frames=args.max_frames), render_mode="human", pixels=False
+    )
+    print(__doc__.split("\n\n")[1])
+    keyboard = KeyboardState()
+    seeds = track_seeds(args.seed)
+    recorded = 0
+    try:
+        seed = next(seeds)
+        while not keyboard.quit:
+            frame, _ = env.reset(seed=seed)
+            keyboard.restart = False
+            frames, actions, rewards = [frame], [], []
+            terminated = truncated = False
+            while not (terminated or truncated):
+                keyboard.update(pygame.event.get())
+                if keyboard.quit or keyboard.restart:
+                    break
+                action = keys_to_action(keyboard.held)
+                frame, _, terminated, truncated, info = env.step(action)
+                frames.append(frame)
+                actions.append(action)
+                rewards.append(info["raw_reward"])  # CarRacing's own reward, not the penalized one
+            if keyboard.quit:
+                break
+            if keyboard.restart:
+                print(f"restarting track {seed} (episode discarded)")
+                continue
+            path = demos.write_episode(
+                out_dir, frames, actions, rewards, terminated, truncated, seed=seed, source="human"
+            )
+            recorded += 1
+            lap = " lap complete" if terminated and rewards[-1] > -100 else ""
+            print(f"track {seed}: raw return {sum(rewards):.1f} in {len(actions)} frames{lap} -> {path}")
+            if args.episodes and recorded >= args.episodes:
+                break
+            seed = next(seeds)
+    finally:
+        env.close()
+    print(f"recorded {recorded} episodes in {out_dir}")
+    return 0

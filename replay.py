@@ -1,0 +1,173 @@
+"""Play back, verify or summarise recorded demonstrations.
+
+    python main.py replay --dataset expert                  # watch every episode in a window (Escape quits,
+                                                            # Space pauses, Right arrow skips to the next)
+    python main.py replay --dataset expert --episode 3 --video ep3.mp4   # or .gif; headless
+    python main.py replay --dataset expert --verify         # re-simulate: frames and rewards must match exactly
+    python main.py replay --dataset expert --summary
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import demos
+from env import EnvConfig, make_env
+from errors import UserError
+
+FPS = 50  # CarRacing's frame rate; demos hold one frame per action
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="dataset name (data/<dataset>/) or a directory path")
+    parser.add_argument("--episode", type=int, default=None, help="only episode_<K>.npz (default: all)")
+    parser.add_argument("--video", default=None, help="write the episodes to this .mp4 or .gif instead of a window")
+    parser.add_argument("--scale", type=int, default=4, help="magnification of the 96x96 frames (window and video)")
+    parser.add_argument("--fps", type=int, default=FPS, help="playback / video frame rate")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-simulate each episode from its seed and actions; exit 1 at the first frame or reward that differs",
+    )
+    parser.add_argument("--summary", action="store_true", help="print the dataset summary")
+    parser.add_argument("--skip_bad", action="store_true", help="warn about unreadable files and use the others")
+
+
+def select_episodes(args: argparse.Namespace) -> list[demos.Episode]:
+    directory = demos.dataset_dir(args.dataset)
+    if args.episode is None:
+        return demos.load_dataset(directory, skip_bad=args.skip_bad)
+    path = directory / f"episode_{args.episode}.npz"
+    if not path.exists():
+        raise UserError(f"--episode {args.episode}: {path} does not exist")
+    return [demos.load_episode(path)]
+
+
+def verify_episode(episode: demos.Episode, env=None) -> str | None:
+    """Re-simulate `episode`; None if every frame and reward is identical, else where it first differs."""
+    steps = len(episode)
+    own_env = env is None
+    if own_env:
+        # The recording setup: one frame per action, no early stop, raw rewards in info.
+        env = make_env(EnvConfig(action_repeat=1, offtrack_limit=0, max_frames=steps), pixels=False)
+    else:
+        env.unwrapped.config.max_frames = steps
+    try:
+        frame, _ = env.reset(seed=episode.seed)
+        if not np.array_equal(frame, episode.observations[0]):
+            return "step 0: reset frame differs"
+        actions = episode.driven_actions
+        for t in range(steps):
+            frame, _, terminated, _, info = env.step(actions[t])
+            if not np.array_equal(frame, episode.observations[t + 1]):
+                return f"step {t + 1}: frame differs"
+            if np.float32(info["raw_reward"]).tobytes() != episode.rewards[t].tobytes():
+                return f"step {t + 1}: reward {info['raw_reward']!r} re-simulated, {episode.rewards[t]!r} recorded"
+            if terminated and t < steps - 1:
+                return f"step {t + 1}: the episode ended here when re-simulated but has {steps} steps"
+        if terminated != episode.terminated:
+            return f"step {steps}: terminated={terminated} re-simulated, {episode.terminated} recorded"
+    finally:
+        if own_env:
+            env.close()
+    return None
+
+
+def verify(episodes: list[demos.Episode]) -> int:
+    from tqdm import tqdm
+
+    env = make_env(EnvConfig(action_repeat=1, offtrack_limit=0), pixels=False)
+    failures = 0
+    try:
+        for episode in tqdm(episodes, desc="verify", unit="episode"):
+            problem = verify_episode(episode, env)
+            if problem:
+                failures += 1
+                tqdm.write(f"MISMATCH {episode.path}: {problem}")
+    finally:
+        env.close()
+    print(f"verified {len(episodes) - failures}/{len(episodes)} episodes byte-for-byte")
+    return 1 if failures else 0
+
+
+def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour magnification: keeps the pixels the agent sees crisp."""
+    return frame.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else frame
+
+
+def write_video(episodes: list[demos.Episode], path: Path, scale: int, fps: int) -> None:
+    """All episodes, one after another, into an MP4 (ffmpeg) or GIF chosen by the file extension."""
+    import imageio.v2 as imageio
+
+    suffix = path.suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise UserError(f"--video {path}: the extension must be .mp4 or .gif")
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".mp4":
+        # 96 * scale is a multiple of 16 for any scale, so ffmpeg needs no resizing.
+        writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=16)
+    else:
+        writer = imageio.get_writer(path, mode="I", duration=1000 / fps, loop=0)
+    with writer:
+        for episode in episodes:
+            for frame in episode.observations:
+                writer.append_data(upscale(frame, scale))
+    frames = sum(len(ep.observations) for ep in episodes)
+    print(f"wrote {frames} frames of {len(episodes)} episodes to {path}")
+
+
+def play(episodes: list[demos.Episode], scale: int, fps: int) -> None:
+    """Show the episodes in a window. Escape or closing quits, Space pauses, Right arrow skips the episode."""
+    import pygame
+
+    pygame.display.init()
+    size = 96 * scale
+    screen = pygame.display.set_mode((size, size))
+    clock = pygame.time.Clock()
+    try:
+        for episode in episodes:
+            t, paused = 0, False
+            while t < len(episode.observations):
+                for event in pygame.event.get():
+                    if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                        return
+                    if event.type == pygame.KEYDOWN and event.key == pygame.K_SPACE:
+                        paused = not paused
+                    if event.type == pygame.KEYDOWN and event.key == pygame.K_RIGHT:
+                        t = len(episode.observations)
+                if t >= len(episode.observations):
+                    break
+                frame = upscale(episode.observations[t], scale)
+                # pygame surfaces are (width, height): transpose the (row, column) image.
+                screen.blit(pygame.surfarray.make_surface(frame.transpose(1, 0, 2)), (0, 0))
+                pygame.display.set_caption(
+                    f"{episode.path.name if episode.path else 'episode'}  track {episode.seed}  "
+                    f"step {t}/{len(episode)}  return {episode.rewards[:t].sum():.1f}"
+                )
+                pygame.display.flip()
+                clock.tick(fps)
+                if not paused:
+                    t += 1
+    finally:
+        pygame.display.quit()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.scale < 1:
+        raise UserError(f"--scale must be >= 1, got {args.scale}")
+    if args.fps < 1:
+        raise UserError(f"--fps must be >= 1, got {args.fps}")
+    episodes = select_episodes(args)
+    status = 0
+    if args.summary:
+        print(demos.format_summary(demos.summarize(episodes)))
+    if args.verify:
+        status = verify(episodes)
+    if args.video:
+        write_video(episodes, Path(args.video), args.scale, args.fps)
+    elif not (args.summary or args.verify):
+        play(episodes, args.scale, args.fps)
+    return status
