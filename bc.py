@@ -1,7 +1,8 @@
 """`train_bc`: behaviour-cloning pre-training of the actor and both critics on demonstrations.
 
 Actor loss: mean squared error between the actor's deterministic (squashed-mean) action and the expert's
-action. Critic loss: both Q heads regress the Monte-Carlo discounted return of the demonstration, computed
+action; the actor's standard deviation is fitted separately (likelihood around the detached mean, small
+weight) so that RL starts with exploration noise matched to the imitation error. Critic loss: both Q heads regress the Monte-Carlo discounted return of the demonstration, computed
 with the same penalized reward RL optimises, so fine-tuning starts from a critic that already ranks
 on-road driving above leaving the road. The encoder learns from both losses (the critic's scaled down by
 `critic_weight` so the returns' large scale does not swamp the actor), with random-shift augmentation.
@@ -121,10 +122,16 @@ def bc_losses(model: ActorCritic, batch: dict, device: torch.device, augment_pad
     action = torch.as_tensor(batch["action"], device=device)
     target = torch.as_tensor(batch["mc_return"], device=device)
     features = model.encoder(random_shift(obs, augment_pad))
-    actor_loss = F.mse_loss(model.actor.deterministic(features), action)
+    mean, log_std = model.actor(features)
+    squashed_mean = torch.tanh(mean) * model.actor.action_scale + model.actor.action_bias
+    actor_loss = F.mse_loss(squashed_mean, action)
+    # Calibrate the policy's spread: Gaussian likelihood of the expert's pre-tanh action around the
+    # (detached) mean, so SAC later explores about as widely as the imitation is uncertain.
+    unit = ((action - model.actor.action_bias) / model.actor.action_scale).clamp(-0.99, 0.99)
+    std_loss = (((torch.atanh(unit) - mean.detach()) / log_std.exp()) ** 2 / 2 + log_std).sum(-1).mean()
     q1, q2 = model.critic(features, action)
     critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-    return {"actor_loss": actor_loss, "critic_loss": critic_loss, "q_mean": q1.detach().mean()}
+    return {"actor_loss": actor_loss, "std_loss": std_loss, "critic_loss": critic_loss, "q_mean": q1.detach().mean()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,7 +194,7 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
             bar = trange(updates_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False)
             for _ in bar:
                 losses = bc_losses(model, train_data.sample(config.batch_size, rng, config.gamma), device, config.augment_pad)
-                loss = losses["actor_loss"] + config.critic_weight * losses["critic_loss"]
+                loss = losses["actor_loss"] + 0.01 * losses["std_loss"] + config.critic_weight * losses["critic_loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -1,0 +1,387 @@
+"""`train_rl`: SAC fine-tuning of a BC run with the BC-SAC actor objective, or SAC from scratch.
+
+One algorithm, top to bottom: flags -> config, vector environments, replay (demonstrations + online
+data sampled at `demo_ratio`), the learner (`update_critic`, `update_actor`, `update`), the loop with
+evaluation, TensorBoard and checkpoints.
+
+Actor loss (Lu et al. 2022, "Imitation Is Not Enough"):
+    E[alpha * log pi(a|s) - min Q(s, a)] / |Q|  +  bc_weight * E_demo[(mu(s) - a_expert)^2]
+|Q| is the batch's mean absolute Q (detached, at least 1), as in TD3+BC, so `bc_weight` does not depend
+on the reward scale. bc_weight = 0 is plain SAC fine-tuning. The critics learn from demo and online data with
+n-step TD targets on the penalized reward; the encoder is trained by the critic loss only (the actor
+reads detached features), and the next observation is encoded once by the target encoder.
+
+Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, step counters and
+random-number states exactly; the replay buffer is not saved (it would be GBs): it is rebuilt from the
+run's demonstrations plus fresh collection, and updates restart once it holds `learning_starts` steps.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+import demos
+from agent import Agent
+from bc import DATA_ROOT, VALIDATION_SEED_START, add_env_and_model_arguments, env_and_model_configs, resolve_device
+from env import TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
+from errors import UserError
+from evaluate import evaluate, summarize
+from networks import ActorCritic, ModelConfig, random_shift
+from replay_buffer import FrameReplay, demo_replay, sample_mixed
+from runs import checkpoint_path, load_checkpoint, load_config, new_run_id, run_dir, save_checkpoint, save_config
+
+
+@dataclass
+class RLConfig:
+    total_steps: int = 30_000  # agent steps summed over environments (each = action_repeat frames)
+    learning_starts: int = 1_000  # steps collected before the first update
+    batch_size: int = 256
+    num_envs: int = 2
+    updates_per_step: float = 0.25  # gradient updates per collected step
+    eval_every: int = 5_000  # steps between held-out evaluations (0 = never)
+    eval_episodes: int = 6
+    checkpoint_every: int = 5_000
+    bc_weight: float = 1.0  # lambda of the BC term (0 = plain SAC)
+    bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
+    demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
+    critic_warmup_steps: int = 0  # steps (after learning_starts) training critics only, actor frozen
+    gamma: float = 0.99
+    n_step: int = 3
+    tau: float = 0.01  # Polyak rate of the target encoder and critics
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    init_temperature: float = 0.05
+    target_entropy: float = -3.0  # -|A|
+    augment_pad: int = 4
+    buffer_size: int = 100_000  # online transitions kept (frames stored once, uint8)
+    seed: int = 0
+    device: str = "cpu"
+    bc_run: str = ""  # the BC run this fine-tunes ('' = SAC from scratch)
+    dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    c = RLConfig()
+    parser.add_argument("--resume_run_id", default=None,
+                        help="a BC run to fine-tune, or an RL run to continue exactly; omit for SAC from scratch")
+    parser.add_argument("--run_id", default=None, help="name of the new run (default: rl_<timestamp>)")
+    parser.add_argument("--total_steps", type=int, default=c.total_steps, help="environment steps (agent decisions, all envs)")
+    parser.add_argument("--learning_starts", type=int, default=c.learning_starts, help="steps collected before updates begin")
+    parser.add_argument("--batch_size", type=int, default=c.batch_size, help="transitions per update")
+    parser.add_argument("--num_envs", type=int, default=c.num_envs, help="parallel environment processes")
+    parser.add_argument("--updates_per_step", type=float, default=c.updates_per_step, help="gradient updates per environment step")
+    parser.add_argument("--eval_every", type=int, default=c.eval_every, help="steps between held-out evaluations (0 = none)")
+    parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per periodic evaluation")
+    parser.add_argument("--checkpoint_every", type=int, default=c.checkpoint_every, help="steps between checkpoints")
+    parser.add_argument("--bc_weight", type=float, default=c.bc_weight, help="lambda of the BC loss in the actor objective (0 = plain SAC)")
+    parser.add_argument("--bc_decay_steps", type=int, default=c.bc_decay_steps, help="linearly decay lambda to 0 over this many steps (0 = constant)")
+    parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
+    parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
+    parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
+    parser.add_argument("--n_step", type=int, default=c.n_step, help="n-step TD targets")
+    parser.add_argument("--tau", type=float, default=c.tau, help="Polyak rate of the targets")
+    parser.add_argument("--actor_lr", type=float, default=c.actor_lr, help="actor learning rate")
+    parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
+    parser.add_argument("--init_temperature", type=float, default=c.init_temperature, help="initial entropy temperature alpha")
+    parser.add_argument("--target_entropy", type=float, default=c.target_entropy, help="entropy target of the temperature")
+    parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
+    parser.add_argument("--buffer_size", type=int, default=c.buffer_size, help="online transitions kept")
+    parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer (default: the BC run's; none from scratch)")
+    parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
+    parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
+    add_env_and_model_arguments(parser)
+
+
+class SACLearner:
+    """The networks, their optimisers and the temperature; `update` does one gradient step of each."""
+
+    def __init__(self, model: ActorCritic, config: RLConfig, device: torch.device):
+        self.model, self.config, self.device = model, config, device
+        self.critic_optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.critic.parameters()], lr=config.critic_lr)
+        self.actor_optimizer = torch.optim.Adam(model.actor.parameters(), lr=config.actor_lr)
+        self.log_alpha = torch.tensor(np.log(config.init_temperature), device=device, requires_grad=True)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+        self.updates = 0
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp().detach()
+
+    def update_critic(self, obs, action, reward, discount, next_obs) -> tuple[dict, torch.Tensor]:
+        """Clipped double-Q soft TD step; returns metrics and the (encoder-trained) features of obs."""
+        model = self.model
+        with torch.no_grad():
+            next_features = model.target_encoder(next_obs)
+            next_action, next_log_prob = model.actor.sample(next_features)
+            target_q1, target_q2 = model.target_critic(next_features, next_action)
+            target = reward + discount * (torch.min(target_q1, target_q2) - self.alpha * next_log_prob)
+        features = model.encoder(obs)
+        q1, q2 = model.critic(features, action)
+        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
+        return {"critic_loss": loss.item(), "q": q1.mean().item(), "target_q": target.mean().item()}, features.detach()
+
+    def update_actor(self, features, demo_action, is_demo, bc_weight: float) -> dict:
+        """SAC actor loss / |Q| + bc_weight * BC loss on the demo part; then the temperature step."""
+        model = self.model
+        action, log_prob = model.actor.sample(features)
+        q1, q2 = model.critic(features, action)
+        q = torch.min(q1, q2)
+        sac_loss = (self.alpha * log_prob - q).mean()
+        bc_loss = torch.zeros((), device=self.device)
+        if bc_weight > 0 and is_demo.any():
+            bc_loss = F.mse_loss(model.actor.deterministic(features[is_demo]), demo_action[is_demo])
+        # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.
+        loss = sac_loss / q.abs().mean().detach().clamp(min=1.0) + bc_weight * bc_loss
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_optimizer.step()
+        # Critic parameters got gradients from this loss too; the critic step clears them before use.
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.config.target_entropy)).mean()
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_optimizer.step()
+        return {"actor_loss": sac_loss.item(), "bc_loss": bc_loss.item(), "entropy": -log_prob.mean().item(),
+                "alpha": self.alpha.item(), "alpha_loss": alpha_loss.item()}
+
+    def update(self, batch: dict, bc_weight: float, train_actor: bool = True) -> dict:
+        """One learner step on a numpy batch from `sample_mixed`."""
+        as_tensor = lambda key: torch.as_tensor(batch[key], device=self.device)
+        pad = self.config.augment_pad
+        obs, next_obs = random_shift(as_tensor("obs"), pad), random_shift(as_tensor("next_obs"), pad)
+        action = as_tensor("action")
+        metrics, features = self.update_critic(obs, action, as_tensor("reward"), as_tensor("discount"), next_obs)
+        if train_actor:
+            metrics.update(self.update_actor(features, action, as_tensor("is_demo"), bc_weight))
+        self.model.sync_targets(self.config.tau)
+        self.updates += 1
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict(),
+                "actor_optimizer": self.actor_optimizer.state_dict(), "log_alpha": self.log_alpha.detach().cpu(),
+                "alpha_optimizer": self.alpha_optimizer.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.updates = state["updates"]
+
+
+def bc_weight_at(config: RLConfig, step: int) -> float:
+    if config.bc_decay_steps <= 0:
+        return config.bc_weight
+    return config.bc_weight * max(0.0, 1.0 - step / config.bc_decay_steps)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve what to start from (scratch, a BC run, or an RL run to continue), then train."""
+    resume_state = None
+    if args.resume_run_id and load_config(run_dir(args.resume_run_id)).get("kind") == "rl":
+        path = run_dir(args.resume_run_id)
+        saved = load_config(path)
+        config = RLConfig(**{**saved["train"], "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
+        env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
+        resume_state = load_checkpoint(checkpoint_path(path), "cpu")
+        init_model = None
+    else:
+        config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k not in ("bc_run", "dataset")})
+        init_model = None
+        if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
+            bc_path = run_dir(args.resume_run_id)
+            saved = load_config(bc_path)
+            if saved.get("kind") != "bc":
+                raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run (kind {saved.get('kind')!r})")
+            env_config = replace(EnvConfig(**saved["env"]), offtrack_penalty=args.offtrack_penalty, offtrack_limit=args.offtrack_limit)
+            model_config = ModelConfig(**saved["model"])
+            init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
+            config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
+        else:
+            env_config, model_config = env_and_model_configs(args)
+            config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0)
+        run_id = args.run_id or new_run_id("rl")
+        path = run_dir(run_id, must_exist=False)
+        if (path / "config.json").exists():
+            raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
+    validate_config(config)
+    device = resolve_device(config.device)
+    save_config(path, {"kind": "rl", "train": asdict(config), "env": asdict(env_config), "model": asdict(model_config)})
+    train_rl(path, config, env_config, model_config, device, init_model=init_model, resume_state=resume_state)
+    return 0
+
+
+def validate_config(config: RLConfig) -> None:
+    for name in ("total_steps", "batch_size", "num_envs", "eval_episodes", "checkpoint_every", "buffer_size", "n_step"):
+        if getattr(config, name) < 1:
+            raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
+    for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):
+        if getattr(config, name) < 0:
+            raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
+    if not 0 <= config.demo_ratio <= 1:
+        raise UserError(f"--demo_ratio must be in [0, 1], got {config.demo_ratio}")
+    if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
+        raise UserError("--gamma and --tau must be in (0, 1]")
+    if config.init_temperature <= 0:
+        raise UserError(f"--init_temperature must be > 0, got {config.init_temperature}")
+
+
+class EpisodeTracker:
+    """Raw and penalized returns of the training episodes, per environment."""
+
+    def __init__(self, num_envs: int):
+        self.raw, self.penalized = np.zeros(num_envs), np.zeros(num_envs)
+
+    def add(self, reward: np.ndarray, info: dict, done: np.ndarray) -> list[tuple[float, float]]:
+        self.raw += info["raw_reward"]
+        self.penalized += reward
+        finished = [(self.raw[i], self.penalized[i]) for i in np.flatnonzero(done)]
+        self.raw[done], self.penalized[done] = 0.0, 0.0
+        return finished
+
+
+def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info) -> np.ndarray:
+    """Store one vector-env step (same-step autoreset): the final frame of a finished episode is in
+    info['final_obs'] and the returned observation already starts the next episode."""
+    channels = online.frames.shape[2]
+    done = terminated | truncated
+    for i in range(len(actions)):
+        final = info["final_obs"][i] if done[i] else next_obs[i]
+        online.add(i, actions[i], reward[i], final[-channels:], bool(terminated[i]))
+        if done[i]:
+            online.start(i, next_obs[i, -channels:])
+    return done
+
+
+def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: ModelConfig, device: torch.device,
+             init_model: dict | None = None, resume_state: dict | None = None) -> SACLearner:
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = ActorCritic(env_config.obs_shape, model_config).to(device)
+    if init_model is not None:
+        model.load_state_dict(init_model)
+        model.sync_targets(1.0)
+    learner = SACLearner(model, config, device)
+    step = 0
+    if resume_state is not None:
+        learner.load_state_dict(resume_state)
+        step, rng = resume_state["step"], resume_state["numpy_rng"]
+        torch.set_rng_state(resume_state["torch_rng"])
+        print(f"resuming {path.name} at step {step} ({learner.updates} updates)")
+
+    demo_buffer = None
+    if config.dataset:
+        demo_buffer = demo_replay(demos.load_dataset(DATA_ROOT / config.dataset, skip_bad=True), env_config, config.gamma)
+    frame_channels = 1 if env_config.grayscale else 3
+    frame_shape = (frame_channels, env_config.obs_size, env_config.obs_size)
+    online = FrameReplay(max(config.buffer_size // config.num_envs, 64), config.num_envs, frame_shape, env_config.frame_stack)
+    print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
+          f"{config.num_envs} envs, demos: {len(demo_buffer) if demo_buffer else 0} transitions")
+    print(f"TensorBoard: tensorboard --logdir {path.parent}")
+
+    writer = SummaryWriter(str(path))
+    envs = make_vec_env(config.num_envs, env_config)
+    # Training tracks only (seeds below TRAIN_SEED_LIMIT); a resumed run starts new ones.
+    obs, _ = envs.reset(seed=(config.seed * 1000 + step) % (TRAIN_SEED_LIMIT - config.num_envs))
+    for i in range(config.num_envs):
+        online.start(i, obs[i, -frame_channels:])
+    tracker = EpisodeTracker(config.num_envs)
+    agent = Agent(model, env_config, device)
+    collected_since_start = 0  # steps collected in this process (the buffer starts empty on resume)
+    update_debt = 0.0
+    last_eval = last_checkpoint = step
+    timer = {"start": time.time(), "env": 0.0, "learn": 0.0, "frames": 0, "updates": 0}
+
+    def checkpoint(name: str = "latest_step") -> None:
+        state = {**learner.state_dict(), "step": step, "numpy_rng": rng, "torch_rng": torch.get_rng_state()}
+        save_checkpoint(path, name, state)
+
+    def evaluate_now() -> None:
+        model.eval()
+        seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes))
+        summary = summarize(evaluate(agent, seeds, num_envs=config.num_envs, progress=False))
+        model.train()
+        writer.add_scalar("eval/raw_return", summary["raw"]["mean"], step)
+        writer.add_scalar("eval/penalized_return", summary["penalized"]["mean"], step)
+        writer.add_scalar("eval/offtrack_frames", summary["offtrack_frames"]["mean"], step)
+        tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f}, "
+                   f"penalized {summary['penalized']['mean']:.0f}, off-track frames {summary['offtrack_frames']['mean']:.0f}")
+
+    bar = tqdm(total=config.total_steps, initial=step, desc="train_rl", unit="step")
+    try:
+        if config.eval_every and step == 0:
+            evaluate_now()
+        while step < config.total_steps:
+            # ---- collect one step in every environment
+            t0 = time.time()
+            if init_model is None and resume_state is None and step < config.learning_starts:
+                actions = rng.uniform([-1, 0, 0], [1, 1, 1], size=(config.num_envs, 3)).astype(np.float32)
+            else:
+                with torch.no_grad():
+                    features = model.encoder(torch.as_tensor(obs, device=device))
+                    actions = model.actor.sample(features)[0].cpu().numpy()
+            next_obs, reward, terminated, truncated, info = envs.step(actions)
+            done = record_step(online, actions, reward, next_obs, terminated, truncated, info)
+            for raw, penalized in tracker.add(reward, info, done):
+                writer.add_scalar("train/episode_raw_return", raw, step)
+                writer.add_scalar("train/episode_penalized_return", penalized, step)
+            obs = next_obs
+            step += config.num_envs
+            collected_since_start += config.num_envs
+            bar.update(config.num_envs)
+            timer["env"] += time.time() - t0
+            timer["frames"] += config.num_envs * env_config.action_repeat
+
+            # ---- learn
+            if collected_since_start >= config.learning_starts and len(online) > 0:
+                t0 = time.time()
+                update_debt += config.updates_per_step * config.num_envs
+                train_actor = step >= config.learning_starts + config.critic_warmup_steps
+                while update_debt >= 1:
+                    batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma, config.n_step)
+                    metrics = learner.update(batch, bc_weight_at(config, step), train_actor)
+                    update_debt -= 1
+                    timer["updates"] += 1
+                timer["learn"] += time.time() - t0
+                if learner.updates % 50 == 0 and timer["updates"]:
+                    for k, v in metrics.items():
+                        writer.add_scalar(f"train/{k}", v, step)
+                    writer.add_scalar("train/bc_weight", bc_weight_at(config, step), step)
+            if step % 1000 < config.num_envs:
+                elapsed = time.time() - timer["start"]
+                writer.add_scalar("speed/env_frames_per_s", timer["frames"] / max(timer["env"], 1e-9), step)
+                writer.add_scalar("speed/updates_per_s", timer["updates"] / max(timer["learn"], 1e-9), step)
+                writer.add_scalar("speed/steps_per_s_overall", collected_since_start / elapsed, step)
+                bar.set_postfix(upd=learner.updates, alpha=f"{learner.alpha.item():.3f}")
+
+            if config.eval_every and step - last_eval >= config.eval_every:
+                last_eval = step
+                evaluate_now()
+            if step - last_checkpoint >= config.checkpoint_every:
+                last_checkpoint = step
+                checkpoint()
+    except KeyboardInterrupt:
+        tqdm.write("interrupted: writing a final checkpoint")
+    finally:
+        bar.close()
+        checkpoint()
+        envs.close()
+    if config.eval_every and step - last_eval > 0 and step >= config.total_steps:
+        evaluate_now()
+    writer.close()
+    print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id {path.name}")
+    return learner

@@ -1,0 +1,134 @@
+"""SAC / BC-SAC learner: finite losses, temperature, BC anchoring, exact resume, collection, CLI errors."""
+import io
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import main
+from env import EnvConfig, make_vec_env
+from networks import ActorCritic, ModelConfig
+from replay_buffer import FrameReplay
+from rl import RLConfig, SACLearner, record_step
+
+TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
+OBS_SHAPE = (2, 48, 48)
+
+
+def make_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict:
+    return {
+        "obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
+        "next_obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
+        "action": np.tile(np.array([[0.5, 0.8, 0.2]], np.float32), (n, 1)),
+        "reward": rng.normal(size=n).astype(np.float32),
+        "discount": np.full(n, 0.99, np.float32),
+        "is_demo": np.full(n, demo),
+    }
+
+
+def make_learner(seed: int = 0, **overrides) -> SACLearner:
+    torch.manual_seed(seed)
+    config = replace(RLConfig(), augment_pad=2, **overrides)
+    return SACLearner(ActorCritic(OBS_SHAPE, TINY), config, torch.device("cpu"))
+
+
+def test_update_losses_finite_and_targets_move():
+    learner = make_learner()
+    before = [p.clone() for p in learner.model.target_critic.parameters()]
+    metrics = learner.update(make_batch(np.random.default_rng(0)), bc_weight=1.0)
+    assert set(metrics) >= {"critic_loss", "actor_loss", "bc_loss", "entropy", "alpha", "q"}
+    assert all(np.isfinite(v) for v in metrics.values())
+    after = list(learner.model.target_critic.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))  # Polyak step happened
+
+
+@pytest.mark.parametrize("target_entropy, direction", [(-50.0, -1), (50.0, 1)])
+def test_temperature_moves_toward_target_entropy(target_entropy, direction):
+    learner = make_learner(target_entropy=target_entropy)
+    alpha0 = learner.alpha.item()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        learner.update(make_batch(rng), bc_weight=0.0)
+    assert np.sign(learner.alpha.item() - alpha0) == direction
+
+
+def test_bc_weight_keeps_actor_on_demo_actions():
+    rng = np.random.default_rng(0)
+    batch = make_batch(rng, n=8)
+    batch["obs"][:] = batch["obs"][0]  # one state, one expert action
+
+    def demo_error(bc_weight: float) -> float:
+        learner = make_learner(seed=1, actor_lr=1e-3)
+        for _ in range(100):
+            learner.update(batch, bc_weight=bc_weight)
+        with torch.no_grad():
+            action = learner.model.act(torch.as_tensor(batch["obs"][:1]))
+        return float(((action - torch.as_tensor(batch["action"][:1])) ** 2).mean())
+
+    with_bc, without_bc = demo_error(10.0), demo_error(0.0)
+    assert with_bc < 0.01
+    assert with_bc < without_bc
+
+
+def test_resume_from_state_dict_continues_exactly(tmp_path):
+    rng_a = np.random.default_rng(0)
+    batches = [make_batch(rng_a) for _ in range(6)]
+    uninterrupted = make_learner()
+    torch.manual_seed(123)
+    for b in batches:
+        uninterrupted.update(b, 1.0)
+
+    first = make_learner()
+    torch.manual_seed(123)
+    for b in batches[:3]:
+        first.update(b, 1.0)
+    torch.save({**first.state_dict(), "torch_rng": torch.get_rng_state()}, tmp_path / "ck.pt")
+    state = torch.load(tmp_path / "ck.pt", weights_only=False)
+    resumed = make_learner(seed=99)  # different init: everything must come from the checkpoint
+    resumed.load_state_dict(state)
+    torch.set_rng_state(state["torch_rng"])
+    for b in batches[3:]:
+        resumed.update(b, 1.0)
+    assert resumed.updates == uninterrupted.updates == 6
+    assert resumed.alpha.item() == uninterrupted.alpha.item()
+    for a, b in zip(resumed.model.state_dict().values(), uninterrupted.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_vector_collection_stores_final_frames_and_restarts():
+    config = EnvConfig(action_repeat=2, frame_stack=2, obs_size=24, max_frames=6)  # 3 steps per episode
+    envs = make_vec_env(2, config, asynchronous=False)
+    obs, _ = envs.reset(seed=5)
+    buffer = FrameReplay(50, 2, (1, 24, 24), frame_stack=2)
+    for i in range(2):
+        buffer.start(i, obs[i, -1:])
+    finals = []
+    for _ in range(4):
+        actions = np.tile(np.array([[0.0, 0.5, 0.0]], np.float32), (2, 1))
+        next_obs, reward, terminated, truncated, info = envs.step(actions)
+        done = record_step(buffer, actions, reward, next_obs, terminated, truncated, info)
+        if done[0]:
+            finals.append(info["final_obs"][0][-1:].copy())
+            assert buffer.episode_pos[0, (buffer.written[0] - 1) % 50] == 0  # new episode started
+        obs = next_obs
+    envs.close()
+    assert len(finals) == 1 and buffer.written[0] == 1 + 3 + 1 + 1  # start, 3 steps, restart, 1 step
+    assert np.array_equal(buffer.frames[0, 3], finals[0])  # the truncated episode's last frame
+    assert not buffer.terminated[0, 3]  # time-limit truncation still bootstraps
+    assert np.allclose(buffer.actions[0, 1], [0.0, 0.5, 0.0])
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    code = main.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli(capsys, "train_rl", "--resume_run_id", "no_such_run")
+    assert code == 2 and "no_such_run" in err and len(err.strip().splitlines()) == 1
+    code, err = run_cli(capsys, "train_rl", "--batch_size", "0")
+    assert code == 2 and "--batch_size" in err
+    code, err = run_cli(capsys, "train_rl", "--demo_ratio", "1.5")
+    assert code == 2 and "--demo_ratio" in err
