@@ -7,12 +7,14 @@
   terminated, truncated  bool
   seed          int                       the track
   source        str                       'human' | 'expert' (optional)
+  off_track     bool    (T,)              optional: no wheel on the road after the step (for penalized rewards)
   executed_actions float32 (T, 3)         only in noisy (DART) expert demos: the actions the car
                                           actually executed, which ``replay --verify`` re-simulates
 Demos are recorded one frame per action (action_repeat=1), so ``--verify`` can re-simulate them exactly.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -28,6 +30,7 @@ from errors import UserError
 
 EPISODE_PATTERN = re.compile(r"^episode_(\d+)\.npz$")
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminated", "truncated", "seed")
+OPTIONAL_KEYS = ("executed_actions", "off_track")
 SOURCES = ("human", "expert")
 
 
@@ -43,6 +46,7 @@ class Episode:
     seed: int
     source: str = ""
     executed_actions: np.ndarray | None = None  # only when they differ from `actions` (DART noise)
+    off_track: np.ndarray | None = None  # per step, when recorded
     path: Path | None = None
 
     def __len__(self) -> int:
@@ -88,6 +92,7 @@ def write_episode(
     seed: int,
     source: str,
     executed_actions: np.ndarray | list | None = None,
+    off_track: np.ndarray | list | None = None,
     number: int | None = None,
 ) -> Path:
     """Write one episode as ``episode_<n>.npz`` (n continues after existing files unless given); return its path.
@@ -106,6 +111,7 @@ def write_episode(
         seed=int(seed),
         source=source,
         executed_actions=None if executed_actions is None else np.asarray(executed_actions, dtype=np.float32),
+        off_track=None if off_track is None else np.asarray(off_track, dtype=bool),
     )
     problem = _shape_problem(episode)
     if problem:
@@ -115,21 +121,21 @@ def write_episode(
     if number is None:
         number = next_episode_number(dataset_dir)
     path = dataset_dir / f"episode_{number}.npz"
-    extra = {} if episode.executed_actions is None else {"executed_actions": episode.executed_actions}
+    extra = {k: getattr(episode, k) for k in OPTIONAL_KEYS if getattr(episode, k) is not None}
+    arrays = dict(
+        observations=episode.observations,
+        actions=episode.actions,
+        rewards=episode.rewards,
+        terminated=np.bool_(episode.terminated),
+        truncated=np.bool_(episode.truncated),
+        seed=np.int64(episode.seed),
+        source=np.str_(episode.source),
+        **extra,
+    )
     fd, tmp = tempfile.mkstemp(prefix=".tmp_episode_", suffix=".npz", dir=dataset_dir)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f,
-                observations=episode.observations,
-                actions=episode.actions,
-                rewards=episode.rewards,
-                terminated=np.bool_(episode.terminated),
-                truncated=np.bool_(episode.truncated),
-                seed=np.int64(episode.seed),
-                source=np.str_(episode.source),
-                **extra,
-            )
+            _write_npz(f, arrays)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; demos are ordinary shareable files
@@ -139,6 +145,17 @@ def write_episode(
             os.unlink(tmp)
         raise
     return path
+
+
+def _write_npz(file, arrays: dict[str, np.ndarray]) -> None:
+    """What ``np.savez_compressed`` writes, but with a fixed timestamp in the zip entries, so the same
+    episode always gives the same bytes (recording is reproducible file for file)."""
+    with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, array in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, mode="w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
 
 
 def _shape_problem(ep: Episode) -> str | None:
@@ -164,6 +181,9 @@ def _shape_problem(ep: Episode) -> str | None:
     executed = ep.executed_actions
     if executed is not None and (executed.dtype != np.float32 or executed.shape != act.shape):
         return f"executed_actions must be float32 of shape {act.shape}, got {executed.dtype} {executed.shape}"
+    off = ep.off_track
+    if off is not None and (off.dtype != np.bool_ or off.shape != (steps,)):
+        return f"off_track must be bool of shape ({steps},), got {off.dtype} {off.shape}"
     return None
 
 
@@ -199,6 +219,7 @@ def load_episode(path: str | Path) -> Episode:
         seed=int(arrays["seed"]),
         source=source,
         executed_actions=arrays.get("executed_actions"),
+        off_track=arrays.get("off_track"),
         path=path,
     )
     problem = _shape_problem(episode)
@@ -255,6 +276,16 @@ def format_summary(summary: dict) -> str:
         f"max {summary['max_return']:.1f}; laps completed {summary['laps']}/{summary['episodes']}; "
         f"sources: {sources}"
     )
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows defaults and keeps the line breaks of the usage examples in the recording CLIs' epilogs."""
+
+
+def add_epilog(parser: argparse.ArgumentParser, module_doc: str) -> None:
+    """The module docstring minus its first line becomes the subcommand's --help epilog."""
+    parser.formatter_class = HelpFormatter
+    parser.epilog = module_doc.split("\n", 1)[1].strip()
 
 
 def dataset_dir(name: str, root: str | Path = "data") -> Path:

@@ -40,7 +40,7 @@ class AutopilotConfig:
     max_speed: float = 100.0  # speed cap (world units per second)
     preview: float = 90.0  # how far ahead the speed profile looks (world units)
     speed_tolerance: float = 4.0  # brake only when this much faster than the target speed
-    slip_ratio: float = 1.25  # rear/front wheel spin ratio treated as oversteer (cut the gas)
+    slip_ratio: float = 1.15  # rear/front wheel spin ratio treated as oversteer (cut the gas)
     curvature_window: int = 3  # tiles each side averaged when estimating curvature
 
 
@@ -136,7 +136,7 @@ def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> 
     car_racing = env.unwrapped.car_racing
     autopilot.reset(car_racing)
     low, high = env.action_space.low, env.action_space.high
-    frames, actions, executed, rewards = [frame], [], [], []
+    frames, actions, executed, rewards, off_track = [frame], [], [], [], []
     terminated = truncated = False
     while not (terminated or truncated):
         action = np.clip(autopilot.act(car_racing), low, high)
@@ -149,6 +149,7 @@ def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> 
         actions.append(action)
         executed.append(perturbed)
         rewards.append(info["raw_reward"])  # CarRacing's own reward, not the off-track-penalized one
+        off_track.append(info["off_track"])
     episode = dict(
         observations=np.stack(frames),
         actions=np.stack(actions).astype(np.float32),
@@ -157,6 +158,7 @@ def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> 
         truncated=truncated,
         seed=seed,
         source="expert",
+        off_track=np.asarray(off_track, dtype=bool),
     )
     if noise > 0:
         episode["executed_actions"] = np.stack(executed).astype(np.float32)
@@ -164,6 +166,7 @@ def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    demos.add_epilog(parser, __doc__)
     parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/ (or a path)")
     parser.add_argument("--episodes", type=int, default=10, help="number of tracks to record")
     parser.add_argument("--seed", type=int, default=0, help="first track seed; tracks seed .. seed+episodes-1")

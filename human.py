@@ -72,6 +72,7 @@ def track_seeds(seed: int):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    demos.add_epilog(parser, __doc__)
     parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/ (or a path)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the sequence of (training) tracks you drive")
     parser.add_argument("--episodes", type=int, default=0, help="stop after recording this many (0 = until Escape)")
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         while not keyboard.quit:
             frame, _ = env.reset(seed=seed)
             keyboard.restart = False
-            frames, actions, rewards = [frame], [], []
+            frames, actions, rewards, off_track = [frame], [], [], []
             terminated = truncated = False
             while not (terminated or truncated):
                 keyboard.update(pygame.event.get())
@@ -108,13 +109,14 @@ def run(args: argparse.Namespace) -> int:
                 frames.append(frame)
                 actions.append(action)
                 rewards.append(info["raw_reward"])  # CarRacing's own reward, not the penalized one
+                off_track.append(info["off_track"])
             if keyboard.quit:
                 break
             if keyboard.restart:
                 print(f"restarting track {seed} (episode discarded)")
                 continue
             path = demos.write_episode(
-                out_dir, frames, actions, rewards, terminated, truncated, seed=seed, source="human"
+                out_dir, frames, actions, rewards, terminated, truncated, seed, "human", off_track=off_track
             )
             recorded += 1
             lap = " lap complete" if terminated and rewards[-1] > -100 else ""

@@ -21,8 +21,9 @@ FPS = 50  # CarRacing's frame rate; demos hold one frame per action
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    demos.add_epilog(parser, __doc__)
     parser.add_argument("--dataset", required=True, help="dataset name (data/<dataset>/) or a directory path")
-    parser.add_argument("--episode", type=int, default=None, help="only episode_<K>.npz (default: all)")
+    parser.add_argument("--episode", type=int, default=None, help="only episode_<K>.npz (None: all)")
     parser.add_argument("--video", default=None, help="write the episodes to this .mp4 or .gif instead of a window")
     parser.add_argument("--scale", type=int, default=4, help="magnification of the 96x96 frames (window and video)")
     parser.add_argument("--fps", type=int, default=FPS, help="playback / video frame rate")
@@ -65,6 +66,8 @@ def verify_episode(episode: demos.Episode, env=None) -> str | None:
                 return f"step {t + 1}: frame differs"
             if np.float32(info["raw_reward"]).tobytes() != episode.rewards[t].tobytes():
                 return f"step {t + 1}: reward {info['raw_reward']!r} re-simulated, {episode.rewards[t]!r} recorded"
+            if episode.off_track is not None and info["off_track"] != episode.off_track[t]:
+                return f"step {t + 1}: off_track {info['off_track']} re-simulated, {episode.off_track[t]} recorded"
             if terminated and t < steps - 1:
                 return f"step {t + 1}: the episode ended here when re-simulated but has {steps} steps"
         if terminated != episode.terminated:

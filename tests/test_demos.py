@@ -1,0 +1,138 @@
+"""Demo file format: round trip, numbering, atomic writes, reproducible bytes, one-line errors naming the file."""
+import numpy as np
+import pytest
+
+import demos
+from errors import UserError
+
+
+def fake_episode(steps: int = 4, seed: int = 7, source: str = "expert", lap: bool = False) -> dict:
+    rng = np.random.default_rng(seed)
+    rewards = np.full(steps, -0.1, np.float32)
+    rewards[0] = 3.0
+    return dict(
+        observations=rng.integers(0, 256, (steps + 1, 96, 96, 3), dtype=np.uint8),
+        actions=rng.uniform(-1, 1, (steps, 3)).astype(np.float32),
+        rewards=rewards,
+        terminated=lap,
+        truncated=not lap,
+        seed=seed,
+        source=source,
+    )
+
+
+def test_round_trip_keeps_every_field(tmp_path):
+    ep = fake_episode()
+    path = demos.write_episode(tmp_path, **ep, off_track=[False, True, False, False])
+    loaded = demos.load_episode(path)
+    assert path.name == "episode_0.npz"
+    np.testing.assert_array_equal(loaded.observations, ep["observations"])
+    np.testing.assert_array_equal(loaded.actions, ep["actions"])
+    np.testing.assert_array_equal(loaded.rewards, ep["rewards"])
+    assert loaded.observations.dtype == np.uint8 and loaded.actions.dtype == np.float32
+    assert (loaded.terminated, loaded.truncated, loaded.seed, loaded.source) == (False, True, 7, "expert")
+    assert loaded.off_track.tolist() == [False, True, False, False]
+    assert loaded.executed_actions is None and loaded.driven_actions is loaded.actions
+
+
+def test_numbering_continues_after_existing_files_and_no_temp_files_remain(tmp_path):
+    demos.write_episode(tmp_path, **fake_episode())
+    demos.write_episode(tmp_path, **fake_episode(), number=7)
+    path = demos.write_episode(tmp_path, **fake_episode())
+    assert path.name == "episode_8.npz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_0.npz", "episode_7.npz", "episode_8.npz"]
+    assert [p.name for p in demos.episode_paths(tmp_path)] == ["episode_0.npz", "episode_7.npz", "episode_8.npz"]
+
+
+def test_same_episode_gives_identical_bytes(tmp_path):
+    a = demos.write_episode(tmp_path / "a", **fake_episode())
+    b = demos.write_episode(tmp_path / "b", **fake_episode())
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_malformed_episode_is_not_written(tmp_path):
+    ep = fake_episode()
+    ep["observations"] = ep["observations"][:-1]  # T frames instead of T+1
+    with pytest.raises(ValueError, match="observations"):
+        demos.write_episode(tmp_path, **ep)
+    assert list(tmp_path.iterdir()) == []
+
+
+def one_line_error_naming(path, call):
+    with pytest.raises(UserError) as info:
+        call()
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    return message
+
+
+def test_corrupt_file_is_reported_by_name(tmp_path):
+    path = tmp_path / "episode_0.npz"
+    path.write_bytes(b"this is not a zip file at all")
+    assert "unreadable" in one_line_error_naming(path, lambda: demos.load_episode(path))
+
+
+def test_truncated_file_is_reported_by_name(tmp_path):
+    path = demos.write_episode(tmp_path, **fake_episode())
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    one_line_error_naming(path, lambda: demos.load_episode(path))
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("observations", np.zeros((5, 64, 64, 3), np.uint8), "observations must have shape"),
+        ("observations", np.zeros((5, 96, 96, 3), np.float32), "observations must be uint8"),
+        ("actions", np.zeros((4, 2), np.float32), "actions must have shape"),
+        ("actions", np.zeros((4, 3), np.float64), "actions must be float32"),
+        ("rewards", np.zeros(3, np.float32), "rewards must have shape"),
+        ("seed", np.array([1, 2]), "seed must be a single value"),
+    ],
+)
+def test_misshaped_file_is_reported_by_name(tmp_path, key, value, expected):
+    arrays = fake_episode()
+    arrays[key] = value
+    path = tmp_path / "episode_0.npz"
+    np.savez_compressed(path, **arrays)
+    assert expected in one_line_error_naming(path, lambda: demos.load_episode(path))
+
+
+def test_missing_key_and_empty_episode_are_reported(tmp_path):
+    arrays = fake_episode()
+    del arrays["rewards"]
+    path = tmp_path / "episode_0.npz"
+    np.savez_compressed(path, **arrays)
+    assert "missing rewards" in one_line_error_naming(path, lambda: demos.load_episode(path))
+    empty = fake_episode(steps=1)
+    empty.update(observations=empty["observations"][:1], actions=np.zeros((0, 3), np.float32),
+                 rewards=np.zeros(0, np.float32))
+    np.savez_compressed(path, **empty)
+    assert "T = 0" in one_line_error_naming(path, lambda: demos.load_episode(path))
+
+
+def test_dataset_missing_or_empty_directory(tmp_path):
+    one_line_error_naming(tmp_path / "nope", lambda: demos.load_dataset(tmp_path / "nope"))
+    one_line_error_naming(tmp_path, lambda: demos.load_dataset(tmp_path))
+
+
+def test_bad_file_fails_the_dataset_unless_skipped(tmp_path, capsys):
+    demos.write_episode(tmp_path, **fake_episode(seed=1))
+    bad = tmp_path / "episode_1.npz"
+    bad.write_bytes(b"garbage")
+    demos.write_episode(tmp_path, **fake_episode(seed=3))
+    assert "--skip_bad" in one_line_error_naming(bad, lambda: demos.load_dataset(tmp_path))
+    episodes = demos.load_dataset(tmp_path, skip_bad=True)
+    assert [ep.seed for ep in episodes] == [1, 3]
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 1 and str(bad) in warnings[0]
+
+
+def test_summarize_counts_frames_returns_laps_and_sources(tmp_path):
+    demos.write_episode(tmp_path, **fake_episode(steps=4, lap=True))
+    demos.write_episode(tmp_path, **fake_episode(steps=6, source="human"))
+    summary = demos.summarize(demos.load_dataset(tmp_path))
+    assert summary["episodes"] == 2 and summary["frames"] == 10 and summary["laps"] == 1
+    assert summary["sources"] == {"expert": 1, "human": 1}
+    assert summary["mean_return"] == pytest.approx(((3 - 0.3) + (3 - 0.5)) / 2, abs=1e-5)
+    assert summary["min_return"] == pytest.approx(2.5, abs=1e-5)
+    assert "2 episodes" in demos.format_summary(summary)

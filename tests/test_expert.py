@@ -1,0 +1,73 @@
+"""Autopilot drives laps; `expert` writes valid, reproducible demos; DART noise; resuming; flag errors."""
+import numpy as np
+import pytest
+
+import demos
+import main
+from expert import Autopilot
+from fast_car_racing import CarRacingFast
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_autopilot_completes_a_lap_fast(seed):
+    """Physics only: a full lap in well under 1000 frames, never leaving the road."""
+    car_racing = CarRacingFast()
+    car_racing.reset(seed=seed)
+    autopilot = Autopilot()
+    autopilot.reset(car_racing)
+    total, offtrack = 0.0, 0
+    for _ in range(1000):
+        _, reward, terminated, _, _ = car_racing.step_physics(autopilot.act(car_racing))
+        total += reward
+        offtrack += all(len(w.tiles) == 0 for w in car_racing.car.wheels)
+        if terminated:
+            break
+    assert terminated and car_racing.tile_visited_count == len(car_racing.track)
+    assert total > 880 and offtrack == 0
+    car_racing.close()
+
+
+def record(directory, *extra):
+    return main.main(["expert", "--dataset", str(directory), "--episodes", "2", "--max_frames", "25", *extra])
+
+
+def test_expert_writes_valid_reproducible_files(tmp_path, capsys):
+    assert record(tmp_path / "a", "--seed", "5") == 0
+    assert "recorded 2 episodes" in capsys.readouterr().out
+    assert record(tmp_path / "b", "--seed", "5") == 0
+    episodes = demos.load_dataset(tmp_path / "a")
+    assert [ep.seed for ep in episodes] == [5, 6]
+    assert all(ep.source == "expert" and len(ep) == 25 and ep.truncated for ep in episodes)
+    assert all(ep.actions[:, 1].max() > 0 for ep in episodes)  # it drives off
+    for name in ("episode_0.npz", "episode_1.npz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_noise_executes_perturbed_actions_but_records_the_experts(tmp_path):
+    assert record(tmp_path / "clean") == 0
+    assert record(tmp_path / "noisy", "--noise", "0.3") == 0
+    clean, noisy = (demos.load_episode(tmp_path / d / "episode_0.npz") for d in ("clean", "noisy"))
+    assert clean.executed_actions is None
+    assert not np.array_equal(noisy.executed_actions, noisy.actions)
+    # Perturbed driving shows in the frames, and the expert reacts to what it sees.
+    assert not np.array_equal(noisy.observations[-1], clean.observations[-1])
+    assert not np.array_equal(noisy.actions, clean.actions)
+
+
+def test_skip_existing_resumes_and_appending_continues_numbering(tmp_path):
+    assert record(tmp_path) == 0
+    assert main.main(["expert", "--dataset", str(tmp_path), "--episodes", "3", "--max_frames", "5",
+                      "--skip_existing"]) == 0
+    assert [ep.seed for ep in demos.load_dataset(tmp_path)] == [0, 1, 2]
+    assert main.main(["expert", "--dataset", str(tmp_path), "--episodes", "1", "--max_frames", "5"]) == 0
+    assert [p.name for p in demos.episode_paths(tmp_path)][-1] == "episode_3.npz"
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [(["--episodes", "0"], "--episodes"), (["--noise", "-1"], "--noise"), (["--seed", "1000000"], "--seed")],
+)
+def test_bad_flags_give_one_line_errors(tmp_path, capsys, flags, named):
+    assert main.main(["expert", "--dataset", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and named in err and err.count("\n") == 1
