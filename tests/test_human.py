@@ -1,0 +1,86 @@
+"""Keyboard driving, headless: posted key events become recorded actions; Escape / window close quit; Enter restarts."""
+import numpy as np
+import pygame
+import pytest
+
+import demos
+import human
+import main
+from env import TRAIN_SEED_LIMIT
+
+
+@pytest.fixture
+def display():
+    """pygame's event queue needs the (dummy) video system before events can be posted."""
+    pygame.display.init()
+    yield
+    pygame.quit()
+
+
+def post_key(key, kind=pygame.KEYDOWN):
+    pygame.event.post(pygame.event.Event(kind, key=key))
+
+
+def script_events(monkeypatch, script: dict[int, list]):
+    """Post `script[k]` (a list of (kind, key)) just before the loop reads events for the k-th time."""
+    real_get = pygame.event.get
+    calls = {"n": 0}
+
+    def get(*args, **kwargs):
+        for kind, key in script.get(calls["n"], []):
+            pygame.event.post(pygame.event.Event(kind, key=key))
+        calls["n"] += 1
+        return real_get(*args, **kwargs)
+
+    monkeypatch.setattr(human.pygame.event, "get", get)
+
+
+def drive(directory, *extra):
+    return main.main(["human", "--dataset", str(directory), "--episodes", "1", "--max_frames", "8", *extra])
+
+
+def test_keys_to_action_mapping():
+    K = pygame
+    assert human.keys_to_action(set()).tolist() == [0, 0, 0]
+    assert human.keys_to_action({K.K_LEFT}).tolist() == [-1, 0, 0]
+    assert human.keys_to_action({K.K_RIGHT, K.K_UP}).tolist() == [1, 1, 0]
+    assert human.keys_to_action({K.K_DOWN}).tolist() == pytest.approx([0, 0, 0.8])
+    assert human.keys_to_action({K.K_LEFT, K.K_RIGHT}).tolist() == [0, 0, 0]
+    assert human.keys_to_action({K.K_a}).dtype == np.float32
+
+
+def test_posted_keys_are_recorded_as_actions(tmp_path, display, monkeypatch, capsys):
+    script_events(monkeypatch, {0: [(pygame.KEYDOWN, pygame.K_UP), (pygame.KEYDOWN, pygame.K_RIGHT)],
+                                4: [(pygame.KEYUP, pygame.K_RIGHT)]})
+    assert drive(tmp_path, "--seed", "3") == 0
+    (episode,) = demos.load_dataset(tmp_path)
+    assert episode.source == "human" and len(episode) == 8 and episode.truncated
+    assert episode.actions[:4].tolist() == [[1, 1, 0]] * 4
+    assert episode.actions[4:].tolist() == [[0, 1, 0]] * 4
+    assert episode.seed == next(human.track_seeds(3)) and 0 <= episode.seed < TRAIN_SEED_LIMIT
+    assert str(episode.path) in capsys.readouterr().out
+
+
+def test_escape_quits_without_saving_the_unfinished_episode(tmp_path, display):
+    post_key(pygame.K_UP)
+    post_key(pygame.K_ESCAPE)
+    assert drive(tmp_path) == 0
+    assert demos.episode_paths(tmp_path) == []
+
+
+def test_closing_the_window_quits(tmp_path, display):
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    assert drive(tmp_path) == 0
+    assert demos.episode_paths(tmp_path) == []
+
+
+def test_enter_restarts_the_same_track_and_discards_the_episode(tmp_path, display, monkeypatch, capsys):
+    # Brake for 3 frames, restart, then drive: only the restarted episode is kept.
+    script_events(monkeypatch, {0: [(pygame.KEYDOWN, pygame.K_DOWN)],
+                                3: [(pygame.KEYUP, pygame.K_DOWN), (pygame.KEYDOWN, pygame.K_RETURN)],
+                                4: [(pygame.KEYDOWN, pygame.K_UP)]})
+    assert drive(tmp_path) == 0
+    (episode,) = demos.load_dataset(tmp_path)
+    assert episode.actions.tolist() == [[0, 1, 0]] * 8
+    assert episode.seed == next(human.track_seeds(0))
+    assert "discarded" in capsys.readouterr().out
