@@ -25,6 +25,7 @@ rendering) and ``render_observation`` (the frame ``step`` would have returned).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from gymnasium.envs.box2d.car_racing import (
     ZOOM,
     CarRacing,
 )
+from gymnasium.envs.box2d.car_dynamics import SIZE, WHEEL_R, WHEEL_W, WHEEL_WHITE
 from gymnasium.error import InvalidAction
 from pygame import gfxdraw
 
@@ -51,10 +53,17 @@ from pygame import gfxdraw
 # bounding box and anti-aliased edges touch at most one pixel beside the edge.
 _OFFSCREEN_MARGIN = 4.0
 # The background quad is replaced by a fill only if its screen-space vertices
-# stay below this magnitude: SDL_gfx's filledPolygon computes scanline
-# intersections as ``(65536*dy/ddy)*dx + 65536*x1`` in 32-bit ints, which can
-# only overflow (and draw garbage) when |coords| * 65536 * 3 >= 2**31.
-_SAFE_COORD = 10000.0
+# stay below this magnitude.  SDL_gfx's filledPolygon computes scanline
+# intersections as ``(65536*(y-y1)/(y2-y1))*(x2-x1) + 65536*x1`` in 32-bit
+# ints; with |coords| < 16383 no term can overflow (65536*32766 < 2**31), so
+# the rasterised quad really is the geometric quad (+-1 px).  (Also checked
+# empirically against the installed pygame up to |coords| ~ 30000.)
+_SAFE_COORD = 16000.0
+
+# After the vertical flip, rows >= WINDOW_H - _HIDDEN_ROWS are completely
+# painted over by the opaque black indicator bar drawn by _render_indicators
+# (rows 700..799), so pre-flip rows < _HIDDEN_ROWS never reach the output.
+_HIDDEN_ROWS = int(WINDOW_H / 40.0 * 5)  # == 100
 
 _FONT_SIZE = 42
 _TEXT_CENTER = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
@@ -80,6 +89,9 @@ class CarRacingFast(CarRacing):
             continuous=continuous,
         )
         self._world_surf: pygame.Surface | None = None  # drawn un-flipped
+        self._flip_surf: pygame.Surface | None = None  # flipped + indicators
+        self._car_shapes_for: Any = None  # the Car whose shapes are cached
+        self._car_shapes: list = []
         self._state_surf: pygame.Surface | None = None  # 96x96 smoothscale target
         self._geom_for: list | None = None  # the road_poly list the arrays match
         self._base_x = np.empty((0, 4))
@@ -174,8 +186,9 @@ class CarRacingFast(CarRacing):
         self._n_grass = len(polys)
         polys.extend([(p[0], p[1]) for p in poly] for poly, _ in self.road_poly)
         arr = np.array(polys, dtype=np.float64)  # (N, 4, 2)
-        self._base_x = np.ascontiguousarray(arr[:, :, 0])
-        self._base_y = np.ascontiguousarray(arr[:, :, 1])
+        # Stored as (4, N) so per-polygon min/max are cheap elementwise ops.
+        self._base_x = np.ascontiguousarray(arr[:, :, 0].T)
+        self._base_y = np.ascontiguousarray(arr[:, :, 1].T)
         # Keep references: tile colours are mutated in place on contact.
         self._road_colors = [color for _, color in self.road_poly]
         self._geom_for = self.road_poly
@@ -198,20 +211,24 @@ class CarRacingFast(CarRacing):
         return color
 
     @staticmethod
-    def _covers_screen(qx: np.ndarray, qy: np.ndarray) -> bool:
-        """True if convex quad (qx, qy) contains the surface plus a margin."""
-        if np.abs(qx).max() >= _SAFE_COORD or np.abs(qy).max() >= _SAFE_COORD:
+    def _covers_screen(qx: list[float], qy: list[float]) -> bool:
+        """True if convex quad (qx, qy) contains the visible surface + margin."""
+        if max(map(abs, qx)) >= _SAFE_COORD or max(map(abs, qy)) >= _SAFE_COORD:
             return False
         m = _OFFSCREEN_MARGIN
-        px = np.array([-m, WINDOW_W + m, WINDOW_W + m, -m])
-        py = np.array([-m, -m, WINDOW_H + m, WINDOW_H + m])
-        ex = np.roll(qx, -1) - qx
-        ey = np.roll(qy, -1) - qy
-        # cross[i, j]: side of rectangle corner j relative to quad edge i
-        cross = ex[:, None] * (py[None, :] - qy[:, None]) - ey[:, None] * (
-            px[None, :] - qx[:, None]
+        corners = (
+            (-m, _HIDDEN_ROWS - m),
+            (WINDOW_W + m, _HIDDEN_ROWS - m),
+            (WINDOW_W + m, WINDOW_H + m),
+            (-m, WINDOW_H + m),
         )
-        return bool((cross > 0).all() or (cross < 0).all())
+        crosses = []
+        for i in range(4):
+            ax, ay = qx[i - 1], qy[i - 1]
+            ex, ey = qx[i] - ax, qy[i] - ay
+            crosses.extend(ex * (py - ay) - ey * (px - ax) for px, py in corners)
+        # All corners strictly on the same side of every edge -> inside.
+        return all(v > 0 for v in crosses) or all(v < 0 for v in crosses)
 
     def _text(self, reward: float) -> tuple[pygame.Surface, pygame.Rect]:
         # Font rendering is deterministic, so a cached surface is identical.
@@ -244,6 +261,7 @@ class CarRacingFast(CarRacing):
         if self._world_surf is None:
             # Same constructor as stock -> same pixel format.
             self._world_surf = pygame.Surface((WINDOW_W, WINDOW_H))
+            self._flip_surf = pygame.Surface((WINDOW_W, WINDOW_H))
             self._state_surf = pygame.Surface((STATE_W, STATE_H))
         surf = self._world_surf
 
@@ -258,47 +276,47 @@ class CarRacingFast(CarRacing):
 
         # Vector2.rotate_rad computes (c*x - s*y, s*x + c*y) with libm sin/cos
         # of the angle reduced mod 2pi (exact values at multiples of 90 deg).
-        # Rotating (1, 0) yields exactly that (c, s); numpy then repeats the
-        # same IEEE operations elementwise, giving bit-identical results.
+        # Rotating (1, 0) yields exactly that (c, s); numpy / Python floats then
+        # repeat the same IEEE double operations, giving bit-identical results.
         c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
 
-        # Background: the stock code draws the playfield quad (never culled)
-        # on a fresh black surface.
+        # Background: stock draws the (never culled) playfield quad on a fresh
+        # black surface.  Rows < _HIDDEN_ROWS need no paint (see constant).
+        visible = (0, _HIDDEN_ROWS, WINDOW_W, WINDOW_H - _HIDDEN_ROWS)
         b = PLAYFIELD
-        fx = np.array([b, b, -b, -b])
-        fy = np.array([b, -b, -b, b])
-        qx = (c * fx - s * fy) * zoom + tx
-        qy = (s * fx + c * fy) * zoom + ty
+        field = [
+            ((c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty)
+            for x, y in ((b, b), (b, -b), (-b, -b), (-b, b))
+        ]
+        qx = [p[0] for p in field]
+        qy = [p[1] for p in field]
         if self._covers_screen(qx, qy):
-            # Every pixel would get the filled colour; the anti-aliased edges
-            # are off-surface, so a plain fill is identical.
-            surf.fill(self._bg_fill_color())
+            # Every visible pixel would get the filled colour and the
+            # anti-aliased edges are off-surface, so a plain fill is identical.
+            surf.fill(self._bg_fill_color(), visible)
         else:  # e.g. during the zoom-in: draw exactly as stock
-            surf.fill((0, 0, 0))
-            field = list(zip(qx.tolist(), qy.tolist()))
+            surf.fill((0, 0, 0), visible)
             gfxdraw.aapolygon(surf, field, self.bg_color)
             gfxdraw.filled_polygon(surf, field, self.bg_color)
 
-        # Grass + road, all at once.
+        # Grass + road, all polygons at once; arrays are (4 vertices, N).
         bx, by = self._base_x, self._base_y
         X = (c * bx - s * by) * zoom + tx
         Y = (s * bx + c * by) * zoom + ty
         # Stock culling rule: draw iff some vertex is in the enlarged screen.
-        keep = (
-            (X >= -MAX_SHAPE_DIM)
-            & (X <= WINDOW_W + MAX_SHAPE_DIM)
-            & (Y >= -MAX_SHAPE_DIM)
-            & (Y <= WINDOW_H + MAX_SHAPE_DIM)
-        ).any(axis=1)
-        # Additionally drop polygons that cannot touch a pixel (see margin).
+        lo, hi_x, hi_y = -MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM
+        inside = (X >= lo) & (X <= hi_x) & (Y >= lo) & (Y <= hi_y)
+        keep = inside[0] | inside[1] | inside[2] | inside[3]
+        # Additionally drop polygons that cannot touch a visible pixel.
         m = _OFFSCREEN_MARGIN
-        keep &= X.max(axis=1) >= -m
-        keep &= X.min(axis=1) <= WINDOW_W + m
-        keep &= Y.max(axis=1) >= -m
-        keep &= Y.min(axis=1) <= WINDOW_H + m
+        keep &= np.maximum(np.maximum(X[0], X[1]), np.maximum(X[2], X[3])) >= -m
+        keep &= np.minimum(np.minimum(X[0], X[1]), np.minimum(X[2], X[3])) <= WINDOW_W + m
+        keep &= np.maximum(np.maximum(Y[0], Y[1]), np.maximum(Y[2], Y[3])) >= _HIDDEN_ROWS - m
+        keep &= np.minimum(np.minimum(Y[0], Y[1]), np.minimum(Y[2], Y[3])) <= WINDOW_H + m
         idx = np.flatnonzero(keep)
         if idx.size:
-            pts = np.stack((X[idx], Y[idx]), axis=2).tolist()  # python floats
+            # (n, 4, 2) nested lists of Python floats, same values as stock.
+            pts = np.stack((X[:, idx].T, Y[:, idx].T), axis=2).tolist()
             n_grass = self._n_grass
             grass_color = self.grass_color
             road_colors = self._road_colors
@@ -312,10 +330,17 @@ class CarRacingFast(CarRacing):
                 aapolygon(surf, poly, color)
                 filled_polygon(surf, poly, color)
 
-        self.car.draw(surf, zoom, trans, angle, False)
+        self._draw_car(surf, zoom, tx, ty, c, s)
 
-        # Same flip as stock, then indicators + score on the flipped surface.
-        out = pygame.transform.flip(surf, False, True)
+        # Vertical flip as a numpy copy into a persistent surface (stock
+        # allocates a new one).  Rows >= WINDOW_H - _HIDDEN_ROWS of the flipped
+        # image are painted over by the indicator bar, so they are not copied.
+        out = self._flip_surf
+        src = pygame.surfarray.pixels2d(surf)
+        dst = pygame.surfarray.pixels2d(out)
+        dst[:, : WINDOW_H - _HIDDEN_ROWS] = src[:, WINDOW_H - 1 : _HIDDEN_ROWS - 1 : -1]
+        del src, dst  # release the surface locks before drawing / blitting
+
         self.surf = out
         self._render_indicators(WINDOW_W, WINDOW_H)
         text, rect = self._text(reward)
@@ -323,3 +348,59 @@ class CarRacingFast(CarRacing):
 
         scaled = pygame.transform.smoothscale(out, (STATE_W, STATE_H), self._state_surf)
         return np.transpose(np.array(pygame.surfarray.pixels3d(scaled)), axes=(1, 0, 2))
+
+    def _draw_car(
+        self, surf: pygame.Surface, zoom: float, tx: float, ty: float, c: float, s: float
+    ) -> None:
+        """``Car.draw(..., draw_particles=False)`` without Vector2 objects.
+
+        World coordinates still come from Box2D's ``transform * vertex`` (float32
+        maths); rotation/scaling use the same double operations as stock.
+        """
+        car = self.car
+        assert car is not None
+        if self._car_shapes_for is not car:
+            # Fixture shapes are constant for a car's lifetime: fetch them once.
+            self._car_shapes = [
+                (obj, [f.shape.vertices for f in obj.fixtures]) for obj in car.drawlist
+            ]
+            self._car_shapes_for = car
+        draw_polygon = pygame.draw.polygon
+        for obj, shapes in self._car_shapes:
+            color = [int(v * 255) for v in obj.color]
+            trans = obj.transform  # == f.body.transform for all its fixtures
+            for vertices in shapes:
+                path = []
+                for v in vertices:
+                    w = trans * v
+                    x, y = w[0], w[1]
+                    path.append(((c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty))
+                draw_polygon(surf, color=color, points=path)
+
+                if "phase" not in obj.__dict__:
+                    continue
+                # Wheel rotation stripe, verbatim from Car.draw.
+                a1 = obj.phase
+                a2 = obj.phase + 1.2  # radians
+                s1 = math.sin(a1)
+                s2 = math.sin(a2)
+                c1 = math.cos(a1)
+                c2 = math.cos(a2)
+                if s1 > 0 and s2 > 0:
+                    continue
+                if s1 > 0:
+                    c1 = np.sign(c1)
+                if s2 > 0:
+                    c2 = np.sign(c2)
+                white_poly = [
+                    (-WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
+                    (+WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
+                    (+WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
+                    (-WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
+                ]
+                path = []
+                for v in white_poly:
+                    w = trans * v
+                    x, y = w[0], w[1]
+                    path.append(((c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty))
+                draw_polygon(surf, color=WHEEL_WHITE, points=path)
