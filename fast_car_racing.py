@@ -347,7 +347,10 @@ class CarRacingFast(CarRacing):
         out.blit(text, rect)
 
         scaled = pygame.transform.smoothscale(out, (STATE_W, STATE_H), self._state_surf)
-        return np.transpose(np.array(pygame.surfarray.pixels3d(scaled)), axes=(1, 0, 2))
+        # Same RGB bytes as stock's transpose(array(pixels3d)), but built in one
+        # C call and returned as a writable C-contiguous (H, W, 3) array.
+        rgb = bytearray(pygame.image.tobytes(scaled, "RGB"))
+        return np.frombuffer(rgb, dtype=np.uint8).reshape(STATE_H, STATE_W, 3)
 
     def _draw_car(
         self, surf: pygame.Surface, zoom: float, tx: float, ty: float, c: float, s: float

@@ -136,7 +136,11 @@ def test_rgb_array_mode_matches_stock() -> None:
 
 
 def test_faster_than_stock() -> None:
-    """Loose sanity check (machine may be loaded); the real target is >= 3x."""
-    stock = measure_fps(lambda: gym.make("CarRacing-v3").unwrapped, 60, 0)
-    fast = measure_fps(CarRacingFast, 60, 0)
-    assert fast > 1.5 * stock, (stock, fast)
+    """Loose sanity check (the machine may be shared; the real target is >= 3x).
+
+    Alternates short runs and keeps the best of each to reduce load noise."""
+    stock_fps, fast_fps = 0.0, 0.0
+    for _ in range(3):
+        stock_fps = max(stock_fps, measure_fps(lambda: gym.make("CarRacing-v3").unwrapped, 40, 0))
+        fast_fps = max(fast_fps, measure_fps(CarRacingFast, 40, 0))
+    assert fast_fps > 2.0 * stock_fps, (stock_fps, fast_fps)
