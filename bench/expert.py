@@ -36,7 +36,7 @@ def drive(car_racing: CarRacingFast, autopilot: Autopilot, seed: int, max_frames
     for frames in range(1, max_frames + 1):
         action = np.clip(autopilot.act(car_racing), low, high)
         if noise > 0:
-            action = np.clip(action + rng.normal(0.0, noise, size=3), low, high).astype(np.float32)
+            action = np.clip(action + [rng.normal(0.0, noise), 0.0, 0.0], low, high).astype(np.float32)
         _, reward, terminated, _, _ = car_racing.step_physics(action)
         total += reward
         offtrack += is_off_track(car_racing.car)
