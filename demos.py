@@ -190,6 +190,10 @@ def _shape_problem(ep: Episode) -> str | None:
 def load_episode(path: str | Path) -> Episode:
     """Load and validate one episode file; any problem raises UserError naming the file, in one line."""
     path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such episode file")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a valid .npz archive (truncated or corrupt file?)")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in REQUIRED_KEYS if k not in data.files]
@@ -198,12 +202,9 @@ def load_episode(path: str | Path) -> Episode:
             arrays = {k: data[k] for k in data.files}
     except UserError:
         raise
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such episode file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        # Truncated or corrupt zips fail in many ways; report them all the same way.
+    except Exception as error:  # damaged archives fail in many ways (zlib, CRC, EOF, ...): report them alike
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"{path}: unreadable episode file ({detail})") from None
+        raise UserError(f"{path}: unreadable episode file ({type(error).__name__}: {detail})") from None
     for key in ("terminated", "truncated", "seed"):
         if arrays[key].shape != ():
             raise UserError(f"{path}: {key} must be a single value, got shape {arrays[key].shape}")

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import demos
 from env import EnvConfig, make_env
@@ -79,8 +80,7 @@ def verify_episode(episode: demos.Episode, env=None) -> str | None:
 
 
 def verify(episodes: list[demos.Episode]) -> int:
-    from tqdm import tqdm
-
+    """Verify every episode with one environment; print each mismatch; 1 if any, else 0."""
     env = make_env(EnvConfig(action_repeat=1, offtrack_limit=0), pixels=False)
     failures = 0
     try:

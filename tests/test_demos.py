@@ -69,13 +69,22 @@ def one_line_error_naming(path, call):
 def test_corrupt_file_is_reported_by_name(tmp_path):
     path = tmp_path / "episode_0.npz"
     path.write_bytes(b"this is not a zip file at all")
-    assert "unreadable" in one_line_error_naming(path, lambda: demos.load_episode(path))
+    assert "not a valid .npz" in one_line_error_naming(path, lambda: demos.load_episode(path))
 
 
 def test_truncated_file_is_reported_by_name(tmp_path):
     path = demos.write_episode(tmp_path, **fake_episode())
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     one_line_error_naming(path, lambda: demos.load_episode(path))
+
+
+def test_damaged_compressed_data_is_reported_by_name(tmp_path):
+    path = demos.write_episode(tmp_path, **fake_episode())
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # zero a stretch inside the compressed frames
+    path.write_bytes(bytes(data))
+    assert "unreadable" in one_line_error_naming(path, lambda: demos.load_episode(path))
 
 
 @pytest.mark.parametrize(

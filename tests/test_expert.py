@@ -71,3 +71,22 @@ def test_bad_flags_give_one_line_errors(tmp_path, capsys, flags, named):
     assert main.main(["expert", "--dataset", str(tmp_path), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and named in err and err.count("\n") == 1
+
+
+def test_ctrl_c_keeps_finished_episodes(tmp_path, monkeypatch, capsys):
+    import expert
+
+    real_record = expert.record_episode
+    calls = []
+
+    def interrupted_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(expert, "record_episode", interrupted_on_second)
+    assert main.main(["expert", "--dataset", str(tmp_path), "--episodes", "3", "--max_frames", "5"]) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_0.npz"]  # no half-written temp files
+    assert demos.load_episode(tmp_path / "episode_0.npz").seed == 0
+    assert "kept 1 finished episodes" in capsys.readouterr().out
