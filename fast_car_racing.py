@@ -14,10 +14,17 @@ Stock rendering spends almost all of its time in Python: every frame it builds
 * all polygon vertices are transformed and culled in one vectorised numpy pass
   using the *same* float64 operations in the same order as the stock code, so
   the coordinates handed to ``gfxdraw`` are bit-identical;
-* polygons that cannot touch any pixel of the surface are skipped as well;
+* polygons that cannot touch any pixel that reaches the observation are
+  skipped as well (the 100 rows later hidden under the indicator bar included);
 * the full-screen background polygon becomes a ``Surface.fill`` when it
-  provably covers the whole surface;
-* surfaces, the font and rendered score texts are cached.
+  provably covers the whole surface (not during the zoom-in or near the
+  playfield edge, where the stock drawing is used);
+* the car is drawn without per-vertex ``Vector2`` objects;
+* surfaces, the font and rendered score texts are cached; the vertical flip is
+  a numpy copy into a persistent surface.
+
+Observations are returned as writable C-contiguous ``(96, 96, 3)`` uint8 arrays
+(stock returns a transposed view; the values are identical).
 
 Extra API for action-repeat wrappers: ``step_physics`` (a ``step`` without
 rendering) and ``render_observation`` (the frame ``step`` would have returned).
