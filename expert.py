@@ -6,6 +6,8 @@ The autopilot sees what the pixels hide: CarRacing's centre line (``car_racing.t
   speed     a curvature speed profile: the highest speed from which the car can still brake down to
             sqrt(lateral grip / curvature) at every upcoming point
   oversteer no gas while the driven rear wheels spin clearly faster than the front ones
+On the 100 held-out tracks it scores a raw return of 925.8 ± 5.7 (min 910.7), every lap completed
+(``python bench/expert.py``).
 
     python main.py expert --dataset expert --episodes 50 --seed 0
 """
@@ -178,7 +180,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="DART: std of gaussian noise added to the executed steering (the expert's own action is recorded). "
-        "The autopilot drives at the grip limit: 0.05 still completes every lap, 0.1 leaves the road on most tracks",
+        "The autopilot drives at the grip limit: with 0.05 it still completed 50/50 laps, with 0.1 only 13/50",
     )
     parser.add_argument(
         "--skip_existing",

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
-import numpy as np
 import pygame
 import pytest
 
