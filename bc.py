@@ -4,8 +4,9 @@ Actor loss: mean squared error between the actor's deterministic (squashed-mean)
 action; the actor's standard deviation is fitted separately (likelihood around the detached mean, small
 weight) so that RL starts with exploration noise matched to the imitation error. Critic loss: both Q heads regress the Monte-Carlo discounted return of the demonstration, computed
 with the same penalized reward RL optimises, so fine-tuning starts from a critic that already ranks
-on-road driving above leaving the road. The encoder learns from both losses (the critic's scaled down by
-`critic_weight` so the returns' large scale does not swamp the actor), with random-shift augmentation.
+on-road driving above leaving the road. The encoder learns from the actor loss, and from the critic's
+only at `critic_weight` (returns are in the hundreds and would swamp the actor), with random-shift
+augmentation.
 Validation is split by episode.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
 import demos
+import distributed
 from agent import Agent
+from distributed import DistContext
 from env import EnvConfig
 from errors import UserError
 from evaluate import evaluate, summarize
@@ -33,6 +36,7 @@ from runs import load_checkpoint, checkpoint_path, load_config, new_run_id, run_
 
 DATA_ROOT = Path("data")
 VALIDATION_SEED_START = 1_500_000  # periodic evaluation tracks: held out, and apart from `test`'s defaults
+STD_LOSS_WEIGHT = 0.01  # the spread fit is a side task; keep it from steering the encoder
 
 
 @dataclass
@@ -44,7 +48,7 @@ class BCConfig:
     lr: float = 3e-4
     val_fraction: float = 0.1
     gamma: float = 0.99
-    critic_weight: float = 0.01
+    critic_weight: float = 0.0  # share of the critic's gradient reaching the encoder
     augment_pad: int = 4
     eval_every: int = 5  # epochs between held-out evaluations (0 = never)
     eval_episodes: int = 4
@@ -88,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=c.lr, help="Adam learning rate")
     parser.add_argument("--val_fraction", type=float, default=c.val_fraction, help="fraction of episodes held out for validation")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount of the critics' Monte-Carlo targets")
-    parser.add_argument("--critic_weight", type=float, default=c.critic_weight, help="weight of the critic loss on the shared encoder")
+    parser.add_argument("--critic_weight", type=float, default=c.critic_weight, help="share of the critic loss gradient that trains the shared encoder (0 = actor-only encoder)")
     parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
     parser.add_argument("--eval_every", type=int, default=c.eval_every, help="epochs between held-out evaluations (0 = never)")
     parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per evaluation")
@@ -96,17 +100,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip_bad", action="store_true", help="skip unreadable demo files instead of stopping")
     parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
     add_env_and_model_arguments(parser)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r}: not a torch device (use cpu, cuda, cuda:N or auto)") from None
 
 
 def split_episodes(episodes: list, val_fraction: float, seed: int) -> tuple[list, list]:
@@ -117,51 +110,64 @@ def split_episodes(episodes: list, val_fraction: float, seed: int) -> tuple[list
     return [episodes[i] for i in order[n_val:]], [episodes[i] for i in order[:n_val]]
 
 
-def bc_losses(model: ActorCritic, batch: dict, device: torch.device, augment_pad: int) -> dict[str, torch.Tensor]:
+def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augment_pad: int,
+              critic_weight: float) -> dict[str, torch.Tensor]:
+    """Actor MSE, spread likelihood and critic Monte-Carlo regression; `nets` are the (maybe DDP) parts."""
     obs = torch.as_tensor(batch["obs"], device=device)
     action = torch.as_tensor(batch["action"], device=device)
-    target = torch.as_tensor(batch["mc_return"], device=device)
-    features = model.encoder(random_shift(obs, augment_pad))
-    mean, log_std = model.actor(features)
-    squashed_mean = torch.tanh(mean) * model.actor.action_scale + model.actor.action_bias
-    actor_loss = F.mse_loss(squashed_mean, action)
+    target = torch.as_tensor(batch["mc_return"], device=device) * model.reward_scale
+    features = nets.encoder(random_shift(obs, augment_pad))
+    mean, log_std = nets.actor(features)
+    actor_loss = F.mse_loss(model.actor.squash(mean), action)
     # Calibrate the policy's spread: Gaussian likelihood of the expert's pre-tanh action around the
     # (detached) mean, so SAC later explores about as widely as the imitation is uncertain.
     unit = ((action - model.actor.action_bias) / model.actor.action_scale).clamp(-0.99, 0.99)
     std_loss = (((torch.atanh(unit) - mean.detach()) / log_std.exp()) ** 2 / 2 + log_std).sum(-1).mean()
-    q1, q2 = model.critic(features, action)
+    # The critic heads learn at full rate; the encoder only gets `critic_weight` of their gradient
+    # (value + critic_weight * (value - value.detach()) has that gradient and that value).
+    critic_features = features.detach() + critic_weight * (features - features.detach())
+    q1, q2 = nets.critic(critic_features, action)
     critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
     return {"actor_loss": actor_loss, "std_loss": std_loss, "critic_loss": critic_loss, "q_mean": q1.detach().mean()}
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume_run_id:
-        path = run_dir(args.resume_run_id)
-        saved = load_config(path)
-        if saved.get("kind") != "bc":
-            raise UserError(f"run id {args.resume_run_id!r} is a {saved.get('kind')} run; --resume_run_id of train_bc needs a BC run")
-        config = BCConfig(**{**saved["train"], "epochs": args.epochs})
-        env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
-    else:
-        config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig())})
-        env_config, model_config = env_and_model_configs(args)
-        run_id = args.run_id or new_run_id("bc")
-        path = run_dir(run_id, must_exist=False)
-        if (path / "config.json").exists():
-            raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
-    for name in ("epochs", "batch_size", "eval_episodes"):
-        if getattr(config, name) < 1:
-            raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
-    if not 0 <= config.val_fraction < 1:
-        raise UserError(f"--val_fraction must be in [0, 1), got {config.val_fraction}")
-    device = resolve_device(config.device)
-    train_bc(path, config, env_config, model_config, device)
+    ctx = distributed.setup(args.device)
+    try:
+        if args.resume_run_id:
+            path = run_dir(args.resume_run_id)
+            saved = load_config(path)
+            if saved.get("kind") != "bc":
+                raise UserError(f"run id {args.resume_run_id!r} is a {saved.get('kind')} run; --resume_run_id of train_bc needs a BC run")
+            config = BCConfig(**{**saved["train"], "epochs": args.epochs})
+            env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
+        else:
+            config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig())})
+            env_config, model_config = env_and_model_configs(args)
+            run_id = distributed.broadcast_object(args.run_id or new_run_id("bc"), ctx)
+            path = run_dir(run_id, must_exist=False)
+            if (path / "config.json").exists():
+                raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
+        for name in ("epochs", "batch_size", "eval_episodes"):
+            if getattr(config, name) < 1:
+                raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
+        if not 0 <= config.val_fraction < 1:
+            raise UserError(f"--val_fraction must be in [0, 1), got {config.val_fraction}")
+        distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
+        train_bc(path, config, env_config, model_config, ctx)
+    finally:
+        distributed.cleanup(ctx)
     return 0
 
 
-def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: ModelConfig, device: torch.device) -> ActorCritic:
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: ModelConfig,
+             ctx: DistContext | None = None) -> ActorCritic:
+    """Train on the dataset; under torchrun every rank samples its own batches and DDP averages gradients."""
+    ctx = ctx or DistContext()
+    device, main_rank = ctx.device, ctx.is_main
+    rank_seed = config.seed + 1000 * ctx.rank
+    torch.manual_seed(config.seed)  # identical initial weights (DDP also broadcasts rank 0's)
+    rng = np.random.default_rng(rank_seed)
     episodes = demos.load_dataset(DATA_ROOT / config.dataset, skip_bad=config.skip_bad)
     if config.max_episodes:
         episodes = episodes[: config.max_episodes]
@@ -177,13 +183,20 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_val = state["epoch"], state["best_val"]
-        rng = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-    save_config(path, {"kind": "bc", "train": asdict(config), "env": asdict(env_config), "model": asdict(model_config)})
-    print(f"run {path.name}: {len(train_eps)} train / {len(val_eps)} val episodes, {len(train_data)} transitions")
-    print(f"TensorBoard: tensorboard --logdir {path.parent}")
-    writer = SummaryWriter(str(path))
-    updates_per_epoch = max(1, len(train_data) // config.batch_size)
+        if main_rank:
+            rng = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+    nets = distributed.wrap(model, ctx)
+    torch.manual_seed(rank_seed)  # ranks augment differently
+    writer = None
+    if main_rank:
+        save_config(path, {"kind": "bc", "world_size": ctx.world_size, "train": asdict(config), "env": asdict(env_config),
+                           "model": asdict(model_config)})
+        print(f"run {path.name}: {len(train_eps)} train / {len(val_eps)} val episodes, {len(train_data)} transitions, "
+              f"world size {ctx.world_size} on {device} (effective batch {config.batch_size * ctx.world_size})")
+        print(f"TensorBoard: tensorboard --logdir {path.parent}")
+        writer = SummaryWriter(str(path))
+    updates_per_epoch = max(1, len(train_data) // (config.batch_size * ctx.world_size))
     agent = Agent(model, env_config, device)
     epoch = start_epoch
     try:
@@ -191,48 +204,60 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
             model.train()
             sums: dict[str, float] = {}
             started = time.time()
-            bar = trange(updates_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False)
+            bar = trange(updates_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not main_rank)
             for _ in bar:
-                losses = bc_losses(model, train_data.sample(config.batch_size, rng, config.gamma), device, config.augment_pad)
-                loss = losses["actor_loss"] + 0.01 * losses["std_loss"] + config.critic_weight * losses["critic_loss"]
+                batch = train_data.sample(config.batch_size, rng, config.gamma)
+                losses = bc_losses(model, nets, batch, device, config.augment_pad, config.critic_weight)
+                loss = losses["actor_loss"] + STD_LOSS_WEIGHT * losses["std_loss"] + losses["critic_loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
                 bar.set_postfix(actor=f"{losses['actor_loss'].item():.4f}")
-            step = epoch * updates_per_epoch
-            for k, v in sums.items():
-                writer.add_scalar(f"train/{k}", v / updates_per_epoch, step)
-            writer.add_scalar("train/updates_per_s", updates_per_epoch / (time.time() - started), step)
-            line = f"epoch {epoch}: actor {sums['actor_loss'] / updates_per_epoch:.4f} critic {sums['critic_loss'] / updates_per_epoch:.1f}"
-            val_actor = sums["actor_loss"] / updates_per_epoch
-            if val_data is not None:
-                val_actor, val_critic = validate(model, val_data, config, device)
-                writer.add_scalar("val/actor_loss", val_actor, step)
-                writer.add_scalar("val/critic_loss", val_critic, step)
-                line += f" | val actor {val_actor:.4f} critic {val_critic:.1f}"
-            model.sync_targets(1.0)  # RL starts from target critics equal to the pre-trained ones
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                     "best_val": min(best_val, val_actor), "numpy_rng": rng, "torch_rng": torch.get_rng_state()}
-            if val_actor < best_val:
-                best_val = val_actor
-                save_checkpoint(path, "best", state)
-            save_checkpoint(path, f"epoch_{epoch}", state)
-            if config.eval_every and epoch % config.eval_every == 0:
-                model.eval()
-                seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes))
-                summary = summarize(evaluate(agent, seeds, num_envs=2, progress=False))
-                writer.add_scalar("eval/raw_return", summary["raw"]["mean"], step)
-                writer.add_scalar("eval/penalized_return", summary["penalized"]["mean"], step)
-                writer.add_scalar("eval/offtrack_frames", summary["offtrack_frames"]["mean"], step)
-                line += f" | eval raw {summary['raw']['mean']:.0f} penalized {summary['penalized']['mean']:.0f}"
-            print(line)
+            if main_rank:
+                best_val = end_of_epoch(path, writer, model, optimizer, agent, val_data, config, epoch, updates_per_epoch,
+                                        sums, time.time() - started, best_val, rng)
+            distributed.barrier(ctx)
     except KeyboardInterrupt:
-        print(f"interrupted: checkpoints up to epoch {epoch - 1} are in {path / 'checkpoints'}")
-    writer.close()
-    print(f"done: test with  python main.py test --resume_run_id {path.name}")
+        if main_rank:
+            print(f"interrupted: checkpoints up to epoch {epoch - 1} are in {path / 'checkpoints'}")
+    if writer:
+        writer.close()
+        print(f"done: test with  python main.py test --resume_run_id {path.name}")
     return model
+
+
+def end_of_epoch(path, writer, model, optimizer, agent, val_data, config: BCConfig, epoch: int, updates: int,
+                 sums: dict, seconds: float, best_val: float, rng) -> float:
+    """Rank 0: log the epoch, validate, checkpoint (each epoch + best), evaluate on held-out tracks.
+    Returns the best validation actor loss so far."""
+    step = epoch * updates
+    for k, v in sums.items():
+        writer.add_scalar(f"train/{k}", v / updates, step)
+    writer.add_scalar("train/updates_per_s", updates / seconds, step)
+    line = f"epoch {epoch}: actor {sums['actor_loss'] / updates:.4f} critic {sums['critic_loss'] / updates:.2f}"
+    val_actor = sums["actor_loss"] / updates
+    if val_data is not None:
+        val_actor, val_critic = validate(model, val_data, config, model.encoder.projection[0].weight.device)
+        writer.add_scalar("val/actor_loss", val_actor, step)
+        writer.add_scalar("val/critic_loss", val_critic, step)
+        line += f" | val actor {val_actor:.4f} critic {val_critic:.2f}"
+    model.sync_targets(1.0)  # RL starts from target critics equal to the pre-trained ones
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+             "best_val": min(best_val, val_actor), "numpy_rng": rng, "torch_rng": torch.get_rng_state()}
+    if val_actor < best_val:
+        save_checkpoint(path, "best", state)
+    save_checkpoint(path, f"epoch_{epoch}", state)
+    if config.eval_every and epoch % config.eval_every == 0:
+        model.eval()
+        seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes))
+        summary = summarize(evaluate(agent, seeds, num_envs=2, progress=False))
+        for key, name in (("raw", "raw_return"), ("penalized", "penalized_return"), ("offtrack_frames", "offtrack_frames")):
+            writer.add_scalar(f"eval/{name}", summary[key]["mean"], step)
+        line += f" | eval raw {summary['raw']['mean']:.0f} penalized {summary['penalized']['mean']:.0f}"
+    print(line)
+    return min(best_val, val_actor)
 
 
 @torch.no_grad()
@@ -242,7 +267,8 @@ def validate(model: ActorCritic, data: FrameReplay, config: BCConfig, device: to
     rng = np.random.default_rng(12345)
     actor = critic = 0.0
     for _ in range(batches):
-        losses = bc_losses(model, data.sample(config.batch_size, rng, config.gamma), device, augment_pad=0)
+        batch = data.sample(config.batch_size, rng, config.gamma)
+        losses = bc_losses(model, model, batch, device, 0, config.critic_weight)
         actor += losses["actor_loss"].item() / batches
         critic += losses["critic_loss"].item() / batches
     return actor, critic

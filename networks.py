@@ -27,6 +27,7 @@ class ModelConfig:
     encoder: str = "nature"  # see ENCODERS
     feature_dim: int = 64  # encoder output after the projection (LayerNorm + tanh)
     hidden_dim: int = 256  # actor and critic MLP width
+    reward_scale: float = 0.1  # critics predict returns of reward * reward_scale (returns reach the hundreds)
 
 
 # name -> conv stack as (out_channels, kernel, stride). Candidates measured by bench/networks.py.
@@ -77,21 +78,25 @@ class Actor(nn.Module):
         mean, log_std = self.net(features).chunk(2, dim=-1)
         return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
-    def deterministic(self, features: torch.Tensor) -> torch.Tensor:
-        mean, _ = self(features)
+    def squash(self, mean: torch.Tensor) -> torch.Tensor:
+        """Pre-tanh mean -> action within the bounds (the deterministic action)."""
         return torch.tanh(mean) * self.action_scale + self.action_bias
 
-    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_from(self, mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised sample and its log-probability (with the tanh and scale corrections)."""
-        mean, log_std = self(features)
         std = log_std.exp()
         pre_tanh = mean + std * torch.randn_like(mean)
-        squashed = torch.tanh(pre_tanh)
         log_prob = (-0.5 * ((pre_tanh - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), numerically stable.
         log_prob -= (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
         log_prob -= torch.log(self.action_scale).sum()
-        return squashed * self.action_scale + self.action_bias, log_prob
+        return torch.tanh(pre_tanh) * self.action_scale + self.action_bias, log_prob
+
+    def deterministic(self, features: torch.Tensor) -> torch.Tensor:
+        return self.squash(self(features)[0])
+
+    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sample_from(*self(features))
 
 
 class Critic(nn.Module):
@@ -112,6 +117,7 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_shape: tuple[int, int, int], config: ModelConfig):
         super().__init__()
+        self.reward_scale = config.reward_scale
         self.encoder = Encoder(obs_shape, config)
         self.actor = Actor(config.feature_dim, config.hidden_dim)
         self.critic = Critic(config.feature_dim, config.hidden_dim)

@@ -29,8 +29,10 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 import demos
+import distributed
 from agent import Agent
-from bc import DATA_ROOT, VALIDATION_SEED_START, add_env_and_model_arguments, env_and_model_configs, resolve_device
+from bc import DATA_ROOT, VALIDATION_SEED_START, add_env_and_model_arguments, env_and_model_configs
+from distributed import DistContext
 from env import TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import evaluate, summarize
@@ -102,10 +104,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class SACLearner:
-    """The networks, their optimisers and the temperature; `update` does one gradient step of each."""
+    """The networks, their optimisers and the temperature; `update` does one gradient step of each.
 
-    def __init__(self, model: ActorCritic, config: RLConfig, device: torch.device):
+    `nets` are the trained parts as called during updates: DDP wrappers under torchrun (gradients are
+    averaged over ranks), the plain modules otherwise.
+    """
+
+    def __init__(self, model: ActorCritic, config: RLConfig, device: torch.device, ctx: DistContext | None = None):
         self.model, self.config, self.device = model, config, device
+        self.ctx = ctx or DistContext(device=device)
+        self.nets = distributed.wrap(model, self.ctx)
         self.critic_optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.critic.parameters()], lr=config.critic_lr)
         self.actor_optimizer = torch.optim.Adam(model.actor.parameters(), lr=config.actor_lr)
         self.log_alpha = torch.tensor(np.log(config.init_temperature), device=device, requires_grad=True)
@@ -118,14 +126,14 @@ class SACLearner:
 
     def update_critic(self, obs, action, reward, discount, next_obs) -> tuple[dict, torch.Tensor]:
         """Clipped double-Q soft TD step; returns metrics and the (encoder-trained) features of obs."""
-        model = self.model
+        model, nets = self.model, self.nets
         with torch.no_grad():
             next_features = model.target_encoder(next_obs)
-            next_action, next_log_prob = model.actor.sample(next_features)
+            next_action, next_log_prob = model.actor.sample_from(*nets.actor(next_features))
             target_q1, target_q2 = model.target_critic(next_features, next_action)
             target = reward + discount * (torch.min(target_q1, target_q2) - self.alpha * next_log_prob)
-        features = model.encoder(obs)
-        q1, q2 = model.critic(features, action)
+        features = nets.encoder(obs)
+        q1, q2 = nets.critic(features, action)
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -134,14 +142,15 @@ class SACLearner:
 
     def update_actor(self, features, demo_action, is_demo, bc_weight: float) -> dict:
         """SAC actor loss / |Q| + bc_weight * BC loss on the demo part; then the temperature step."""
-        model = self.model
-        action, log_prob = model.actor.sample(features)
-        q1, q2 = model.critic(features, action)
+        model, nets = self.model, self.nets
+        mean, log_std = nets.actor(features)  # one forward serves both terms (DDP wants one per backward)
+        action, log_prob = model.actor.sample_from(mean, log_std)
+        q1, q2 = nets.critic(features, action)
         q = torch.min(q1, q2)
         sac_loss = (self.alpha * log_prob - q).mean()
         bc_loss = torch.zeros((), device=self.device)
         if bc_weight > 0 and is_demo.any():
-            bc_loss = F.mse_loss(model.actor.deterministic(features[is_demo]), demo_action[is_demo])
+            bc_loss = F.mse_loss(model.actor.squash(mean[is_demo]), demo_action[is_demo])
         # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.
         loss = sac_loss / q.abs().mean().detach().clamp(min=1.0) + bc_weight * bc_loss
         self.actor_optimizer.zero_grad(set_to_none=True)
@@ -151,6 +160,7 @@ class SACLearner:
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.config.target_entropy)).mean()
         self.alpha_optimizer.zero_grad(set_to_none=True)
         alpha_loss.backward()
+        distributed.average(self.log_alpha.grad, self.ctx)  # the temperature is not a DDP module
         self.alpha_optimizer.step()
         return {"actor_loss": sac_loss.item(), "bc_loss": bc_loss.item(), "entropy": -log_prob.mean().item(),
                 "alpha": self.alpha.item(), "alpha_loss": alpha_loss.item()}
@@ -161,7 +171,8 @@ class SACLearner:
         pad = self.config.augment_pad
         obs, next_obs = random_shift(as_tensor("obs"), pad), random_shift(as_tensor("next_obs"), pad)
         action = as_tensor("action")
-        metrics, features = self.update_critic(obs, action, as_tensor("reward"), as_tensor("discount"), next_obs)
+        reward = as_tensor("reward") * self.model.reward_scale
+        metrics, features = self.update_critic(obs, action, reward, as_tensor("discount"), next_obs)
         if train_actor:
             metrics.update(self.update_actor(features, action, as_tensor("is_demo"), bc_weight))
         self.model.sync_targets(self.config.tau)
@@ -191,17 +202,26 @@ def bc_weight_at(config: RLConfig, step: int) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Resolve what to start from (scratch, a BC run, or an RL run to continue), then train."""
-    resume_state = None
+    ctx = distributed.setup(args.device)
+    try:
+        path, config, env_config, model_config, init_model, resume_state = resolve_run(args, ctx)
+        train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
+    finally:
+        distributed.cleanup(ctx)
+    return 0
+
+
+def resolve_run(args: argparse.Namespace, ctx: DistContext):
+    """Settings and starting weights of this run; rank 0 writes config.json (all ranks agree on the path)."""
+    resume_state = init_model = None
     if args.resume_run_id and load_config(run_dir(args.resume_run_id)).get("kind") == "rl":
         path = run_dir(args.resume_run_id)
         saved = load_config(path)
         config = RLConfig(**{**saved["train"], "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
         env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         resume_state = load_checkpoint(checkpoint_path(path), "cpu")
-        init_model = None
     else:
-        config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k not in ("bc_run", "dataset")})
-        init_model = None
+        config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
             saved = load_config(bc_path)
@@ -214,15 +234,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             env_config, model_config = env_and_model_configs(args)
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0)
-        run_id = args.run_id or new_run_id("rl")
+        run_id = distributed.broadcast_object(args.run_id or new_run_id("rl"), ctx)
         path = run_dir(run_id, must_exist=False)
         if (path / "config.json").exists():
             raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
     validate_config(config)
-    device = resolve_device(config.device)
-    save_config(path, {"kind": "rl", "train": asdict(config), "env": asdict(env_config), "model": asdict(model_config)})
-    train_rl(path, config, env_config, model_config, device, init_model=init_model, resume_state=resume_state)
-    return 0
+    distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
+    if ctx.is_main:
+        save_config(path, {"kind": "rl", "world_size": ctx.world_size, "train": asdict(config),
+                           "env": asdict(env_config), "model": asdict(model_config)})
+    return path, config, env_config, model_config, init_model, resume_state
 
 
 def validate_config(config: RLConfig) -> None:
@@ -267,21 +288,30 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
     return done
 
 
-def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: ModelConfig, device: torch.device,
+def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: ModelConfig, ctx: DistContext,
              init_model: dict | None = None, resume_state: dict | None = None) -> SACLearner:
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    """Collect with `num_envs` environments per rank and learn; rank 0 logs, evaluates and checkpoints."""
+    device, main_rank = ctx.device, ctx.is_main
+    rank_seed = config.seed + 1000 * ctx.rank  # ranks explore differently
+    torch.manual_seed(rank_seed)
+    rng = np.random.default_rng(rank_seed)
     model = ActorCritic(env_config.obs_shape, model_config).to(device)
     if init_model is not None:
         model.load_state_dict(init_model)
         model.sync_targets(1.0)
-    learner = SACLearner(model, config, device)
     step = 0
     if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+    learner = SACLearner(model, config, device, ctx)
+    if resume_state is not None:
         learner.load_state_dict(resume_state)
-        step, rng = resume_state["step"], resume_state["numpy_rng"]
-        torch.set_rng_state(resume_state["torch_rng"])
-        print(f"resuming {path.name} at step {step} ({learner.updates} updates)")
+        step = resume_state["step"]
+        if ctx.rank == 0:  # exact continuation of the saved random streams (rank 0's; others reseed)
+            rng = resume_state["numpy_rng"]
+            torch.set_rng_state(resume_state["torch_rng"])
+        else:
+            rng = np.random.default_rng([rank_seed, step])
+        print(f"resuming {path.name} at step {step} ({learner.updates} updates)") if main_rank else None
 
     demo_buffer = None
     if config.dataset:
@@ -289,39 +319,47 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     frame_channels = 1 if env_config.grayscale else 3
     frame_shape = (frame_channels, env_config.obs_size, env_config.obs_size)
     online = FrameReplay(max(config.buffer_size // config.num_envs, 64), config.num_envs, frame_shape, env_config.frame_stack)
-    print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
-          f"{config.num_envs} envs, demos: {len(demo_buffer) if demo_buffer else 0} transitions")
-    print(f"TensorBoard: tensorboard --logdir {path.parent}")
+    steps_per_iteration = config.num_envs * ctx.world_size
+    if main_rank:
+        print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
+              f"world size {ctx.world_size} x {config.num_envs} envs on {device}, effective batch "
+              f"{config.batch_size * ctx.world_size}, demos: {len(demo_buffer) if demo_buffer else 0} transitions")
+        print(f"TensorBoard: tensorboard --logdir {path.parent}")
 
-    writer = SummaryWriter(str(path))
+    writer = SummaryWriter(str(path)) if main_rank else None
+    log = (lambda tag, value: writer.add_scalar(tag, value, step)) if main_rank else (lambda tag, value: None)
     envs = make_vec_env(config.num_envs, env_config)
-    # Training tracks only (seeds below TRAIN_SEED_LIMIT); a resumed run starts new ones.
-    obs, _ = envs.reset(seed=(config.seed * 1000 + step) % (TRAIN_SEED_LIMIT - config.num_envs))
+    # Training tracks only (seeds below TRAIN_SEED_LIMIT); each rank and each resume starts new ones.
+    first_seed = (config.seed * 1000 + ctx.rank * config.num_envs + step) % (TRAIN_SEED_LIMIT - config.num_envs)
+    obs, _ = envs.reset(seed=first_seed)
     for i in range(config.num_envs):
         online.start(i, obs[i, -frame_channels:])
     tracker = EpisodeTracker(config.num_envs)
     agent = Agent(model, env_config, device)
-    collected_since_start = 0  # steps collected in this process (the buffer starts empty on resume)
+    collected_since_start = 0  # steps this rank collected in this process (the buffer starts empty on resume)
     update_debt = 0.0
-    last_eval = last_checkpoint = step
+    last_eval = last_checkpoint = last_log = step
     timer = {"start": time.time(), "env": 0.0, "learn": 0.0, "frames": 0, "updates": 0}
 
     def checkpoint(name: str = "latest_step") -> None:
-        state = {**learner.state_dict(), "step": step, "numpy_rng": rng, "torch_rng": torch.get_rng_state()}
-        save_checkpoint(path, name, state)
+        if main_rank:
+            state = {**learner.state_dict(), "step": step, "numpy_rng": rng, "torch_rng": torch.get_rng_state()}
+            save_checkpoint(path, name, state)
 
     def evaluate_now() -> None:
+        if not main_rank:
+            return  # the other ranks wait for rank 0 at their next gradient all-reduce
         model.eval()
         seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes))
         summary = summarize(evaluate(agent, seeds, num_envs=config.num_envs, progress=False))
         model.train()
-        writer.add_scalar("eval/raw_return", summary["raw"]["mean"], step)
-        writer.add_scalar("eval/penalized_return", summary["penalized"]["mean"], step)
-        writer.add_scalar("eval/offtrack_frames", summary["offtrack_frames"]["mean"], step)
+        log("eval/raw_return", summary["raw"]["mean"])
+        log("eval/penalized_return", summary["penalized"]["mean"])
+        log("eval/offtrack_frames", summary["offtrack_frames"]["mean"])
         tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f}, "
                    f"penalized {summary['penalized']['mean']:.0f}, off-track frames {summary['offtrack_frames']['mean']:.0f}")
 
-    bar = tqdm(total=config.total_steps, initial=step, desc="train_rl", unit="step")
+    bar = tqdm(total=config.total_steps, initial=step, desc="train_rl", unit="step", disable=not main_rank)
     try:
         if config.eval_every and step == 0:
             evaluate_now()
@@ -337,17 +375,17 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             next_obs, reward, terminated, truncated, info = envs.step(actions)
             done = record_step(online, actions, reward, next_obs, terminated, truncated, info)
             for raw, penalized in tracker.add(reward, info, done):
-                writer.add_scalar("train/episode_raw_return", raw, step)
-                writer.add_scalar("train/episode_penalized_return", penalized, step)
+                log("train/episode_raw_return", raw)
+                log("train/episode_penalized_return", penalized)
             obs = next_obs
-            step += config.num_envs
+            step += steps_per_iteration
             collected_since_start += config.num_envs
-            bar.update(config.num_envs)
+            bar.update(steps_per_iteration)
             timer["env"] += time.time() - t0
             timer["frames"] += config.num_envs * env_config.action_repeat
 
-            # ---- learn
-            if collected_since_start >= config.learning_starts and len(online) > 0:
+            # ---- learn (every rank does the same number of updates, so the all-reduces pair up)
+            if collected_since_start >= config.learning_starts:
                 t0 = time.time()
                 update_debt += config.updates_per_step * config.num_envs
                 train_actor = step >= config.learning_starts + config.critic_warmup_steps
@@ -357,15 +395,14 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                     update_debt -= 1
                     timer["updates"] += 1
                 timer["learn"] += time.time() - t0
-                if learner.updates % 50 == 0 and timer["updates"]:
-                    for k, v in metrics.items():
-                        writer.add_scalar(f"train/{k}", v, step)
-                    writer.add_scalar("train/bc_weight", bc_weight_at(config, step), step)
-            if step % 1000 < config.num_envs:
-                elapsed = time.time() - timer["start"]
-                writer.add_scalar("speed/env_frames_per_s", timer["frames"] / max(timer["env"], 1e-9), step)
-                writer.add_scalar("speed/updates_per_s", timer["updates"] / max(timer["learn"], 1e-9), step)
-                writer.add_scalar("speed/steps_per_s_overall", collected_since_start / elapsed, step)
+            if step - last_log >= 1000 and timer["updates"]:
+                last_log = step
+                for k, v in metrics.items():
+                    log(f"train/{k}", v)
+                log("train/bc_weight", bc_weight_at(config, step))
+                log("speed/env_frames_per_s", timer["frames"] / max(timer["env"], 1e-9))
+                log("speed/updates_per_s", timer["updates"] / max(timer["learn"], 1e-9))
+                log("speed/steps_per_s_overall", collected_since_start * ctx.world_size / (time.time() - timer["start"]))
                 bar.set_postfix(upd=learner.updates, alpha=f"{learner.alpha.item():.3f}")
 
             if config.eval_every and step - last_eval >= config.eval_every:
@@ -380,8 +417,10 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         bar.close()
         checkpoint()
         envs.close()
-    if config.eval_every and step - last_eval > 0 and step >= config.total_steps:
+    if config.eval_every and step > last_eval and step >= config.total_steps:
         evaluate_now()
-    writer.close()
-    print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id {path.name}")
+    if writer:
+        writer.close()
+        print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id {path.name}")
+    distributed.barrier(ctx)
     return learner

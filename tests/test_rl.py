@@ -1,5 +1,4 @@
 """SAC / BC-SAC learner: finite losses, temperature, BC anchoring, exact resume, collection, CLI errors."""
-import io
 from dataclasses import replace
 
 import numpy as np

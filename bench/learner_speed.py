@@ -1,0 +1,123 @@
+"""Learner speed at batch 256, side by side in one process on the same observations (gray 96x96, 3 stacked):
+
+  ours    SACLearner.update on batches sampled from FrameReplay (sampling + augmentation + update)
+  bare    the same networks' critic + actor + temperature steps on one pre-made tensor batch
+          (no sampling, no augmentation): overhead = ours / bare - 1
+  sb3     Stable-Baselines3 SAC with CnnPolicy, `model.train(gradient_steps, 256)` on a filled buffer
+
+    pip install -r requirements-bench.txt && python bench/learner_speed.py [--updates 20] [--rounds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from env import EnvConfig  # noqa: E402
+from networks import ActorCritic, ModelConfig  # noqa: E402
+from replay_buffer import FrameReplay, sample_mixed  # noqa: E402
+from rl import RLConfig, SACLearner  # noqa: E402
+
+BATCH = 256
+
+
+def filled_replay(env_config: EnvConfig, n: int, rng: np.random.Generator) -> FrameReplay:
+    buffer = FrameReplay(n, 1, (1, 96, 96), env_config.frame_stack)
+    buffer.start(0, rng.integers(0, 256, (1, 96, 96), dtype=np.uint8))
+    for i in range(n - 1):
+        done = i % 400 == 399
+        buffer.add(0, rng.uniform(-1, 1, 3), rng.normal(), rng.integers(0, 256, (1, 96, 96), dtype=np.uint8), done)
+        if done:
+            buffer.start(0, rng.integers(0, 256, (1, 96, 96), dtype=np.uint8))
+    return buffer
+
+
+def time_ours(learner: SACLearner, buffer: FrameReplay, updates: int, rng) -> float:
+    start = time.perf_counter()
+    for _ in range(updates):
+        batch = sample_mixed(None, buffer, BATCH, 0.0, rng, 0.99, 3)
+        learner.update(batch, bc_weight=0.0)
+    return updates / (time.perf_counter() - start)
+
+
+def time_bare(learner: SACLearner, buffer: FrameReplay, updates: int, rng) -> float:
+    batch = sample_mixed(None, buffer, BATCH, 0.0, rng, 0.99, 3)
+    t = {k: torch.as_tensor(v) for k, v in batch.items()}
+    start = time.perf_counter()
+    for _ in range(updates):
+        _, features = learner.update_critic(t["obs"], t["action"], t["reward"], t["discount"], t["next_obs"])
+        learner.update_actor(features, t["action"], t["is_demo"], 0.0)
+        learner.model.sync_targets(0.01)
+    return updates / (time.perf_counter() - start)
+
+
+def make_sb3(rng: np.random.Generator):
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    class StackedPixels(gym.Env):  # only spaces matter: SB3 trains from its own filled buffer
+        observation_space = gym.spaces.Box(0, 255, (3, 96, 96), np.uint8)
+        action_space = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+
+        def reset(self, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, False, False, {}
+
+    model = SAC("CnnPolicy", StackedPixels(), buffer_size=5000, batch_size=BATCH, learning_starts=0, verbose=0,
+                optimize_memory_usage=False, device="cpu")
+    buffer = model.replay_buffer
+    for _ in range(4000):
+        obs = rng.integers(0, 256, (1, 3, 96, 96), dtype=np.uint8)
+        buffer.add(obs, obs, rng.uniform(-1, 1, (1, 3)), np.zeros(1), np.zeros(1), [{}])
+    model._setup_learn(total_timesteps=1)  # logger and progress state that train() expects
+    return model
+
+
+def time_sb3(model, updates: int) -> float:
+    start = time.perf_counter()
+    model.train(gradient_steps=updates, batch_size=BATCH)
+    return updates / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=20, help="updates per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median reported)")
+    parser.add_argument("--encoder", default=ModelConfig.encoder, help="our encoder")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    env_config = EnvConfig()
+    learner = SACLearner(ActorCritic(env_config.obs_shape, ModelConfig(encoder=args.encoder)), RLConfig(), torch.device("cpu"))
+    buffer = filled_replay(env_config, 5000, rng)
+    sb3 = make_sb3(rng)
+    results = {"ours": [], "bare": [], "sb3": []}
+    time_ours(learner, buffer, 3, rng), time_bare(learner, buffer, 3, rng), time_sb3(sb3, 3)  # warm-up
+    for _ in range(args.rounds):
+        results["ours"].append(time_ours(learner, buffer, args.updates, rng))
+        results["bare"].append(time_bare(learner, buffer, args.updates, rng))
+        results["sb3"].append(time_sb3(sb3, args.updates))
+    med = {k: float(np.median(v)) for k, v in results.items()}
+    print(f"updates/s at batch {BATCH}, {args.threads} torch threads, encoder {args.encoder}:")
+    print(f"  ours (sample + augment + update) {med['ours']:6.2f}")
+    print(f"  bare forward/backward            {med['bare']:6.2f}   learner overhead {med['bare'] / med['ours'] - 1:+.0%}")
+    print(f"  Stable-Baselines3 SAC CnnPolicy  {med['sb3']:6.2f}   ours / SB3 = {med['ours'] / med['sb3']:.1f}x")
+    out = Path(__file__).parent / "results" / "learner_speed.json"
+    out.write_text(json.dumps({"median_updates_per_s": med, "rounds": results, "batch": BATCH, "encoder": args.encoder,
+                               "threads": args.threads, "ratio_vs_sb3": med["ours"] / med["sb3"],
+                               "overhead": med["bare"] / med["ours"] - 1}, indent=2))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
