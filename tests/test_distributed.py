@@ -1,0 +1,46 @@
+"""torchrun + DDP on CPU (gloo, 2 processes): identical weights, checkpoint usable single-process, failures end the job."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def run(cmd: list[str], tmp_path: Path, timeout: int, **env) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "SDL_VIDEODRIVER": "dummy", "OMP_NUM_THREADS": "1", "OUT": str(tmp_path), **env}
+    return subprocess.run(cmd, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def test_ranks_end_with_identical_weights(tmp_path):
+    result = run(TORCHRUN + [str(ROOT / "tests" / "ddp_worker.py")], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert rank0["world_size"] == rank1["world_size"] == 2
+    assert torch.equal(rank0["weights"], rank1["weights"])
+    assert torch.equal(rank0["alpha"], rank1["alpha"])
+
+
+def test_failing_rank_brings_job_down(tmp_path):
+    result = run(TORCHRUN + [str(ROOT / "tests" / "ddp_worker.py")], tmp_path, timeout=300, FAIL_RANK="1",
+                 BCSAC_COLLECTIVE_TIMEOUT_MIN="1")
+    assert result.returncode != 0
+    assert "failing on purpose" in result.stdout + result.stderr
+
+
+def test_torchrun_train_rl_then_single_process_test(tmp_path):
+    tiny = ["--encoder", "small", "--feature_dim", "16", "--hidden_dim", "32", "--obs_size", "48", "--num_envs", "1"]
+    result = run(TORCHRUN + [str(ROOT / "main.py"), "train_rl", "--run_id", "ddp", "--total_steps", "60",
+                             "--learning_starts", "20", "--batch_size", "16", "--eval_every", "0"] + tiny, tmp_path, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((tmp_path / "logs" / "ddp" / "config.json").read_text())
+    assert config["world_size"] == 2
+    assert "world size 2" in result.stdout
+    test = run([sys.executable, str(ROOT / "main.py"), "test", "--resume_run_id", "ddp", "--episodes", "1"], tmp_path, timeout=300)
+    assert test.returncode == 0, test.stderr[-3000:]
+    assert "raw return" in test.stdout
+    assert list((tmp_path / "logs" / "ddp" / "test_results").glob("*.json"))
