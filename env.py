@@ -36,7 +36,7 @@ class EnvConfig:
     action_repeat: int = 2  # physics frames per agent step; only the last one is rendered
     frame_stack: int = 3  # agent observation = the last `frame_stack` returned frames
     grayscale: bool = True
-    obs_size: int = 96  # side of the learning observation; must divide 96 (area downscale)
+    obs_size: int = 48  # side of the learning observation; must divide 96 (area downscale)
     offtrack_penalty: float = 10.0  # subtracted from the reward on every off-track frame
     offtrack_limit: int = 20  # consecutive off-track frames that end an episode (0 = never)
     max_frames: int = 1000  # physics frames per episode, as CarRacing-v3's time limit

@@ -43,18 +43,18 @@ from runs import checkpoint_path, load_checkpoint, load_config, new_run_id, run_
 
 @dataclass
 class RLConfig:
-    total_steps: int = 30_000  # agent steps summed over environments (each = action_repeat frames)
+    total_steps: int = 30_000  # agent steps summed over environments and ranks (each = action_repeat frames)
     learning_starts: int = 1_000  # steps collected before the first update
     batch_size: int = 256
     num_envs: int = 2
-    updates_per_step: float = 0.25  # gradient updates per collected step
+    updates_per_step: float = 0.5  # gradient updates per collected step (per rank)
     eval_every: int = 5_000  # steps between held-out evaluations (0 = never)
     eval_episodes: int = 6
     checkpoint_every: int = 5_000
     bc_weight: float = 1.0  # lambda of the BC term (0 = plain SAC)
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
-    critic_warmup_steps: int = 0  # steps (after learning_starts) training critics only, actor frozen
+    critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     gamma: float = 0.99
     n_step: int = 3
     tau: float = 0.01  # Polyak rate of the target encoder and critics
@@ -62,7 +62,7 @@ class RLConfig:
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
-    target_entropy: float = -3.0  # -|A|
+    target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
     augment_pad: int = 4
     buffer_size: int = 100_000  # online transitions kept (frames stored once, uint8)
     seed: int = 0
@@ -94,7 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor_lr", type=float, default=c.actor_lr, help="actor learning rate")
     parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
     parser.add_argument("--init_temperature", type=float, default=c.init_temperature, help="initial entropy temperature alpha")
-    parser.add_argument("--target_entropy", type=float, default=c.target_entropy, help="entropy target of the temperature")
+    parser.add_argument("--target_entropy", type=float, default=c.target_entropy,
+                        help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning)")
     parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
     parser.add_argument("--buffer_size", type=int, default=c.buffer_size, help="online transitions kept")
     parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer (default: the BC run's; none from scratch)")
@@ -116,6 +117,7 @@ class SACLearner:
         self.nets = distributed.wrap(model, self.ctx)
         self.critic_optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.critic.parameters()], lr=config.critic_lr)
         self.actor_optimizer = torch.optim.Adam(model.actor.parameters(), lr=config.actor_lr)
+        self.target_entropy = -3.0 if config.target_entropy is None else config.target_entropy
         self.log_alpha = torch.tensor(np.log(config.init_temperature), device=device, requires_grad=True)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
         self.updates = 0
@@ -157,7 +159,7 @@ class SACLearner:
         loss.backward()
         self.actor_optimizer.step()
         # Critic parameters got gradients from this loss too; the critic step clears them before use.
-        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.config.target_entropy)).mean()
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self.alpha_optimizer.zero_grad(set_to_none=True)
         alpha_loss.backward()
         distributed.average(self.log_alpha.grad, self.ctx)  # the temperature is not a DDP module
@@ -288,6 +290,17 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
     return done
 
 
+@torch.no_grad()
+def default_target_entropy(model: ActorCritic, demo_buffer: FrameReplay | None, device: torch.device) -> float:
+    """-|A| (SAC's usual target), or for a BC start the BC policy's own mean entropy on demo states, so the
+    temperature keeps exploration at the level the imitation already has instead of forcing it wider."""
+    if demo_buffer is None:
+        return -3.0
+    batch = demo_buffer.sample(1024, np.random.default_rng(0))
+    _, log_prob = model.actor.sample(model.encoder(torch.as_tensor(batch["obs"], device=device)))
+    return round(float(-log_prob.mean()), 2)
+
+
 def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: ModelConfig, ctx: DistContext,
              init_model: dict | None = None, resume_state: dict | None = None) -> SACLearner:
     """Collect with `num_envs` environments per rank and learn; rank 0 logs, evaluates and checkpoints."""
@@ -299,9 +312,16 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     if init_model is not None:
         model.load_state_dict(init_model)
         model.sync_targets(1.0)
+    demo_buffer = None
+    if config.dataset:
+        demo_buffer = demo_replay(demos.load_dataset(DATA_ROOT / config.dataset, skip_bad=True), env_config, config.gamma)
     step = 0
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
+    if config.target_entropy is None:
+        config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
+        if main_rank:
+            save_config(path, {**load_config(path), "train": asdict(config)})
     learner = SACLearner(model, config, device, ctx)
     if resume_state is not None:
         learner.load_state_dict(resume_state)
@@ -313,15 +333,13 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             rng = np.random.default_rng([rank_seed, step])
         print(f"resuming {path.name} at step {step} ({learner.updates} updates)") if main_rank else None
 
-    demo_buffer = None
-    if config.dataset:
-        demo_buffer = demo_replay(demos.load_dataset(DATA_ROOT / config.dataset, skip_bad=True), env_config, config.gamma)
     frame_channels = 1 if env_config.grayscale else 3
     frame_shape = (frame_channels, env_config.obs_size, env_config.obs_size)
     online = FrameReplay(max(config.buffer_size // config.num_envs, 64), config.num_envs, frame_shape, env_config.frame_stack)
     steps_per_iteration = config.num_envs * ctx.world_size
     if main_rank:
         print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
+              f"target entropy {config.target_entropy}, "
               f"world size {ctx.world_size} x {config.num_envs} envs on {device}, effective batch "
               f"{config.batch_size * ctx.world_size}, demos: {len(demo_buffer) if demo_buffer else 0} transitions")
         print(f"TensorBoard: tensorboard --logdir {path.parent}")

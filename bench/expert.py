@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from env import TEST_SEED_START, is_off_track  # noqa: E402
-from expert import Autopilot  # noqa: E402
+from expert import STYLES, Autopilot  # noqa: E402
 from fast_car_racing import CarRacingFast  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "expert.json"
@@ -52,11 +52,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=TEST_SEED_START, help="first track seed (held-out by default)")
     parser.add_argument("--noise", type=float, default=0.0, help="gaussian noise on executed actions (DART)")
     parser.add_argument("--max_frames", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--style", choices=sorted(STYLES), default="calm", help="driving style (see expert --help)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file (default: bench/results/expert_<style>.json)")
     args = parser.parse_args()
 
     car_racing = CarRacingFast()
-    autopilot = Autopilot()
+    autopilot = Autopilot(STYLES[args.style])
+    args.out = args.out or RESULTS.with_name(f"expert_{args.style}.json")
     start = time.perf_counter()
     episodes = [
         drive(car_racing, autopilot, seed, args.max_frames, args.noise)
@@ -69,6 +71,7 @@ def main() -> None:
         "tracks": f"{args.seed}..{args.seed + args.episodes - 1}",
         "episodes": args.episodes,
         "noise": args.noise,
+        "style": args.style,
         "mean": float(returns.mean()),
         "std": float(returns.std()),
         "median": float(np.median(returns)),
@@ -81,7 +84,7 @@ def main() -> None:
         "autopilot": asdict(autopilot.config),
     }
     print(
-        f"expert on tracks {summary['tracks']} (noise {args.noise}): raw return {summary['mean']:.1f} ± "
+        f"expert ({args.style}) on tracks {summary['tracks']} (noise {args.noise}): raw return {summary['mean']:.1f} ± "
         f"{summary['std']:.1f}, median {summary['median']:.1f}, min {summary['min']:.1f}; laps completed "
         f"{laps}/{args.episodes}; {summary['mean_frames']:.0f} frames and "
         f"{summary['mean_offtrack_frames']:.1f} off-track frames per episode ({seconds:.0f} s)"
