@@ -1,0 +1,115 @@
+"""BC training, checkpoints, Agent on a stock env, `test` results, and clear errors for bad runs/datasets."""
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import main
+from agent import Agent
+from bc import BCConfig, bc_losses, train_bc
+from env import EnvConfig
+from networks import ActorCritic, ModelConfig
+from replay_buffer import demo_replay
+import demos
+
+TINY = ["--encoder", "small", "--feature_dim", "16", "--hidden_dim", "32", "--obs_size", "48", "--frame_stack", "2"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A directory holding a tiny autopilot dataset (2 episodes x 80 frames) and a 2-epoch BC run."""
+    path = tmp_path_factory.mktemp("bc")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(path)
+        assert main.main(["expert", "--dataset", "tiny", "--episodes", "2", "--max_frames", "80"]) == 0
+        assert main.main(["train_bc", "--dataset", "tiny", "--run_id", "bc", "--epochs", "2", "--batch_size", "32",
+                          "--eval_every", "0", "--val_fraction", "0.5"] + TINY) == 0
+    return path
+
+
+def test_bc_loss_falls_and_actor_reproduces_actions(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main.main(["expert", "--dataset", "one", "--episodes", "1", "--max_frames", "60"]) == 0
+    env_config = EnvConfig(obs_size=48, frame_stack=2)
+    model_config = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
+    data = demo_replay(demos.load_dataset("data/one"), env_config, 0.99)
+    batch = data.sample(64, np.random.default_rng(0))
+
+    def actor_error(model: ActorCritic) -> float:
+        with torch.no_grad():
+            return bc_losses(model, model, batch, torch.device("cpu"), 0, 0.0)["actor_loss"].item()
+
+    torch.manual_seed(0)
+    before = actor_error(ActorCritic(env_config.obs_shape, model_config))
+    config = BCConfig(dataset="one", epochs=120, batch_size=16, val_fraction=0.0, eval_every=0, augment_pad=0, lr=1e-3)
+    model = train_bc(tmp_path / "logs" / "fit", config, env_config, model_config)
+    after = actor_error(model)
+    assert after < 0.4 * before
+
+
+def test_checkpoints_and_config_round_trip(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    run = workdir / "logs" / "bc"
+    names = sorted(p.stem for p in (run / "checkpoints").glob("*.pt"))
+    assert names == ["best", "epoch_1", "epoch_2"]
+    agent = Agent.load("logs/bc")
+    state = torch.load(run / "checkpoints" / "epoch_2.pt", weights_only=False)
+    for key, value in agent.model.state_dict().items():
+        assert torch.equal(value, state["model"][key])
+    assert agent.env_config.obs_size == 48 and agent.env_config.frame_stack == 2
+    assert list(run.glob("events.out.tfevents.*"))
+
+
+def test_resume_bc_run_continues_epochs(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    assert main.main(["train_bc", "--resume_run_id", "bc", "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 3:" in out and "epoch 1:" not in out
+    assert (workdir / "logs" / "bc" / "checkpoints" / "epoch_3.pt").exists()
+
+
+def test_agent_drives_stock_car_racing(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    agent = Agent.load("logs/bc")
+    env = gym.make("CarRacing-v3")
+    frame, _ = env.reset(seed=1_000_000)
+    agent.reset()
+    actions = []
+    for _ in range(6):
+        action = agent.act(frame)
+        assert action.shape == (3,) and env.action_space.contains(action.astype(np.float32))
+        actions.append(action)
+        frame, *_ = env.step(action)
+    env.close()
+    repeat = agent.env_config.action_repeat
+    assert np.array_equal(actions[0], actions[repeat - 1])  # one decision per action_repeat frames
+
+
+def test_test_command_writes_results(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    assert main.main(["test", "--resume_run_id", "bc", "--episodes", "2", "--num_envs", "2", "--seed", "1000000"]) == 0
+    out = capsys.readouterr().out
+    assert "raw return" in out and "penalized return" in out and "laps completed" in out
+    import json
+
+    result = json.loads((workdir / "logs" / "bc" / "test_results" / "latest_seed1000000_n2.json").read_text())
+    assert [e["seed"] for e in result["episodes"]] == [1_000_000, 1_000_001]
+    assert all(e["frames"] <= 1000 and e["penalized_return"] <= e["raw_return"] + 1e-6 for e in result["episodes"])
+
+
+def one_line_error(capsys, argv) -> str:
+    assert main.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:")
+    return err
+
+
+def test_clear_errors(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    assert "nope" in one_line_error(capsys, ["test", "--resume_run_id", "nope"])
+    assert "missing" in one_line_error(capsys, ["train_bc", "--dataset", "missing", "--run_id", "x"] + TINY)
+    assert "--run_id" in one_line_error(capsys, ["train_bc", "--dataset", "tiny", "--run_id", "bc"])
+    bad = workdir / "logs" / "bc" / "checkpoints" / "broken.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert "broken.pt" in one_line_error(capsys, ["test", "--resume_run_id", "bc", "--checkpoint", "broken"])
+    assert "epoch_9" in one_line_error(capsys, ["test", "--resume_run_id", "bc", "--checkpoint", "epoch_9"])
