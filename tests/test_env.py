@@ -1,0 +1,153 @@
+"""env.py: registration, off-track detection, penalty/termination, action repeat, frame stack, vector envs."""
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from env import TRAIN_SEED_LIMIT, DrivingEnv, EnvConfig, EpisodeMetrics, FrameStacker, make_env, make_vec_env, preprocess_frame
+
+GAS = np.array([0.0, 1.0, 0.0], np.float32)
+HARD_LEFT = np.array([-1.0, 1.0, 0.0], np.float32)
+
+
+def test_registered_id_matches_stock_constructor_and_frames():
+    fast = gym.make("CarRacingFast-v0", domain_randomize=True, lap_complete_percent=0.9)
+    stock = gym.make("CarRacing-v3", domain_randomize=True, lap_complete_percent=0.9)
+    a, _ = fast.reset(seed=3)
+    b, _ = stock.reset(seed=3)
+    assert np.array_equal(a, b)
+    for _ in range(60):
+        a, ra, *_ = fast.step(GAS)
+        b, rb, *_ = stock.step(GAS)
+    assert np.array_equal(a, b) and ra == rb
+    assert fast.spec.max_episode_steps == 1000
+
+
+def drive_off_road(env: DrivingEnv, max_steps: int = 400):
+    """Full gas with the wheel locked left: the car leaves the road within a few seconds."""
+    infos = []
+    for _ in range(max_steps):
+        _, reward, terminated, truncated, info = env.step(HARD_LEFT)
+        infos.append((reward, info))
+        if terminated or truncated:
+            return infos, terminated
+    return infos, False
+
+
+def test_off_track_detection_penalty_and_termination():
+    env = DrivingEnv(EnvConfig(action_repeat=1, offtrack_penalty=10.0, offtrack_limit=20))
+    env.reset(seed=7)
+    infos, terminated = drive_off_road(env)
+    assert terminated
+    off = [info["off_track"] for _, info in infos]
+    assert not off[0] and off[-1]  # starts on the road, ends off it
+    assert off[-20:] == [True] * 20 and not all(off[-21:])  # ended by exactly 20 consecutive off-track frames
+    for reward, info in infos:  # penalized reward = raw - 10 per off-track frame
+        assert reward == pytest.approx(info["raw_reward"] - 10.0 * info["off_track"])
+
+
+def test_no_termination_when_limit_is_zero():
+    env = DrivingEnv(EnvConfig(action_repeat=1, offtrack_limit=0, offtrack_penalty=0.0))
+    env.reset(seed=7)
+    infos, terminated = drive_off_road(env, max_steps=300)
+    assert not terminated and infos[-1][1]["off_track"]
+    assert all(r == pytest.approx(i["raw_reward"]) for r, i in infos)
+
+
+def test_action_repeat_sums_rewards_and_renders_last_frame():
+    single = DrivingEnv(EnvConfig(action_repeat=1, offtrack_limit=0, offtrack_penalty=0.0))
+    repeat = DrivingEnv(EnvConfig(action_repeat=3, offtrack_limit=0, offtrack_penalty=0.0))
+    single.reset(seed=11)
+    repeat.reset(seed=11)
+    for _ in range(10):
+        rewards, frames = [], []
+        for _ in range(3):
+            frame, reward, *_ = single.step(GAS)
+            rewards.append(reward)
+            frames.append(frame)
+        frame3, reward3, _, _, info = repeat.step(GAS)
+        assert reward3 == pytest.approx(sum(rewards))
+        assert info["frame_rewards"] == pytest.approx(rewards)
+        assert np.array_equal(frame3, frames[-1])
+
+
+def test_frame_limit_counts_physics_frames():
+    env = DrivingEnv(EnvConfig(action_repeat=4, max_frames=10, offtrack_limit=0))
+    env.reset(seed=1)
+    results = [env.step(GAS) for _ in range(3)]
+    assert [r[3] for r in results] == [False, False, True]  # 4 + 4 + 2 frames
+    assert results[-1][4]["frames"] == 10 and len(results[-1][4]["frame_rewards"]) == 2
+
+
+def test_frame_stack_and_preprocessing():
+    config = EnvConfig(frame_stack=3, obs_size=48, grayscale=True)
+    env = make_env(config)
+    obs, _ = env.reset(seed=2)
+    assert obs.shape == (3, 48, 48) and obs.dtype == np.uint8
+    assert np.array_equal(obs[0], obs[2])  # reset fills the stack with the first frame
+    previous = obs
+    for _ in range(3):
+        obs, *_ = env.step(GAS)
+        assert np.array_equal(obs[:2], previous[1:])  # the stack shifts by one frame per step
+        previous = obs
+    frame = np.zeros((96, 96, 3), np.uint8)
+    frame[:48, :, 1] = 200
+    gray = preprocess_frame(frame, EnvConfig(obs_size=96))
+    assert gray.shape == (1, 96, 96) and gray[0, 0, 0] == round(200 * 0.587) and gray[0, 95, 0] == 0
+    rgb = preprocess_frame(frame, EnvConfig(obs_size=48, grayscale=False))
+    assert rgb.shape == (3, 48, 48) and rgb[1, 0, 0] == 200
+    stacker = FrameStacker(EnvConfig(frame_stack=2, obs_size=96, grayscale=False))
+    assert stacker.reset(frame).shape == (6, 96, 96)
+
+
+def test_check_env_on_learning_env():
+    check_env(make_env(EnvConfig(obs_size=48)).unwrapped, skip_render_check=True)
+
+
+def test_vector_env_shapes_and_deterministic_seeding():
+    config = EnvConfig(obs_size=48)
+
+    def rollout():
+        envs = make_vec_env(2, config, asynchronous=False)
+        obs, info = envs.reset(seed=123)
+        seeds = list(info["track_seed"])
+        for _ in range(5):
+            obs, reward, *_ = envs.step(np.tile(GAS, (2, 1)))
+        envs.close()
+        return obs, reward, seeds
+
+    obs, reward, seeds = rollout()
+    assert obs.shape == (2, 3, 48, 48) and reward.shape == (2,)
+    assert seeds == [123, 124]
+    obs2, reward2, _ = rollout()
+    assert np.array_equal(obs, obs2) and np.array_equal(reward, reward2)
+
+
+def test_unseeded_resets_draw_training_tracks():
+    env = DrivingEnv(EnvConfig())
+    env.reset(seed=5)
+    seeds = {env.reset()[1]["track_seed"] for _ in range(3)}
+    assert all(0 <= s < TRAIN_SEED_LIMIT for s in seeds) and len(seeds) == 3
+
+
+def test_episode_metrics_cut_penalized_return_at_limit():
+    metrics = EpisodeMetrics(penalty=10.0, limit=3)
+    metrics.add([1.0] * 6, [False, True, True, True, True, False])
+    assert metrics.raw_return == 6.0 and metrics.offtrack_frames == 4
+    assert metrics.penalized_return == pytest.approx(4 * 1.0 - 30.0)  # frames 1-4, three penalties, then cut
+
+
+@pytest.mark.parametrize("field, value", [("action_repeat", 0), ("frame_stack", 0), ("obs_size", 50),
+                                          ("offtrack_penalty", -1.0), ("max_frames", 0)])
+def test_bad_config_is_a_clear_error(field, value):
+    with pytest.raises(ValueError, match=field):
+        DrivingEnv(EnvConfig(**{field: value}))
+    with pytest.raises(ValueError, match="num_envs"):
+        make_vec_env(0)
+
+
+def test_bad_action_is_a_clear_error():
+    env = DrivingEnv(EnvConfig())
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action"):
+        env.step(np.array([0.0, np.nan, 0.0]))
