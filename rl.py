@@ -270,7 +270,11 @@ class EpisodeTracker:
         self.raw, self.penalized = np.zeros(num_envs), np.zeros(num_envs)
 
     def add(self, reward: np.ndarray, info: dict, done: np.ndarray) -> list[tuple[float, float]]:
-        self.raw += info["raw_reward"]
+        # Same-step autoreset: a finished env's step info is in info['final_info'], its info is the reset's.
+        raw = np.where(info.get("_raw_reward", False), info.get("raw_reward", 0.0), 0.0)
+        if done.any():
+            raw = np.where(done, info["final_info"]["raw_reward"], raw)
+        self.raw += raw
         self.penalized += reward
         finished = [(self.raw[i], self.penalized[i]) for i in np.flatnonzero(done)]
         self.raw[done], self.penalized[done] = 0.0, 0.0

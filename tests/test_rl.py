@@ -9,7 +9,7 @@ import main
 from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
-from rl import RLConfig, SACLearner, record_step
+from rl import EpisodeTracker, RLConfig, SACLearner, record_step
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -102,12 +102,15 @@ def test_vector_collection_stores_final_frames_and_restarts():
     buffer = FrameReplay(50, 2, (1, 24, 24), frame_stack=2)
     for i in range(2):
         buffer.start(i, obs[i, -1:])
-    finals = []
+    finals, tracker, step_rewards = [], EpisodeTracker(2), []
     for _ in range(4):
         actions = np.tile(np.array([[0.0, 0.5, 0.0]], np.float32), (2, 1))
         next_obs, reward, terminated, truncated, info = envs.step(actions)
         done = record_step(buffer, actions, reward, next_obs, terminated, truncated, info)
+        step_rewards.append(reward[0])
+        finished = tracker.add(reward, info, done)
         if done[0]:
+            assert finished[0][1] == pytest.approx(sum(step_rewards))  # penalized return of the whole episode
             finals.append(info["final_obs"][0][-1:].copy())
             assert buffer.episode_pos[0, (buffer.written[0] - 1) % 50] == 0  # new episode started
         obs = next_obs
