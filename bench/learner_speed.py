@@ -1,4 +1,5 @@
-"""Learner speed at batch 256, side by side in one process on the same observations (gray 96x96, 3 stacked):
+"""Learner speed at batch 256, side by side in one process on the same observations (the default: gray
+48x48, 3 stacked; `--obs_size 96` for full resolution):
 
   ours    SACLearner.update on batches sampled from FrameReplay (sampling + augmentation + update)
   bare    the same networks' critic + actor + temperature steps on one pre-made tensor batch
@@ -29,13 +30,14 @@ BATCH = 256
 
 
 def filled_replay(env_config: EnvConfig, n: int, rng: np.random.Generator) -> FrameReplay:
-    buffer = FrameReplay(n, 1, (1, 96, 96), env_config.frame_stack)
-    buffer.start(0, rng.integers(0, 256, (1, 96, 96), dtype=np.uint8))
+    frame = (1, env_config.obs_size, env_config.obs_size)
+    buffer = FrameReplay(n, 1, frame, env_config.frame_stack)
+    buffer.start(0, rng.integers(0, 256, frame, dtype=np.uint8))
     for i in range(n - 1):
         done = i % 400 == 399
-        buffer.add(0, rng.uniform(-1, 1, 3), rng.normal(), rng.integers(0, 256, (1, 96, 96), dtype=np.uint8), done)
+        buffer.add(0, rng.uniform(-1, 1, 3), rng.normal(), rng.integers(0, 256, frame, dtype=np.uint8), done)
         if done:
-            buffer.start(0, rng.integers(0, 256, (1, 96, 96), dtype=np.uint8))
+            buffer.start(0, rng.integers(0, 256, frame, dtype=np.uint8))
     return buffer
 
 
@@ -58,12 +60,12 @@ def time_bare(learner: SACLearner, buffer: FrameReplay, updates: int, rng) -> fl
     return updates / (time.perf_counter() - start)
 
 
-def make_sb3(rng: np.random.Generator):
+def make_sb3(obs_shape: tuple[int, int, int], rng: np.random.Generator):
     import gymnasium as gym
     from stable_baselines3 import SAC
 
     class StackedPixels(gym.Env):  # only spaces matter: SB3 trains from its own filled buffer
-        observation_space = gym.spaces.Box(0, 255, (3, 96, 96), np.uint8)
+        observation_space = gym.spaces.Box(0, 255, obs_shape, np.uint8)
         action_space = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
 
         def reset(self, seed=None, options=None):
@@ -76,7 +78,7 @@ def make_sb3(rng: np.random.Generator):
                 optimize_memory_usage=False, device="cpu")
     buffer = model.replay_buffer
     for _ in range(4000):
-        obs = rng.integers(0, 256, (1, 3, 96, 96), dtype=np.uint8)
+        obs = rng.integers(0, 256, (1, *obs_shape), dtype=np.uint8)
         buffer.add(obs, obs, rng.uniform(-1, 1, (1, 3)), np.zeros(1), np.zeros(1), [{}])
     model._setup_learn(total_timesteps=1)  # logger and progress state that train() expects
     return model
@@ -93,14 +95,15 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=20, help="updates per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median reported)")
     parser.add_argument("--encoder", default=ModelConfig.encoder, help="our encoder")
+    parser.add_argument("--obs_size", type=int, default=EnvConfig.obs_size, help="observation side (both learners)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    env_config = EnvConfig()
+    env_config = EnvConfig(obs_size=args.obs_size)
     learner = SACLearner(ActorCritic(env_config.obs_shape, ModelConfig(encoder=args.encoder)), RLConfig(), torch.device("cpu"))
     buffer = filled_replay(env_config, 5000, rng)
-    sb3 = make_sb3(rng)
+    sb3 = make_sb3(env_config.obs_shape, rng)
     results = {"ours": [], "bare": [], "sb3": []}
     time_ours(learner, buffer, 3, rng), time_bare(learner, buffer, 3, rng), time_sb3(sb3, 3)  # warm-up
     for _ in range(args.rounds):
@@ -108,12 +111,13 @@ def main() -> None:
         results["bare"].append(time_bare(learner, buffer, args.updates, rng))
         results["sb3"].append(time_sb3(sb3, args.updates))
     med = {k: float(np.median(v)) for k, v in results.items()}
-    print(f"updates/s at batch {BATCH}, {args.threads} torch threads, encoder {args.encoder}:")
+    print(f"updates/s at batch {BATCH}, {args.threads} torch threads, encoder {args.encoder}, obs {env_config.obs_shape}:")
     print(f"  ours (sample + augment + update) {med['ours']:6.2f}")
     print(f"  bare forward/backward            {med['bare']:6.2f}   learner overhead {med['bare'] / med['ours'] - 1:+.0%}")
     print(f"  Stable-Baselines3 SAC CnnPolicy  {med['sb3']:6.2f}   ours / SB3 = {med['ours'] / med['sb3']:.1f}x")
-    out = Path(__file__).parent / "results" / "learner_speed.json"
+    out = Path(__file__).parent / "results" / f"learner_speed_obs{args.obs_size}.json"
     out.write_text(json.dumps({"median_updates_per_s": med, "rounds": results, "batch": BATCH, "encoder": args.encoder,
+                               "obs_shape": env_config.obs_shape,
                                "threads": args.threads, "ratio_vs_sb3": med["ours"] / med["sb3"],
                                "overhead": med["bare"] / med["ours"] - 1}, indent=2))
     print(f"written {out}")
