@@ -133,8 +133,7 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float) -> FrameReplay:
     streams = []
     for ep in episodes:
         frames = [preprocess_frame(f, env_config) for f in ep.observations]
-        off_track = getattr(ep, "off_track", None)
-        penalized = ep.rewards - env_config.offtrack_penalty * (off_track if off_track is not None else 0)
+        penalized = ep.rewards - env_config.offtrack_penalty * (ep.off_track if ep.off_track is not None else 0)
         T = len(ep.actions)
         for phase in range(k):
             decisions = list(range(phase, T - k + 1, k))

@@ -83,6 +83,7 @@ class FakeEpisode:
         self.actions = np.stack([np.linspace(-1, 1, T), np.full(T, 0.5), np.zeros(T)], 1).astype(np.float32)
         self.rewards = np.ones(T, np.float32)
         self.terminated = terminated
+        self.off_track = None
 
 
 def test_demo_replay_phases_actions_rewards_and_returns():
@@ -104,3 +105,12 @@ def test_sample_mixed_ratio():
     assert batch["is_demo"].sum() == 10 and len(batch["reward"]) == 40
     only_demo = sample_mixed(demo, None, 8, 0.25, np.random.default_rng(0), 0.99, 1)
     assert only_demo["is_demo"].all()
+
+
+def test_demo_replay_penalizes_off_track_frames():
+    config = EnvConfig(action_repeat=2, frame_stack=2, obs_size=96, offtrack_penalty=10.0)
+    ep = FakeEpisode(T=8)
+    ep.off_track = np.array([False, False, True, True, False, True, False, False])
+    buf = demo_replay([ep], config, gamma=0.5)
+    phase0 = buf.rewards[0, 1:5]  # decisions at frames 0, 2, 4, 6
+    assert phase0.tolist() == [2.0, 2.0 - 20.0, 2.0 - 10.0, 2.0]
