@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distributed import resolve_device
 from env import EnvConfig, FrameStacker
 from errors import UserError
 from networks import ActorCritic, ModelConfig
@@ -47,6 +48,7 @@ class Agent:
             model.load_state_dict(state["model"])
         except RuntimeError as error:
             raise UserError(f"{path}: checkpoint does not match the run's networks ({str(error).splitlines()[0]})") from None
+        device = resolve_device(device)
         model.to(device).eval()
         return cls(model, env_config, device)
 

@@ -30,11 +30,10 @@ from distributed import DistContext
 from env import EnvConfig
 from errors import UserError
 from evaluate import evaluate, summarize
-from networks import ENCODERS, ActorCritic, ModelConfig, random_shift
+from networks import ENCODERS, ActorCritic, Encoder, ModelConfig, random_shift
 from replay_buffer import FrameReplay, demo_replay
 from runs import load_checkpoint, checkpoint_path, load_config, new_run_id, run_dir, save_checkpoint, save_config
 
-DATA_ROOT = Path("data")
 VALIDATION_SEED_START = 1_500_000  # periodic evaluation tracks: held out, and apart from `test`'s defaults
 STD_LOSS_WEIGHT = 0.01  # the spread fit is a side task; keep it from steering the encoder
 
@@ -43,7 +42,7 @@ STD_LOSS_WEIGHT = 0.01  # the spread fit is a side task; keep it from steering t
 class BCConfig:
     dataset: str = "expert"
     max_episodes: int = 0  # use only the first N episodes (0 = all)
-    epochs: int = 20
+    epochs: int = 25
     batch_size: int = 128
     lr: float = 3e-4
     val_fraction: float = 0.1
@@ -64,21 +63,38 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame_stack", type=int, default=env.frame_stack, help="frames per observation")
     parser.add_argument("--color", action="store_true", help="RGB observations instead of grayscale")
     parser.add_argument("--obs_size", type=int, default=env.obs_size, help="observation side, a divisor of 96")
-    parser.add_argument("--offtrack_penalty", type=float, default=env.offtrack_penalty, help="reward penalty per off-track frame")
-    parser.add_argument("--offtrack_limit", type=int, default=env.offtrack_limit, help="consecutive off-track frames ending an episode (0 = never)")
+    parser.add_argument("--offtrack_penalty", type=float, default=None,
+                        help=f"reward penalty per off-track frame (default {env.offtrack_penalty}; fine-tuning: the BC run's)")
+    parser.add_argument("--offtrack_limit", type=int, default=None,
+                        help=f"consecutive off-track frames ending an episode, 0 = never (default {env.offtrack_limit}; fine-tuning: the BC run's)")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=model.encoder, help="CNN encoder")
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")
 
 
-def env_and_model_configs(args: argparse.Namespace) -> tuple[EnvConfig, ModelConfig]:
-    env_config = EnvConfig(action_repeat=args.action_repeat, frame_stack=args.frame_stack, grayscale=not args.color,
-                           obs_size=args.obs_size, offtrack_penalty=args.offtrack_penalty, offtrack_limit=args.offtrack_limit)
+def override_reward(env_config: EnvConfig, args: argparse.Namespace) -> EnvConfig:
+    """The off-track penalty and limit given on the command line, else those of `env_config`."""
+    for name in ("offtrack_penalty", "offtrack_limit"):
+        if getattr(args, name) is not None:
+            setattr(env_config, name, getattr(args, name))
     try:
         env_config.validate()
     except ValueError as error:
         raise UserError(f"--{error}") from None
-    return env_config, ModelConfig(encoder=args.encoder, feature_dim=args.feature_dim, hidden_dim=args.hidden_dim)
+    return env_config
+
+
+def env_and_model_configs(args: argparse.Namespace) -> tuple[EnvConfig, ModelConfig]:
+    env_config = override_reward(EnvConfig(action_repeat=args.action_repeat, frame_stack=args.frame_stack,
+                                           grayscale=not args.color, obs_size=args.obs_size), args)
+    model_config = ModelConfig(encoder=args.encoder, feature_dim=args.feature_dim, hidden_dim=args.hidden_dim)
+    if min(model_config.feature_dim, model_config.hidden_dim) < 1:
+        raise UserError("--feature_dim and --hidden_dim must be >= 1")
+    try:
+        Encoder(env_config.obs_shape, model_config)
+    except RuntimeError:
+        raise UserError(f"--encoder {args.encoder} does not fit --obs_size {args.obs_size}; use a larger --obs_size") from None
+    return env_config, model_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run_id", default=None, help="name of the new run (default: bc_<timestamp>)")
     parser.add_argument("--resume_run_id", default=None, help="continue this BC run (its settings; --epochs may extend it)")
     parser.add_argument("--max_episodes", type=int, default=c.max_episodes, help="use only the first N episodes (0 = all)")
-    parser.add_argument("--epochs", type=int, default=c.epochs, help="passes over the training transitions")
+    parser.add_argument("--epochs", type=int, default=None, help=f"passes over the training transitions (default {c.epochs}; "
+                        "with --resume_run_id: the run's own, or more to extend it)")
     parser.add_argument("--batch_size", type=int, default=c.batch_size, help="transitions per update")
     parser.add_argument("--lr", type=float, default=c.lr, help="Adam learning rate")
     parser.add_argument("--val_fraction", type=float, default=c.val_fraction, help="fraction of episodes held out for validation")
@@ -139,10 +156,11 @@ def run(args: argparse.Namespace) -> int:
             saved = load_config(path)
             if saved.get("kind") != "bc":
                 raise UserError(f"run id {args.resume_run_id!r} is a {saved.get('kind')} run; --resume_run_id of train_bc needs a BC run")
-            config = BCConfig(**{**saved["train"], "epochs": args.epochs})
+            config = BCConfig(**{**saved["train"], "epochs": args.epochs or saved["train"]["epochs"]})
             env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         else:
-            config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig())})
+            config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig()) if k != "epochs"})
+            config.epochs = args.epochs or config.epochs
             env_config, model_config = env_and_model_configs(args)
             run_id = distributed.broadcast_object(args.run_id or new_run_id("bc"), ctx)
             path = run_dir(run_id, must_exist=False)
@@ -151,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         for name in ("epochs", "batch_size", "eval_episodes"):
             if getattr(config, name) < 1:
                 raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
+        if config.max_episodes < 0:
+            raise UserError(f"--max_episodes must be >= 0, got {config.max_episodes}")
         if not 0 <= config.val_fraction < 1:
             raise UserError(f"--val_fraction must be in [0, 1), got {config.val_fraction}")
         distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
@@ -168,17 +188,21 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
     rank_seed = config.seed + 1000 * ctx.rank
     torch.manual_seed(config.seed)  # identical initial weights (DDP also broadcasts rank 0's)
     rng = np.random.default_rng(rank_seed)
-    episodes = demos.load_dataset(DATA_ROOT / config.dataset, skip_bad=config.skip_bad)
+    episodes = demos.load_dataset(demos.dataset_dir(config.dataset), skip_bad=config.skip_bad)
     if config.max_episodes:
         episodes = episodes[: config.max_episodes]
     train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)
     train_data = demo_replay(train_eps, env_config, config.gamma)
     val_data = demo_replay(val_eps, env_config, config.gamma) if val_eps else None
+    n_train, n_val = len(train_eps), len(val_eps)
+    del episodes, train_eps, val_eps  # raw 96x96x3 frames are no longer needed
 
     model = ActorCritic(env_config.obs_shape, model_config).to(device)
     optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.actor.parameters(), *model.critic.parameters()], lr=config.lr)
     start_epoch, best_val = 0, math.inf
-    if (path / "checkpoints" / "latest").exists():  # resuming
+    nets = distributed.wrap(model, ctx)
+    torch.manual_seed(rank_seed)  # ranks augment differently
+    if (path / "checkpoints" / "latest").exists():  # resuming: weights, optimiser, counters, random streams
         state = load_checkpoint(checkpoint_path(path), device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -186,13 +210,13 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
         if main_rank:
             rng = state["numpy_rng"]
             torch.set_rng_state(state["torch_rng"])
-    nets = distributed.wrap(model, ctx)
-    torch.manual_seed(rank_seed)  # ranks augment differently
+        else:
+            rng = np.random.default_rng([rank_seed, start_epoch])
     writer = None
     if main_rank:
         save_config(path, {"kind": "bc", "world_size": ctx.world_size, "train": asdict(config), "env": asdict(env_config),
                            "model": asdict(model_config)})
-        print(f"run {path.name}: {len(train_eps)} train / {len(val_eps)} val episodes, {len(train_data)} transitions, "
+        print(f"run {path.name}: {n_train} train / {n_val} val episodes, {len(train_data)} transitions, "
               f"world size {ctx.world_size} on {device} (effective batch {config.batch_size * ctx.world_size})")
         print(f"TensorBoard: tensorboard --logdir {path.parent}")
         writer = SummaryWriter(str(path))
@@ -222,8 +246,11 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
     except KeyboardInterrupt:
         if main_rank:
             print(f"interrupted: checkpoints up to epoch {epoch - 1} are in {path / 'checkpoints'}")
-    if writer:
-        writer.close()
+        raise
+    finally:
+        if writer:
+            writer.close()
+    if main_rank:
         print(f"done: test with  python main.py test --resume_run_id {path.name}")
     return model
 
@@ -239,7 +266,7 @@ def end_of_epoch(path, writer, model, optimizer, agent, val_data, config: BCConf
     line = f"epoch {epoch}: actor {sums['actor_loss'] / updates:.4f} critic {sums['critic_loss'] / updates:.2f}"
     val_actor = sums["actor_loss"] / updates
     if val_data is not None:
-        val_actor, val_critic = validate(model, val_data, config, model.encoder.projection[0].weight.device)
+        val_actor, val_critic = validate(model, val_data, config, agent.device)
         writer.add_scalar("val/actor_loss", val_actor, step)
         writer.add_scalar("val/critic_loss", val_critic, step)
         line += f" | val actor {val_actor:.4f} critic {val_critic:.2f}"

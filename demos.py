@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import tempfile
 import zipfile
@@ -132,6 +133,8 @@ def write_episode(
         source=np.str_(episode.source),
         **extra,
     )
+    # Ctrl-C is held back while the file is written and renamed, so a finished lap is never lost to it.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     fd, tmp = tempfile.mkstemp(prefix=".tmp_episode_", suffix=".npz", dir=dataset_dir)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -144,6 +147,8 @@ def write_episode(
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C pressed meanwhile arrives now
     return path
 
 

@@ -18,8 +18,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from errors import UserError
 
-# A rank stuck in a collective (its peer died) errors out after this instead of hanging for gloo's 30 min.
-COLLECTIVE_TIMEOUT = timedelta(minutes=int(os.environ.get("BCSAC_COLLECTIVE_TIMEOUT_MIN", "5")))
+# A rank stuck in a collective (a peer hung) errors out after this. It must outlast rank 0's periodic
+# evaluation, during which the other ranks wait; a peer that *dies* is caught by torchrun at once.
+COLLECTIVE_TIMEOUT = timedelta(minutes=int(os.environ.get("BCSAC_COLLECTIVE_TIMEOUT_MIN", "30")))
 
 
 @dataclass

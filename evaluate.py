@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agent import Agent
-from env import TEST_SEED_START, EnvConfig, EpisodeMetrics, make_vec_env
+from env import TEST_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
 from errors import UserError
 from runs import run_dir
 
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_envs", type=int, default=2, help="parallel environment processes")
     parser.add_argument("--video", default=None, help="write the first episode to this .mp4 or .gif")
     parser.add_argument("--render", action="store_true", help="show a window (one environment at a time)")
-    parser.add_argument("--device", default="cpu", help="torch device for the policy")
+    parser.add_argument("--device", default="cpu", help="torch device for the policy: cpu, cuda, cuda:N, auto")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,27 +45,24 @@ def run(args: argparse.Namespace) -> int:
     episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, video=args.video, render=args.render)
     summary = summarize(episodes)
     print(format_table(summary))
-    out = path / "test_results" / f"{args.checkpoint or 'latest'}_seed{args.seed}_n{args.episodes}.json"
-    out.parent.mkdir(exist_ok=True)
+    name = Path(args.checkpoint).stem if args.checkpoint else "latest"
+    out = path / "test_results" / f"{name}_seed{args.seed}_n{args.episodes}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "episodes": episodes}, indent=2))
     print(f"per-episode results: {out}")
     return 0
 
 
 def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | None = None,
-             render: bool = False, progress: bool = True, vec_env=None) -> list[dict]:
+             render: bool = False, progress: bool = True) -> list[dict]:
     """Run one full episode per track seed with deterministic actions; returns per-episode metrics."""
     # Score with the GUIDE's standard penalty, whatever the run trained with; never stop early.
     env_config = replace(EnvConfig(), action_repeat=agent.env_config.action_repeat, offtrack_penalty=0.0, offtrack_limit=0)
     num_envs = min(num_envs, len(seeds))
-    own_env = vec_env is None
-    if own_env:
-        vec_env = make_vec_env(num_envs, env_config, autoreset=False, pixels=False,
-                               render_mode="human" if render else None)
-    num_envs = vec_env.num_envs
+    vec_env = make_vec_env(num_envs, env_config, autoreset=False, pixels=False, render_mode="human" if render else None)
     pending = list(seeds)
     slot_seed: list[int | None] = [None] * num_envs
-    stackers = [agent.stacker.__class__(agent.env_config) for _ in range(num_envs)]
+    stackers = [FrameStacker(agent.env_config) for _ in range(num_envs)]
     metrics = [EpisodeMetrics() for _ in range(num_envs)]
     lap = [False] * num_envs
     results: list[dict] = []
@@ -105,8 +102,7 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
         if pending and finished.any():
             start(finished & (np.cumsum(finished) <= len(pending)))
     bar.close()
-    if own_env:
-        vec_env.close()
+    vec_env.close()
     if video:
         write_video(video, video_frames, fps=50 // agent.env_config.action_repeat)
         if progress:

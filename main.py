@@ -13,7 +13,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no pygame banner on 
 
 from errors import UserError
 
-# command -> (module, one-line help). Modules are imported lazily so `--help` stays fast.
+# command -> (module, one-line help); each module defines add_arguments(parser) and run(args).
 COMMANDS = {
     "human": ("human", "drive with the keyboard and record demonstrations"),
     "expert": ("expert", "record demonstrations with the scripted autopilot"),

@@ -30,7 +30,7 @@ class ModelConfig:
     reward_scale: float = 0.1  # critics predict returns of reward * reward_scale (returns reach the hundreds)
 
 
-# name -> conv stack as (out_channels, kernel, stride). Candidates measured by bench/networks.py.
+# name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.
 ENCODERS = {
     "nature": [(32, 8, 4), (64, 4, 2), (64, 3, 1)],  # DQN's: cheap on CPU thanks to early striding
     "small": [(16, 8, 4), (32, 4, 2), (32, 3, 1)],  # half the channels: fastest, for tests and laptops

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verify",
         action="store_true",
-        help="re-simulate each episode from its seed and actions; exit 1 at the first frame or reward that differs",
+        help="re-simulate each episode from its seed and actions; exit 1 naming each episode that differs and its first differing step",
     )
     parser.add_argument("--summary", action="store_true", help="print the dataset summary")
     parser.add_argument("--skip_bad", action="store_true", help="warn about unreadable files and use the others")

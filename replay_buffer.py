@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from env import EnvConfig, preprocess_frame
+from errors import UserError
 
 
 class FrameReplay:
@@ -72,7 +73,8 @@ class FrameReplay:
 
     def sample_indices(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Random (stream, t) of transitions whose frames are all still in the ring."""
-        lowest = np.maximum(self.written - self.capacity + self.frame_stack + 1, 1)
+        # Until a ring wraps nothing is overwritten; after, a stack ending at t-1 reaches back to t - frame_stack.
+        lowest = np.where(self.written > self.capacity, self.written - self.capacity + self.frame_stack, 1)
         counts = np.maximum(self.written - lowest, 0)
         if counts.sum() == 0:
             raise ValueError("replay buffer is empty")
@@ -114,13 +116,6 @@ class FrameReplay:
             "mc_return": self.returns[streams, t % self.capacity],
         }
 
-    def state_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("frames", "actions", "rewards", "terminated", "episode_pos", "returns", "written")}
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            getattr(self, key)[...] = value
-
 
 def demo_replay(episodes, env_config: EnvConfig, gamma: float) -> FrameReplay:
     """Demonstrations (recorded one action per frame) as agent-rate transitions.
@@ -143,7 +138,7 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float) -> FrameReplay:
             terminated = bool(ep.terminated) and decisions[-1] + k == T
             streams.append((frames, decisions, rewards, terminated, ep.actions))
     if not streams:
-        raise ValueError("demonstrations are too short for this action repeat")
+        raise UserError(f"demonstrations are too short: every episode needs at least {2 * k} frames at action repeat {k}")
     capacity = max(len(s[1]) for s in streams) + 1
     buffer = FrameReplay(capacity, len(streams), frames[0].shape, env_config.frame_stack)
     for i, (frames, decisions, rewards, terminated, actions) in enumerate(streams):

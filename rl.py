@@ -31,7 +31,7 @@ from tqdm import tqdm
 import demos
 import distributed
 from agent import Agent
-from bc import DATA_ROOT, VALIDATION_SEED_START, add_env_and_model_arguments, env_and_model_configs
+from bc import VALIDATION_SEED_START, add_env_and_model_arguments, env_and_model_configs, override_reward
 from distributed import DistContext
 from env import TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
@@ -39,6 +39,9 @@ from evaluate import evaluate, summarize
 from networks import ActorCritic, ModelConfig, random_shift
 from replay_buffer import FrameReplay, demo_replay, sample_mixed
 from runs import checkpoint_path, load_checkpoint, load_config, new_run_id, run_dir, save_checkpoint, save_config
+
+
+SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
 
 
 @dataclass
@@ -117,7 +120,7 @@ class SACLearner:
         self.nets = distributed.wrap(model, self.ctx)
         self.critic_optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.critic.parameters()], lr=config.critic_lr)
         self.actor_optimizer = torch.optim.Adam(model.actor.parameters(), lr=config.actor_lr)
-        self.target_entropy = -3.0 if config.target_entropy is None else config.target_entropy
+        self.target_entropy = SCRATCH_TARGET_ENTROPY if config.target_entropy is None else config.target_entropy
         self.log_alpha = torch.tensor(np.log(config.init_temperature), device=device, requires_grad=True)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
         self.updates = 0
@@ -229,7 +232,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
             saved = load_config(bc_path)
             if saved.get("kind") != "bc":
                 raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run (kind {saved.get('kind')!r})")
-            env_config = replace(EnvConfig(**saved["env"]), offtrack_penalty=args.offtrack_penalty, offtrack_limit=args.offtrack_limit)
+            env_config = override_reward(EnvConfig(**saved["env"]), args)
             model_config = ModelConfig(**saved["model"])
             init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
             config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
@@ -299,9 +302,11 @@ def default_target_entropy(model: ActorCritic, demo_buffer: FrameReplay | None, 
     """-|A| (SAC's usual target), or for a BC start the BC policy's own mean entropy on demo states, so the
     temperature keeps exploration at the level the imitation already has instead of forcing it wider."""
     if demo_buffer is None:
-        return -3.0
+        return SCRATCH_TARGET_ENTROPY
     batch = demo_buffer.sample(1024, np.random.default_rng(0))
-    _, log_prob = model.actor.sample(model.encoder(torch.as_tensor(batch["obs"], device=device)))
+    with torch.random.fork_rng(devices=[]):  # the same sample on every rank, whatever its seed
+        torch.manual_seed(0)
+        _, log_prob = model.actor.sample(model.encoder(torch.as_tensor(batch["obs"], device=device)))
     return round(float(-log_prob.mean()), 2)
 
 
@@ -318,10 +323,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         model.sync_targets(1.0)
     demo_buffer = None
     if config.dataset:
-        demo_buffer = demo_replay(demos.load_dataset(DATA_ROOT / config.dataset, skip_bad=True), env_config, config.gamma)
+        demo_buffer = demo_replay(demos.load_dataset(demos.dataset_dir(config.dataset), skip_bad=True), env_config, config.gamma)
     step = 0
-    if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
     if config.target_entropy is None:
         config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
         if main_rank:
@@ -335,7 +338,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             torch.set_rng_state(resume_state["torch_rng"])
         else:
             rng = np.random.default_rng([rank_seed, step])
-        print(f"resuming {path.name} at step {step} ({learner.updates} updates)") if main_rank else None
+        if main_rank:
+            print(f"resuming {path.name} at step {step} ({learner.updates} updates)")
 
     frame_channels = 1 if env_config.grayscale else 3
     frame_shape = (frame_channels, env_config.obs_size, env_config.obs_size)
@@ -407,7 +411,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             timer["frames"] += config.num_envs * env_config.action_repeat
 
             # ---- learn (every rank does the same number of updates, so the all-reduces pair up)
-            if collected_since_start >= config.learning_starts:
+            if collected_since_start * ctx.world_size >= config.learning_starts:
                 t0 = time.time()
                 update_debt += config.updates_per_step * config.num_envs
                 train_actor = step >= config.learning_starts + config.critic_warmup_steps
@@ -434,7 +438,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                 last_checkpoint = step
                 checkpoint()
     except KeyboardInterrupt:
-        tqdm.write("interrupted: writing a final checkpoint")
+        tqdm.write(f"interrupted at step {step}: writing a final checkpoint")
+        raise  # main exits 130 after the `finally` below has saved it
     finally:
         bar.close()
         checkpoint()

@@ -55,7 +55,10 @@ def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.pt"
     tmp = folder / f".{name}.pt.tmp"
-    torch.save(state, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before it replaces the previous checkpoint
     os.replace(tmp, target)
     atomic_write_text(folder / "latest", target.name)
     return target

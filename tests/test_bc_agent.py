@@ -113,3 +113,52 @@ def test_clear_errors(workdir, monkeypatch, capsys):
     bad.write_bytes(b"not a checkpoint")
     assert "broken.pt" in one_line_error(capsys, ["test", "--resume_run_id", "bc", "--checkpoint", "broken"])
     assert "epoch_9" in one_line_error(capsys, ["test", "--resume_run_id", "bc", "--checkpoint", "epoch_9"])
+
+
+RL_TINY = ["--total_steps", "40", "--learning_starts", "20", "--batch_size", "16", "--num_envs", "1", "--eval_every", "0",
+           "--checkpoint_every", "20", "--critic_warmup_steps", "10"]
+
+
+def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "rl"] + RL_TINY) == 0
+    import json
+
+    config = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
+    assert config["train"]["bc_run"] == "bc" and config["train"]["dataset"] == "tiny"
+    assert config["env"]["obs_size"] == 48 and config["model"]["encoder"] == "small"  # the BC run's
+    assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
+    first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=False)
+    assert first["step"] == 40 and first["updates"] > 0
+    capsys.readouterr()
+    assert main.main(["train_rl", "--resume_run_id", "rl", "--total_steps", "60"]) == 0
+    assert "resuming rl at step 40" in capsys.readouterr().out
+    second = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=False)
+    assert second["step"] == 60 and second["updates"] >= first["updates"]
+
+
+def test_ctrl_c_writes_final_checkpoint(workdir, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    shutil.copytree(workdir / "logs" / "bc", tmp_path / "logs" / "bc")
+    shutil.copytree(workdir / "data", tmp_path / "data")
+    root = Path(__file__).resolve().parents[1]
+    args = [sys.executable, str(root / "main.py"), "train_rl", "--resume_run_id", "bc", "--run_id", "stop"] + RL_TINY
+    args[args.index("--total_steps") + 1] = "100000"
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    latest = tmp_path / "logs" / "stop" / "checkpoints" / "latest"
+    deadline = time.time() + 240
+    while not latest.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    state = torch.load(tmp_path / "logs" / "stop" / "checkpoints" / "latest_step.pt", weights_only=False)
+    assert 20 <= state["step"] < 100000 and "interrupted" in err
