@@ -80,7 +80,12 @@ def wrap(model: nn.Module, ctx: DistContext) -> SimpleNamespace:
     parts = {name: getattr(model, name) for name in ("encoder", "actor", "critic")}
     if ctx.enabled:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        parts = {name: DistributedDataParallel(m, device_ids=ids) for name, m in parts.items()}
+        for name, module in parts.items():
+            if any(p.requires_grad for p in module.parameters()):
+                parts[name] = DistributedDataParallel(module, device_ids=ids)
+            else:  # a frozen part has no gradients to average; it only needs rank 0's weights
+                for p in module.parameters():
+                    dist.broadcast(p.data, src=0)
         model.sync_targets(1.0)
     return SimpleNamespace(**parts)
 

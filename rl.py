@@ -66,6 +66,7 @@ class RLConfig:
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
     target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
+    train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
     augment_pad: int = 4
     buffer_size: int = 100_000  # online transitions kept (frames stored once, uint8)
     seed: int = 0
@@ -100,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target_entropy", type=float, default=c.target_entropy,
                         help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning)")
     parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
+    parser.add_argument("--train_encoder", type=int, choices=(0, 1), default=None,
+                        help="1: the critic loss trains the encoder; 0: keep it fixed (default: 1 from scratch, 0 when "
+                             "fine-tuning, since critic updates drift the BC features away from the actor)")
     parser.add_argument("--buffer_size", type=int, default=c.buffer_size, help="online transitions kept")
     parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer (default: the BC run's; none from scratch)")
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
@@ -117,8 +121,11 @@ class SACLearner:
     def __init__(self, model: ActorCritic, config: RLConfig, device: torch.device, ctx: DistContext | None = None):
         self.model, self.config, self.device = model, config, device
         self.ctx = ctx or DistContext(device=device)
+        if config.train_encoder is False:  # keep the BC features the actor was trained on (see RLConfig.train_encoder)
+            model.encoder.requires_grad_(False)
+        trained = [p for p in [*model.encoder.parameters(), *model.critic.parameters()] if p.requires_grad]
+        self.critic_optimizer = torch.optim.Adam(trained, lr=config.critic_lr)
         self.nets = distributed.wrap(model, self.ctx)
-        self.critic_optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.critic.parameters()], lr=config.critic_lr)
         self.actor_optimizer = torch.optim.Adam(model.actor.parameters(), lr=config.actor_lr)
         self.target_entropy = SCRATCH_TARGET_ENTROPY if config.target_entropy is None else config.target_entropy
         self.log_alpha = torch.tensor(np.log(config.init_temperature), device=device, requires_grad=True)
@@ -236,9 +243,11 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
             model_config = ModelConfig(**saved["model"])
             init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
             config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
+            config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else False
         else:
             env_config, model_config = env_and_model_configs(args)
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0)
+            config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
         run_id = distributed.broadcast_object(args.run_id or new_run_id("rl"), ctx)
         path = run_dir(run_id, must_exist=False)
         if (path / "config.json").exists():

@@ -21,7 +21,7 @@ if __name__ == "__main__":
     ctx = distributed.setup("cpu")
     torch.manual_seed(ctx.rank)  # different initial weights: DDP must make them equal
     model = ActorCritic(OBS_SHAPE, ModelConfig(encoder="small", feature_dim=8, hidden_dim=16))
-    learner = SACLearner(model, RLConfig(augment_pad=1), ctx.device, ctx)
+    learner = SACLearner(model, RLConfig(augment_pad=1, train_encoder=os.environ.get("TRAIN_ENCODER", "1") == "1"), ctx.device, ctx)
     rng = np.random.default_rng(100 + ctx.rank)  # different data per rank
     for update in range(3):
         if update == 1 and os.environ.get("FAIL_RANK") == str(ctx.rank):

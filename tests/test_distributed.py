@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,8 +17,9 @@ def run(cmd: list[str], tmp_path: Path, timeout: int, **env) -> subprocess.Compl
     return subprocess.run(cmd, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
-def test_ranks_end_with_identical_weights(tmp_path):
-    result = run(TORCHRUN + [str(ROOT / "tests" / "ddp_worker.py")], tmp_path, timeout=300)
+@pytest.mark.parametrize("train_encoder", ["1", "0"])
+def test_ranks_end_with_identical_weights(tmp_path, train_encoder):
+    result = run(TORCHRUN + [str(ROOT / "tests" / "ddp_worker.py")], tmp_path, timeout=300, TRAIN_ENCODER=train_encoder)
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert rank0["world_size"] == rank1["world_size"] == 2

@@ -134,3 +134,12 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--batch_size" in err
     code, err = run_cli(capsys, "train_rl", "--demo_ratio", "1.5")
     assert code == 2 and "--demo_ratio" in err
+
+
+def test_frozen_encoder_stays_fixed_while_heads_learn():
+    learner = make_learner(train_encoder=False)
+    encoder_before = [p.clone() for p in learner.model.encoder.parameters()]
+    critic_before = [p.clone() for p in learner.model.critic.parameters()]
+    learner.update(make_batch(np.random.default_rng(0)), bc_weight=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(encoder_before, learner.model.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, learner.model.critic.parameters()))
