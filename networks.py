@@ -141,15 +141,14 @@ class ActorCritic(nn.Module):
 
 
 def random_shift(obs: torch.Tensor, pad: int = 4) -> torch.Tensor:
-    """DrQ augmentation: replicate-pad by `pad` and crop back at a random integer offset per sample."""
+    """DrQ augmentation: shift each frame stack by a random integer offset in [-pad, pad], repeating the
+    edge pixels (replicate padding is the same as clamping the source indices, so no padded copy is made)."""
     if pad == 0:
         return obs
     b, c, h, w = obs.shape
-    padded = F.pad(obs.float(), (pad, pad, pad, pad), mode="replicate")
-    dx = torch.randint(0, 2 * pad + 1, (b, 1, 1), device=obs.device)
-    dy = torch.randint(0, 2 * pad + 1, (b, 1, 1), device=obs.device)
-    rows = (torch.arange(h, device=obs.device).view(1, h, 1) + dy).expand(b, h, w)
-    cols = (torch.arange(w, device=obs.device).view(1, 1, w) + dx).expand(b, h, w)
-    flat_index = (rows * (w + 2 * pad) + cols).view(b, 1, h * w).expand(b, c, h * w)
-    shifted = padded.view(b, c, -1).gather(2, flat_index).view(b, c, h, w)
-    return shifted.to(obs.dtype)
+    dy = torch.randint(-pad, pad + 1, (b, 1), device=obs.device)
+    dx = torch.randint(-pad, pad + 1, (b, 1), device=obs.device)
+    rows = (torch.arange(h, device=obs.device).view(1, h) + dy).clamp_(0, h - 1)
+    cols = (torch.arange(w, device=obs.device).view(1, w) + dx).clamp_(0, w - 1)
+    flat_index = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return obs.reshape(b, c, h * w).gather(2, flat_index).view(b, c, h, w)

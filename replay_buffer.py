@@ -163,6 +163,6 @@ def sample_mixed(demos: FrameReplay | None, online: FrameReplay | None, batch_si
         parts.append((demos.sample(n_demo, rng, gamma, n_step), True))
     if batch_size - n_demo:
         parts.append((online.sample(batch_size - n_demo, rng, gamma, n_step), False))
-    batch = {k: np.concatenate([p[k] for p, _ in parts]) for k in parts[0][0]}
+    batch = parts[0][0] if len(parts) == 1 else {k: np.concatenate([p[k] for p, _ in parts]) for k in parts[0][0]}
     batch["is_demo"] = np.concatenate([np.full(len(p["reward"]), d) for p, d in parts])
     return batch

@@ -1,7 +1,9 @@
 """Learner speed at batch 256, side by side in one process on the same observations (the default: gray
 48x48, 3 stacked; `--obs_size 96` for full resolution):
 
-  ours    SACLearner.update on batches sampled from FrameReplay (sampling + augmentation + update)
+  ours    SACLearner.update on batches sampled from FrameReplay (sampling + augmentation + update), the
+          encoder trained by the critic (SAC from scratch)
+  frozen  the same with the encoder fixed (the default when fine-tuning a BC run)
   bare    the same networks' critic + actor + temperature steps on one pre-made tensor batch
           (no sampling, no augmentation): overhead = ours / bare - 1
   sb3     Stable-Baselines3 SAC with CnnPolicy, `model.train(gradient_steps, 256)` on a filled buffer
@@ -101,24 +103,30 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     env_config = EnvConfig(obs_size=args.obs_size)
-    learner = SACLearner(ActorCritic(env_config.obs_shape, ModelConfig(encoder=args.encoder)), RLConfig(), torch.device("cpu"))
+    make = lambda train_encoder: SACLearner(ActorCritic(env_config.obs_shape, ModelConfig(encoder=args.encoder)),  # noqa: E731
+                                            RLConfig(train_encoder=train_encoder), torch.device("cpu"))
+    learner, frozen = make(True), make(False)
     buffer = filled_replay(env_config, 5000, rng)
     sb3 = make_sb3(env_config.obs_shape, rng)
-    results = {"ours": [], "bare": [], "sb3": []}
-    time_ours(learner, buffer, 3, rng), time_bare(learner, buffer, 3, rng), time_sb3(sb3, 3)  # warm-up
+    results = {"ours": [], "frozen": [], "bare": [], "sb3": []}
+    time_ours(learner, buffer, 3, rng), time_ours(frozen, buffer, 3, rng), time_bare(learner, buffer, 3, rng), time_sb3(sb3, 3)
     for _ in range(args.rounds):
         results["ours"].append(time_ours(learner, buffer, args.updates, rng))
+        results["frozen"].append(time_ours(frozen, buffer, args.updates, rng))
         results["bare"].append(time_bare(learner, buffer, args.updates, rng))
         results["sb3"].append(time_sb3(sb3, args.updates))
     med = {k: float(np.median(v)) for k, v in results.items()}
     print(f"updates/s at batch {BATCH}, {args.threads} torch threads, encoder {args.encoder}, obs {env_config.obs_shape}:")
     print(f"  ours (sample + augment + update) {med['ours']:6.2f}")
     print(f"  bare forward/backward            {med['bare']:6.2f}   learner overhead {med['bare'] / med['ours'] - 1:+.0%}")
-    print(f"  Stable-Baselines3 SAC CnnPolicy  {med['sb3']:6.2f}   ours / SB3 = {med['ours'] / med['sb3']:.1f}x")
+    print(f"  ours, encoder fixed (fine-tune)  {med['frozen']:6.2f}")
+    print(f"  Stable-Baselines3 SAC CnnPolicy  {med['sb3']:6.2f}   ours / SB3 = {med['ours'] / med['sb3']:.1f}x "
+          f"(encoder fixed: {med['frozen'] / med['sb3']:.1f}x)")
     out = Path(__file__).parent / "results" / f"learner_speed_obs{args.obs_size}.json"
     out.write_text(json.dumps({"median_updates_per_s": med, "rounds": results, "batch": BATCH, "encoder": args.encoder,
                                "obs_shape": env_config.obs_shape,
                                "threads": args.threads, "ratio_vs_sb3": med["ours"] / med["sb3"],
+                               "ratio_frozen_vs_sb3": med["frozen"] / med["sb3"],
                                "overhead": med["bare"] / med["ours"] - 1}, indent=2))
     print(f"written {out}")
 
