@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no pygame banner on every command
 
@@ -43,8 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stop_on_sigterm(signum, frame) -> None:
+    """Schedulers and torchrun stop jobs with SIGTERM: treat it like Ctrl-C (final checkpoint, no lost episode)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         return args.run(args) or 0
     except UserError as error:

@@ -137,7 +137,8 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 
 
-def test_ctrl_c_writes_final_checkpoint(workdir, tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])  # Ctrl-C, and what schedulers send
+def test_interrupt_writes_final_checkpoint(workdir, tmp_path, signal_name):
     import os
     import shutil
     import signal
@@ -157,7 +158,7 @@ def test_ctrl_c_writes_final_checkpoint(workdir, tmp_path):
     deadline = time.time() + 240
     while not latest.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signal_name))
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
     state = torch.load(tmp_path / "logs" / "stop" / "checkpoints" / "latest_step.pt", weights_only=False)
