@@ -54,14 +54,14 @@ class RLConfig:
     eval_every: int = 5_000  # steps between held-out evaluations (0 = never)
     eval_episodes: int = 6
     checkpoint_every: int = 5_000
-    bc_weight: float = 1.0  # lambda of the BC term (0 = plain SAC)
+    bc_weight: float = 10.0  # lambda of the BC term (0 = plain SAC); 1.0 drifted down, 0 collapsed (README)
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     gamma: float = 0.99
     n_step: int = 3
     tau: float = 0.01  # Polyak rate of the target encoder and critics
-    actor_lr: float = 3e-4
+    actor_lr: float = 1e-4  # slower than the critic: the BC actor should move only where the critic is sure
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
