@@ -1,7 +1,7 @@
 """RL fine-tuning benchmark: BC-SAC vs lambda = 0 fine-tuning vs SAC from scratch, same step budget.
 
     python bench/rl_quality.py --bc_run BC_RUN [--total_steps 30000]   # train the three, test each on 50 tracks, plot
-    python bench/rl_quality.py --plot RUN [RUN ...]                    # only plot existing runs' evaluation curves
+    python bench/rl_quality.py --plot RUN [RUN ...] [--labels ...]     # only plot existing runs' evaluation curves
 
 Curves (periodic held-out evaluation, raw return vs environment steps) go to bench/results/rl_curves.png,
 test tables to bench/results/rl.json.
@@ -63,25 +63,28 @@ def main() -> None:
     parser.add_argument("--total_steps", type=int, default=30_000)
     parser.add_argument("--test_episodes", type=int, default=50)
     parser.add_argument("--plot", nargs="+", metavar="RUN", help="only plot these runs")
+    parser.add_argument("--labels", nargs="+", help="legend labels for --plot (default: the run ids)")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     if args.plot:
-        plot(args.plot, args.plot, RESULTS / "rl_curves.png")
+        plot(args.plot, args.labels or args.plot, RESULTS / "rl_curves.png")
         return
     if not args.bc_run:
         parser.error("--bc_run is required unless --plot is given")
     stamp = time.strftime("%Y%m%d_%H%M%S")
     variants = {"BC-SAC": ["--resume_run_id", args.bc_run], "lambda=0": ["--resume_run_id", args.bc_run, "--bc_weight", "0"],
                 "SAC from scratch": []}
-    run_ids, results = [], {}
+    def test(run_id: str) -> dict:
+        cli("test", "--resume_run_id", run_id, "--episodes", args.test_episodes)
+        result = LOG_ROOT / run_id / "test_results" / f"latest_seed1000000_n{args.test_episodes}.json"
+        return {"run_id": run_id, **json.loads(result.read_text())["summary"]}
+
+    run_ids, results = [], {"BC (start)": test(args.bc_run)}
     for label, flags in variants.items():
         run_id = f"bench_{label.split()[0].lower().replace('=', '')}_{stamp}"
         cli("train_rl", "--run_id", run_id, "--total_steps", args.total_steps, *flags)
-        cli("test", "--resume_run_id", run_id, "--episodes", args.test_episodes)
-        summary = json.loads((LOG_ROOT / run_id / "test_results" / f"latest_seed1000000_n{args.test_episodes}.json").read_text())
-        results[label] = {"run_id": run_id, **summary["summary"]}
+        results[label] = test(run_id)
         run_ids.append(run_id)
-    cli("test", "--resume_run_id", args.bc_run, "--episodes", args.test_episodes)
     (RESULTS / "rl.json").write_text(json.dumps(results, indent=2))
     plot(run_ids, list(variants), RESULTS / "rl_curves.png")
 
