@@ -68,6 +68,7 @@ class RLConfig:
     target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
     train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
     augment_pad: int = 4
+    bf16: bool = False  # bfloat16 autocast of the forward passes (for CUDA; runs on CPU too, usually slower)
     buffer_size: int = 100_000  # online transitions kept (frames stored once, uint8)
     seed: int = 0
     device: str = "cpu"
@@ -104,6 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train_encoder", type=int, choices=(0, 1), default=None,
                         help="1: the critic loss trains the encoder; 0: keep it fixed (default: 1 from scratch, 0 when "
                              "fine-tuning, since critic updates drift the BC features away from the actor)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast of forward passes (for CUDA GPUs)")
     parser.add_argument("--buffer_size", type=int, default=c.buffer_size, help="online transitions kept")
     parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer (default: the BC run's; none from scratch)")
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
@@ -184,9 +186,10 @@ class SACLearner:
         obs, next_obs = random_shift(as_tensor("obs"), pad), random_shift(as_tensor("next_obs"), pad)
         action = as_tensor("action")
         reward = as_tensor("reward") * self.model.reward_scale
-        metrics, features = self.update_critic(obs, action, reward, as_tensor("discount"), next_obs)
-        if train_actor:
-            metrics.update(self.update_actor(features, action, as_tensor("is_demo"), bc_weight))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            metrics, features = self.update_critic(obs, action, reward, as_tensor("discount"), next_obs)
+            if train_actor:
+                metrics.update(self.update_actor(features, action, as_tensor("is_demo"), bc_weight))
         self.model.sync_targets(self.config.tau)
         self.updates += 1
         return metrics

@@ -143,3 +143,10 @@ def test_frozen_encoder_stays_fixed_while_heads_learn():
     learner.update(make_batch(np.random.default_rng(0)), bc_weight=1.0)
     assert all(torch.equal(a, b) for a, b in zip(encoder_before, learner.model.encoder.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(critic_before, learner.model.critic.parameters()))
+
+
+def test_bf16_autocast_update_runs_and_is_finite():
+    learner = make_learner(bf16=True)
+    metrics = learner.update(make_batch(np.random.default_rng(0)), bc_weight=1.0)
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert all(p.dtype == torch.float32 for p in learner.model.parameters())  # weights stay fp32
