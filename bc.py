@@ -29,12 +29,11 @@ from agent import Agent
 from distributed import DistContext
 from env import EnvConfig
 from errors import UserError
-from evaluate import evaluate, summarize
+from evaluate import validate_on_tracks
 from networks import ENCODERS, ActorCritic, Encoder, ModelConfig, random_shift
 from replay_buffer import FrameReplay, demo_replay
 from runs import load_checkpoint, checkpoint_path, load_config, new_run_id, run_dir, save_checkpoint, save_config
 
-VALIDATION_SEED_START = 1_500_000  # periodic evaluation tracks: held out, and apart from `test`'s defaults
 STD_LOSS_WEIGHT = 0.01  # the spread fit is a side task; keep it from steering the encoder
 
 
@@ -277,11 +276,7 @@ def end_of_epoch(path, writer, model, optimizer, agent, val_data, config: BCConf
         save_checkpoint(path, "best", state)
     save_checkpoint(path, f"epoch_{epoch}", state)
     if config.eval_every and epoch % config.eval_every == 0:
-        model.eval()
-        seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes))
-        summary = summarize(evaluate(agent, seeds, num_envs=2, progress=False))
-        for key, name in (("raw", "raw_return"), ("penalized", "penalized_return"), ("offtrack_frames", "offtrack_frames")):
-            writer.add_scalar(f"eval/{name}", summary[key]["mean"], step)
+        summary = validate_on_tracks(agent, config.eval_episodes, 2, writer, step)
         line += f" | eval raw {summary['raw']['mean']:.0f} penalized {summary['penalized']['mean']:.0f}"
     print(line)
     return min(best_val, val_actor)

@@ -25,7 +25,8 @@ if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point=fast_car_racing.CarRacingFast, max_episode_steps=1000)
 
 TRAIN_SEED_LIMIT = 1_000_000  # training tracks and demos use seeds below this
-TEST_SEED_START = 1_000_000  # `test` and periodic evaluation use seeds from here up
+TEST_SEED_START = 1_000_000  # `test` uses seeds from here up
+VALIDATION_SEED_START = 1_500_000  # periodic evaluation during training: held out, apart from `test`'s defaults
 FRAME_SHAPE = (96, 96, 3)
 
 
@@ -61,9 +62,14 @@ class EnvConfig:
             raise ValueError(f"lap_complete_percent must be in (0, 1], got {self.lap_complete_percent}")
 
     @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """One preprocessed frame (C, S, S), C = 1 gray or 3 RGB: what the replay buffer stores."""
+        return (1 if self.grayscale else 3, self.obs_size, self.obs_size)
+
+    @property
     def obs_shape(self) -> tuple[int, int, int]:
-        channels = 1 if self.grayscale else 3
-        return (channels * self.frame_stack, self.obs_size, self.obs_size)
+        channels, size, _ = self.frame_shape
+        return (channels * self.frame_stack, size, size)
 
 
 def is_off_track(car) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agent import Agent
-from env import TEST_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
+from env import TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
 from errors import UserError
 from runs import run_dir
 
@@ -111,6 +111,18 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
         frames = sum(r["frames"] for r in results)
         print(f"{frames} frames in {time.time() - started:.0f}s ({frames / (time.time() - started):.0f} frames/s)")
     return sorted(results, key=lambda r: r["seed"])
+
+
+def validate_on_tracks(agent: Agent, episodes: int, num_envs: int, writer, step: int) -> dict:
+    """Periodic evaluation during training: `episodes` validation tracks, means logged under eval/."""
+    was_training = agent.model.training
+    agent.model.eval()
+    seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + episodes))
+    summary = summarize(evaluate(agent, seeds, num_envs=num_envs, progress=False))
+    agent.model.train(was_training)
+    for key, name in (("raw", "raw_return"), ("penalized", "penalized_return"), ("offtrack_frames", "offtrack_frames")):
+        writer.add_scalar(f"eval/{name}", summary[key]["mean"], step)
+    return summary
 
 
 def summarize(episodes: list[dict]) -> dict:

@@ -376,16 +376,21 @@ class CarRacingFast(CarRacing):
             ]
             self._car_shapes_for = car
         draw_polygon = pygame.draw.polygon
+
+        def to_screen(trans, vertices) -> list[tuple[float, float]]:
+            """Body-local vertices -> screen points, the same float operations as Car.draw."""
+            path = []
+            for v in vertices:
+                w = trans * v
+                x, y = w[0], w[1]
+                path.append(((c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty))
+            return path
+
         for obj, shapes in self._car_shapes:
             color = [int(v * 255) for v in obj.color]
             trans = obj.transform  # == f.body.transform for all its fixtures
             for vertices in shapes:
-                path = []
-                for v in vertices:
-                    w = trans * v
-                    x, y = w[0], w[1]
-                    path.append(((c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty))
-                draw_polygon(surf, color=color, points=path)
+                draw_polygon(surf, color=color, points=to_screen(trans, vertices))
 
                 if "phase" not in obj.__dict__:
                     continue
@@ -408,9 +413,4 @@ class CarRacingFast(CarRacing):
                     (+WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
                     (-WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
                 ]
-                path = []
-                for v in white_poly:
-                    w = trans * v
-                    x, y = w[0], w[1]
-                    path.append(((c * x - s * y) * zoom + tx, (s * x + c * y) * zoom + ty))
-                draw_polygon(surf, color=WHEEL_WHITE, points=path)
+                draw_polygon(surf, color=WHEEL_WHITE, points=to_screen(trans, white_poly))

@@ -31,11 +31,11 @@ from tqdm import tqdm
 import demos
 import distributed
 from agent import Agent
-from bc import VALIDATION_SEED_START, add_env_and_model_arguments, env_and_model_configs, override_reward
+from bc import add_env_and_model_arguments, env_and_model_configs, override_reward
 from distributed import DistContext
 from env import TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
-from evaluate import evaluate, summarize
+from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
 from replay_buffer import FrameReplay, demo_replay, sample_mixed
 from runs import checkpoint_path, load_checkpoint, load_config, new_run_id, run_dir, save_checkpoint, save_config
@@ -353,9 +353,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if main_rank:
             print(f"resuming {path.name} at step {step} ({learner.updates} updates)")
 
-    frame_channels = 1 if env_config.grayscale else 3
-    frame_shape = (frame_channels, env_config.obs_size, env_config.obs_size)
-    online = FrameReplay(max(config.buffer_size // config.num_envs, 64), config.num_envs, frame_shape, env_config.frame_stack)
+    online = FrameReplay(max(config.buffer_size // config.num_envs, 64), config.num_envs, env_config.frame_shape,
+                         env_config.frame_stack)
     steps_per_iteration = config.num_envs * ctx.world_size
     if main_rank:
         print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
@@ -370,8 +369,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     # Training tracks only (seeds below TRAIN_SEED_LIMIT); each rank and each resume starts new ones.
     first_seed = (config.seed * 1000 + ctx.rank * config.num_envs + step) % (TRAIN_SEED_LIMIT - config.num_envs)
     obs, _ = envs.reset(seed=first_seed)
+    channels = env_config.frame_shape[0]
     for i in range(config.num_envs):
-        online.start(i, obs[i, -frame_channels:])
+        online.start(i, obs[i, -channels:])
     tracker = EpisodeTracker(config.num_envs)
     agent = Agent(model, env_config, device)
     collected_since_start = 0  # steps this rank collected in this process (the buffer starts empty on resume)
@@ -387,13 +387,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     def evaluate_now() -> None:
         if not main_rank:
             return  # the other ranks wait for rank 0 at their next gradient all-reduce
-        model.eval()
-        seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes))
-        summary = summarize(evaluate(agent, seeds, num_envs=config.num_envs, progress=False))
-        model.train()
-        log("eval/raw_return", summary["raw"]["mean"])
-        log("eval/penalized_return", summary["penalized"]["mean"])
-        log("eval/offtrack_frames", summary["offtrack_frames"]["mean"])
+        summary = validate_on_tracks(agent, config.eval_episodes, config.num_envs, writer, step)
         tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f}, "
                    f"penalized {summary['penalized']['mean']:.0f}, off-track frames {summary['offtrack_frames']['mean']:.0f}")
 

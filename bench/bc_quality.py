@@ -19,8 +19,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_runner import cli  # noqa: E402
-from runs import LOG_ROOT  # noqa: E402
+from cli_runner import cli, test_summary  # noqa: E402
 
 
 def run() -> None:
@@ -37,9 +36,7 @@ def run() -> None:
     for n in args.episodes:
         run_id = f"bench_bc{n}_{stamp}"
         cli("train_bc", "--dataset", args.dataset, "--max_episodes", n, "--epochs", args.epochs, "--run_id", run_id)
-        cli("test", "--resume_run_id", run_id, "--episodes", args.test_episodes)
-        result = LOG_ROOT / run_id / "test_results" / f"latest_seed1000000_n{args.test_episodes}.json"
-        results[n] = {"run_id": run_id, **json.loads(result.read_text())["summary"]}
+        results[n] = test_summary(run_id, args.test_episodes)
     out = Path(__file__).parent / "results" / "bc.json"
     out.write_text(json.dumps(results, indent=2))
     for n, r in results.items():

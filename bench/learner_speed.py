@@ -32,7 +32,7 @@ BATCH = 256
 
 
 def filled_replay(env_config: EnvConfig, n: int, rng: np.random.Generator) -> FrameReplay:
-    frame = (1, env_config.obs_size, env_config.obs_size)
+    frame = env_config.frame_shape
     buffer = FrameReplay(n, 1, frame, env_config.frame_stack)
     buffer.start(0, rng.integers(0, 256, frame, dtype=np.uint8))
     for i in range(n - 1):

@@ -19,7 +19,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_runner import cli  # noqa: E402
+from cli_runner import cli, test_summary  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -74,16 +74,11 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d_%H%M%S")
     variants = {"BC-SAC": ["--resume_run_id", args.bc_run], "lambda=0": ["--resume_run_id", args.bc_run, "--bc_weight", "0"],
                 "SAC from scratch": []}
-    def test(run_id: str) -> dict:
-        cli("test", "--resume_run_id", run_id, "--episodes", args.test_episodes)
-        result = LOG_ROOT / run_id / "test_results" / f"latest_seed1000000_n{args.test_episodes}.json"
-        return {"run_id": run_id, **json.loads(result.read_text())["summary"]}
-
-    run_ids, results = [], {"BC (start)": test(args.bc_run)}
+    run_ids, results = [], {"BC (start)": test_summary(args.bc_run, args.test_episodes)}
     for label, flags in variants.items():
         run_id = f"bench_{label.split()[0].lower().replace('=', '')}_{stamp}"
         cli("train_rl", "--run_id", run_id, "--total_steps", args.total_steps, *flags)
-        results[label] = test(run_id)
+        results[label] = test_summary(run_id, args.test_episodes)
         run_ids.append(run_id)
     (RESULTS / "rl.json").write_text(json.dumps(results, indent=2))
     plot(run_ids, list(variants), RESULTS / "rl_curves.png")
