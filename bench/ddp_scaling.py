@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # after the root: bench/expert.py must not shadow expert.py
 
 from env import EnvConfig  # noqa: E402
 from rl_quality import eval_curve  # noqa: E402  (reads a run's TensorBoard scalars)
