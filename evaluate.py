@@ -29,10 +29,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_envs", type=int, default=2, help="parallel environment processes")
     parser.add_argument("--video", default=None, help="write the first episode to this .mp4 or .gif")
     parser.add_argument("--render", action="store_true", help="show a window (one environment at a time)")
+    parser.add_argument("--shove", type=float, default=0.0,
+                        help="robustness test: probability per agent step of a shove, a hard random steer (gas off) "
+                             f"held for {SHOVE_HOLD_FRAMES} frames; the same shoves on every track for every policy (e.g. 0.01)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy: cpu, cuda, cuda:N, auto")
 
 
+SHOVE_HOLD_FRAMES = 16  # how long a shove overrides the policy (0.32 s)
+SHOVE_BLAME_FRAMES = 50  # leaving the road within 1 s after a shove ends counts as caused by it
+RECOVERY_FRAMES = 100  # back on the road within 2 s of leaving it = recovered
+
+
+class Shoves:
+    """Deterministic pushes off the racing line on one track, and the road excursions they cause.
+
+    Each agent step draws from a generator seeded by the track alone, so every policy meets the same
+    shoves at the same steps (until its episode ends). A shove replaces the action by a full steer to a
+    random side with no gas for SHOVE_HOLD_FRAMES frames. An excursion is the car leaving the road during
+    a shove or within SHOVE_BLAME_FRAMES after it; it is recovered if a wheel is back on the road within
+    RECOVERY_FRAMES frames.
+    """
+
+    def __init__(self, track_seed: int, probability: float, action_repeat: int):
+        self.rng = np.random.default_rng([track_seed, 2024])
+        self.probability, self.action_repeat = probability, action_repeat
+        self.hold = self.since_shove = 0
+        self.left_at: int | None = None  # frame of the current excursion's start
+        self.was_off = False
+        self.frame = self.shoves = self.excursions = self.recoveries = 0
+        self.action = np.zeros(3, np.float32)
+
+    def apply(self, action: np.ndarray) -> np.ndarray:
+        """The action to execute this agent step: the policy's, or the shove's."""
+        start, side = self.rng.random(), self.rng.choice((-1.0, 1.0))  # drawn every step: same stream for all
+        if self.hold <= 0 and start < self.probability:
+            self.hold, self.shoves = SHOVE_HOLD_FRAMES, self.shoves + 1
+            self.action = np.array([side, 0.0, 0.0], np.float32)
+        if self.hold > 0:
+            self.hold -= self.action_repeat
+            self.since_shove = 0
+            return self.action
+        return action
+
+    def observe(self, frame_off_track: list[bool]) -> None:
+        for off in frame_off_track:
+            self.frame += 1
+            if self.left_at is None and off and not self.was_off and self.since_shove <= SHOVE_BLAME_FRAMES:
+                self.left_at, self.excursions = self.frame, self.excursions + 1
+            elif self.left_at is not None and (not off or self.frame - self.left_at > RECOVERY_FRAMES):
+                self.recoveries += not off
+                self.left_at = None
+            self.was_off = off
+            self.since_shove += 1
+
+    def result(self) -> dict:
+        return {"shoves": self.shoves, "excursions": self.excursions, "recoveries": self.recoveries}
+
+
 def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.shove <= 1:
+        raise UserError(f"--shove must be a probability in [0, 1], got {args.shove}")
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")
     if args.num_envs < 1:
@@ -42,11 +98,13 @@ def run(args: argparse.Namespace) -> int:
     path = run_dir(args.resume_run_id)
     agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device)
     seeds = list(range(args.seed, args.seed + args.episodes))
-    episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, video=args.video, render=args.render)
+    episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, video=args.video, render=args.render,
+                        shove=args.shove)
     summary = summarize(episodes)
     print(format_table(summary))
     name = Path(args.checkpoint).stem if args.checkpoint else "latest"
-    out = path / "test_results" / f"{name}_seed{args.seed}_n{args.episodes}.json"
+    shoved = f"_shove{args.shove:g}" if args.shove else ""
+    out = path / "test_results" / f"{name}_seed{args.seed}_n{args.episodes}{shoved}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "episodes": episodes}, indent=2))
     print(f"per-episode results: {out}")
@@ -54,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | None = None,
-             render: bool = False, progress: bool = True) -> list[dict]:
-    """Run one full episode per track seed with deterministic actions; returns per-episode metrics."""
+             render: bool = False, progress: bool = True, shove: float = 0.0) -> list[dict]:
+    """Run one full episode per track seed with deterministic actions; returns per-episode metrics.
+    `shove` > 0 pushes the car off its line now and then (see `Shoves`) and counts recoveries."""
     # Score with the GUIDE's standard penalty, whatever the run trained with; never stop early.
     env_config = replace(EnvConfig(), action_repeat=agent.env_config.action_repeat, offtrack_penalty=0.0, offtrack_limit=0)
     num_envs = min(num_envs, len(seeds))
@@ -65,6 +124,7 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
     stackers = [FrameStacker(agent.env_config) for _ in range(num_envs)]
     metrics = [EpisodeMetrics() for _ in range(num_envs)]
     lap = [False] * num_envs
+    shoves: list[Shoves | None] = [None] * num_envs
     results: list[dict] = []
     video_frames: list[np.ndarray] = []
     obs = np.zeros((num_envs, *agent.env_config.obs_shape), np.uint8)
@@ -74,6 +134,7 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
         frames, _ = vec_env.reset(seed=seeds_now, options={"reset_mask": mask})
         for i in np.flatnonzero(mask):
             slot_seed[i], metrics[i], lap[i] = seeds_now[i], EpisodeMetrics(), False
+            shoves[i] = Shoves(seeds_now[i], shove, env_config.action_repeat) if shove else None
             obs[i] = stackers[i].reset(frames[i])
             if video and not results and i == 0:
                 video_frames.append(frames[i])
@@ -83,19 +144,25 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
     started = time.time()
     while any(s is not None for s in slot_seed):
         actions = agent.decide(obs)
+        for i in range(num_envs):
+            if shoves[i] is not None and slot_seed[i] is not None:
+                actions[i] = shoves[i].apply(actions[i])
         frames, _, terminated, truncated, info = vec_env.step(actions)
         for i in range(num_envs):
             if slot_seed[i] is None:
                 continue
             metrics[i].add(info["frame_rewards"][i], info["frame_off_track"][i])
             lap[i] = lap[i] or bool(info["lap_complete"][i])
+            if shoves[i] is not None:
+                shoves[i].observe(info["frame_off_track"][i])
             obs[i] = stackers[i].push(frames[i])
             if video and slot_seed[i] == seeds[0]:
                 video_frames.append(frames[i])
             if terminated[i] or truncated[i]:
                 m = metrics[i]
                 results.append({"seed": slot_seed[i], "raw_return": m.raw_return, "penalized_return": m.penalized_return,
-                                "lap_complete": lap[i], "offtrack_frames": m.offtrack_frames, "frames": m.frames})
+                                "lap_complete": lap[i], "offtrack_frames": m.offtrack_frames, "frames": m.frames,
+                                **(shoves[i].result() if shoves[i] else {})})
                 slot_seed[i] = None
                 bar.update(1)
         finished = np.array([s is None for s in slot_seed])
@@ -130,8 +197,12 @@ def summarize(episodes: list[dict]) -> dict:
     pen = np.array([e["penalized_return"] for e in episodes])
     off = np.array([e["offtrack_frames"] for e in episodes])
     stats = lambda x: {"mean": float(x.mean()), "std": float(x.std()), "median": float(np.median(x)), "min": float(x.min())}
-    return {"episodes": len(episodes), "raw": stats(raw), "penalized": stats(pen), "offtrack_frames": stats(off),
-            "laps_completed": int(sum(e["lap_complete"] for e in episodes))}
+    summary = {"episodes": len(episodes), "raw": stats(raw), "penalized": stats(pen), "offtrack_frames": stats(off),
+               "laps_completed": int(sum(e["lap_complete"] for e in episodes))}
+    if "shoves" in episodes[0]:
+        for key in ("shoves", "excursions", "recoveries"):
+            summary[key] = int(sum(e[key] for e in episodes))
+    return summary
 
 
 def format_table(summary: dict) -> str:
@@ -139,6 +210,9 @@ def format_table(summary: dict) -> str:
     lines = [f"{'':18}{'mean':>9}{'std':>9}{'median':>9}{'min':>9}"]
     lines += [f"{name:18}{s['mean']:9.1f}{s['std']:9.1f}{s['median']:9.1f}{s['min']:9.1f}" for name, s in rows]
     lines.append(f"laps completed: {summary['laps_completed']}/{summary['episodes']}")
+    if "shoves" in summary:
+        lines.append(f"shoves: {summary['shoves']}, off-road excursions they caused: {summary['excursions']}, "
+                     f"recovered within {RECOVERY_FRAMES // 50} s: {summary['recoveries']}")
     return "\n".join(lines)
 
 

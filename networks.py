@@ -28,6 +28,8 @@ class ModelConfig:
     feature_dim: int = 64  # encoder output after the projection (LayerNorm + tanh)
     hidden_dim: int = 256  # actor and critic MLP width
     reward_scale: float = 0.1  # critics predict returns of reward * reward_scale (returns reach the hundreds)
+    bc_actor: bool = False  # a frozen copy of the BC actor rides along (fine-tuned runs: reference and proposals)
+    bc_selection: bool = False  # acting picks the higher-Q of the RL and BC proposals (IBRL; needs bc_actor)
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.
@@ -113,13 +115,18 @@ class Critic(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Everything a run saves: encoder, actor, critic, and the target encoder + critic for TD targets."""
+    """Everything a run saves: encoder, actor, critic, the target encoder + critic for TD targets, and
+    (fine-tuned runs) the frozen BC actor under its own key `bc_actor`."""
 
     def __init__(self, obs_shape: tuple[int, int, int], config: ModelConfig):
         super().__init__()
         self.reward_scale = config.reward_scale
+        self.bc_selection = config.bc_selection
+        if config.bc_selection and not config.bc_actor:
+            raise ValueError("bc_selection needs bc_actor")
         self.encoder = Encoder(obs_shape, config)
         self.actor = Actor(config.feature_dim, config.hidden_dim)
+        self.bc_actor = Actor(config.feature_dim, config.hidden_dim).requires_grad_(False) if config.bc_actor else None
         self.critic = Critic(config.feature_dim, config.hidden_dim)
         self.target_encoder = Encoder(obs_shape, config)
         self.target_critic = Critic(config.feature_dim, config.hidden_dim)
@@ -134,10 +141,30 @@ class ActorCritic(nn.Module):
             for p, tp in zip(online.parameters(), target.parameters()):
                 tp.lerp_(p, tau)
 
+    def select(self, features: torch.Tensor, rl_action: torch.Tensor, critic: nn.Module | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """IBRL's selection: of the RL proposal and the frozen BC policy's, the one the critic values more
+        (min over heads); returns the actions and a bool mask of rows where the RL proposal won. Without
+        selection the RL action always wins. BC is a floor as far as the critic can tell."""
+        rl_wins = torch.ones(len(rl_action), dtype=torch.bool, device=rl_action.device)
+        if not self.bc_selection:
+            return rl_action, rl_wins
+        critic = critic or self.critic
+        bc_action = self.bc_actor.deterministic(features)
+        rl_wins = torch.min(*critic(features, rl_action)) >= torch.min(*critic(features, bc_action))
+        return torch.where(rl_wins[:, None], rl_action, bc_action), rl_wins
+
     @torch.no_grad()
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """Deterministic actions for a batch of uint8 observations."""
-        return self.actor.deterministic(self.encoder(obs))
+    def policy(self, features: torch.Tensor, explore: bool = False) -> torch.Tensor:
+        """The actions the run drives with: a sample (`explore`) or the deterministic action of the
+        actor, passed through the BC selection when the run has it. Collection and `Agent` both use it."""
+        action = self.actor.sample(features)[0] if explore else self.actor.deterministic(features)
+        return self.select(features, action)[0]
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
+        """Actions for a batch of uint8 observations (deterministic unless `explore`)."""
+        return self.policy(self.encoder(obs), explore)
 
 
 def random_shift(obs: torch.Tensor, pad: int = 4) -> torch.Tensor:

@@ -17,12 +17,13 @@ from errors import UserError
 class FrameReplay:
     """`num_streams` rings of `capacity` frames each; transitions sampled uniformly over all streams."""
 
-    def __init__(self, capacity: int, num_streams: int, frame_shape: tuple[int, ...], frame_stack: int):
+    def __init__(self, capacity: int, num_streams: int, frame_shape: tuple[int, ...], frame_stack: int,
+                 dtype: type = np.uint8):
         if capacity <= frame_stack + 1:
             raise ValueError(f"capacity {capacity} must exceed frame_stack + 1 = {frame_stack + 1}")
         self.capacity, self.num_streams, self.frame_stack = capacity, num_streams, frame_stack
         shape = (num_streams, capacity)
-        self.frames = np.zeros(shape + tuple(frame_shape), dtype=np.uint8)
+        self.frames = np.zeros(shape + tuple(frame_shape), dtype=dtype)  # or encoder features, see `encode_replay`
         self.actions = np.zeros(shape + (3,), dtype=np.float32)  # the action that led to this frame
         self.rewards = np.zeros(shape, dtype=np.float32)  # the reward received on the way to this frame
         self.terminated = np.zeros(shape, dtype=bool)  # this frame ends the episode (no bootstrap)
@@ -151,6 +152,22 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float) -> FrameReplay:
             returns[n] = running
         buffer.returns[i, 1 : len(rewards) + 1] = returns  # slot n+1 holds the transition of decision n
     return buffer
+
+
+def encode_replay(buffer: FrameReplay, encode, batch_size: int = 1024) -> FrameReplay:
+    """The same transitions with each frame stack replaced by its features under a fixed encoder
+    (`encode`: uint8 stacks (N, C, S, S) -> float32 (N, D) numpy). An update then never touches pixels."""
+    if (buffer.written > buffer.capacity).any():
+        raise ValueError("encode_replay needs a buffer that has not wrapped (a demo buffer)")
+    streams = np.repeat(np.arange(buffer.num_streams), buffer.written)
+    t = np.concatenate([np.arange(n) for n in buffer.written])
+    features = np.concatenate([encode(buffer.stack(streams[i:i + batch_size], t[i:i + batch_size]))
+                               for i in range(0, len(t), batch_size)])
+    encoded = FrameReplay(buffer.capacity, buffer.num_streams, features.shape[1:], 1, dtype=np.float32)
+    for name in ("actions", "rewards", "terminated", "episode_pos", "returns", "written"):
+        setattr(encoded, name, getattr(buffer, name).copy())
+    encoded.frames[streams, t] = features
+    return encoded
 
 
 def sample_mixed(demos: FrameReplay | None, online: FrameReplay | None, batch_size: int, demo_ratio: float,

@@ -21,6 +21,7 @@ import argparse
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,11 +38,12 @@ from env import TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
-from replay_buffer import FrameReplay, demo_replay, sample_mixed
+from replay_buffer import FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import checkpoint_path, load_checkpoint, load_config, new_run_id, run_dir, save_checkpoint, save_config
 
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
+DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
 @dataclass
@@ -56,6 +58,9 @@ class RLConfig:
     checkpoint_every: int = 5_000
     bc_weight: float = 10.0  # lambda of the BC term (0 = plain SAC); 1.0 drifted down, 0 collapsed (README)
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
+    bc_selection: bool = True  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
+    bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states
+    learn_std: bool = False  # fine-tuning keeps the BC spread fixed (a learnt one widened into the critic's blind spots)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     gamma: float = 0.99
@@ -91,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint_every", type=int, default=c.checkpoint_every, help="steps between checkpoints")
     parser.add_argument("--bc_weight", type=float, default=c.bc_weight, help="lambda of the BC loss in the actor objective (0 = plain SAC)")
     parser.add_argument("--bc_decay_steps", type=int, default=c.bc_decay_steps, help="linearly decay lambda to 0 over this many steps (0 = constant)")
+    parser.add_argument("--bc_selection", type=int, choices=(0, 1), default=int(c.bc_selection),
+                        help="fine-tuning: 1 = the frozen BC policy proposes an action too, and the one the critic values "
+                             "more is executed and bootstrapped from (IBRL); 0 = the RL actor alone")
+    parser.add_argument("--bc_anchor_all", type=int, choices=(0, 1), default=int(c.bc_anchor_all),
+                        help="1: the BC term also pulls the actor toward the frozen BC policy on the online states")
+    parser.add_argument("--learn_std", type=int, choices=(0, 1), default=int(c.learn_std),
+                        help="1: the actor loss also trains the policy's spread; 0: keep the BC spread")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -117,13 +129,15 @@ class SACLearner:
     """The networks, their optimisers and the temperature; `update` does one gradient step of each.
 
     `nets` are the trained parts as called during updates: DDP wrappers under torchrun (gradients are
-    averaged over ranks), the plain modules otherwise.
+    averaged over ranks), the plain modules otherwise. With the encoder fixed (`train_encoder` False) the
+    replay holds encoder features instead of frames, and `encode` passes them through.
     """
 
     def __init__(self, model: ActorCritic, config: RLConfig, device: torch.device, ctx: DistContext | None = None):
         self.model, self.config, self.device = model, config, device
         self.ctx = ctx or DistContext(device=device)
-        if config.train_encoder is False:  # keep the BC features the actor was trained on (see RLConfig.train_encoder)
+        self.cached_features = config.train_encoder is False
+        if self.cached_features:  # keep the BC features the actor was trained on (see RLConfig.train_encoder)
             model.encoder.requires_grad_(False)
         trained = [p for p in [*model.encoder.parameters(), *model.critic.parameters()] if p.requires_grad]
         self.critic_optimizer = torch.optim.Adam(trained, lr=config.critic_lr)
@@ -138,33 +152,52 @@ class SACLearner:
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.exp().detach()
 
-    def update_critic(self, obs, action, reward, discount, next_obs) -> tuple[dict, torch.Tensor]:
-        """Clipped double-Q soft TD step; returns metrics and the (encoder-trained) features of obs."""
-        model, nets = self.model, self.nets
+    def encode(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """Features of a replay batch: stored features as they are, or augmented frames through the
+        (target) encoder. The one place that turns replay observations into features."""
+        if self.cached_features:
+            return obs
+        obs = random_shift(obs, self.config.augment_pad)
+        if target:
+            with torch.no_grad():
+                return self.model.target_encoder(obs)
+        return self.nets.encoder(obs)
+
+    def update_critic(self, batch: Batch) -> tuple[dict, torch.Tensor]:
+        """Clipped double-Q soft TD step; returns metrics and the (detached) features of batch.obs.
+        With BC selection the next action is the higher-Q of the RL and BC proposals, as in acting."""
+        model = self.model
         with torch.no_grad():
-            next_features = model.target_encoder(next_obs)
-            next_action, next_log_prob = model.actor.sample_from(*nets.actor(next_features))
-            target_q1, target_q2 = model.target_critic(next_features, next_action)
-            target = reward + discount * (torch.min(target_q1, target_q2) - self.alpha * next_log_prob)
-        features = nets.encoder(obs)
-        q1, q2 = nets.critic(features, action)
+            next_features = self.encode(batch.next_obs, target=True)
+            next_action, next_log_prob = model.actor.sample(next_features)
+            next_action, rl_wins = model.select(next_features, next_action, model.target_critic)
+            next_q = torch.min(*model.target_critic(next_features, next_action))
+            # The entropy bonus belongs to the RL policy's own samples only.
+            target = batch.reward + batch.discount * (next_q - self.alpha * next_log_prob * rl_wins)
+        features = self.encode(batch.obs)
+        q1, q2 = self.nets.critic(features, batch.action)
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        return {"critic_loss": loss.item(), "q": q1.mean().item(), "target_q": target.mean().item()}, features.detach()
+        td_error = (q1.detach() - target).abs()
+        metrics = {"critic_loss": loss.item(), "q": q1.mean().item(), "target_q": target.mean().item(),
+                   "diag/rl_action_wins_td_target": rl_wins.float().mean().item()}
+        for name, rows in (("demo", batch.is_demo), ("online", ~batch.is_demo)):
+            if rows.any():
+                metrics[f"diag/td_error_{name}"] = td_error[rows].mean().item()
+        return metrics, features.detach()
 
-    def update_actor(self, features, demo_action, is_demo, bc_weight: float) -> dict:
-        """SAC actor loss / |Q| + bc_weight * BC loss on the demo part; then the temperature step."""
+    def update_actor(self, features: torch.Tensor, batch: Batch, bc_weight: float) -> dict:
+        """SAC actor loss / |Q| + bc_weight * BC loss; then the temperature step."""
         model, nets = self.model, self.nets
         mean, log_std = nets.actor(features)  # one forward serves both terms (DDP wants one per backward)
+        if not self.config.learn_std:  # keep the BC policy's spread: the critic cannot judge wider actions
+            log_std = log_std.detach()
         action, log_prob = model.actor.sample_from(mean, log_std)
-        q1, q2 = nets.critic(features, action)
-        q = torch.min(q1, q2)
+        q = torch.min(*nets.critic(features, action))
         sac_loss = (self.alpha * log_prob - q).mean()
-        bc_loss = torch.zeros((), device=self.device)
-        if bc_weight > 0 and is_demo.any():
-            bc_loss = F.mse_loss(model.actor.squash(mean[is_demo]), demo_action[is_demo])
+        bc_loss = self.bc_loss(features, mean, batch) if bc_weight > 0 else torch.zeros((), device=self.device)
         # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.
         loss = sac_loss / q.abs().mean().detach().clamp(min=1.0) + bc_weight * bc_loss
         self.actor_optimizer.zero_grad(set_to_none=True)
@@ -179,17 +212,40 @@ class SACLearner:
         return {"actor_loss": sac_loss.item(), "bc_loss": bc_loss.item(), "entropy": -log_prob.mean().item(),
                 "alpha": self.alpha.item(), "alpha_loss": alpha_loss.item()}
 
+    def bc_loss(self, features: torch.Tensor, mean: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """MSE of the deterministic action to the expert's on demo rows and, with `bc_anchor_all`, to the
+        frozen BC policy's on the online rows (the policy's own states, where the demos say nothing)."""
+        target, rows = batch.action, batch.is_demo
+        if self.config.bc_anchor_all and self.model.bc_actor is not None:
+            with torch.no_grad():
+                target = torch.where(rows[:, None], target, self.model.bc_actor.deterministic(features))
+            rows = torch.ones_like(rows)
+        if not rows.any():
+            return torch.zeros((), device=self.device)
+        return F.mse_loss(self.model.actor.squash(mean[rows]), target[rows])
+
+    @torch.no_grad()
+    def bc_diagnostics(self, features: torch.Tensor, batch: Batch) -> dict:
+        """Where the policy stands relative to the frozen BC policy on the online (policy's own) states:
+        how much more the critic values it, and how far its action is."""
+        rows = ~batch.is_demo
+        if self.model.bc_actor is None or not rows.any():
+            return {}
+        features = features[rows]
+        action, bc_action = self.model.actor.deterministic(features), self.model.bc_actor.deterministic(features)
+        q_gap = torch.min(*self.model.critic(features, action)) - torch.min(*self.model.critic(features, bc_action))
+        return {"diag/q_pi_minus_q_bc": q_gap.mean().item() / self.model.reward_scale,
+                "diag/action_distance_to_bc": (action - bc_action).norm(dim=-1).mean().item()}
+
     def update(self, batch: dict, bc_weight: float, train_actor: bool = True) -> dict:
         """One learner step on a numpy batch from `sample_mixed`."""
-        as_tensor = lambda key: torch.as_tensor(batch[key], device=self.device)
-        pad = self.config.augment_pad
-        obs, next_obs = random_shift(as_tensor("obs"), pad), random_shift(as_tensor("next_obs"), pad)
-        action = as_tensor("action")
-        reward = as_tensor("reward") * self.model.reward_scale
+        batch = to_batch(batch, self.device, self.model.reward_scale)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            metrics, features = self.update_critic(obs, action, reward, as_tensor("discount"), next_obs)
+            metrics, features = self.update_critic(batch)
             if train_actor:
-                metrics.update(self.update_actor(features, action, as_tensor("is_demo"), bc_weight))
+                metrics.update(self.update_actor(features, batch, bc_weight))
+        if self.updates % DIAGNOSE_EVERY == 0:
+            metrics.update(self.bc_diagnostics(features, batch))
         self.model.sync_targets(self.config.tau)
         self.updates += 1
         return metrics
@@ -207,6 +263,21 @@ class SACLearner:
             self.log_alpha.copy_(state["log_alpha"])
         self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.updates = state["updates"]
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor  # uint8 frame stacks, or float features when the encoder is fixed
+    action: torch.Tensor
+    reward: torch.Tensor  # n-step discounted sum, already times reward_scale
+    discount: torch.Tensor
+    next_obs: torch.Tensor
+    is_demo: torch.Tensor
+
+
+def to_batch(batch: dict, device: torch.device, reward_scale: float) -> Batch:
+    as_tensor = lambda key: torch.as_tensor(batch[key], device=device)
+    return Batch(as_tensor("obs"), as_tensor("action"), as_tensor("reward") * reward_scale, as_tensor("discount"),
+                 as_tensor("next_obs"), as_tensor("is_demo"))
 
 
 def bc_weight_at(config: RLConfig, step: int) -> float:
@@ -237,19 +308,23 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
         resume_state = load_checkpoint(checkpoint_path(path), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
+        for name in ("bc_selection", "bc_anchor_all", "learn_std"):
+            setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
             saved = load_config(bc_path)
             if saved.get("kind") != "bc":
                 raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run (kind {saved.get('kind')!r})")
             env_config = override_reward(EnvConfig(**saved["env"]), args)
-            model_config = ModelConfig(**saved["model"])
+            # The frozen BC actor rides along: reference for diagnostics, proposals for BC selection.
+            model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection)
             init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
             config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else False
         else:
             env_config, model_config = env_and_model_configs(args)
-            config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0)
+            config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
+                             bc_selection=False, learn_std=True)  # no BC policy to propose actions or keep the spread of
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
         run_id = distributed.broadcast_object(args.run_id or new_run_id("rl"), ctx)
         path = run_dir(run_id, must_exist=False)
@@ -279,34 +354,78 @@ def validate_config(config: RLConfig) -> None:
 
 
 class EpisodeTracker:
-    """Raw and penalized returns of the training episodes, per environment."""
+    """Per environment: raw and penalized returns of the training episodes, and the critic's prediction
+    at the episode's first state beside the discounted (penalized) return that followed it."""
 
-    def __init__(self, num_envs: int):
-        self.raw, self.penalized = np.zeros(num_envs), np.zeros(num_envs)
+    def __init__(self, num_envs: int, gamma: float):
+        self.gamma = gamma
+        self.raw, self.penalized, self.discounted = np.zeros(num_envs), np.zeros(num_envs), np.zeros(num_envs)
+        self.discount = np.ones(num_envs)
+        self.predicted = np.full(num_envs, np.nan)  # Q(s0, a0) in reward units; NaN until the policy acted
+        self.fresh = np.ones(num_envs, bool)
 
-    def add(self, reward: np.ndarray, info: dict, done: np.ndarray) -> list[tuple[float, float]]:
+    def note_start_values(self, q: np.ndarray) -> None:
+        """Q of the actions just chosen; kept for the environments whose episode starts with them."""
+        self.predicted = np.where(self.fresh, q, self.predicted)
+        self.fresh[:] = False
+
+    def add(self, reward: np.ndarray, info: dict, done: np.ndarray) -> list[dict[str, float]]:
         # Same-step autoreset: a finished env's step info is in info['final_info'], its info is the reset's.
         raw = np.where(info.get("_raw_reward", False), info.get("raw_reward", 0.0), 0.0)
         if done.any():
             raw = np.where(done, info["final_info"]["raw_reward"], raw)
         self.raw += raw
         self.penalized += reward
-        finished = [(self.raw[i], self.penalized[i]) for i in np.flatnonzero(done)]
-        self.raw[done], self.penalized[done] = 0.0, 0.0
+        self.discounted += self.discount * reward
+        self.discount *= self.gamma
+        finished = []
+        for i in np.flatnonzero(done):
+            episode = {"raw_return": self.raw[i], "penalized_return": self.penalized[i]}
+            if not np.isnan(self.predicted[i]):
+                episode.update(predicted_q_s0=self.predicted[i], discounted_return_s0=self.discounted[i])
+            finished.append(episode)
+        self.raw[done] = self.penalized[done] = self.discounted[done] = 0.0
+        self.discount[done], self.predicted[done], self.fresh[done] = 1.0, np.nan, True
         return finished
 
 
-def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info) -> np.ndarray:
-    """Store one vector-env step (same-step autoreset): the final frame of a finished episode is in
-    info['final_obs'] and the returned observation already starts the next episode."""
-    channels = online.frames.shape[2]
+class Every:
+    """True once per `every` steps (steps advance by num_envs x world_size, so compare distances)."""
+
+    def __init__(self, every: int, step: int):
+        self.every, self.last = every, step
+
+    def __call__(self, step: int) -> bool:
+        if self.every <= 0 or step - self.last < self.every:
+            return False
+        self.last = step
+        return True
+
+
+def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info, entry) -> np.ndarray:
+    """Store one vector-env step (same-step autoreset): the final observation of a finished episode is in
+    info['final_obs'] and the returned observation already starts the next episode. `entry` maps stacked
+    observations to what the replay keeps (newest frame, or features)."""
     done = terminated | truncated
+    finals = np.stack([info["final_obs"][i] if done[i] else next_obs[i] for i in range(len(actions))])
+    stored = entry(finals)
+    restarts = entry(next_obs[done]) if done.any() else []
     for i in range(len(actions)):
-        final = info["final_obs"][i] if done[i] else next_obs[i]
-        online.add(i, actions[i], reward[i], final[-channels:], bool(terminated[i]))
-        if done[i]:
-            online.start(i, next_obs[i, -channels:])
+        online.add(i, actions[i], reward[i], stored[i], bool(terminated[i]))
+    for i, restart in zip(np.flatnonzero(done), restarts):
+        online.start(i, restart)
     return done
+
+
+def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
+    """A BC run's weights into a fine-tuning model; the frozen BC actor starts as a copy of its actor."""
+    keys = model.load_state_dict(bc_state, strict=False)
+    unknown = [k for k in keys.missing_keys if not k.startswith("bc_actor.")] + keys.unexpected_keys
+    if unknown:
+        raise UserError(f"the BC checkpoint does not match the fine-tuning networks ({', '.join(unknown[:3])})")
+    if model.bc_actor is not None:
+        model.bc_actor.load_state_dict(model.actor.state_dict())
+    model.sync_targets(1.0)
 
 
 @torch.no_grad()
@@ -331,8 +450,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     rng = np.random.default_rng(rank_seed)
     model = ActorCritic(env_config.obs_shape, model_config).to(device)
     if init_model is not None:
-        model.load_state_dict(init_model)
-        model.sync_targets(1.0)
+        load_bc_start(model, init_model)
     demo_buffer = None
     if config.dataset:
         demo_buffer = demo_replay(demos.load_dataset(demos.dataset_dir(config.dataset), skip_bad=True), env_config, config.gamma)
@@ -353,12 +471,28 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if main_rank:
             print(f"resuming {path.name} at step {step} ({learner.updates} updates)")
 
-    online = FrameReplay(max(config.buffer_size // config.num_envs, 64), config.num_envs, env_config.frame_shape,
-                         env_config.frame_stack)
+    # With the encoder fixed, every stored observation is encoded once, at collection (online) or here
+    # (demos); an update is then a few small MLP steps instead of two CNN passes.
+    cache_features = learner.cached_features
+    channels = env_config.frame_shape[0]
+
+    @torch.no_grad()
+    def replay_entry(stacked_obs: np.ndarray) -> np.ndarray:
+        """What the replay stores for these observations: encoder features, or their newest frame."""
+        if not cache_features:
+            return stacked_obs[:, -channels:]
+        return model.encoder(torch.as_tensor(stacked_obs, device=device)).float().cpu().numpy()
+
+    if demo_buffer is not None and cache_features:
+        demo_buffer = encode_replay(demo_buffer, replay_entry)
+    capacity = max(config.buffer_size // config.num_envs, 64)
+    online = (FrameReplay(capacity, config.num_envs, (model_config.feature_dim,), 1, dtype=np.float32) if cache_features
+              else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
     steps_per_iteration = config.num_envs * ctx.world_size
     if main_rank:
         print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
-              f"target entropy {config.target_entropy}, "
+              f"BC selection {'on' if model_config.bc_selection else 'off'}, target entropy {config.target_entropy}, "
+              f"{'cached features' if cache_features else 'encoder trained'}, "
               f"world size {ctx.world_size} x {config.num_envs} envs on {device}, effective batch "
               f"{config.batch_size * ctx.world_size}, demos: {len(demo_buffer) if demo_buffer else 0} transitions")
         print(f"TensorBoard: tensorboard --logdir {path.parent}")
@@ -369,15 +503,56 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     # Training tracks only (seeds below TRAIN_SEED_LIMIT); each rank and each resume starts new ones.
     first_seed = (config.seed * 1000 + ctx.rank * config.num_envs + step) % (TRAIN_SEED_LIMIT - config.num_envs)
     obs, _ = envs.reset(seed=first_seed)
-    channels = env_config.frame_shape[0]
-    for i in range(config.num_envs):
-        online.start(i, obs[i, -channels:])
-    tracker = EpisodeTracker(config.num_envs)
+    for i, entry in enumerate(replay_entry(obs)):
+        online.start(i, entry)
+    tracker = EpisodeTracker(config.num_envs, config.gamma)
     agent = Agent(model, env_config, device)
     collected_since_start = 0  # steps this rank collected in this process (the buffer starts empty on resume)
     update_debt = 0.0
-    last_eval = last_checkpoint = last_log = step
+    metrics: dict[str, float] = {}
+    every_eval, every_checkpoint, every_log = Every(config.eval_every, step), Every(config.checkpoint_every, step), Every(1000, step)
     timer = {"start": time.time(), "env": 0.0, "learn": 0.0, "frames": 0, "updates": 0}
+    random_start = init_model is None and resume_state is None
+
+    def collect() -> None:
+        """One step in every environment, stored in the replay; finished episodes logged."""
+        nonlocal obs
+        if random_start and step < config.learning_starts:
+            actions = rng.uniform([-1, 0, 0], [1, 1, 1], size=(config.num_envs, 3)).astype(np.float32)
+            tracker.note_start_values(np.full(config.num_envs, np.nan))  # random actions: no prediction
+        else:
+            with torch.no_grad():
+                features = model.encoder(torch.as_tensor(obs, device=device))
+                actions, rl_wins = model.select(features, model.actor.sample(features)[0])
+                tracker.note_start_values(torch.min(*model.critic(features, actions)).cpu().numpy() / model.reward_scale)
+            metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
+            actions = actions.cpu().numpy()
+        next_obs, reward, terminated, truncated, info = envs.step(actions)
+        done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
+        for episode in tracker.add(reward, info, done):
+            for name, value in episode.items():
+                log(f"train/episode_{name}", value)
+        obs = next_obs
+
+    def learn() -> None:
+        """Updates owed for the steps just collected (every rank does as many, so all-reduces pair up)."""
+        nonlocal update_debt
+        update_debt += config.updates_per_step * config.num_envs
+        train_actor = step >= config.learning_starts + config.critic_warmup_steps
+        while update_debt >= 1:
+            batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma, config.n_step)
+            metrics.update(learner.update(batch, bc_weight_at(config, step), train_actor))
+            update_debt -= 1
+            timer["updates"] += 1
+
+    def write_logs() -> None:
+        for k, v in metrics.items():
+            log(k if k.startswith("diag/") else f"train/{k}", v)
+        log("train/bc_weight", bc_weight_at(config, step))
+        log("speed/env_frames_per_s", timer["frames"] / max(timer["env"], 1e-9))
+        log("speed/updates_per_s", timer["updates"] / max(timer["learn"], 1e-9))
+        log("speed/steps_per_s_overall", collected_since_start * ctx.world_size / (time.time() - timer["start"]))
+        bar.set_postfix(upd=learner.updates, alpha=f"{learner.alpha.item():.3f}")
 
     def checkpoint(name: str = "latest_step") -> None:
         if main_rank:
@@ -388,7 +563,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if not main_rank:
             return  # the other ranks wait for rank 0 at their next gradient all-reduce
         summary = validate_on_tracks(agent, config.eval_episodes, config.num_envs, writer, step)
-        tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f}, "
+        tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f} "
+                   f"(min {summary['raw']['min']:.0f}, laps {summary['laps_completed']}/{summary['episodes']}), "
                    f"penalized {summary['penalized']['mean']:.0f}, off-track frames {summary['offtrack_frames']['mean']:.0f}")
 
     bar = tqdm(total=config.total_steps, initial=step, desc="train_rl", unit="step", disable=not main_rank)
@@ -396,52 +572,22 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if config.eval_every and step == 0:
             evaluate_now()
         while step < config.total_steps:
-            # ---- collect one step in every environment
             t0 = time.time()
-            if init_model is None and resume_state is None and step < config.learning_starts:
-                actions = rng.uniform([-1, 0, 0], [1, 1, 1], size=(config.num_envs, 3)).astype(np.float32)
-            else:
-                with torch.no_grad():
-                    features = model.encoder(torch.as_tensor(obs, device=device))
-                    actions = model.actor.sample(features)[0].cpu().numpy()
-            next_obs, reward, terminated, truncated, info = envs.step(actions)
-            done = record_step(online, actions, reward, next_obs, terminated, truncated, info)
-            for raw, penalized in tracker.add(reward, info, done):
-                log("train/episode_raw_return", raw)
-                log("train/episode_penalized_return", penalized)
-            obs = next_obs
+            collect()
             step += steps_per_iteration
             collected_since_start += config.num_envs
             bar.update(steps_per_iteration)
             timer["env"] += time.time() - t0
             timer["frames"] += config.num_envs * env_config.action_repeat
-
-            # ---- learn (every rank does the same number of updates, so the all-reduces pair up)
             if collected_since_start * ctx.world_size >= config.learning_starts:
                 t0 = time.time()
-                update_debt += config.updates_per_step * config.num_envs
-                train_actor = step >= config.learning_starts + config.critic_warmup_steps
-                while update_debt >= 1:
-                    batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma, config.n_step)
-                    metrics = learner.update(batch, bc_weight_at(config, step), train_actor)
-                    update_debt -= 1
-                    timer["updates"] += 1
+                learn()
                 timer["learn"] += time.time() - t0
-            if step - last_log >= 1000 and timer["updates"]:
-                last_log = step
-                for k, v in metrics.items():
-                    log(f"train/{k}", v)
-                log("train/bc_weight", bc_weight_at(config, step))
-                log("speed/env_frames_per_s", timer["frames"] / max(timer["env"], 1e-9))
-                log("speed/updates_per_s", timer["updates"] / max(timer["learn"], 1e-9))
-                log("speed/steps_per_s_overall", collected_since_start * ctx.world_size / (time.time() - timer["start"]))
-                bar.set_postfix(upd=learner.updates, alpha=f"{learner.alpha.item():.3f}")
-
-            if config.eval_every and step - last_eval >= config.eval_every:
-                last_eval = step
+            if every_log(step) and timer["updates"]:
+                write_logs()
+            if every_eval(step):
                 evaluate_now()
-            if step - last_checkpoint >= config.checkpoint_every:
-                last_checkpoint = step
+            if every_checkpoint(step):
                 checkpoint()
     except KeyboardInterrupt:
         tqdm.write(f"interrupted at step {step}: writing a final checkpoint")
@@ -450,7 +596,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         bar.close()
         checkpoint()
         envs.close()
-    if config.eval_every and step > last_eval and step >= config.total_steps:
+    if config.eval_every and step > every_eval.last and step >= config.total_steps:
         evaluate_now()
     if writer:
         writer.close()

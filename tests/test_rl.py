@@ -9,7 +9,8 @@ import main
 from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
-from rl import EpisodeTracker, RLConfig, SACLearner, record_step
+from replay_buffer import demo_replay, encode_replay
+from rl import EpisodeTracker, RLConfig, SACLearner, load_bc_start, record_step
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -102,15 +103,19 @@ def test_vector_collection_stores_final_frames_and_restarts():
     buffer = FrameReplay(50, 2, (1, 24, 24), frame_stack=2)
     for i in range(2):
         buffer.start(i, obs[i, -1:])
-    finals, tracker, step_rewards = [], EpisodeTracker(2), []
+    finals, tracker, step_rewards = [], EpisodeTracker(2, gamma=0.9), []
     for _ in range(4):
         actions = np.tile(np.array([[0.0, 0.5, 0.0]], np.float32), (2, 1))
         next_obs, reward, terminated, truncated, info = envs.step(actions)
-        done = record_step(buffer, actions, reward, next_obs, terminated, truncated, info)
+        tracker.note_start_values(np.array([7.0, 8.0]))
+        done = record_step(buffer, actions, reward, next_obs, terminated, truncated, info, lambda o: o[:, -1:])
         step_rewards.append(reward[0])
         finished = tracker.add(reward, info, done)
         if done[0]:
-            assert finished[0][1] == pytest.approx(sum(step_rewards))  # penalized return of the whole episode
+            assert finished[0]["penalized_return"] == pytest.approx(sum(step_rewards))  # the whole episode
+            discounted = sum(r * 0.9 ** k for k, r in enumerate(step_rewards))
+            assert finished[0]["discounted_return_s0"] == pytest.approx(discounted)
+            assert finished[0]["predicted_q_s0"] == 7.0  # the value noted at the episode's first step
             finals.append(info["final_obs"][0][-1:].copy())
             assert buffer.episode_pos[0, (buffer.written[0] - 1) % 50] == 0  # new episode started
         obs = next_obs
@@ -136,11 +141,19 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--demo_ratio" in err
 
 
+def feature_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict:
+    """A batch as the replay holds it when the encoder is fixed: features, not frames."""
+    batch = make_batch(rng, n, demo)
+    batch["obs"] = rng.uniform(-1, 1, (n, TINY.feature_dim)).astype(np.float32)
+    batch["next_obs"] = rng.uniform(-1, 1, (n, TINY.feature_dim)).astype(np.float32)
+    return batch
+
+
 def test_frozen_encoder_stays_fixed_while_heads_learn():
     learner = make_learner(train_encoder=False)
     encoder_before = [p.clone() for p in learner.model.encoder.parameters()]
     critic_before = [p.clone() for p in learner.model.critic.parameters()]
-    learner.update(make_batch(np.random.default_rng(0)), bc_weight=1.0)
+    learner.update(feature_batch(np.random.default_rng(0)), bc_weight=1.0)
     assert all(torch.equal(a, b) for a, b in zip(encoder_before, learner.model.encoder.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(critic_before, learner.model.critic.parameters()))
 
@@ -150,3 +163,72 @@ def test_bf16_autocast_update_runs_and_is_finite():
     metrics = learner.update(make_batch(np.random.default_rng(0)), bc_weight=1.0)
     assert all(np.isfinite(v) for v in metrics.values())
     assert all(p.dtype == torch.float32 for p in learner.model.parameters())  # weights stay fp32
+
+
+def fine_tuning_model(seed: int = 0, selection: bool = True) -> ActorCritic:
+    """A 'BC run' (random weights) loaded for fine-tuning: the frozen BC actor starts as its actor."""
+    torch.manual_seed(seed)
+    bc_state = ActorCritic(OBS_SHAPE, TINY).state_dict()
+    model = ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True, bc_selection=selection))
+    load_bc_start(model, bc_state)
+    return model
+
+
+def test_bc_start_copies_actor_into_frozen_bc_actor():
+    model = fine_tuning_model()
+    for a, b in zip(model.actor.state_dict().values(), model.bc_actor.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not any(p.requires_grad for p in model.bc_actor.parameters())
+
+
+def test_bc_selection_executes_the_higher_q_proposal():
+    model = fine_tuning_model()
+    with torch.no_grad():
+        for p in model.actor.parameters():
+            p.add_(torch.randn_like(p))  # RL proposals now differ from BC's
+    features = torch.randn(64, TINY.feature_dim)
+    rl_action = model.actor.deterministic(features)
+    bc_action = model.bc_actor.deterministic(features)
+    chosen, rl_wins = model.select(features, rl_action)
+    q_rl, q_bc = torch.min(*model.critic(features, rl_action)), torch.min(*model.critic(features, bc_action))
+    assert 0 < rl_wins.sum() < 64  # both kinds of rows occur
+    assert torch.equal(rl_wins, q_rl >= q_bc)
+    assert torch.equal(chosen, torch.where(rl_wins[:, None], rl_action, bc_action))
+    assert torch.equal(model.policy(features), chosen)  # what collection and Agent execute
+    without = fine_tuning_model(selection=False)
+    without.load_state_dict(model.state_dict())
+    assert torch.equal(without.policy(features), rl_action)
+
+
+def test_anchor_pulls_actor_toward_bc_policy_on_online_states():
+    rng = np.random.default_rng(0)
+    batch = feature_batch(rng, n=32, demo=False)  # the policy's own states only: no demo rows
+
+    def distance_to_bc(anchor_all: bool) -> float:
+        model = fine_tuning_model(seed=3, selection=False)
+        learner = SACLearner(model, replace(RLConfig(), train_encoder=False, actor_lr=1e-3, bc_anchor_all=anchor_all),
+                             torch.device("cpu"))
+        for _ in range(60):
+            learner.update(batch, bc_weight=10.0)
+        features = torch.as_tensor(batch["obs"])
+        with torch.no_grad():
+            return float((model.actor.deterministic(features) - model.bc_actor.deterministic(features)).norm(dim=-1).mean())
+
+    assert distance_to_bc(True) < 0.5 * distance_to_bc(False)
+
+
+def test_feature_cache_matches_encoder_on_every_stack():
+    from test_replay_buffer import FakeEpisode
+
+    episodes = [FakeEpisode(T=9), FakeEpisode(T=7)]
+    for ep in episodes:  # distinct frames, so every stack encodes differently
+        ep.observations[:] = np.random.default_rng(len(ep.actions)).integers(0, 256, ep.observations.shape)
+    config = EnvConfig(action_repeat=2, frame_stack=2)
+    frames = demo_replay(episodes, config, gamma=0.9)
+    model = ActorCritic(config.obs_shape, TINY)
+    encode = lambda stacks: model.encoder(torch.as_tensor(stacks)).detach().numpy()
+    features = encode_replay(frames, encode, batch_size=5)
+    streams, t = np.array([0, 1, 2, 3]), np.array([1, 2, 3, 2])
+    assert np.allclose(features.stack(streams, t), encode(frames.stack(streams, t)), atol=1e-6)
+    batch = features.sample(8, np.random.default_rng(0), gamma=0.9, n_step=2)
+    assert batch["obs"].shape == (8, TINY.feature_dim) and batch["next_obs"].dtype == np.float32
