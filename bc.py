@@ -32,7 +32,8 @@ from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ENCODERS, ActorCritic, Encoder, ModelConfig, random_shift
 from replay_buffer import FrameReplay, demo_replay
-from runs import load_checkpoint, checkpoint_path, load_config, new_run_id, run_dir, save_checkpoint, save_config
+from runs import (checkpoint_path, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state, run_dir,
+                  save_checkpoint, save_config)
 
 STD_LOSS_WEIGHT = 0.01  # the spread fit is a side task; keep it from steering the encoder
 
@@ -69,6 +70,7 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=model.encoder, help="CNN encoder")
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")
+    parser.add_argument("--num_qs", type=int, default=model.num_qs, help="critic ensemble size")
 
 
 def override_reward(env_config: EnvConfig, args: argparse.Namespace) -> EnvConfig:
@@ -86,9 +88,10 @@ def override_reward(env_config: EnvConfig, args: argparse.Namespace) -> EnvConfi
 def env_and_model_configs(args: argparse.Namespace) -> tuple[EnvConfig, ModelConfig]:
     env_config = override_reward(EnvConfig(action_repeat=args.action_repeat, frame_stack=args.frame_stack,
                                            grayscale=not args.color, obs_size=args.obs_size), args)
-    model_config = ModelConfig(encoder=args.encoder, feature_dim=args.feature_dim, hidden_dim=args.hidden_dim)
-    if min(model_config.feature_dim, model_config.hidden_dim) < 1:
-        raise UserError("--feature_dim and --hidden_dim must be >= 1")
+    model_config = ModelConfig(encoder=args.encoder, feature_dim=args.feature_dim, hidden_dim=args.hidden_dim,
+                               num_qs=args.num_qs)
+    if min(model_config.feature_dim, model_config.hidden_dim, model_config.num_qs) < 1:
+        raise UserError("--feature_dim, --hidden_dim and --num_qs must be >= 1")
     try:
         Encoder(env_config.obs_shape, model_config)
     except RuntimeError:
@@ -142,9 +145,9 @@ def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augme
     # The critic heads learn at full rate; the encoder only gets `critic_weight` of their gradient
     # (value + critic_weight * (value - value.detach()) has that gradient and that value).
     critic_features = features.detach() + critic_weight * (features - features.detach())
-    q1, q2 = nets.critic(critic_features, action)
-    critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-    return {"actor_loss": actor_loss, "std_loss": std_loss, "critic_loss": critic_loss, "q_mean": q1.detach().mean()}
+    q = nets.critic(critic_features, action)  # (num_qs, B): every member regresses the same returns
+    critic_loss = ((q - target) ** 2).mean(1).sum()
+    return {"actor_loss": actor_loss, "std_loss": std_loss, "critic_loss": critic_loss, "q_mean": q.detach().mean()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,7 +210,7 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_val = state["epoch"], state["best_val"]
         if main_rank:
-            rng = state["numpy_rng"]
+            rng = rng_from_state(state["numpy_rng"])
             torch.set_rng_state(state["torch_rng"])
         else:
             rng = np.random.default_rng([rank_seed, start_epoch])
@@ -271,7 +274,7 @@ def end_of_epoch(path, writer, model, optimizer, agent, val_data, config: BCConf
         line += f" | val actor {val_actor:.4f} critic {val_critic:.2f}"
     model.sync_targets(1.0)  # RL starts from target critics equal to the pre-trained ones
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-             "best_val": min(best_val, val_actor), "numpy_rng": rng, "torch_rng": torch.get_rng_state()}
+             "best_val": min(best_val, val_actor), "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state()}
     if val_actor < best_val:
         save_checkpoint(path, "best", state)
     save_checkpoint(path, f"epoch_{epoch}", state)

@@ -226,3 +226,25 @@ def write_video(path: str, frames: list[np.ndarray], fps: int) -> None:
         imageio.mimsave(path, big, duration=1000 / fps, loop=0)
     else:
         imageio.mimsave(path, big, fps=fps, macro_block_size=1)
+
+
+def side_by_side(argv: list[str] | None = None) -> None:
+    """`python evaluate.py RUN_DIR [RUN_DIR ...] --episodes N`: the runs' latest test results as one table."""
+    parser = argparse.ArgumentParser(description=side_by_side.__doc__)
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--episodes", type=int, default=50)
+    args = parser.parse_args(argv)
+    rows = [("raw return", lambda s: f"{s['raw']['mean']:.1f} ± {s['raw']['std']:.1f}"),
+            ("min raw return", lambda s: f"{s['raw']['min']:.1f}"),
+            ("penalized return", lambda s: f"{s['penalized']['mean']:.1f}"),
+            ("off-track frames", lambda s: f"{s['offtrack_frames']['mean']:.1f}"),
+            ("laps completed", lambda s: f"{s['laps_completed']}/{s['episodes']}")]
+    summaries = [json.loads((Path(run) / "test_results" / f"latest_seed{TEST_SEED_START}_n{args.episodes}.json")
+                            .read_text())["summary"] for run in args.runs]
+    print(f"{'':18}" + "".join(f"{Path(run).name:>24}" for run in args.runs))
+    for name, cell in rows:
+        print(f"{name:18}" + "".join(f"{cell(s):>24}" for s in summaries))
+
+
+if __name__ == "__main__":
+    side_by_side()

@@ -1,4 +1,4 @@
-"""Networks shared by BC and SAC: a CNN encoder, a tanh-Gaussian actor and a twin-Q critic.
+"""Networks shared by BC and SAC: a CNN encoder, a tanh-Gaussian actor and an ensemble of Q critics.
 
 As in DrQ-v2, one encoder turns frames into features; the critic's loss trains it and the actor reads
 detached features during RL (BC trains it through both heads). Random-shift augmentation of the frames
@@ -27,6 +27,7 @@ class ModelConfig:
     encoder: str = "nature"  # see ENCODERS
     feature_dim: int = 64  # encoder output after the projection (LayerNorm + tanh)
     hidden_dim: int = 256  # actor and critic MLP width
+    num_qs: int = 2  # critic ensemble size
     reward_scale: float = 0.1  # critics predict returns of reward * reward_scale (returns reach the hundreds)
     bc_actor: bool = False  # a frozen copy of the BC actor rides along (fine-tuned runs: reference and proposals)
     bc_selection: bool = False  # acting picks the higher-Q of the RL and BC proposals (IBRL; needs bc_actor)
@@ -101,17 +102,47 @@ class Actor(nn.Module):
         return self.sample_from(*self(features))
 
 
-class Critic(nn.Module):
-    """Two independent Q heads on shared features (clipped double-Q)."""
+class EnsembleLinear(nn.Module):
+    """`num` independent linear layers applied in one batched matmul: (num, B, in) -> (num, B, out)."""
 
-    def __init__(self, feature_dim: int, hidden_dim: int):
+    def __init__(self, num: int, in_dim: int, out_dim: int):
         super().__init__()
-        self.q1 = mlp(feature_dim + 3, hidden_dim, 1)
-        self.q2 = mlp(feature_dim + 3, hidden_dim, 1)
+        bound = 1 / math.sqrt(in_dim)  # nn.Linear's default initialisation, per member
+        self.weight = nn.Parameter(torch.empty(num, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(num, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class Critic(nn.Module):
+    """An ensemble of `num_qs` independent Q networks on shared features: (B, F), (B, 3) -> (num_qs, B).
+    Combine members with `.min(0)` (clipped double-Q over all) or over a random subset (REDQ)."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int, num_qs: int = 2):
+        super().__init__()
+        self.num_qs = num_qs
+        self.net = nn.Sequential(EnsembleLinear(num_qs, feature_dim + 3, hidden_dim), nn.ReLU(),
+                                 EnsembleLinear(num_qs, hidden_dim, hidden_dim), nn.ReLU(),
+                                 EnsembleLinear(num_qs, hidden_dim, 1))
+
+    def forward(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([features, action], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+        return self.net(x.expand(self.num_qs, *x.shape)).squeeze(-1)
+
+
+def upgrade_state_dict(state: dict) -> dict:
+    """Checkpoints from before the critic ensemble (heads `q1`, `q2` of nn.Linear) in today's layout."""
+    if not any(".q1." in k for k in state):
+        return state
+    state = {k: v for k, v in state.items()}
+    for prefix in ("critic", "target_critic"):
+        for layer, index in ((0, 0), (2, 2), (4, 4)):
+            heads = [state.pop(f"{prefix}.q{h}.{layer}.weight") for h in (1, 2)]
+            biases = [state.pop(f"{prefix}.q{h}.{layer}.bias") for h in (1, 2)]
+            state[f"{prefix}.net.{index}.weight"] = torch.stack([w.t() for w in heads])
+            state[f"{prefix}.net.{index}.bias"] = torch.stack(biases)[:, None, :]
+    return state
 
 
 class ActorCritic(nn.Module):
@@ -127,9 +158,9 @@ class ActorCritic(nn.Module):
         self.encoder = Encoder(obs_shape, config)
         self.actor = Actor(config.feature_dim, config.hidden_dim)
         self.bc_actor = Actor(config.feature_dim, config.hidden_dim).requires_grad_(False) if config.bc_actor else None
-        self.critic = Critic(config.feature_dim, config.hidden_dim)
+        self.critic = Critic(config.feature_dim, config.hidden_dim, config.num_qs)
         self.target_encoder = Encoder(obs_shape, config)
-        self.target_critic = Critic(config.feature_dim, config.hidden_dim)
+        self.target_critic = Critic(config.feature_dim, config.hidden_dim, config.num_qs)
         self.sync_targets()
         for p in [*self.target_encoder.parameters(), *self.target_critic.parameters()]:
             p.requires_grad_(False)
@@ -151,7 +182,7 @@ class ActorCritic(nn.Module):
             return rl_action, rl_wins
         critic = critic or self.critic
         bc_action = self.bc_actor.deterministic(features)
-        rl_wins = torch.min(*critic(features, rl_action)) >= torch.min(*critic(features, bc_action))
+        rl_wins = critic(features, rl_action).min(0).values >= critic(features, bc_action).min(0).values
         return torch.where(rl_wins[:, None], rl_action, bc_action), rl_wins
 
     @torch.no_grad()

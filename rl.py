@@ -39,7 +39,8 @@ from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
 from replay_buffer import FrameReplay, demo_replay, encode_replay, sample_mixed
-from runs import checkpoint_path, load_checkpoint, load_config, new_run_id, run_dir, save_checkpoint, save_config
+from runs import (checkpoint_path, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state, run_dir,
+                  save_checkpoint, save_config)
 
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
@@ -63,6 +64,7 @@ class RLConfig:
     learn_std: bool = False  # fine-tuning keeps the BC spread fixed (a learnt one widened into the critic's blind spots)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
+    num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
     n_step: int = 3
     tau: float = 0.01  # Polyak rate of the target encoder and critics
@@ -105,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the actor loss also trains the policy's spread; 0: keep the BC spread")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
+    parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
     parser.add_argument("--n_step", type=int, default=c.n_step, help="n-step TD targets")
     parser.add_argument("--tau", type=float, default=c.tau, help="Polyak rate of the targets")
@@ -163,6 +166,12 @@ class SACLearner:
                 return self.model.target_encoder(obs)
         return self.nets.encoder(obs)
 
+    def combine(self, q: torch.Tensor) -> torch.Tensor:
+        """Target value from the ensemble: min over a random subset of `num_min_qs` members (REDQ; with
+        two members and num_min_qs = 2 this is clipped double-Q)."""
+        subset = torch.randperm(q.shape[0], device=q.device)[: self.config.num_min_qs]
+        return q[subset].min(0).values
+
     def update_critic(self, batch: Batch) -> tuple[dict, torch.Tensor]:
         """Clipped double-Q soft TD step; returns metrics and the (detached) features of batch.obs.
         With BC selection the next action is the higher-Q of the RL and BC proposals, as in acting."""
@@ -171,17 +180,17 @@ class SACLearner:
             next_features = self.encode(batch.next_obs, target=True)
             next_action, next_log_prob = model.actor.sample(next_features)
             next_action, rl_wins = model.select(next_features, next_action, model.target_critic)
-            next_q = torch.min(*model.target_critic(next_features, next_action))
+            next_q = self.combine(model.target_critic(next_features, next_action))
             # The entropy bonus belongs to the RL policy's own samples only.
             target = batch.reward + batch.discount * (next_q - self.alpha * next_log_prob * rl_wins)
         features = self.encode(batch.obs)
-        q1, q2 = self.nets.critic(features, batch.action)
-        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        q = self.nets.critic(features, batch.action)
+        loss = ((q - target) ** 2).mean(1).sum()  # every member regresses the same target
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        td_error = (q1.detach() - target).abs()
-        metrics = {"critic_loss": loss.item(), "q": q1.mean().item(), "target_q": target.mean().item(),
+        td_error = (q.detach() - target).abs().mean(0)
+        metrics = {"critic_loss": loss.item(), "q": q.mean().item(), "target_q": target.mean().item(),
                    "diag/rl_action_wins_td_target": rl_wins.float().mean().item()}
         for name, rows in (("demo", batch.is_demo), ("online", ~batch.is_demo)):
             if rows.any():
@@ -195,7 +204,7 @@ class SACLearner:
         if not self.config.learn_std:  # keep the BC policy's spread: the critic cannot judge wider actions
             log_std = log_std.detach()
         action, log_prob = model.actor.sample_from(mean, log_std)
-        q = torch.min(*nets.critic(features, action))
+        q = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
         sac_loss = (self.alpha * log_prob - q).mean()
         bc_loss = self.bc_loss(features, mean, batch) if bc_weight > 0 else torch.zeros((), device=self.device)
         # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.
@@ -233,7 +242,8 @@ class SACLearner:
             return {}
         features = features[rows]
         action, bc_action = self.model.actor.deterministic(features), self.model.bc_actor.deterministic(features)
-        q_gap = torch.min(*self.model.critic(features, action)) - torch.min(*self.model.critic(features, bc_action))
+        critic = self.model.critic
+        q_gap = critic(features, action).min(0).values - critic(features, bc_action).min(0).values
         return {"diag/q_pi_minus_q_bc": q_gap.mean().item() / self.model.reward_scale,
                 "diag/action_distance_to_bc": (action - bc_action).norm(dim=-1).mean().item()}
 
@@ -331,6 +341,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
         if (path / "config.json").exists():
             raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
     validate_config(config)
+    if config.num_min_qs > model_config.num_qs:
+        raise UserError(f"--num_min_qs {config.num_min_qs} exceeds the critic ensemble ({model_config.num_qs} members)")
     distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
     if ctx.is_main:
         save_config(path, {"kind": "rl", "world_size": ctx.world_size, "train": asdict(config),
@@ -339,7 +351,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
 
 
 def validate_config(config: RLConfig) -> None:
-    for name in ("total_steps", "batch_size", "num_envs", "eval_episodes", "checkpoint_every", "buffer_size", "n_step"):
+    for name in ("total_steps", "batch_size", "num_envs", "eval_episodes", "checkpoint_every", "buffer_size", "n_step",
+                 "num_min_qs"):
         if getattr(config, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
     for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):
@@ -464,7 +477,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         learner.load_state_dict(resume_state)
         step = resume_state["step"]
         if ctx.rank == 0:  # exact continuation of the saved random streams (rank 0's; others reseed)
-            rng = resume_state["numpy_rng"]
+            rng = rng_from_state(resume_state["numpy_rng"])
             torch.set_rng_state(resume_state["torch_rng"])
         else:
             rng = np.random.default_rng([rank_seed, step])
@@ -524,7 +537,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             with torch.no_grad():
                 features = model.encoder(torch.as_tensor(obs, device=device))
                 actions, rl_wins = model.select(features, model.actor.sample(features)[0])
-                tracker.note_start_values(torch.min(*model.critic(features, actions)).cpu().numpy() / model.reward_scale)
+                tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy() / model.reward_scale)
             metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
             actions = actions.cpu().numpy()
         next_obs, reward, terminated, truncated, info = envs.step(actions)
@@ -556,7 +569,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
 
     def checkpoint(name: str = "latest_step") -> None:
         if main_rank:
-            state = {**learner.state_dict(), "step": step, "numpy_rng": rng, "torch_rng": torch.get_rng_state()}
+            state = {**learner.state_dict(), "step": step, "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state()}
             save_checkpoint(path, name, state)
 
     def evaluate_now() -> None:

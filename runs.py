@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from errors import UserError
+from networks import upgrade_state_dict
 
 LOG_ROOT = Path(os.environ.get("BCSAC_LOG_ROOT", "logs"))
 
@@ -65,27 +67,43 @@ def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
 
 
 def checkpoint_path(path: Path, checkpoint: str | None = None) -> Path:
-    """The named checkpoint (file name, stem or path) or the latest one."""
+    """The named checkpoint (file name or stem) or the latest one, only ever inside the run's checkpoints/."""
     folder = path / "checkpoints"
     if checkpoint is None:
         latest = folder / "latest"
         if not latest.exists():
             raise UserError(f"run {path}: no checkpoint yet in {folder}")
         checkpoint = latest.read_text().strip()
-    candidates = [Path(checkpoint), folder / checkpoint, folder / f"{checkpoint}.pt"]
-    for candidate in candidates:
+    if Path(checkpoint).name != checkpoint or checkpoint in ("", ".", ".."):
+        raise UserError(f"run {path}: checkpoint {checkpoint!r} must be a name in {folder}, not a path")
+    for candidate in (folder / checkpoint, folder / f"{checkpoint}.pt"):
         if candidate.is_file():
             return candidate
     available = ", ".join(sorted(p.stem for p in folder.glob("*.pt"))) or "none"
     raise UserError(f"run {path}: checkpoint {checkpoint!r} not found (available: {available})")
 
 
+def rng_state(rng: np.random.Generator) -> dict:
+    """A numpy generator as plain data (a checkpoint must load without unpickling objects)."""
+    return rng.bit_generator.state
+
+
+def rng_from_state(state: dict) -> np.random.Generator:
+    if state.get("bit_generator") != "PCG64":
+        raise UserError(f"checkpoint: unsupported random generator {state.get('bit_generator')!r}")
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
 def load_checkpoint(file: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint onto `device` whatever device it was saved from; a broken file is a UserError."""
+    """Load a checkpoint onto `device` whatever device it was saved from; a broken file is a UserError.
+    Only tensors and plain data are accepted (`weights_only`): loading never runs code from the file."""
     try:
-        state = torch.load(file, map_location=device, weights_only=False)
+        state = torch.load(file, map_location=device, weights_only=True)
     except Exception as error:  # torch raises many types for a truncated or foreign file
         raise UserError(f"{file}: cannot load checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{file}: not a checkpoint of this project (no 'model' entry)")
+    state["model"] = upgrade_state_dict(state["model"])
     return state

@@ -53,7 +53,7 @@ def test_checkpoints_and_config_round_trip(workdir, monkeypatch):
     names = sorted(p.stem for p in (run / "checkpoints").glob("*.pt"))
     assert names == ["best", "epoch_1", "epoch_2"]
     agent = Agent.load("logs/bc")
-    state = torch.load(run / "checkpoints" / "epoch_2.pt", weights_only=False)
+    state = torch.load(run / "checkpoints" / "epoch_2.pt", weights_only=True)
     for key, value in agent.model.state_dict().items():
         assert torch.equal(value, state["model"][key])
     assert agent.env_config.obs_size == 48 and agent.env_config.frame_stack == 2
@@ -128,12 +128,12 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["train"]["bc_run"] == "bc" and config["train"]["dataset"] == "tiny"
     assert config["env"]["obs_size"] == 48 and config["model"]["encoder"] == "small"  # the BC run's
     assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
-    first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=False)
+    first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
     capsys.readouterr()
     assert main.main(["train_rl", "--resume_run_id", "rl", "--total_steps", "60"]) == 0
     assert "resuming rl at step 40" in capsys.readouterr().out
-    second = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=False)
+    second = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 
 
@@ -161,5 +161,5 @@ def test_interrupt_writes_final_checkpoint(workdir, tmp_path, signal_name):
     process.send_signal(getattr(signal, signal_name))
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
-    state = torch.load(tmp_path / "logs" / "stop" / "checkpoints" / "latest_step.pt", weights_only=False)
+    state = torch.load(tmp_path / "logs" / "stop" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert 20 <= state["step"] < 100000 and "interrupted" in err

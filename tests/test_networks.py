@@ -18,8 +18,7 @@ def test_shapes_and_action_bounds():
     assert action.shape == (5, 3) and log_prob.shape == (5,)
     for a in (action, model.act(obs)):
         assert (a[:, 0].abs() <= 1).all() and (a[:, 1:] >= 0).all() and (a[:, 1:] <= 1).all()
-    q1, q2 = model.critic(features, action)
-    assert q1.shape == q2.shape == (5,)
+    assert model.critic(features, action).shape == (2, 5)
 
 
 def test_log_prob_matches_change_of_variables():
@@ -67,3 +66,21 @@ def test_random_shift_moves_content_within_pad():
     positions = {tuple((s[0] == 255).nonzero()[0].tolist()) for s in shifted}
     assert len(positions) > 3  # samples get different offsets
     assert all(abs(r - 6) <= 2 and abs(c - 6) <= 2 for r, c in positions)
+
+
+def test_checkpoints_with_named_q_heads_load_into_the_ensemble():
+    """Runs saved before the critic ensemble (two nn.Linear heads q1, q2) load with identical Q values."""
+    from networks import mlp, upgrade_state_dict
+
+    torch.manual_seed(0)
+    model = ActorCritic(OBS_SHAPE, TINY)
+    heads = [mlp(16 + 3, 32, 1) for _ in range(2)]
+    old = {k: v for k, v in model.state_dict().items() if "critic" not in k}
+    for prefix in ("critic", "target_critic"):
+        for h, head in enumerate(heads, start=1):
+            old.update({f"{prefix}.q{h}.{k}": v for k, v in head.state_dict().items()})
+    model.load_state_dict(upgrade_state_dict(old))
+    features, action = torch.randn(4, 16), torch.rand(4, 3)
+    expected = torch.stack([head(torch.cat([features, action], -1)).squeeze(-1) for head in heads])
+    assert torch.allclose(model.critic(features, action), expected, atol=1e-6)
+    assert torch.allclose(model.target_critic(features, action), expected, atol=1e-6)

@@ -84,7 +84,7 @@ def test_resume_from_state_dict_continues_exactly(tmp_path):
     for b in batches[:3]:
         first.update(b, 1.0)
     torch.save({**first.state_dict(), "torch_rng": torch.get_rng_state()}, tmp_path / "ck.pt")
-    state = torch.load(tmp_path / "ck.pt", weights_only=False)
+    state = torch.load(tmp_path / "ck.pt", weights_only=True)
     resumed = make_learner(seed=99)  # different init: everything must come from the checkpoint
     resumed.load_state_dict(state)
     torch.set_rng_state(state["torch_rng"])
@@ -190,7 +190,7 @@ def test_bc_selection_executes_the_higher_q_proposal():
     rl_action = model.actor.deterministic(features)
     bc_action = model.bc_actor.deterministic(features)
     chosen, rl_wins = model.select(features, rl_action)
-    q_rl, q_bc = torch.min(*model.critic(features, rl_action)), torch.min(*model.critic(features, bc_action))
+    q_rl, q_bc = model.critic(features, rl_action).min(0).values, model.critic(features, bc_action).min(0).values
     assert 0 < rl_wins.sum() < 64  # both kinds of rows occur
     assert torch.equal(rl_wins, q_rl >= q_bc)
     assert torch.equal(chosen, torch.where(rl_wins[:, None], rl_action, bc_action))

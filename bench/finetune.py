@@ -1,0 +1,176 @@
+"""Fine-tuning ablation: the recipe against its parts and against today's BC-SAC, from strong and weak BC starts.
+
+    python bench/finetune.py                     # everything below, resumable (finished steps are skipped)
+    python bench/finetune.py --only_table        # rebuild the table and the plot from finished runs
+
+Starts: BC from 20 autopilot laps with DART noise 0.05 ("strong") and from 10 clean laps ("weak"), each
+from `--seeds` different demo sets (track seeds apart); training seed k fine-tunes demo set k. Every policy
+is tested on the same `--test_episodes` held-out tracks (1,000,000 ...), the strong ones also with
+`--shove`. Writes bench/results/finetune.json, bench/results/finetune.md (the README table) and
+bench/results/finetune_curves.png (periodic validation return vs environment steps).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the root: bench/expert.py must not shadow expert.py
+
+from cli_runner import cli  # noqa: E402
+from runs import LOG_ROOT  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of demo set k
+    "strong": (["--episodes", 20, "--noise", 0.05], lambda k: 200_000 + 1000 * k),
+    "weak": (["--episodes", 10, "--noise", 0], lambda k: 300_000 + 1000 * k),
+}
+# name -> train_rl flags on top of the defaults; "recipe" is the defaults themselves.
+VARIANTS = {
+    "recipe": [],
+    "no selection": ["--bc_selection", 0],
+    "today's BC-SAC": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1],
+    "lambda=0": ["--bc_selection", 0, "--bc_anchor_all", 0, "--bc_weight", 0],
+}
+
+
+def tested(run_id: str, episodes: int, shove: float = 0.0) -> dict:
+    """`test` summary of a run on the held-out tracks (run once, then read back)."""
+    suffix = f"_shove{shove:g}" if shove else ""
+    result = LOG_ROOT / run_id / "test_results" / f"latest_seed1000000_n{episodes}{suffix}.json"
+    if not result.exists():
+        cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []))
+    return json.loads(result.read_text())["summary"]
+
+
+def bc_run(start: str, k: int) -> str:
+    run_id, dataset = f"ft_bc_{start}_{k}", f"ft_{start}_{k}"
+    if not (LOG_ROOT / run_id / "checkpoints" / "latest").exists():
+        flags, first_seed = STARTS[start]
+        cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags)
+        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k)
+    return run_id
+
+
+def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
+    run_id = f"ft_{variant.replace(' ', '_').replace('=', '').replace(chr(39), '')}_{start}_{k}"
+    config = LOG_ROOT / run_id / "config.json"
+    if not config.exists():
+        started = time.time()
+        cli("train_rl", "--resume_run_id", bc_run(start, k), "--run_id", run_id, "--seed", k,
+            "--total_steps", total_steps, *VARIANTS[variant])
+        (LOG_ROOT / run_id / "wall_time_s").write_text(f"{time.time() - started:.0f}")
+    return run_id
+
+
+def row(run_ids: list[str], episodes: int, shove: float) -> dict:
+    """Mean ± std across seeds of the per-seed test means, plus the per-seed numbers."""
+    tests = [tested(r, episodes) for r in run_ids]
+    per_seed = {key: [t[key]["mean"] for t in tests] for key in ("raw", "penalized", "offtrack_frames")}
+    out = {"runs": run_ids, **{f"{k}_per_seed": v for k, v in per_seed.items()},
+           "min_per_seed": [t["raw"]["min"] for t in tests], "laps_per_seed": [t["laps_completed"] for t in tests]}
+    walls = [LOG_ROOT / r / "wall_time_s" for r in run_ids]
+    out["wall_time_s"] = [float(w.read_text()) for w in walls if w.exists()]
+    if shove:
+        shoved = [tested(r, episodes, shove) for r in run_ids]
+        out["shoved_raw_per_seed"] = [s["raw"]["mean"] for s in shoved]
+        out["excursions"] = [s["excursions"] for s in shoved]
+        out["recoveries"] = [s["recoveries"] for s in shoved]
+    return out
+
+
+def markdown(table: dict, episodes: int) -> str:
+    pm = lambda v: f"{np.mean(v):.1f} ± {np.std(v):.1f}"
+    lines = ["| start | policy | seeds | raw return | per-seed mean | min | laps | off-track frames | "
+             "with shoves: raw / recovered excursions | wall time |", "|" + "---|" * 10]
+    for (start, policy), r in table.items():
+        shove = (f"{pm(r['shoved_raw_per_seed'])} / {sum(r['recoveries'])} of {sum(r['excursions'])}"
+                 if "recoveries" in r else "—")
+        wall = f"{np.mean(r['wall_time_s']) / 60:.1f} min" if r["wall_time_s"] else "—"
+        lines.append(f"| {start} | {policy} | {len(r['runs'])} | {pm(r['raw_per_seed'])} | "
+                     f"{', '.join(f'{v:.1f}' for v in r['raw_per_seed'])} | {', '.join(f'{v:.0f}' for v in r['min_per_seed'])} | "
+                     f"{', '.join(f'{v}/{episodes}' for v in r['laps_per_seed'])} | {pm(r['offtrack_frames_per_seed'])} | "
+                     f"{shove} | {wall} |")
+    return "\n".join(lines)
+
+
+def eval_curve(run_id: str, tag: str = "eval/raw_return") -> tuple[list[int], list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(LOG_ROOT / run_id), size_guidance={"scalars": 0})
+    events.Reload()
+    scalars = events.Scalars(tag) if tag in events.Tags()["scalars"] else []
+    return [s.step for s in scalars], [s.value for s in scalars]
+
+
+def plot(curves: dict[str, list[str]], out: Path) -> None:
+    """Validation return vs steps, mean over the seeds of each (start, variant)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, start in zip(axes, STARTS):
+        for label, run_ids in curves.items():
+            if not label.startswith(start):
+                continue
+            series = [eval_curve(r) for r in run_ids]
+            n = min(len(s[0]) for s in series)
+            if n:
+                ax.plot(series[0][0][:n], np.mean([s[1][:n] for s in series], axis=0), marker="o",
+                        label=f"{label.split(': ')[1]} ({len(series)} seeds)")
+        ax.set_title(f"{start} BC start")
+        ax.set_xlabel("environment steps")
+        ax.axhline(900, color="gray", linestyle="--", linewidth=1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("raw return, validation tracks (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"written {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2, help="demo sets and training seeds per start")
+    parser.add_argument("--total_steps", type=int, default=None, help="train_rl budget (default: train_rl's)")
+    parser.add_argument("--test_episodes", type=int, default=50)
+    parser.add_argument("--shove", type=float, default=0.01, help="shove probability of the robustness test (strong start)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variant_seeds", type=int, default=None, help="seeds for the ablation variants (default --seeds)")
+    parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
+    parser.add_argument("--only_table", action="store_true", help="only tabulate and plot runs that exist")
+    args = parser.parse_args()
+    from rl import RLConfig
+
+    total_steps = args.total_steps or RLConfig().total_steps
+    RESULTS.mkdir(exist_ok=True)
+    table, curves = {}, {}
+    for start in args.starts:
+        shove = args.shove if start == "strong" else 0.0
+        bcs = [bc_run(start, k) for k in range(args.seeds)]
+        table[(start, "BC (the start)")] = row(bcs, args.test_episodes, shove)
+        for variant in args.variants:
+            seeds = args.seeds if variant == "recipe" else (args.variant_seeds or args.seeds)
+            run_ids = [rl_run(variant, start, k, total_steps) for k in range(seeds)]
+            if args.only_table:
+                run_ids = [r for r in run_ids if (LOG_ROOT / r / "checkpoints" / "latest").exists()]
+            if run_ids:
+                table[(start, variant)] = row(run_ids, args.test_episodes, shove if variant == "recipe" else 0.0)
+                curves[f"{start}: {variant}"] = run_ids
+    (RESULTS / "finetune.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
+    (RESULTS / "finetune.md").write_text(markdown(table, args.test_episodes) + "\n")
+    print(markdown(table, args.test_episodes))
+    plot(curves, RESULTS / "finetune_curves.png")
+
+
+if __name__ == "__main__":
+    main()
