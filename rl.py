@@ -49,18 +49,18 @@ DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra 
 
 @dataclass
 class RLConfig:
-    total_steps: int = 30_000  # agent steps summed over environments and ranks (each = action_repeat frames)
+    total_steps: int = 15_000  # agent steps summed over environments and ranks (each = action_repeat frames)
     learning_starts: int = 1_000  # steps collected before the first update
     batch_size: int = 256
     num_envs: int = 2
-    updates_per_step: float = 0.5  # gradient updates per collected step (per rank)
+    updates_per_step: float = 1.0  # gradient updates per collected step (per rank)
     eval_every: int = 5_000  # steps between held-out evaluations (0 = never)
-    eval_episodes: int = 6
+    eval_episodes: int = 10
     checkpoint_every: int = 5_000
     bc_weight: float = 10.0  # lambda of the BC term (0 = plain SAC); 1.0 drifted down, 0 collapsed (README)
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
     bc_selection: bool = True  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
-    bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states
+    bc_anchor_all: bool = True  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = False  # fine-tuning keeps the BC spread fixed (a learnt one widened into the critic's blind spots)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen

@@ -35,10 +35,13 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 # name -> train_rl flags on top of the defaults; "recipe" is the defaults themselves.
 VARIANTS = {
     "recipe": [],
-    "no selection": ["--bc_selection", 0],
-    "today's BC-SAC": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1],
-    "lambda=0": ["--bc_selection", 0, "--bc_anchor_all", 0, "--bc_weight", 0],
+    "no BC selection": ["--bc_selection", 0],
+    "no anchor on online states": ["--bc_anchor_all", 0],
+    "critic ensemble of 10": ["--num_qs", 10],  # needs its own BC run: the members are pre-trained there
+    "previous BC-SAC": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1],
+    "lambda=0": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--bc_weight", 0],
 }
+MAX_SEEDS = 10
 
 
 def tested(run_id: str, episodes: int, shove: float = 0.0) -> dict:
@@ -50,22 +53,33 @@ def tested(run_id: str, episodes: int, shove: float = 0.0) -> dict:
     return json.loads(result.read_text())["summary"]
 
 
-def bc_run(start: str, k: int) -> str:
-    run_id, dataset = f"ft_bc_{start}_{k}", f"ft_{start}_{k}"
-    if not (LOG_ROOT / run_id / "checkpoints" / "latest").exists():
+def finished(run_id: str) -> bool:
+    return (LOG_ROOT / run_id / "checkpoints" / "latest").exists()
+
+
+def bc_run(start: str, k: int, num_qs: int | None = None) -> str:
+    """BC on demo set k of this start (trained once; `num_qs` for a BC run with a larger critic ensemble)."""
+    run_id, dataset = f"ft_bc_{start}_{k}" + (f"_q{num_qs}" if num_qs else ""), f"ft_{start}_{k}"
+    if not finished(run_id):
         flags, first_seed = STARTS[start]
         cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags)
-        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k)
+        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k, *(["--num_qs", num_qs] if num_qs else []))
     return run_id
 
 
+def rl_run_id(variant: str, start: str, k: int) -> str:
+    return f"ft_{variant.replace(' ', '_').replace('=', '')}_{start}_{k}"
+
+
 def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
-    run_id = f"ft_{variant.replace(' ', '_').replace('=', '').replace(chr(39), '')}_{start}_{k}"
-    config = LOG_ROOT / run_id / "config.json"
-    if not config.exists():
+    run_id, flags = rl_run_id(variant, start, k), list(VARIANTS[variant])
+    if not finished(run_id):
+        num_qs = flags[flags.index("--num_qs") + 1] if "--num_qs" in flags else None
+        if num_qs:
+            del flags[flags.index("--num_qs"):flags.index("--num_qs") + 2]  # a BC-time setting
         started = time.time()
-        cli("train_rl", "--resume_run_id", bc_run(start, k), "--run_id", run_id, "--seed", k,
-            "--total_steps", total_steps, *VARIANTS[variant])
+        cli("train_rl", "--resume_run_id", bc_run(start, k, num_qs), "--run_id", run_id, "--seed", k,
+            "--total_steps", total_steps, *flags)
         (LOG_ROOT / run_id / "wall_time_s").write_text(f"{time.time() - started:.0f}")
     return run_id
 
@@ -140,31 +154,34 @@ def plot(curves: dict[str, list[str]], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=2, help="demo sets and training seeds per start")
+    parser.add_argument("--seeds", type=int, default=2, help="demo sets and training seeds per start and variant")
     parser.add_argument("--total_steps", type=int, default=None, help="train_rl budget (default: train_rl's)")
     parser.add_argument("--test_episodes", type=int, default=50)
-    parser.add_argument("--shove", type=float, default=0.01, help="shove probability of the robustness test (strong start)")
+    parser.add_argument("--shove", type=float, default=0.01, help="shove probability of the robustness test")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--variant_seeds", type=int, default=None, help="seeds for the ablation variants (default --seeds)")
     parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
-    parser.add_argument("--only_table", action="store_true", help="only tabulate and plot runs that exist")
+    parser.add_argument("--only_table", action="store_true", help="train nothing: tabulate and plot the finished runs")
     args = parser.parse_args()
     from rl import RLConfig
 
     total_steps = args.total_steps or RLConfig().total_steps
+    if not args.only_table:
+        for start in args.starts:
+            for k in range(args.seeds):
+                for variant in args.variants:
+                    rl_run(variant, start, k, total_steps)
+    # The table holds every finished run, whichever invocation trained it; shoves for BC and the recipe.
     RESULTS.mkdir(exist_ok=True)
     table, curves = {}, {}
-    for start in args.starts:
-        shove = args.shove if start == "strong" else 0.0
-        bcs = [bc_run(start, k) for k in range(args.seeds)]
-        table[(start, "BC (the start)")] = row(bcs, args.test_episodes, shove)
-        for variant in args.variants:
-            seeds = args.seeds if variant == "recipe" else (args.variant_seeds or args.seeds)
-            run_ids = [rl_run(variant, start, k, total_steps) for k in range(seeds)]
-            if args.only_table:
-                run_ids = [r for r in run_ids if (LOG_ROOT / r / "checkpoints" / "latest").exists()]
+    for start in STARTS:
+        bcs = [bc_run(start, k) for k in range(MAX_SEEDS) if finished(f"ft_bc_{start}_{k}")]
+        if not bcs:
+            continue
+        table[(start, "BC (the start)")] = row(bcs, args.test_episodes, args.shove)
+        for variant in VARIANTS:
+            run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if finished(rl_run_id(variant, start, k))]
             if run_ids:
-                table[(start, variant)] = row(run_ids, args.test_episodes, shove if variant == "recipe" else 0.0)
+                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant == "recipe" else 0.0)
                 curves[f"{start}: {variant}"] = run_ids
     (RESULTS / "finetune.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
     (RESULTS / "finetune.md").write_text(markdown(table, args.test_episodes) + "\n")
