@@ -175,6 +175,15 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--max_episodes must be >= 0, got {config.max_episodes}")
         if not 0 <= config.val_fraction < 1:
             raise UserError(f"--val_fraction must be in [0, 1), got {config.val_fraction}")
+        # Written as `not (valid)` so that nan, which fails every comparison, is refused too.
+        if not 0 < config.lr < math.inf:
+            raise UserError(f"--lr must be a finite number > 0, got {config.lr}")
+        if not 0 < config.gamma <= 1:
+            raise UserError(f"--gamma must be in (0, 1], got {config.gamma}")
+        if not 0 <= config.critic_weight < math.inf:
+            raise UserError(f"--critic_weight must be a finite number >= 0, got {config.critic_weight}")
+        if config.augment_pad < 0:
+            raise UserError(f"--augment_pad must be >= 0, got {config.augment_pad}")
         distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
         train_bc(path, config, env_config, model_config, ctx)
     finally:

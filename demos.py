@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from env import FRAME_SHAPE
-from errors import UserError
+from errors import UserError, check_plain_name
 
 EPISODE_PATTERN = re.compile(r"^episode_(\d+)\.npz$")
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminated", "truncated", "seed")
@@ -99,7 +99,9 @@ def write_episode(
     """Write one episode as ``episode_<n>.npz`` (n continues after existing files unless given); return its path.
 
     The file appears complete or not at all: it is written under a temporary name in the same
-    directory and renamed, so an interrupted recording never leaves a half-written episode.
+    directory and then given its name, so an interrupted recording never leaves a half-written episode.
+    Without ``number`` an existing episode is never replaced: when another recording into the same dataset
+    has taken the number meanwhile, the next free one is used. A given ``number`` replaces that episode.
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
@@ -119,9 +121,6 @@ def write_episode(
         raise ValueError(f"refusing to write a malformed episode: {problem}")
     dataset_dir = Path(dataset_dir)
     dataset_dir.mkdir(parents=True, exist_ok=True)
-    if number is None:
-        number = next_episode_number(dataset_dir)
-    path = dataset_dir / f"episode_{number}.npz"
     extra = {k: getattr(episode, k) for k in OPTIONAL_KEYS if getattr(episode, k) is not None}
     arrays = dict(
         observations=episode.observations,
@@ -133,7 +132,7 @@ def write_episode(
         source=np.str_(episode.source),
         **extra,
     )
-    # Ctrl-C is held back while the file is written and renamed, so a finished lap is never lost to it.
+    # Ctrl-C is held back while the file is written and named, so a finished lap is never lost to it.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     fd, tmp = tempfile.mkstemp(prefix=".tmp_episode_", suffix=".npz", dir=dataset_dir)
     try:
@@ -142,14 +141,34 @@ def write_episode(
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; demos are ordinary shareable files
-        os.replace(tmp, path)
-    except BaseException:
+        if number is not None:  # the caller chose the episode: replace it
+            path = dataset_dir / f"episode_{number}.npz"
+            os.replace(tmp, path)
+            return path
+        number = next_episode_number(dataset_dir)
+        while True:
+            path = dataset_dir / f"episode_{number}.npz"
+            try:
+                _claim_name(tmp, path)
+                return path
+            except FileExistsError:  # another recording took this number meanwhile
+                number = max(number + 1, next_episode_number(dataset_dir))
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
-    finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C pressed meanwhile arrives now
-    return path
+
+
+def _claim_name(tmp: str, path: Path) -> None:
+    """Give the finished file ``tmp`` the name ``path`` atomically; FileExistsError if the name is taken.
+    Unlike a rename, a hard link never replaces a file, so two recordings into one dataset keep all episodes."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: claim the name exclusively, then rename onto it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.replace(tmp, path)
 
 
 def _write_npz(file, arrays: dict[str, np.ndarray]) -> None:
@@ -294,8 +313,11 @@ def add_epilog(parser: argparse.ArgumentParser, module_doc: str) -> None:
     parser.epilog = module_doc.split("\n", 1)[1].strip()
 
 
-def dataset_dir(name: str, root: str | Path = "data") -> Path:
-    """``data/<name>``; a name with a path separator is taken as a directory as-is."""
+def dataset_dir(name: str, root: str | Path = "data", write: bool = False) -> Path:
+    """``data/<name>``; for reading, a name with a path separator is taken as a directory as-is.
+    Recording (``write``) needs a plain name, so new episodes land in data/ and nowhere else."""
     if not name:
         raise UserError("--dataset must not be empty")
+    if write:
+        return Path(root) / check_plain_name("--dataset", name)
     return Path(name) if (os.sep in name or "/" in name) else Path(root) / name

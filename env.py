@@ -52,8 +52,8 @@ class EnvConfig:
             raise ValueError(f"frame_stack must be >= 1, got {self.frame_stack}")
         if self.obs_size < 1 or 96 % self.obs_size:
             raise ValueError(f"obs_size must divide 96 (96, 48, 32, 24, ...), got {self.obs_size}")
-        if self.offtrack_penalty < 0:
-            raise ValueError(f"offtrack_penalty must be >= 0, got {self.offtrack_penalty}")
+        if not 0 <= self.offtrack_penalty < np.inf:  # nan fails every comparison, so it is refused too
+            raise ValueError(f"offtrack_penalty must be a finite number >= 0, got {self.offtrack_penalty}")
         if self.offtrack_limit < 0:
             raise ValueError(f"offtrack_limit must be >= 0, got {self.offtrack_limit}")
         if self.max_frames < 1:

@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")
     if args.num_envs < 1:
         raise UserError(f"--num_envs must be >= 1, got {args.num_envs}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0 (track seeds), got {args.seed}")
     if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
         raise UserError(f"--video {args.video}: use a .mp4 or .gif file name")
     path = run_dir(args.resume_run_id)

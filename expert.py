@@ -180,7 +180,7 @@ def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     demos.add_epilog(parser, __doc__)
-    parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/ (or a path)")
+    parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/")
     parser.add_argument("--episodes", type=int, default=10, help="number of tracks to record")
     parser.add_argument("--seed", type=int, default=0, help="first track seed; tracks seed .. seed+episodes-1")
     parser.add_argument(
@@ -216,8 +216,8 @@ def existing_seeds(dataset_dir: Path) -> set[int]:
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")
-    if args.noise < 0:
-        raise UserError(f"--noise must be >= 0, got {args.noise}")
+    if not 0 <= args.noise < math.inf:  # also refuses nan, which would pass a plain `< 0` test
+        raise UserError(f"--noise must be a finite number >= 0, got {args.noise}")
     if args.max_frames < 1:
         raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
     if args.seed < 0 or args.seed + args.episodes > TRAIN_SEED_LIMIT:
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             f"--seed/--episodes: tracks {args.seed}..{args.seed + args.episodes - 1} must lie in the "
             f"training range 0..{TRAIN_SEED_LIMIT - 1} (higher seeds are held-out test tracks)"
         )
-    out_dir = demos.dataset_dir(args.dataset)
+    out_dir = demos.dataset_dir(args.dataset, write=True)
     seeds = list(range(args.seed, args.seed + args.episodes))
     if args.skip_existing:
         done = existing_seeds(out_dir)

@@ -73,7 +73,7 @@ def track_seeds(seed: int):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     demos.add_epilog(parser, __doc__)
-    parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/ (or a path)")
+    parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/")
     parser.add_argument("--seed", type=int, default=0, help="seeds the sequence of (training) tracks you drive")
     parser.add_argument("--episodes", type=int, default=0, help="stop after recording this many (0 = until Escape)")
     parser.add_argument("--max_frames", type=int, default=1000, help="frame limit per episode (CarRacing's is 1000)")
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--episodes must be >= 0, got {args.episodes}")
     if args.max_frames < 1:
         raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
-    out_dir = demos.dataset_dir(args.dataset)
+    out_dir = demos.dataset_dir(args.dataset, write=True)
     # One frame per action and no off-track cut-off: the recorded episode is exactly what was driven.
     env = make_env(
         EnvConfig(action_repeat=1, offtrack_limit=0, max_frames=args.max_frames), render_mode="human", pixels=False

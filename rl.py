@@ -351,6 +351,9 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
 
 
 def validate_config(config: RLConfig) -> None:
+    for name, value in asdict(config).items():  # nan passes every `<` check below, inf hangs or overflows
+        if isinstance(value, float) and not np.isfinite(value):
+            raise UserError(f"--{name} must be a finite number, got {value}")
     for name in ("total_steps", "batch_size", "num_envs", "eval_episodes", "checkpoint_every", "buffer_size", "n_step",
                  "num_min_qs"):
         if getattr(config, name) < 1:
@@ -364,6 +367,13 @@ def validate_config(config: RLConfig) -> None:
         raise UserError("--gamma and --tau must be in (0, 1]")
     if config.init_temperature <= 0:
         raise UserError(f"--init_temperature must be > 0, got {config.init_temperature}")
+    if config.updates_per_step > 1000:
+        raise UserError(f"--updates_per_step must be <= 1000, got {config.updates_per_step}")
+    for name in ("actor_lr", "critic_lr", "alpha_lr"):
+        if getattr(config, name) <= 0:
+            raise UserError(f"--{name} must be > 0, got {getattr(config, name)}")
+    if config.augment_pad < 0:
+        raise UserError(f"--augment_pad must be >= 0, got {config.augment_pad}")
 
 
 class EpisodeTracker:
@@ -608,7 +618,10 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     finally:
         bar.close()
         checkpoint()
-        envs.close()
+        try:
+            envs.close()
+        except (OSError, EOFError):  # workers already gone (SIGTERM to the process group): keep the interrupt
+            envs.closed = True  # nothing left to close; spares the garbage collector a second failing try
     if config.eval_every and step > every_eval.last and step >= config.total_steps:
         evaluate_now()
     if writer:

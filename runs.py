@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from errors import UserError
+from errors import UserError, check_plain_name
 from networks import upgrade_state_dict
 
 LOG_ROOT = Path(os.environ.get("BCSAC_LOG_ROOT", "logs"))
@@ -24,7 +24,10 @@ def new_run_id(prefix: str) -> str:
 
 
 def run_dir(run_id: str, must_exist: bool = True) -> Path:
-    """`logs/<run_id>`; a path to a run directory is accepted too."""
+    """`logs/<run_id>`; a path to an existing run directory is accepted too. A new run
+    (`must_exist=False`, from --run_id) needs a plain name, so it lands in logs/ and nowhere else."""
+    if not must_exist:
+        return LOG_ROOT / check_plain_name("--run_id", run_id)
     path = Path(run_id)
     if not (path / "config.json").exists():
         path = LOG_ROOT / run_id
@@ -47,8 +50,12 @@ def load_config(path: Path) -> dict[str, Any]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:  # a failed or interrupted write leaves no stray temporary file
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
@@ -57,11 +64,15 @@ def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.pt"
     tmp = folder / f".{name}.pt.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())  # on disk before it replaces the previous checkpoint
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces the previous checkpoint
+        os.replace(tmp, target)
+    except BaseException:  # a state that cannot be saved, a full disk, Ctrl-C: no half-written file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     atomic_write_text(folder / "latest", target.name)
     return target
 

@@ -1,4 +1,7 @@
-"""Demo file format: round trip, numbering, atomic writes, reproducible bytes, one-line errors naming the file."""
+"""Demo file format: round trip, numbering, atomic writes that never replace an episode, reproducible bytes,
+one-line errors naming the file, plain names for recorded datasets."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,6 +45,46 @@ def test_numbering_continues_after_existing_files_and_no_temp_files_remain(tmp_p
     assert path.name == "episode_8.npz"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_0.npz", "episode_7.npz", "episode_8.npz"]
     assert [p.name for p in demos.episode_paths(tmp_path)] == ["episode_0.npz", "episode_7.npz", "episode_8.npz"]
+
+
+def test_concurrent_recordings_keep_every_episode(tmp_path, monkeypatch):
+    """Another recording into the dataset finishes an episode while this one writes its file: both are kept."""
+    real_write = demos._write_npz
+
+    def write_while_another_recording_finishes(file, arrays):
+        monkeypatch.setattr(demos, "_write_npz", real_write)
+        demos.write_episode(tmp_path, **fake_episode(seed=2))
+        real_write(file, arrays)
+
+    monkeypatch.setattr(demos, "_write_npz", write_while_another_recording_finishes)
+    demos.write_episode(tmp_path, **fake_episode(seed=1))
+    assert sorted(ep.seed for ep in demos.load_dataset(tmp_path)) == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_0.npz", "episode_1.npz"]
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_taken_number_is_skipped_never_replaced(tmp_path, monkeypatch, hard_links):
+    if not hard_links:  # some filesystems refuse them: the name is then claimed with O_EXCL
+        monkeypatch.setattr(demos.os, "link", lambda *args: (_ for _ in ()).throw(PermissionError(1, "no links")))
+    demos.write_episode(tmp_path, **fake_episode(seed=1))
+    monkeypatch.setattr(demos, "next_episode_number", lambda directory: 0)  # a listing from before that write
+    assert demos.write_episode(tmp_path, **fake_episode(seed=2)).name == "episode_1.npz"
+    assert [ep.seed for ep in demos.load_dataset(tmp_path)] == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_0.npz", "episode_1.npz"]  # no temp files
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "..", ".hidden", "a\nb", "a/b", "sp ace"])
+def test_recording_needs_a_plain_dataset_name(name):
+    with pytest.raises(UserError, match="--dataset") as info:
+        demos.dataset_dir(name, write=True)
+    assert "\n" not in str(info.value)
+
+
+def test_dataset_names_and_paths_for_reading():
+    assert demos.dataset_dir("calm-20_v1.2", write=True) == Path("data") / "calm-20_v1.2"
+    assert demos.dataset_dir("calm") == Path("data") / "calm"
+    assert demos.dataset_dir("/elsewhere/demos") == Path("/elsewhere/demos")  # reading accepts a directory
+    assert demos.dataset_dir("data/calm") == Path("data/calm")
 
 
 def test_same_episode_gives_identical_bytes(tmp_path):

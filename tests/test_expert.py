@@ -27,26 +27,33 @@ def test_autopilot_completes_a_lap_fast(seed):
     car_racing.close()
 
 
-def record(directory, *extra):
-    return main.main(["expert", "--dataset", str(directory), "--episodes", "2", "--max_frames", "25", *extra])
+@pytest.fixture(autouse=True)
+def data(tmp_path, monkeypatch):
+    """Recordings go to data/<dataset>/ in the working directory: a fresh one per test."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data"
 
 
-def test_expert_writes_valid_reproducible_files(tmp_path, capsys):
-    assert record(tmp_path / "a", "--seed", "5") == 0
+def record(dataset, *extra):
+    return main.main(["expert", "--dataset", dataset, "--episodes", "2", "--max_frames", "25", *extra])
+
+
+def test_expert_writes_valid_reproducible_files(data, capsys):
+    assert record("a", "--seed", "5") == 0
     assert "recorded 2 episodes" in capsys.readouterr().out
-    assert record(tmp_path / "b", "--seed", "5") == 0
-    episodes = demos.load_dataset(tmp_path / "a")
+    assert record("b", "--seed", "5") == 0
+    episodes = demos.load_dataset(data / "a")
     assert [ep.seed for ep in episodes] == [5, 6]
     assert all(ep.source == "expert" and len(ep) == 25 and ep.truncated for ep in episodes)
     assert all(ep.actions[:, 1].max() > 0 for ep in episodes)  # it drives off
     for name in ("episode_0.npz", "episode_1.npz"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (data / "a" / name).read_bytes() == (data / "b" / name).read_bytes()
 
 
-def test_noise_executes_perturbed_actions_but_records_the_experts(tmp_path):
-    assert record(tmp_path / "clean") == 0
-    assert record(tmp_path / "noisy", "--noise", "0.3") == 0
-    clean, noisy = (demos.load_episode(tmp_path / d / "episode_0.npz") for d in ("clean", "noisy"))
+def test_noise_executes_perturbed_actions_but_records_the_experts(data):
+    assert record("clean") == 0
+    assert record("noisy", "--noise", "0.3") == 0
+    clean, noisy = (demos.load_episode(data / d / "episode_0.npz") for d in ("clean", "noisy"))
     assert clean.executed_actions is None
     assert not np.array_equal(noisy.executed_actions, noisy.actions)
     # Perturbed driving shows in the frames, and the expert reacts to what it sees.
@@ -54,26 +61,28 @@ def test_noise_executes_perturbed_actions_but_records_the_experts(tmp_path):
     assert not np.array_equal(noisy.actions, clean.actions)
 
 
-def test_skip_existing_resumes_and_appending_continues_numbering(tmp_path):
-    assert record(tmp_path) == 0
-    assert main.main(["expert", "--dataset", str(tmp_path), "--episodes", "3", "--max_frames", "5",
-                      "--skip_existing"]) == 0
-    assert [ep.seed for ep in demos.load_dataset(tmp_path)] == [0, 1, 2]
-    assert main.main(["expert", "--dataset", str(tmp_path), "--episodes", "1", "--max_frames", "5"]) == 0
-    assert [p.name for p in demos.episode_paths(tmp_path)][-1] == "episode_3.npz"
+def test_skip_existing_resumes_and_appending_continues_numbering(data):
+    assert record("d") == 0
+    assert main.main(["expert", "--dataset", "d", "--episodes", "3", "--max_frames", "5", "--skip_existing"]) == 0
+    assert [ep.seed for ep in demos.load_dataset(data / "d")] == [0, 1, 2]
+    assert main.main(["expert", "--dataset", "d", "--episodes", "1", "--max_frames", "5"]) == 0
+    assert [p.name for p in demos.episode_paths(data / "d")][-1] == "episode_3.npz"
 
 
 @pytest.mark.parametrize(
     "flags, named",
-    [(["--episodes", "0"], "--episodes"), (["--noise", "-1"], "--noise"), (["--seed", "1000000"], "--seed")],
+    [(["--episodes", "0"], "--episodes"), (["--noise", "-1"], "--noise"), (["--noise", "nan"], "--noise"),
+     (["--noise", "inf"], "--noise"), (["--seed", "1000000"], "--seed"), (["--dataset", "../x"], "--dataset"),
+     (["--dataset", "/tmp/x"], "--dataset"), (["--dataset", ".."], "--dataset"), (["--dataset", "a\nb"], "--dataset")],
 )
-def test_bad_flags_give_one_line_errors(tmp_path, capsys, flags, named):
-    assert main.main(["expert", "--dataset", str(tmp_path), *flags]) == 2
+def test_bad_flags_give_one_line_errors(data, capsys, flags, named):
+    assert main.main(["expert", "--dataset", "d", *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and named in err and err.count("\n") == 1
+    assert not data.exists()  # nothing recorded
 
 
-def test_ctrl_c_keeps_finished_episodes(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_keeps_finished_episodes(data, monkeypatch, capsys):
     import expert
 
     real_record = expert.record_episode
@@ -86,7 +95,7 @@ def test_ctrl_c_keeps_finished_episodes(tmp_path, monkeypatch, capsys):
         return real_record(*args, **kwargs)
 
     monkeypatch.setattr(expert, "record_episode", interrupted_on_second)
-    assert main.main(["expert", "--dataset", str(tmp_path), "--episodes", "3", "--max_frames", "5"]) == 130
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_0.npz"]  # no half-written temp files
-    assert demos.load_episode(tmp_path / "episode_0.npz").seed == 0
+    assert main.main(["expert", "--dataset", "d", "--episodes", "3", "--max_frames", "5"]) == 130
+    assert sorted(p.name for p in (data / "d").iterdir()) == ["episode_0.npz"]  # no half-written temp files
+    assert demos.load_episode(data / "d" / "episode_0.npz").seed == 0
     assert "kept 1 finished episodes" in capsys.readouterr().out

@@ -35,8 +35,15 @@ def script_events(monkeypatch, script: dict[int, list]):
     monkeypatch.setattr(human.pygame.event, "get", get)
 
 
-def drive(directory, *extra):
-    return main.main(["human", "--dataset", str(directory), "--episodes", "1", "--max_frames", "8", *extra])
+@pytest.fixture
+def dataset(tmp_path, monkeypatch):
+    """Where `human --dataset mine` records, in a fresh working directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data" / "mine"
+
+
+def drive(*extra):
+    return main.main(["human", "--dataset", "mine", "--episodes", "1", "--max_frames", "8", *extra])
 
 
 def test_keys_to_action_mapping():
@@ -49,38 +56,45 @@ def test_keys_to_action_mapping():
     assert human.keys_to_action({K.K_a}).dtype == np.float32
 
 
-def test_posted_keys_are_recorded_as_actions(tmp_path, display, monkeypatch, capsys):
+def test_posted_keys_are_recorded_as_actions(dataset, display, monkeypatch, capsys):
     script_events(monkeypatch, {0: [(pygame.KEYDOWN, pygame.K_UP), (pygame.KEYDOWN, pygame.K_RIGHT)],
                                 4: [(pygame.KEYUP, pygame.K_RIGHT)]})
-    assert drive(tmp_path, "--seed", "3") == 0
-    (episode,) = demos.load_dataset(tmp_path)
+    assert drive("--seed", "3") == 0
+    (episode,) = demos.load_dataset(dataset)
     assert episode.source == "human" and len(episode) == 8 and episode.truncated
     assert episode.actions[:4].tolist() == [[1, 1, 0]] * 4
     assert episode.actions[4:].tolist() == [[0, 1, 0]] * 4
     assert episode.seed == next(human.track_seeds(3)) and 0 <= episode.seed < TRAIN_SEED_LIMIT
-    assert str(episode.path) in capsys.readouterr().out
+    assert str(episode.path.relative_to(dataset.parents[1])) in capsys.readouterr().out  # data/mine/episode_0.npz
 
 
-def test_escape_quits_without_saving_the_unfinished_episode(tmp_path, display):
+def test_escape_quits_without_saving_the_unfinished_episode(dataset, display):
     post_key(pygame.K_UP)
     post_key(pygame.K_ESCAPE)
-    assert drive(tmp_path) == 0
-    assert demos.episode_paths(tmp_path) == []
+    assert drive() == 0
+    assert demos.episode_paths(dataset) == []
 
 
-def test_closing_the_window_quits(tmp_path, display):
+def test_closing_the_window_quits(dataset, display):
     pygame.event.post(pygame.event.Event(pygame.QUIT))
-    assert drive(tmp_path) == 0
-    assert demos.episode_paths(tmp_path) == []
+    assert drive() == 0
+    assert demos.episode_paths(dataset) == []
 
 
-def test_enter_restarts_the_same_track_and_discards_the_episode(tmp_path, display, monkeypatch, capsys):
+def test_enter_restarts_the_same_track_and_discards_the_episode(dataset, display, monkeypatch, capsys):
     # Brake for 3 frames, restart, then drive: only the restarted episode is kept.
     script_events(monkeypatch, {0: [(pygame.KEYDOWN, pygame.K_DOWN)],
                                 3: [(pygame.KEYUP, pygame.K_DOWN), (pygame.KEYDOWN, pygame.K_RETURN)],
                                 4: [(pygame.KEYDOWN, pygame.K_UP)]})
-    assert drive(tmp_path) == 0
-    (episode,) = demos.load_dataset(tmp_path)
+    assert drive() == 0
+    (episode,) = demos.load_dataset(dataset)
     assert episode.actions.tolist() == [[0, 1, 0]] * 8
     assert episode.seed == next(human.track_seeds(0))
     assert "discarded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", ".."])
+def test_recording_needs_a_plain_dataset_name(name, dataset, capsys):
+    assert main.main(["human", "--dataset", name]) == 2  # before any window opens
+    err = capsys.readouterr().err
+    assert err.startswith("error: --dataset") and name in err and err.count("\n") == 1

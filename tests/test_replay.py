@@ -17,11 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """Two short expert episodes (one with DART noise), recorded once for this module."""
-    directory = tmp_path_factory.mktemp("data") / "demo"
-    assert main.main(["expert", "--dataset", str(directory), "--episodes", "1", "--max_frames", "30"]) == 0
-    assert main.main(["expert", "--dataset", str(directory), "--episodes", "1", "--seed", "1",
-                      "--max_frames", "30", "--noise", "0.2"]) == 0
-    return directory
+    root = tmp_path_factory.mktemp("recording")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # expert records into data/<dataset>/ here
+        assert main.main(["expert", "--dataset", "demo", "--episodes", "1", "--max_frames", "30"]) == 0
+        assert main.main(["expert", "--dataset", "demo", "--episodes", "1", "--seed", "1",
+                          "--max_frames", "30", "--noise", "0.2"]) == 0
+    return root / "data" / "demo"
 
 
 @pytest.fixture

@@ -1,0 +1,91 @@
+"""Bad numbers and names on the command line are one-line errors (exit 2) before any work starts; a train_rl
+whose environment workers died with it (SIGTERM to the process group) still ends as an interrupt (exit 130)."""
+import numpy as np
+import pytest
+
+import main
+
+TINY = ["--encoder", "small", "--feature_dim", "16", "--hidden_dim", "32", "--obs_size", "48", "--frame_stack", "2"]
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Should a bad flag get through, the test fails at once instead of training."""
+    import bc
+    import rl
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("bad flags must be refused before training starts")
+
+    monkeypatch.setattr(bc, "train_bc", refuse)
+    monkeypatch.setattr(rl, "train_rl", refuse)
+
+
+def one_line_error(capsys, argv) -> str:
+    assert main.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:")
+    return err
+
+
+BAD_NAMES = ["../../tmp/x", "/tmp/x", "..", ".hidden", "a\nb"]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--lr", "nan"], ["--lr", "inf"], ["--lr", "0"], ["--gamma", "5"], ["--gamma", "nan"], ["--gamma", "0"],
+    ["--augment_pad", "-1"], ["--critic_weight", "nan"], ["--offtrack_penalty", "nan"],
+    *(["--run_id", name] for name in BAD_NAMES),
+])
+def test_train_bc_refuses_bad_values(capsys, workdir, no_training, flags):
+    assert flags[0] in one_line_error(capsys, ["train_bc", "--dataset", "none", *TINY, *flags])
+    assert not (workdir / "logs").exists()
+
+
+@pytest.mark.parametrize("flags", [
+    ["--updates_per_step", "inf"], ["--updates_per_step", "1001"], ["--actor_lr", "nan"], ["--critic_lr", "0"],
+    ["--tau", "nan"], ["--init_temperature", "nan"], ["--target_entropy", "inf"], ["--augment_pad", "-1"],
+    ["--bc_weight", "nan", "--dataset", "none"], ["--demo_ratio", "nan"], ["--offtrack_penalty", "inf"],
+    *(["--run_id", name] for name in BAD_NAMES),
+])
+def test_train_rl_refuses_bad_values(capsys, workdir, no_training, flags):
+    assert flags[0] in one_line_error(capsys, ["train_rl", "--buffer_size", "1000", *TINY, *flags])
+    assert not (workdir / "logs").exists()
+
+
+def test_test_refuses_a_negative_seed(capsys):
+    assert "--seed" in one_line_error(capsys, ["test", "--resume_run_id", "nope", "--seed", "-1"])
+
+
+class DeadWorkers:
+    """The vector env after SIGTERM reached the whole process group: the workers are gone, the step is
+    interrupted (main turns SIGTERM into KeyboardInterrupt), and close() meets a broken pipe."""
+
+    closed = False
+
+    def __init__(self, num_envs, env_config, **kwargs):
+        self.obs = np.zeros((num_envs, *env_config.obs_shape), np.uint8)
+
+    def reset(self, seed=None, options=None):
+        return self.obs, {}
+
+    def step(self, actions):
+        raise KeyboardInterrupt
+
+    def close(self, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_train_rl_interrupted_with_its_workers_exits_130_with_a_checkpoint(capsys, workdir, monkeypatch):
+    import rl
+
+    monkeypatch.setattr(rl, "make_vec_env", DeadWorkers)
+    argv = ["train_rl", "--run_id", "stopped", "--num_envs", "1", "--eval_every", "0", "--buffer_size", "1000", *TINY]
+    assert main.main(argv) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert (workdir / "logs" / "stopped" / "checkpoints" / "latest_step.pt").exists()
