@@ -40,7 +40,7 @@ from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
 from replay_buffer import FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state, run_dir,
-                  save_checkpoint, save_config)
+                  save_checkpoint, save_config, set_latest)
 
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
@@ -57,12 +57,14 @@ class RLConfig:
     eval_every: int = 5_000  # steps between held-out evaluations (0 = never)
     eval_episodes: int = 10
     checkpoint_every: int = 5_000
-    bc_weight: float = 10.0  # lambda of the BC term (0 = plain SAC); 1.0 drifted down, 0 collapsed (README)
+    bc_weight: float = 100.0  # lambda of the BC term (0 = plain SAC); adaptive: its start and maximum
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
+    adaptive_bc_weight: bool = True  # lambda rises while training returns are below the BC start's, else falls
     bc_selection: bool = True  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
     bc_anchor_all: bool = True  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = False  # fine-tuning keeps the BC spread fixed (a learnt one widened into the critic's blind spots)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
+    final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
@@ -98,6 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint_every", type=int, default=c.checkpoint_every, help="steps between checkpoints")
     parser.add_argument("--bc_weight", type=float, default=c.bc_weight, help="lambda of the BC loss in the actor objective (0 = plain SAC)")
     parser.add_argument("--bc_decay_steps", type=int, default=c.bc_decay_steps, help="linearly decay lambda to 0 over this many steps (0 = constant)")
+    parser.add_argument("--adaptive_bc_weight", type=int, choices=(0, 1), default=int(c.adaptive_bc_weight),
+                        help="1: lambda starts at --bc_weight, grows while the training episodes return less than the BC "
+                             "policy did before the actor trained and shrinks otherwise (down to --bc_weight/100); 0: constant")
     parser.add_argument("--bc_selection", type=int, choices=(0, 1), default=int(c.bc_selection),
                         help="fine-tuning: 1 = the frozen BC policy proposes an action too, and the one the critic values "
                              "more is executed and bootstrapped from (IBRL); 0 = the RL actor alone")
@@ -105,6 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the BC term also pulls the actor toward the frozen BC policy on the online states")
     parser.add_argument("--learn_std", type=int, choices=(0, 1), default=int(c.learn_std),
                         help="1: the actor loss also trains the policy's spread; 0: keep the BC spread")
+    parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
+                        help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
+                             "periodic validation return, the BC start's own evaluation included, or the last one")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
@@ -290,10 +298,49 @@ def to_batch(batch: dict, device: torch.device, reward_scale: float) -> Batch:
                  as_tensor("next_obs"), as_tensor("is_demo"))
 
 
-def bc_weight_at(config: RLConfig, step: int) -> float:
-    if config.bc_decay_steps <= 0:
-        return config.bc_weight
-    return config.bc_weight * max(0.0, 1.0 - step / config.bc_decay_steps)
+class AdaptiveBCWeight:
+    """lambda that keeps fine-tuning from falling below its BC start, and lets go as it proves itself.
+
+    It starts at bc_weight (the actor barely moves). Reference: the mean raw return of the training episodes
+    driven before the actor trains (the BC policy itself, with its exploration noise). Once the actor
+    trains, each finished episode compares the mean of the last `window` returns with it: below the
+    reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by `down`, within
+    [bc_weight / 100, bc_weight]. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly decayed
+    over bc_decay_steps if set).
+    """
+
+    window, up, down, tolerance = 6, 1.25, 1.15, 0.03
+
+    def __init__(self, config: RLConfig):
+        self.config = config
+        self.weight = config.bc_weight
+        self.reference: list[float] = []
+        self.recent: list[float] = []
+
+    def value(self, step: int) -> float:
+        if self.config.bc_decay_steps > 0:
+            return self.weight * max(0.0, 1.0 - step / self.config.bc_decay_steps)
+        return self.weight
+
+    def add_episode(self, raw_return: float, actor_training: bool) -> None:
+        if not self.config.adaptive_bc_weight or self.config.bc_weight <= 0:
+            return
+        if not actor_training:
+            self.reference.append(raw_return)
+            return
+        self.recent = (self.recent + [raw_return])[-self.window:]
+        if len(self.recent) < self.window or not self.reference:
+            return
+        reference = float(np.mean(self.reference))
+        below = np.mean(self.recent) < reference - self.tolerance * abs(reference)
+        factor = self.up if below else 1 / self.down
+        self.weight = float(np.clip(self.weight * factor, self.config.bc_weight / 100, self.config.bc_weight))
+
+    def state_dict(self) -> dict:
+        return {"weight": self.weight, "reference": self.reference, "recent": self.recent}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.weight, self.reference, self.recent = state["weight"], list(state["reference"]), list(state["recent"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -315,10 +362,10 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
         saved = load_config(path)
         config = RLConfig(**{**saved["train"], "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
         env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
-        resume_state = load_checkpoint(checkpoint_path(path), "cpu")
+        resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
-        for name in ("bc_selection", "bc_anchor_all", "learn_std"):
+        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight"):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
@@ -483,8 +530,13 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if main_rank:
             save_config(path, {**load_config(path), "train": asdict(config)})
     learner = SACLearner(model, config, device, ctx)
+    bc_weight = AdaptiveBCWeight(config)
+    best = {"raw": -np.inf, "step": -1}  # best periodic validation so far (step 0 = the BC start itself)
     if resume_state is not None:
         learner.load_state_dict(resume_state)
+        if "bc_weight" in resume_state:  # runs saved before the adaptive weight lack both
+            bc_weight.load_state_dict(resume_state["bc_weight"])
+            best.update(resume_state["best_validation"])
         step = resume_state["step"]
         if ctx.rank == 0:  # exact continuation of the saved random streams (rank 0's; others reseed)
             rng = rng_from_state(resume_state["numpy_rng"])
@@ -555,6 +607,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         for episode in tracker.add(reward, info, done):
             for name, value in episode.items():
                 log(f"train/episode_{name}", value)
+            bc_weight.add_episode(episode["raw_return"], actor_training=step >= config.learning_starts + config.critic_warmup_steps)
         obs = next_obs
 
     def learn() -> None:
@@ -564,14 +617,14 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         train_actor = step >= config.learning_starts + config.critic_warmup_steps
         while update_debt >= 1:
             batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma, config.n_step)
-            metrics.update(learner.update(batch, bc_weight_at(config, step), train_actor))
+            metrics.update(learner.update(batch, bc_weight.value(step), train_actor))
             update_debt -= 1
             timer["updates"] += 1
 
     def write_logs() -> None:
         for k, v in metrics.items():
             log(k if k.startswith("diag/") else f"train/{k}", v)
-        log("train/bc_weight", bc_weight_at(config, step))
+        log("train/bc_weight", bc_weight.value(step))
         log("speed/env_frames_per_s", timer["frames"] / max(timer["env"], 1e-9))
         log("speed/updates_per_s", timer["updates"] / max(timer["learn"], 1e-9))
         log("speed/steps_per_s_overall", collected_since_start * ctx.world_size / (time.time() - timer["start"]))
@@ -579,13 +632,17 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
 
     def checkpoint(name: str = "latest_step") -> None:
         if main_rank:
-            state = {**learner.state_dict(), "step": step, "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state()}
+            state = {**learner.state_dict(), "step": step, "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state(),
+                     "bc_weight": bc_weight.state_dict(), "best_validation": dict(best)}
             save_checkpoint(path, name, state)
 
     def evaluate_now() -> None:
         if not main_rank:
             return  # the other ranks wait for rank 0 at their next gradient all-reduce
         summary = validate_on_tracks(agent, config.eval_episodes, config.num_envs, writer, step)
+        if summary["raw"]["mean"] > best["raw"]:
+            best.update(raw=summary["raw"]["mean"], step=step)
+            checkpoint("best")
         tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f} "
                    f"(min {summary['raw']['min']:.0f}, laps {summary['laps_completed']}/{summary['episodes']}), "
                    f"penalized {summary['penalized']['mean']:.0f}, off-track frames {summary['offtrack_frames']['mean']:.0f}")
@@ -624,6 +681,12 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             envs.closed = True  # nothing left to close; spares the garbage collector a second failing try
     if config.eval_every and step > every_eval.last and step >= config.total_steps:
         evaluate_now()
+    if main_rank and config.final_policy == "best" and 0 <= best["step"] < step:
+        # The run's policy (what `test` and Agent.load drive) is the best validated one; resuming still
+        # continues from latest_step.
+        set_latest(path, "best")
+        print(f"policy: the step-{best['step']} checkpoint (validation raw {best['raw']:.1f}, the best periodic "
+              f"evaluation{'; step 0 is the BC start' if best['step'] == 0 else ''}); the last state is latest_step")
     if writer:
         writer.close()
         print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id {path.name}")

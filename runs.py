@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy._core.multiarray  # noqa: F401  (submodules named in LEGACY_RNG_GLOBALS)
+import numpy.random._pickle  # noqa: F401
 import torch
 
 from errors import UserError, check_plain_name
@@ -77,6 +79,11 @@ def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
     return target
 
 
+def set_latest(path: Path, name: str) -> None:
+    """Point `latest` (what `test` and Agent.load use by default) at checkpoints/<name>.pt."""
+    atomic_write_text(path / "checkpoints" / "latest", f"{name}.pt")
+
+
 def checkpoint_path(path: Path, checkpoint: str | None = None) -> Path:
     """The named checkpoint (file name or stem) or the latest one, only ever inside the run's checkpoints/."""
     folder = path / "checkpoints"
@@ -94,12 +101,24 @@ def checkpoint_path(path: Path, checkpoint: str | None = None) -> Path:
     raise UserError(f"run {path}: checkpoint {checkpoint!r} not found (available: {available})")
 
 
+# Older checkpoints pickled a numpy Generator. These numpy constructors rebuild one (its PCG64 state, seed
+# sequence and uint32 arrays) and nothing else, so allowing them keeps old runs loadable without letting a
+# file name arbitrary callables.
+LEGACY_RNG_GLOBALS = [
+    np.random._pickle.__generator_ctor, np.random._pickle.__bit_generator_ctor,
+    np.random.bit_generator.__pyx_unpickle_SeedSequence, np.random.bit_generator.SeedSequence,
+    np.random.PCG64, np.ndarray, np.dtype, np.dtypes.UInt32DType, np._core.multiarray._reconstruct,
+]
+
+
 def rng_state(rng: np.random.Generator) -> dict:
     """A numpy generator as plain data (a checkpoint must load without unpickling objects)."""
     return rng.bit_generator.state
 
 
-def rng_from_state(state: dict) -> np.random.Generator:
+def rng_from_state(state: dict | np.random.Generator) -> np.random.Generator:
+    if isinstance(state, np.random.Generator):  # checkpoints written before plain-data random states
+        return state
     if state.get("bit_generator") != "PCG64":
         raise UserError(f"checkpoint: unsupported random generator {state.get('bit_generator')!r}")
     rng = np.random.default_rng()
@@ -111,7 +130,8 @@ def load_checkpoint(file: Path, device: str | torch.device = "cpu") -> dict[str,
     """Load a checkpoint onto `device` whatever device it was saved from; a broken file is a UserError.
     Only tensors and plain data are accepted (`weights_only`): loading never runs code from the file."""
     try:
-        state = torch.load(file, map_location=device, weights_only=True)
+        with torch.serialization.safe_globals(LEGACY_RNG_GLOBALS):
+            state = torch.load(file, map_location=device, weights_only=True)
     except Exception as error:  # torch raises many types for a truncated or foreign file
         raise UserError(f"{file}: cannot load checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or "model" not in state:

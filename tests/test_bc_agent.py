@@ -137,6 +137,22 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 
 
+def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    flags = [f for f in RL_TINY if f not in ("--eval_every", "0")]
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "rl_best", "--eval_every", "20",
+                      "--eval_episodes", "1"] + flags) == 0
+    folder = workdir / "logs" / "rl_best" / "checkpoints"
+    best = torch.load(folder / "best.pt", weights_only=True)["best_validation"]
+    last = torch.load(folder / "latest_step.pt", weights_only=True)
+    assert last["step"] == 40 and best["step"] in (0, 20, 40)
+    assert last["best_validation"]["raw"] >= best["raw"]  # the last state knows the best score so far
+    expected = "best.pt" if best["step"] < 40 else "latest_step.pt"  # the run's policy: best validated
+    assert (folder / "latest").read_text().strip() == expected
+    assert main.main(["train_rl", "--resume_run_id", "rl_best", "--total_steps", "60", "--eval_every", "0"]) == 0
+    assert "resuming rl_best at step 40" in capsys.readouterr().out  # resume continues the last state, not best
+
+
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])  # Ctrl-C, and what schedulers send
 def test_interrupt_writes_final_checkpoint(workdir, tmp_path, signal_name):
     import os

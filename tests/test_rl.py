@@ -232,3 +232,26 @@ def test_feature_cache_matches_encoder_on_every_stack():
     assert np.allclose(features.stack(streams, t), encode(frames.stack(streams, t)), atol=1e-6)
     batch = features.sample(8, np.random.default_rng(0), gamma=0.9, n_step=2)
     assert batch["obs"].shape == (8, TINY.feature_dim) and batch["next_obs"].dtype == np.float32
+
+
+def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
+    from rl import AdaptiveBCWeight
+
+    control = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0))
+    for raw in (900.0, 880.0, 920.0):  # the BC policy's episodes, before the actor trains
+        control.add_episode(raw, actor_training=False)
+    assert control.value(0) == 100.0  # starts stiff
+    for _ in range(AdaptiveBCWeight.window + 200):
+        control.add_episode(930.0, actor_training=True)  # better than the start
+    assert control.value(0) == 1.0  # shrank to its bound: room to improve
+    for _ in range(AdaptiveBCWeight.window - 1):
+        control.add_episode(400.0, actor_training=True)  # fine-tuning made it worse
+    assert control.value(0) > 1.0  # pulled back toward BC once the recent mean fell below the reference
+    for _ in range(100):
+        control.add_episode(400.0, actor_training=True)
+    assert control.value(0) == 100.0
+    constant = AdaptiveBCWeight(replace(RLConfig(), bc_weight=10.0, adaptive_bc_weight=False))
+    constant.add_episode(900.0, actor_training=False)
+    for _ in range(20):
+        constant.add_episode(100.0, actor_training=True)
+    assert constant.value(0) == 10.0
