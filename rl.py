@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bc_decay_steps", type=int, default=c.bc_decay_steps, help="linearly decay lambda to 0 over this many steps (0 = constant)")
     parser.add_argument("--adaptive_bc_weight", type=int, choices=(0, 1), default=int(c.adaptive_bc_weight),
                         help="1: lambda starts at --bc_weight, grows while the training episodes return less than the BC "
-                             "policy did before the actor trained and shrinks otherwise (down to --bc_weight/100); 0: constant")
+                             "policy did before the actor trained and shrinks otherwise (down to --bc_weight/10); 0: constant")
     parser.add_argument("--bc_selection", type=int, choices=(0, 1), default=int(c.bc_selection),
                         help="fine-tuning: 1 = the frozen BC policy proposes an action too, and the one the critic values "
                              "more is executed and bootstrapped from (IBRL); 0 = the RL actor alone")
@@ -301,11 +301,12 @@ def to_batch(batch: dict, device: torch.device, reward_scale: float) -> Batch:
 class AdaptiveBCWeight:
     """lambda that keeps fine-tuning from falling below its BC start, and lets go as it proves itself.
 
-    It starts at bc_weight (the actor barely moves). Reference: the mean raw return of the training episodes
+    It starts at bc_weight (the actor barely moves). Measured: letting it fall to bc_weight / 100 undid the
+    gains of the steps before; a floor of bc_weight / 10 keeps them. Reference: the mean raw return of the training episodes
     driven before the actor trains (the BC policy itself, with its exploration noise). Once the actor
     trains, each finished episode compares the mean of the last `window` returns with it: below the
     reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by `down`, within
-    [bc_weight / 100, bc_weight]. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly decayed
+    [bc_weight / 10, bc_weight]. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly decayed
     over bc_decay_steps if set).
     """
 
@@ -334,7 +335,7 @@ class AdaptiveBCWeight:
         reference = float(np.mean(self.reference))
         below = np.mean(self.recent) < reference - self.tolerance * abs(reference)
         factor = self.up if below else 1 / self.down
-        self.weight = float(np.clip(self.weight * factor, self.config.bc_weight / 100, self.config.bc_weight))
+        self.weight = float(np.clip(self.weight * factor, self.config.bc_weight / 10, self.config.bc_weight))
 
     def state_dict(self) -> dict:
         return {"weight": self.weight, "reference": self.reference, "recent": self.recent}

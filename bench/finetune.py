@@ -35,21 +35,26 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 # name -> train_rl flags on top of the defaults; "recipe" is the defaults themselves.
 VARIANTS = {
     "recipe": [],
+    "constant lambda 10": ["--adaptive_bc_weight", 0, "--bc_weight", 10],
     "no BC selection": ["--bc_selection", 0],
     "no anchor on online states": ["--bc_anchor_all", 0],
     "critic ensemble of 10": ["--num_qs", 10],  # needs its own BC run: the members are pre-trained there
-    "previous BC-SAC": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1],
-    "lambda=0": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--bc_weight", 0],
+    "previous BC-SAC": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0,
+                        "--bc_weight", 10, "--final_policy", "last"],
+    "lambda=0": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0,
+                 "--bc_weight", 0, "--final_policy", "last"],
 }
+LAST_STATE = "recipe, last state instead of best validated"  # the recipe's runs tested at latest_step
 MAX_SEEDS = 10
 
 
-def tested(run_id: str, episodes: int, shove: float = 0.0) -> dict:
+def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
     """`test` summary of a run on the held-out tracks (run once, then read back)."""
     suffix = f"_shove{shove:g}" if shove else ""
-    result = LOG_ROOT / run_id / "test_results" / f"latest_seed1000000_n{episodes}{suffix}.json"
+    result = LOG_ROOT / run_id / "test_results" / f"{checkpoint or 'latest'}_seed1000000_n{episodes}{suffix}.json"
     if not result.exists():
-        cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []))
+        cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
+            *(["--checkpoint", checkpoint] if checkpoint else []))
     return json.loads(result.read_text())["summary"]
 
 
@@ -71,9 +76,15 @@ def rl_run_id(variant: str, start: str, k: int) -> str:
     return f"ft_{variant.replace(' ', '_').replace('=', '')}_{start}_{k}"
 
 
+def rl_finished(run_id: str) -> bool:
+    return (LOG_ROOT / run_id / "wall_time_s").exists()  # written once train_rl returned
+
+
 def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
     run_id, flags = rl_run_id(variant, start, k), list(VARIANTS[variant])
-    if not finished(run_id):
+    if (LOG_ROOT / run_id).exists() and not rl_finished(run_id):
+        raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")
+    if not rl_finished(run_id):
         num_qs = flags[flags.index("--num_qs") + 1] if "--num_qs" in flags else None
         if num_qs:
             del flags[flags.index("--num_qs"):flags.index("--num_qs") + 2]  # a BC-time setting
@@ -84,9 +95,9 @@ def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
     return run_id
 
 
-def row(run_ids: list[str], episodes: int, shove: float) -> dict:
+def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None = None) -> dict:
     """Mean ± std across seeds of the per-seed test means, plus the per-seed numbers."""
-    tests = [tested(r, episodes) for r in run_ids]
+    tests = [tested(r, episodes, checkpoint=checkpoint) for r in run_ids]
     per_seed = {key: [t[key]["mean"] for t in tests] for key in ("raw", "penalized", "offtrack_frames")}
     out = {"runs": run_ids, **{f"{k}_per_seed": v for k, v in per_seed.items()},
            "min_per_seed": [t["raw"]["min"] for t in tests], "laps_per_seed": [t["laps_completed"] for t in tests]}
@@ -179,10 +190,12 @@ def main() -> None:
             continue
         table[(start, "BC (the start)")] = row(bcs, args.test_episodes, args.shove)
         for variant in VARIANTS:
-            run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if finished(rl_run_id(variant, start, k))]
+            run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
             if run_ids:
                 table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant == "recipe" else 0.0)
                 curves[f"{start}: {variant}"] = run_ids
+            if run_ids and variant == "recipe":
+                table[(start, LAST_STATE)] = row(run_ids, args.test_episodes, 0.0, checkpoint="latest_step")
     (RESULTS / "finetune.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
     (RESULTS / "finetune.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))
