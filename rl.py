@@ -1,19 +1,26 @@
-"""`train_rl`: SAC fine-tuning of a BC run with the BC-SAC actor objective, or SAC from scratch.
+"""`train_rl`: SAC fine-tuning of a BC run (BC-SAC), or SAC from scratch.
 
 One algorithm, top to bottom: flags -> config, vector environments, replay (demonstrations + online
-data sampled at `demo_ratio`), the learner (`update_critic`, `update_actor`, `update`), the loop with
-evaluation, TensorBoard and checkpoints.
+data sampled at `demo_ratio`), the learner (`update_critic`, `update_actor`, `update`), the loop
+(collect / learn / log / evaluate / checkpoint).
 
-Actor loss (Lu et al. 2022, "Imitation Is Not Enough"):
-    E[alpha * log pi(a|s) - min Q(s, a)] / |Q|  +  bc_weight * E_demo[(mu(s) - a_expert)^2]
-|Q| is the batch's mean absolute Q (detached, at least 1), as in TD3+BC, so `bc_weight` does not depend
-on the reward scale. bc_weight = 0 is plain SAC fine-tuning. The critics learn from demo and online data with
-n-step TD targets on the penalized reward; the encoder is trained by the critic loss only (the actor
-reads detached features), and the next observation is encoded once by the target encoder.
+Actor loss (Lu et al. 2022, "Imitation Is Not Enough", with a TD3+BC-style scale):
+    E[alpha * log pi(a|s) - min Q(s, a)] / |Q|  +  lambda * E[(mu(s) - a_ref)^2]
+|Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on the reward scale.
+a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
+Fine-tuning a BC run adds, each measured in bench/finetune.py:
+  - the BC encoder stays fixed and the replay holds its features (computed once), so an update is a few
+    MLP steps; the spread of the policy stays the one BC fitted (`learn_std` off);
+  - BC selection (IBRL): the frozen BC actor proposes an action beside the RL actor, and the one with the
+    higher min-Q is executed, evaluated and bootstrapped from;
+  - an adaptive lambda (`AdaptiveBCWeight`): stiff at first, relaxed while the training episodes keep up
+    with the BC start's;
+  - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included.
+From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
-Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, step counters and
-random-number states exactly; the replay buffer is not saved (it would be GBs): it is rebuilt from the
-run's demonstrations plus fresh collection, and updates restart once it holds `learning_starts` steps.
+Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
+and random-number states from `latest_step`; the replay buffer is not saved (it would be GBs): it is rebuilt
+from the run's demonstrations plus fresh collection, and updates restart once it holds `learning_starts` steps.
 """
 from __future__ import annotations
 

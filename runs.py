@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,13 @@ def load_checkpoint(file: Path, device: str | torch.device = "cpu") -> dict[str,
     try:
         with torch.serialization.safe_globals(LEGACY_RNG_GLOBALS):
             state = torch.load(file, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:  # also what a file naming non-allowed callables gives
+        lines = [line.strip() for line in str(error).splitlines() if line.strip().startswith(("Unsupported", "Can only"))]
+        reason = lines[0] if lines else "not a torch checkpoint"
+        raise UserError(f"{file}: cannot load checkpoint: only tensors and plain data are loaded ({reason[:200]})") from None
     except Exception as error:  # torch raises many types for a truncated or foreign file
-        raise UserError(f"{file}: cannot load checkpoint ({type(error).__name__}: {error})") from None
+        reason = (str(error).splitlines() or [""])[0]
+        raise UserError(f"{file}: cannot load checkpoint ({type(error).__name__}: {reason})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{file}: not a checkpoint of this project (no 'model' entry)")
     state["model"] = upgrade_state_dict(state["model"])

@@ -21,7 +21,8 @@ if __name__ == "__main__":
     ctx = distributed.setup("cpu")
     torch.manual_seed(ctx.rank)  # different initial weights: DDP must make them equal
     model = ActorCritic(OBS_SHAPE, ModelConfig(encoder="small", feature_dim=8, hidden_dim=16))
-    learner = SACLearner(model, RLConfig(augment_pad=1, train_encoder=os.environ.get("TRAIN_ENCODER", "1") == "1"), ctx.device, ctx)
+    train_encoder = os.environ.get("TRAIN_ENCODER", "1") == "1"
+    learner = SACLearner(model, RLConfig(augment_pad=1, train_encoder=train_encoder), ctx.device, ctx)
     rng = np.random.default_rng(100 + ctx.rank)  # different data per rank
     for update in range(3):
         if update == 1 and os.environ.get("FAIL_RANK") == str(ctx.rank):
@@ -31,6 +32,8 @@ if __name__ == "__main__":
                  "next_obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
                  "action": rng.uniform(0, 1, (n, 3)).astype(np.float32), "reward": rng.normal(size=n).astype(np.float32),
                  "discount": np.full(n, 0.99, np.float32), "is_demo": np.arange(n) < 4}
+        if not train_encoder:  # a fixed encoder: the replay holds its features
+            batch["obs"], batch["next_obs"] = (rng.uniform(-1, 1, (n, 8)).astype(np.float32) for _ in range(2))
         learner.update(batch, bc_weight=1.0)
     weights = torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.dtype.is_floating_point])
     torch.save({"weights": weights, "alpha": learner.alpha, "world_size": ctx.world_size}, Path(os.environ["OUT"]) / f"rank{ctx.rank}.pt")

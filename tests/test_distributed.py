@@ -21,7 +21,7 @@ def run(cmd: list[str], tmp_path: Path, timeout: int, **env) -> subprocess.Compl
 def test_ranks_end_with_identical_weights(tmp_path, train_encoder):
     result = run(TORCHRUN + [str(ROOT / "tests" / "ddp_worker.py")], tmp_path, timeout=300, TRAIN_ENCODER=train_encoder)
     assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0["world_size"] == rank1["world_size"] == 2
     assert torch.equal(rank0["weights"], rank1["weights"])
     assert torch.equal(rank0["alpha"], rank1["alpha"])
