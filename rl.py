@@ -331,6 +331,7 @@ class AdaptiveBCWeight:
         return self.weight
 
     def add_episode(self, raw_return: float, actor_training: bool) -> None:
+        raw_return = float(raw_return)  # checkpoints hold plain floats, not numpy scalars
         if not self.config.adaptive_bc_weight or self.config.bc_weight <= 0:
             return
         if not actor_training:

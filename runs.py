@@ -109,6 +109,7 @@ LEGACY_RNG_GLOBALS = [
     np.random._pickle.__generator_ctor, np.random._pickle.__bit_generator_ctor,
     np.random.bit_generator.__pyx_unpickle_SeedSequence, np.random.bit_generator.SeedSequence,
     np.random.PCG64, np.ndarray, np.dtype, np.dtypes.UInt32DType, np._core.multiarray._reconstruct,
+    np._core.multiarray.scalar, np.dtypes.Float64DType,  # numpy floats some runs stored in their counters
 ]
 
 

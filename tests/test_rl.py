@@ -238,8 +238,9 @@ def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
     from rl import AdaptiveBCWeight
 
     control = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0))
-    for raw in (900.0, 880.0, 920.0):  # the BC policy's episodes, before the actor trains
+    for raw in np.array([900.0, 880.0, 920.0]):  # the BC policy's episodes (numpy floats, as the tracker gives)
         control.add_episode(raw, actor_training=False)
+    assert all(type(r) is float for r in control.state_dict()["reference"])  # checkpoints load weights_only
     assert control.value(0) == 100.0  # starts stiff
     for _ in range(AdaptiveBCWeight.window + 200):
         control.add_episode(930.0, actor_training=True)  # better than the start
