@@ -44,7 +44,10 @@ VARIANTS = {
     "lambda=0": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0,
                  "--bc_weight", 0, "--final_policy", "last"],
 }
-LAST_STATE = "recipe, last state instead of best validated"  # the recipe's runs tested at latest_step
+# The same runs tested at their other checkpoint: the recipe ends on its best validated one, the previous
+# BC-SAC on its last state; each is also shown the other way.
+OTHER_CHECKPOINT = {"recipe": ("latest_step", "recipe, its last state"),
+                    "previous BC-SAC": ("best", "previous BC-SAC, its best validated checkpoint")}
 MAX_SEEDS = 10
 
 
@@ -194,8 +197,9 @@ def main() -> None:
             if run_ids:
                 table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant == "recipe" else 0.0)
                 curves[f"{start}: {variant}"] = run_ids
-            if run_ids and variant == "recipe":
-                table[(start, LAST_STATE)] = row(run_ids, args.test_episodes, 0.0, checkpoint="latest_step")
+            if run_ids and variant in OTHER_CHECKPOINT:
+                checkpoint, label = OTHER_CHECKPOINT[variant]
+                table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
     (RESULTS / "finetune.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
     (RESULTS / "finetune.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))
