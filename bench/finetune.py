@@ -36,6 +36,8 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 VARIANTS = {
     "recipe": [],
     "constant lambda 10": ["--adaptive_bc_weight", 0, "--bc_weight", 10],
+    "previous BC-SAC + adaptive lambda from 100": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1,
+                                                  "--adaptive_bc_weight", 1, "--bc_weight", 100],
     "no BC selection": ["--bc_selection", 0],
     "no anchor on online states": ["--bc_anchor_all", 0],
     "critic ensemble of 10": ["--num_qs", 10],  # needs its own BC run: the members are pre-trained there
