@@ -1,4 +1,4 @@
-"""Fine-tuning ablation: the recipe against its parts and against today's BC-SAC, from strong and weak BC starts.
+"""Fine-tuning ablation: train_rl's default BC-SAC against the mechanisms tried beside it, from strong and weak BC starts.
 
     python bench/finetune.py                     # everything below, resumable (finished steps are skipped)
     python bench/finetune.py --only_table        # rebuild the table and the plot from finished runs
@@ -32,29 +32,30 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
     "strong": (["--episodes", 20, "--noise", 0.05], lambda k: 200_000 + 1000 * k),
     "weak": (["--episodes", 10, "--noise", 0], lambda k: 300_000 + 1000 * k),
 }
-# name -> train_rl flags on top of the defaults; "recipe" is the defaults themselves.
+# label -> (run-id key, train_rl flags). "BC-SAC (default)" is train_rl's defaults; the others were tried against it.
+SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
+DEFAULT = "BC-SAC (default)"
 VARIANTS = {
-    "recipe": [],
-    "constant lambda 10": ["--adaptive_bc_weight", 0, "--bc_weight", 10],
-    "previous BC-SAC + adaptive lambda from 100": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1,
-                                                  "--adaptive_bc_weight", 1, "--bc_weight", 100],
-    "no BC selection": ["--bc_selection", 0],
-    "no anchor on online states": ["--bc_anchor_all", 0],
-    "critic ensemble of 10": ["--num_qs", 10],  # needs its own BC run: the members are pre-trained there
-    "previous BC-SAC": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0,
-                        "--bc_weight", 10, "--final_policy", "last"],
-    "lambda=0": ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0,
-                 "--bc_weight", 0, "--final_policy", "last"],
+    DEFAULT: ("previous_BC-SAC", []),
+    "BC-SAC + adaptive lambda from 100": ("previous_BC-SAC_+_adaptive_lambda_from_100",
+                                          ["--adaptive_bc_weight", 1, "--bc_weight", 100]),
+    "selection + anchor on all states + adaptive lambda + fixed spread": ("recipe", SELECT_ANCHOR),
+    "lambda=0": ("lambda0", ["--bc_weight", 0]),
 }
-# The same runs tested at their other checkpoint: the recipe ends on its best validated one, the previous
-# BC-SAC on its last state; each is also shown the other way.
-OTHER_CHECKPOINT = {"recipe": ("latest_step", "recipe, its last state"),
-                    "previous BC-SAC": ("best", "previous BC-SAC, its best validated checkpoint")}
+# Checkpoint each variant's row tests (default: the run's `latest`): train_rl ends on the best validated one
+# (--final_policy best), but the BC-SAC runs here were trained with --final_policy last, so name it.
+ROW_CHECKPOINT = {DEFAULT: "best"}
+# The same runs tested at their other checkpoint.
+OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "BC-SAC, its last state"),
+                    "selection + anchor on all states + adaptive lambda + fixed spread":
+                        ("latest_step", "selection + anchor ..., its last state")}
 MAX_SEEDS = 10
 
 
 def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
     """`test` summary of a run on the held-out tracks (run once, then read back)."""
+    if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
+        checkpoint = None  # the run's own policy: the same test as without a name
     suffix = f"_shove{shove:g}" if shove else ""
     result = LOG_ROOT / run_id / "test_results" / f"{checkpoint or 'latest'}_seed1000000_n{episodes}{suffix}.json"
     if not result.exists():
@@ -78,7 +79,7 @@ def bc_run(start: str, k: int, num_qs: int | None = None) -> str:
 
 
 def rl_run_id(variant: str, start: str, k: int) -> str:
-    return f"ft_{variant.replace(' ', '_').replace('=', '')}_{start}_{k}"
+    return f"ft_{VARIANTS[variant][0]}_{start}_{k}"
 
 
 def rl_finished(run_id: str) -> bool:
@@ -86,7 +87,7 @@ def rl_finished(run_id: str) -> bool:
 
 
 def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
-    run_id, flags = rl_run_id(variant, start, k), list(VARIANTS[variant])
+    run_id, flags = rl_run_id(variant, start, k), list(VARIANTS[variant][1])
     if (LOG_ROOT / run_id).exists() and not rl_finished(run_id):
         raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")
     if not rl_finished(run_id):
@@ -109,7 +110,7 @@ def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None 
     walls = [LOG_ROOT / r / "wall_time_s" for r in run_ids]
     out["wall_time_s"] = [float(w.read_text()) for w in walls if w.exists()]
     if shove:
-        shoved = [tested(r, episodes, shove) for r in run_ids]
+        shoved = [tested(r, episodes, shove, checkpoint) for r in run_ids]
         out["shoved_raw_per_seed"] = [s["raw"]["mean"] for s in shoved]
         out["excursions"] = [s["excursions"] for s in shoved]
         out["recoveries"] = [s["recoveries"] for s in shoved]
@@ -186,7 +187,7 @@ def main() -> None:
             for k in range(args.seeds):
                 for variant in args.variants:
                     rl_run(variant, start, k, total_steps)
-    # The table holds every finished run, whichever invocation trained it; shoves for BC and the recipe.
+    # The table holds every finished run, whichever invocation trained it; shoves for BC and the default.
     RESULTS.mkdir(exist_ok=True)
     table, curves = {}, {}
     for start in STARTS:
@@ -197,7 +198,8 @@ def main() -> None:
         for variant in VARIANTS:
             run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
             if run_ids:
-                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant == "recipe" else 0.0)
+                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant == DEFAULT else 0.0,
+                                              ROW_CHECKPOINT.get(variant))
                 curves[f"{start}: {variant}"] = run_ids
             if run_ids and variant in OTHER_CHECKPOINT:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
