@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))  # after the root: bench/expert.py must not shadow expert.py
 
 from env import EnvConfig  # noqa: E402
-from rl_quality import eval_curve  # noqa: E402  (reads a run's TensorBoard scalars)
+from finetune import eval_curve  # noqa: E402  (reads a run's TensorBoard scalars)
 
 
 def main() -> None:
