@@ -158,11 +158,11 @@ def run(args: argparse.Namespace) -> int:
             saved = load_config(path)
             if saved.get("kind") != "bc":
                 raise UserError(f"run id {args.resume_run_id!r} is a {saved.get('kind')} run; --resume_run_id of train_bc needs a BC run")
-            config = BCConfig(**{**saved["train"], "epochs": args.epochs or saved["train"]["epochs"]})
+            config = BCConfig(**{**saved["train"], "epochs": saved["train"]["epochs"] if args.epochs is None else args.epochs})
             env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         else:
             config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig()) if k != "epochs"})
-            config.epochs = args.epochs or config.epochs
+            config.epochs = config.epochs if args.epochs is None else args.epochs
             env_config, model_config = env_and_model_configs(args)
             run_id = distributed.broadcast_object(args.run_id or new_run_id("bc"), ctx)
             path = run_dir(run_id, must_exist=False)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from agent import Agent
 from env import TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
 from errors import UserError
-from runs import run_dir
+from runs import atomic_write_text, run_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     shoved = f"_shove{args.shove:g}" if args.shove else ""
     out = path / "test_results" / f"{name}_seed{args.seed}_n{args.episodes}{shoved}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "episodes": episodes}, indent=2))
+    atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0
 

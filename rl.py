@@ -370,6 +370,10 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
         path = run_dir(args.resume_run_id)
         saved = load_config(path)
         config = RLConfig(**{**saved["train"], "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
+        ignored = [f"--{k}" for k, default in asdict(RLConfig()).items()
+                   if k != "total_steps" and getattr(args, k, default) not in (default, None, getattr(config, k))]
+        if ignored and ctx.is_main:
+            print(f"warning: continuing {args.resume_run_id} with its saved settings; ignoring {', '.join(ignored)}")
         env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:

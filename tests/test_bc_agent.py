@@ -131,8 +131,10 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
     capsys.readouterr()
-    assert main.main(["train_rl", "--resume_run_id", "rl", "--total_steps", "60"]) == 0
-    assert "resuming rl at step 40" in capsys.readouterr().out
+    assert main.main(["train_rl", "--resume_run_id", "rl", "--total_steps", "60", "--bc_weight", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming rl at step 40" in out
+    assert "ignoring --bc_weight" in out  # a resume keeps its saved settings and says so
     second = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 

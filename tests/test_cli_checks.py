@@ -89,3 +89,7 @@ def test_train_rl_interrupted_with_its_workers_exits_130_with_a_checkpoint(capsy
     assert main.main(argv) == 130
     assert "interrupted" in capsys.readouterr().err
     assert (workdir / "logs" / "stopped" / "checkpoints" / "latest_step.pt").exists()
+
+
+def test_bc_epochs_zero_is_refused_not_replaced_by_the_default(capsys, no_training):
+    assert "--epochs" in one_line_error(capsys, ["train_bc", "--dataset", "d", "--epochs", "0"] + TINY)
