@@ -237,7 +237,7 @@ def test_feature_cache_matches_encoder_on_every_stack():
 def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
     from rl import AdaptiveBCWeight
 
-    control = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0))
+    control = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0, adaptive_bc_weight=True))
     for raw in np.array([900.0, 880.0, 920.0]):  # the BC policy's episodes (numpy floats, as the tracker gives)
         control.add_episode(raw, actor_training=False)
     assert all(type(r) is float for r in control.state_dict()["reference"])  # checkpoints load weights_only
