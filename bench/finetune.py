@@ -32,23 +32,22 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
     "strong": (["--episodes", 20, "--noise", 0.05], lambda k: 200_000 + 1000 * k),
     "weak": (["--episodes", 10, "--noise", 0], lambda k: 300_000 + 1000 * k),
 }
-# label -> (run-id key, train_rl flags). "BC-SAC (default)" is train_rl's defaults; the others were tried against it.
-SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
-DEFAULT = "BC-SAC (default)"
+# label -> (run-id key, train_rl flags). The default is train_rl's defaults; the others were tried beside it.
+PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
+DEFAULT = "default: BC selection + anchor on all states + adaptive lambda + BC spread"
 VARIANTS = {
-    DEFAULT: ("previous_BC-SAC", []),
-    "BC-SAC + adaptive lambda from 100": ("previous_BC-SAC_+_adaptive_lambda_from_100",
-                                          ["--adaptive_bc_weight", 1, "--bc_weight", 100]),
-    "selection + anchor on all states + adaptive lambda + fixed spread": ("recipe", SELECT_ANCHOR),
-    "lambda=0": ("lambda0", ["--bc_weight", 0]),
+    DEFAULT: ("recipe", []),
+    "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
+    "plain BC-SAC + adaptive lambda from 100": ("previous_BC-SAC_+_adaptive_lambda_from_100",
+                                                PLAIN[:-2] + ["--adaptive_bc_weight", 1, "--bc_weight", 100]),
+    "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
 }
-# Checkpoint each variant's row tests (default: the run's `latest`): train_rl ends on the best validated one
-# (--final_policy best), but the BC-SAC runs here were trained with --final_policy last, so name it.
-ROW_CHECKPOINT = {DEFAULT: "best"}
+# Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
+# runs here were trained with --final_policy last, so their best one is named.
+ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
-OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "BC-SAC, its last state"),
-                    "selection + anchor on all states + adaptive lambda + fixed spread":
-                        ("latest_step", "selection + anchor ..., its last state")}
+OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state instead of the best validated"),
+                    "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
 MAX_SEEDS = 10
 
 
