@@ -1,12 +1,12 @@
-"""Fine-tuning ablation: train_rl's default BC-SAC against the mechanisms tried beside it, from strong and weak BC starts.
+"""Fine-tuning ablation: train_rl's default against the variants tried beside it, from strong and weak BC starts.
 
     python bench/finetune.py                     # everything below, resumable (finished steps are skipped)
     python bench/finetune.py --only_table        # rebuild the table and the plot from finished runs
 
 Starts: BC from 20 autopilot laps with DART noise 0.05 ("strong") and from 10 clean laps ("weak"), each
 from `--seeds` different demo sets (track seeds apart); training seed k fine-tunes demo set k. Every policy
-is tested on the same `--test_episodes` held-out tracks (1,000,000 ...), the strong ones also with
-`--shove`. Writes bench/results/finetune.json, bench/results/finetune.md (the README table) and
+is tested on the same `--test_episodes` held-out tracks (1,000,000 ...); the BC starts and the default
+also with `--shove`. Writes bench/results/finetune.json, bench/results/finetune.md (the README table) and
 bench/results/finetune_curves.png (periodic validation return vs environment steps).
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ DEFAULT = "default: BC selection + anchor on all states + adaptive lambda + BC s
 VARIANTS = {
     DEFAULT: ("recipe", []),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
-    "plain BC-SAC + adaptive lambda from 100": ("previous_BC-SAC_+_adaptive_lambda_from_100",
+    "plain BC-SAC + adaptive lambda from 100": ("plain_adaptive",
                                                 PLAIN[:-2] + ["--adaptive_bc_weight", 1, "--bc_weight", 100]),
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
 }
@@ -156,7 +156,7 @@ def plot(curves: dict[str, list[str]], out: Path) -> None:
             n = min(len(s[0]) for s in series)
             if n:
                 ax.plot(series[0][0][:n], np.mean([s[1][:n] for s in series], axis=0), marker="o",
-                        label=f"{label.split(': ')[1]} ({len(series)} seeds)")
+                        label=f"{label.split(': ', 1)[1]} ({len(series)} seeds)")
         ax.set_title(f"{start} BC start")
         ax.set_xlabel("environment steps")
         ax.axhline(900, color="gray", linestyle="--", linewidth=1)
