@@ -13,9 +13,7 @@ RL_BUDGET=()
 
 python main.py expert --dataset autopilot --episodes "$EPISODES" --noise 0.05 --skip_existing
 python main.py train_bc --dataset autopilot --epochs "$BC_EPOCHS" --run_id "bc_$STAMP"
-# Plain BC-SAC: from DART laps it beat train_rl's defaults (built for clean laps) in bench/finetune.py.
-python main.py train_rl --resume_run_id "bc_$STAMP" --run_id "bcsac_$STAMP" "${RL_BUDGET[@]}" \
-    --bc_selection 0 --bc_anchor_all 0 --learn_std 1 --adaptive_bc_weight 0 --bc_weight 10
+python main.py train_rl --resume_run_id "bc_$STAMP" --run_id "bcsac_$STAMP" "${RL_BUDGET[@]}"
 echo "== BC policy on $TEST_EPISODES held-out tracks"
 python main.py test --resume_run_id "bc_$STAMP" --episodes "$TEST_EPISODES"
 echo "== BC-SAC policy on $TEST_EPISODES held-out tracks"

@@ -64,12 +64,12 @@ class RLConfig:
     eval_every: int = 5_000  # steps between held-out evaluations (0 = never)
     eval_episodes: int = 10
     checkpoint_every: int = 5_000
-    bc_weight: float = 100.0  # lambda of the BC term (0 = plain SAC); adaptive: its start and maximum
+    bc_weight: float = 100.0  # lambda of the BC term on demo rows (0 = plain SAC); adaptive: its start and maximum
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
     adaptive_bc_weight: bool = True  # lambda rises while training returns are below the BC start's, else falls
-    bc_selection: bool = True  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
-    bc_anchor_all: bool = True  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
-    learn_std: bool = False  # keep the BC spread (True, with plain BC-SAC flags, did better from DART-noise starts: README)
+    bc_selection: bool = False  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
+    bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
+    learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen

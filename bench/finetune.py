@@ -34,12 +34,12 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 }
 # label -> (run-id key, train_rl flags). The default is train_rl's defaults; the others were tried beside it.
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
-DEFAULT = "default: BC selection + anchor on all states + adaptive lambda + BC spread"
+SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
+DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread)"
 VARIANTS = {
-    DEFAULT: ("recipe", []),
+    DEFAULT: ("plain_adaptive", []),
+    "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
-    "plain BC-SAC + adaptive lambda from 100": ("plain_adaptive",
-                                                PLAIN[:-2] + ["--adaptive_bc_weight", 1, "--bc_weight", 100]),
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
 }
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
@@ -47,6 +47,7 @@ VARIANTS = {
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
 OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state instead of the best validated"),
+                    "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
 MAX_SEEDS = 10
 
