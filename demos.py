@@ -303,13 +303,8 @@ def format_summary(summary: dict) -> str:
     )
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the line breaks of the usage examples in the recording CLIs' epilogs."""
-
-
 def add_epilog(parser: argparse.ArgumentParser, module_doc: str) -> None:
     """The module docstring minus its first line becomes the subcommand's --help epilog."""
-    parser.formatter_class = HelpFormatter
     parser.epilog = module_doc.split("\n", 1)[1].strip()
 
 

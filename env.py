@@ -22,7 +22,9 @@ import fast_car_racing
 
 ENV_ID = "CarRacingFast-v0"
 if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point=fast_car_racing.CarRacingFast, max_episode_steps=1000)
+    # As stock CarRacing-v3's spec, so `spec.to_json()` works (Minari datasets store it) and
+    # `gym.make(spec)` builds it anywhere this repository is importable.
+    gym.register(id=ENV_ID, entry_point="fast_car_racing:CarRacingFast", max_episode_steps=1000, reward_threshold=900)
 
 TRAIN_SEED_LIMIT = 1_000_000  # training tracks and demos use seeds below this
 TEST_SEED_START = 1_000_000  # `test` uses seeds from here up

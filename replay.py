@@ -24,7 +24,7 @@ FPS = 50  # CarRacing's frame rate; demos hold one frame per action
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     demos.add_epilog(parser, __doc__)
     parser.add_argument("--dataset", required=True, help="dataset name (data/<dataset>/) or a directory path")
-    parser.add_argument("--episode", type=int, default=None, help="only episode_<K>.npz (None: all)")
+    parser.add_argument("--episode", type=int, default=None, help="only episode_<K>.npz (default: all)")
     parser.add_argument("--video", default=None, help="write the episodes to this .mp4 or .gif instead of a window")
     parser.add_argument("--scale", type=int, default=4, help="magnification of the 96x96 frames (window and video)")
     parser.add_argument("--fps", type=int, default=FPS, help="playback / video frame rate")

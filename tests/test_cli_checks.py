@@ -93,3 +93,15 @@ def test_train_rl_interrupted_with_its_workers_exits_130_with_a_checkpoint(capsy
 
 def test_bc_epochs_zero_is_refused_not_replaced_by_the_default(capsys, no_training):
     assert "--epochs" in one_line_error(capsys, ["train_bc", "--dataset", "d", "--epochs", "0"] + TINY)
+
+
+@pytest.mark.parametrize("command", sorted(main.COMMANDS))
+def test_help_shows_real_defaults_and_never_none(capsys, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "200")  # one flag per line, so the checks below see whole help texts
+    with pytest.raises(SystemExit):
+        main.main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "--help" in text
+    if command in ("train_bc", "train_rl"):
+        assert "(default 10.0; fine-tuning: the BC run's)\n" in text  # --offtrack_penalty: its own words only
+        assert "random seed (default: 0)" in text  # a real default is still shown

@@ -2,6 +2,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.envs.registration import EnvSpec
 from gymnasium.utils.env_checker import check_env
 
 from env import TRAIN_SEED_LIMIT, DrivingEnv, EnvConfig, EpisodeMetrics, FrameStacker, make_env, make_vec_env, preprocess_frame
@@ -21,6 +22,19 @@ def test_registered_id_matches_stock_constructor_and_frames():
         b, rb, *_ = stock.step(GAS)
     assert np.array_equal(a, b) and ra == rb
     assert fast.spec.max_episode_steps == 1000
+
+
+def test_spec_matches_stock_limits_and_survives_json():
+    """A string entry point makes the spec serialisable (Minari stores it); the limits are stock's."""
+    spec, stock = gym.spec("CarRacingFast-v0"), gym.spec("CarRacing-v3")
+    assert spec.entry_point == "fast_car_racing:CarRacingFast"
+    assert (spec.max_episode_steps, spec.reward_threshold) == (stock.max_episode_steps, stock.reward_threshold) == (1000, 900)
+    restored = EnvSpec.from_json(spec.to_json())
+    assert restored == spec
+    env = gym.make(restored)
+    frame, _ = env.reset(seed=3)
+    assert env.spec.id == "CarRacingFast-v0" and frame.shape == (96, 96, 3)
+    env.close()
 
 
 def drive_off_road(env: DrivingEnv, max_steps: int = 400):
