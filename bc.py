@@ -101,7 +101,7 @@ def env_and_model_configs(args: argparse.Namespace) -> tuple[EnvConfig, ModelCon
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = BCConfig()
-    parser.add_argument("--dataset", default=c.dataset, help="demonstrations in data/<dataset>/")
+    parser.add_argument("--dataset", default=c.dataset, help="demonstrations: data/<dataset>/, a directory path, or minari:<id>")
     parser.add_argument("--run_id", default=None, help="name of the new run (default: bc_<timestamp>)")
     parser.add_argument("--resume_run_id", default=None, help="continue this BC run (its settings; --epochs may extend it)")
     parser.add_argument("--max_episodes", type=int, default=c.max_episodes, help="use only the first N episodes (0 = all)")
@@ -199,7 +199,7 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
     rank_seed = config.seed + 1000 * ctx.rank
     torch.manual_seed(config.seed)  # identical initial weights (DDP also broadcasts rank 0's)
     rng = np.random.default_rng(rank_seed)
-    episodes = demos.load_dataset(demos.dataset_dir(config.dataset), skip_bad=config.skip_bad)
+    episodes = demos.load_named_dataset(config.dataset, skip_bad=config.skip_bad)
     if config.max_episodes:
         episodes = episodes[: config.max_episodes]
     train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)

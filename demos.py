@@ -11,6 +11,7 @@
   executed_actions float32 (T, 3)         only in noisy (DART) expert demos: the actions the car
                                           actually executed, which ``replay --verify`` re-simulates
 Demos are recorded one frame per action (action_repeat=1), so ``--verify`` can re-simulate them exactly.
+``--dataset minari:<id>`` loads a Minari dataset into the same episodes (minari_io.py).
 """
 from __future__ import annotations
 
@@ -23,16 +24,20 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 
 from env import FRAME_SHAPE
 from errors import UserError, check_plain_name
 
+MINARI_PREFIX = "minari:"  # --dataset minari:<id> names a Minari dataset instead of data/<dataset>/
 EPISODE_PATTERN = re.compile(r"^episode_(\d+)\.npz$")
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminated", "truncated", "seed")
 OPTIONAL_KEYS = ("executed_actions", "off_track")
 SOURCES = ("human", "expert")
+UNKNOWN_SEED = -1  # the track of an episode imported from a dataset that does not record it
+T = TypeVar("T")
 
 
 @dataclass
@@ -116,7 +121,7 @@ def write_episode(
         executed_actions=None if executed_actions is None else np.asarray(executed_actions, dtype=np.float32),
         off_track=None if off_track is None else np.asarray(off_track, dtype=bool),
     )
-    problem = _shape_problem(episode)
+    problem = shape_problem(episode)
     if problem:
         raise ValueError(f"refusing to write a malformed episode: {problem}")
     dataset_dir = Path(dataset_dir)
@@ -182,7 +187,7 @@ def _write_npz(file, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
 
 
-def _shape_problem(ep: Episode) -> str | None:
+def shape_problem(ep: Episode) -> str | None:
     """What is wrong with the arrays' dtypes and shapes, or None."""
     obs, act, rew = ep.observations, ep.actions, ep.rewards
     if obs.dtype != np.uint8:
@@ -247,7 +252,7 @@ def load_episode(path: str | Path) -> Episode:
         off_track=arrays.get("off_track"),
         path=path,
     )
-    problem = _shape_problem(episode)
+    problem = shape_problem(episode)
     if problem:
         raise UserError(f"{path}: {problem}")
     return episode
@@ -261,17 +266,32 @@ def load_dataset(dataset_dir: str | Path, skip_bad: bool = False) -> list[Episod
     paths = episode_paths(dataset_dir)
     if not paths:
         raise UserError(f"dataset directory {dataset_dir} has no episode_<n>.npz files")
-    episodes = []
-    for path in paths:
-        try:
-            episodes.append(load_episode(path))
-        except UserError as error:
-            if not skip_bad:
-                raise UserError(f"{error} (pass --skip_bad to use the other files)") from None
-            print(f"warning: skipping {error}", file=sys.stderr)
+    episodes = load_each(load_episode, paths, skip_bad)
     if not episodes:
         raise UserError(f"dataset directory {dataset_dir} has no readable episodes")
     return episodes
+
+
+def load_each(load: Callable[[T], Episode], sources: Iterable[T], skip_bad: bool) -> list[Episode]:
+    """``load`` applied to each source; its UserError stops the loading, or with ``skip_bad`` is a warning."""
+    episodes = []
+    for source in sources:
+        try:
+            episodes.append(load(source))
+        except UserError as error:
+            if not skip_bad:
+                raise UserError(f"{error} (pass --skip_bad to use the other episodes)") from None
+            print(f"warning: skipping {error}", file=sys.stderr)
+    return episodes
+
+
+def load_named_dataset(name: str, skip_bad: bool = False) -> list[Episode]:
+    """The episodes of ``--dataset name``: ``data/<name>/``, a directory path, or ``minari:<dataset id>``."""
+    if name.startswith(MINARI_PREFIX):
+        import minari_io  # here, not at the top: minari_io builds on this module
+
+        return minari_io.load_episodes(name.removeprefix(MINARI_PREFIX), skip_bad)
+    return load_dataset(dataset_dir(name), skip_bad)
 
 
 def summarize(episodes: list[Episode]) -> dict:

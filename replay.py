@@ -1,10 +1,12 @@
-"""Play back, verify or summarise recorded demonstrations.
+"""Play back, verify, summarise or export recorded demonstrations.
 
     python main.py replay --dataset expert                  # watch every episode in a window (Escape quits,
                                                             # Space pauses, Right arrow skips to the next)
     python main.py replay --dataset expert --episode 3 --video ep3.mp4   # or .gif; headless
     python main.py replay --dataset expert --verify         # re-simulate: frames and rewards must match exactly
     python main.py replay --dataset expert --summary
+    python main.py replay --dataset expert --export_minari carracing/expert-v0   # as a Minari dataset
+    python main.py replay --dataset minari:carracing/expert-v0 --verify          # read back (train_bc too)
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 import demos
+import minari_io
 from env import EnvConfig, make_env
 from errors import UserError
 
@@ -23,7 +26,8 @@ FPS = 50  # CarRacing's frame rate; demos hold one frame per action
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     demos.add_epilog(parser, __doc__)
-    parser.add_argument("--dataset", required=True, help="dataset name (data/<dataset>/) or a directory path")
+    parser.add_argument("--dataset", required=True,
+                        help="dataset name (data/<dataset>/), a directory path, or minari:<id> (a local Minari dataset)")
     parser.add_argument("--episode", type=int, default=None, help="only episode_<K>.npz (default: all)")
     parser.add_argument("--video", default=None, help="write the episodes to this .mp4 or .gif instead of a window")
     parser.add_argument("--scale", type=int, default=4, help="magnification of the 96x96 frames (window and video)")
@@ -34,14 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="re-simulate each episode from its seed and actions; exit 1 naming each episode that differs and its first differing step",
     )
     parser.add_argument("--summary", action="store_true", help="print the dataset summary")
+    parser.add_argument("--export_minari", metavar="ID", default=None,
+                        help="write the episodes as a new Minari dataset [namespace/]name-v<N> under $MINARI_DATASETS_PATH "
+                             "(default ~/.minari/datasets), frames lossless, with seeds, off_track and DART's executed_actions")
     parser.add_argument("--skip_bad", action="store_true", help="warn about unreadable files and use the others")
 
 
 def select_episodes(args: argparse.Namespace) -> list[demos.Episode]:
-    directory = demos.dataset_dir(args.dataset)
     if args.episode is None:
-        return demos.load_dataset(directory, skip_bad=args.skip_bad)
-    path = directory / f"episode_{args.episode}.npz"
+        return demos.load_named_dataset(args.dataset, skip_bad=args.skip_bad)
+    if args.dataset.startswith(demos.MINARI_PREFIX):
+        raise UserError("--episode picks a file of a demo directory; a Minari dataset is replayed whole")
+    path = demos.dataset_dir(args.dataset) / f"episode_{args.episode}.npz"
     if not path.exists():
         raise UserError(f"--episode {args.episode}: {path} does not exist")
     return [demos.load_episode(path)]
@@ -49,6 +57,8 @@ def select_episodes(args: argparse.Namespace) -> list[demos.Episode]:
 
 def verify_episode(episode: demos.Episode, env=None) -> str | None:
     """Re-simulate `episode`; None if every frame and reward is identical, else where it first differs."""
+    if episode.seed == demos.UNKNOWN_SEED:
+        return "no track seed recorded, nothing to re-simulate"
     steps = len(episode)
     own_env = env is None
     if own_env:
@@ -84,11 +94,11 @@ def verify(episodes: list[demos.Episode]) -> int:
     env = make_env(EnvConfig(action_repeat=1, offtrack_limit=0), pixels=False)
     failures = 0
     try:
-        for episode in tqdm(episodes, desc="verify", unit="episode"):
+        for number, episode in enumerate(tqdm(episodes, desc="verify", unit="episode")):
             problem = verify_episode(episode, env)
             if problem:
                 failures += 1
-                tqdm.write(f"MISMATCH {episode.path}: {problem}")
+                tqdm.write(f"MISMATCH {episode.path or f'episode {number}'}: {problem}")
     finally:
         env.close()
     print(f"verified {len(episodes) - failures}/{len(episodes)} episodes byte-for-byte")
@@ -163,14 +173,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--scale must be >= 1, got {args.scale}")
     if args.fps < 1:
         raise UserError(f"--fps must be >= 1, got {args.fps}")
+    if args.export_minari:
+        minari_io.check_new_id(args.export_minari)  # before a long load
     episodes = select_episodes(args)
     status = 0
     if args.summary:
         print(demos.format_summary(demos.summarize(episodes)))
     if args.verify:
         status = verify(episodes)
+    if args.export_minari:
+        minari_io.export_episodes(episodes, args.export_minari)
     if args.video:
         write_video(episodes, Path(args.video), args.scale, args.fps)
-    elif not (args.summary or args.verify):
+    elif not (args.summary or args.verify or args.export_minari):
         play(episodes, args.scale, args.fps)
     return status

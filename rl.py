@@ -137,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fine-tuning, since critic updates drift the BC features away from the actor)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast of forward passes (for CUDA GPUs)")
     parser.add_argument("--buffer_size", type=int, default=c.buffer_size, help="online transitions kept")
-    parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer (default: the BC run's; none from scratch)")
+    parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer: data/<dataset>/, a directory path or minari:<id> (default: the BC run's; none from scratch)")
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
     parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
     add_env_and_model_arguments(parser)
@@ -536,7 +536,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         load_bc_start(model, init_model)
     demo_buffer = None
     if config.dataset:
-        demo_buffer = demo_replay(demos.load_dataset(demos.dataset_dir(config.dataset), skip_bad=True), env_config, config.gamma)
+        demo_buffer = demo_replay(demos.load_named_dataset(config.dataset, skip_bad=True), env_config, config.gamma)
     step = 0
     if config.target_entropy is None:
         config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
