@@ -325,7 +325,7 @@ def format_summary(summary: dict) -> str:
 
 def add_epilog(parser: argparse.ArgumentParser, module_doc: str) -> None:
     """The module docstring minus its first line becomes the subcommand's --help epilog."""
-    parser.epilog = module_doc.split("\n", 1)[1].strip()
+    parser.epilog = module_doc.split("\n", 1)[1].strip("\n")  # keep the first example's indentation
 
 
 def dataset_dir(name: str, root: str | Path = "data", write: bool = False) -> Path:

@@ -27,11 +27,12 @@ COMMANDS = {
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Appends each flag's default to its help, except a None default: that means "required", "off" or "decided
-    from other flags", which the help text says itself. Keeps the line breaks of the usage examples in epilogs."""
+    """Appends each flag's default to its help, except a None default (it means "required", "off" or "decided
+    from other flags", which the help text says itself) and a switch's False (off). Keeps the line breaks of the
+    usage examples in epilogs."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
+        if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
 

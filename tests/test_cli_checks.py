@@ -101,7 +101,7 @@ def test_help_shows_real_defaults_and_never_none(capsys, monkeypatch, command):
     with pytest.raises(SystemExit):
         main.main([command, "--help"])
     text = capsys.readouterr().out
-    assert "(default: None)" not in text and "--help" in text
+    assert "(default: None)" not in text and "(default: False)" not in text and "--help" in text
     if command in ("train_bc", "train_rl"):
         assert "(default 10.0; fine-tuning: the BC run's)\n" in text  # --offtrack_penalty: its own words only
         assert "random seed (default: 0)" in text  # a real default is still shown
