@@ -2,12 +2,13 @@
 
     python bench/finetune.py                     # everything below, resumable (finished steps are skipped)
     python bench/finetune.py --only_table        # rebuild the table and the plot from finished runs
+    python bench/finetune.py --bc_epochs 25      # the same from BC starts trained 25 epochs (the earlier default)
 
 Starts: BC from 20 autopilot laps with DART noise 0.05 ("strong") and from 10 clean laps ("weak"), each
 from `--seeds` different demo sets (track seeds apart); training seed k fine-tunes demo set k. Every policy
 is tested on the same `--test_episodes` held-out tracks (1,000,000 ...); the BC starts and the default
-also with `--shove`. Writes bench/results/finetune.json, bench/results/finetune.md (the README table) and
-bench/results/finetune_curves.png (periodic validation return vs environment steps).
+also with `--shove`. Writes bench/results/finetune_bc<epochs>.json, .md (the README table) and
+finetune_bc<epochs>_curves.png (periodic validation return vs environment steps); run ids end in _e<epochs>.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state instead of
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
 MAX_SEEDS = 10
+BC_EPOCHS = 0  # train_bc --epochs of every BC start: set once by main(), part of every run id
 
 
 def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
@@ -70,16 +72,16 @@ def finished(run_id: str) -> bool:
 
 def bc_run(start: str, k: int, num_qs: int | None = None) -> str:
     """BC on demo set k of this start (trained once; `num_qs` for a BC run with a larger critic ensemble)."""
-    run_id, dataset = f"ft_bc_{start}_{k}" + (f"_q{num_qs}" if num_qs else ""), f"ft_{start}_{k}"
+    run_id, dataset = f"ft_bc_{start}_{k}_e{BC_EPOCHS}" + (f"_q{num_qs}" if num_qs else ""), f"ft_{start}_{k}"
     if not finished(run_id):
         flags, first_seed = STARTS[start]
         cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags)
-        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k, *(["--num_qs", num_qs] if num_qs else []))
+        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k, "--epochs", BC_EPOCHS, *(["--num_qs", num_qs] if num_qs else []))
     return run_id
 
 
 def rl_run_id(variant: str, start: str, k: int) -> str:
-    return f"ft_{VARIANTS[variant][0]}_{start}_{k}"
+    return f"ft_{VARIANTS[variant][0]}_{start}_{k}_e{BC_EPOCHS}"
 
 
 def rl_finished(run_id: str) -> bool:
@@ -172,6 +174,7 @@ def plot(curves: dict[str, list[str]], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2, help="demo sets and training seeds per start and variant")
+    parser.add_argument("--bc_epochs", type=int, default=None, help="train_bc epochs of the starts (default: train_bc's)")
     parser.add_argument("--total_steps", type=int, default=None, help="train_rl budget (default: train_rl's)")
     parser.add_argument("--test_episodes", type=int, default=50)
     parser.add_argument("--shove", type=float, default=0.01, help="shove probability of the robustness test")
@@ -179,8 +182,11 @@ def main() -> None:
     parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
     parser.add_argument("--only_table", action="store_true", help="train nothing: tabulate and plot the finished runs")
     args = parser.parse_args()
+    from bc import BCConfig
     from rl import RLConfig
 
+    global BC_EPOCHS
+    BC_EPOCHS = args.bc_epochs or BCConfig().epochs
     total_steps = args.total_steps or RLConfig().total_steps
     if not args.only_table:
         for start in args.starts:
@@ -191,7 +197,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     table, curves = {}, {}
     for start in STARTS:
-        bcs = [bc_run(start, k) for k in range(MAX_SEEDS) if finished(f"ft_bc_{start}_{k}")]
+        bcs = [bc_run(start, k) for k in range(MAX_SEEDS) if finished(f"ft_bc_{start}_{k}_e{BC_EPOCHS}")]
         if not bcs:
             continue
         table[(start, "BC (the start)")] = row(bcs, args.test_episodes, args.shove)
@@ -204,10 +210,11 @@ def main() -> None:
             if run_ids and variant in OTHER_CHECKPOINT:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
-    (RESULTS / "finetune.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
-    (RESULTS / "finetune.md").write_text(markdown(table, args.test_episodes) + "\n")
+    name = f"finetune_bc{BC_EPOCHS}"
+    (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
+    (RESULTS / f"{name}.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))
-    plot(curves, RESULTS / "finetune_curves.png")
+    plot(curves, RESULTS / f"{name}_curves.png")
 
 
 if __name__ == "__main__":
