@@ -201,7 +201,9 @@ def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     demos.add_epilog(parser, __doc__)
     parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/")
-    parser.add_argument("--episodes", type=int, default=10, help="number of tracks to record")
+    parser.add_argument("--episodes", type=int, default=20,
+                        help="number of tracks to record (BC at its defaults, 50 held-out tracks: 906.6 from 20 "
+                             "noisy laps, 711.0 from 10)")
     parser.add_argument("--seed", type=int, default=0, help="first track seed; tracks seed .. seed+episodes-1")
     parser.add_argument(
         "--noise",
