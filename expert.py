@@ -19,6 +19,7 @@ import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -30,6 +31,7 @@ from errors import UserError
 TRACK_STEP = 21 / 6  # CarRacing's TRACK_DETAIL_STEP: centre-line points are this far apart
 WHEELBASE = 1.62 * 2  # front to rear axle in world units (car_dynamics WHEELPOS * SIZE)
 LOST_DISTANCE = 15.0  # farther than this from the nearest nearby centre point: search the whole track
+Driver = Callable[[Any, int], np.ndarray]  # (car_racing, frames driven in this episode) -> intended action
 
 
 @dataclass
@@ -161,21 +163,35 @@ def check_noise(noise: float) -> None:
         raise UserError(f"--noise must be a finite number >= 0, got {noise}")
 
 
-def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> dict:
-    """Drive track `seed` once; return the episode's arrays (raw frames, intended actions, raw rewards).
+def autopilot_driver(autopilot: Autopilot) -> Driver:
+    """The autopilot as a driver for ``record_episode``: it reads each track's centre line on its first frame."""
 
-    With ``noise`` > 0 (DART), the car executes the autopilot's steering plus gaussian noise, but the
-    recorded action is what the autopilot meant, so the demos show how to recover from perturbations.
+    def drive(car_racing, frame: int) -> np.ndarray:
+        if frame == 0:
+            autopilot.reset(car_racing)
+        return autopilot.act(car_racing)
+
+    return drive
+
+
+def record_episode(env, driver: Driver, seed: int, noise: float = 0.0, source: str = "expert",
+                   interrupted: Callable[[], bool] = lambda: False) -> dict | None:
+    """Drive track `seed` once; return the episode's arrays (raw frames, intended actions, raw rewards),
+    or None when ``interrupted()`` (asked before every frame: a person quit or restarted) turns true.
+
+    With ``noise`` > 0 (DART), the car executes the driver's steering plus gaussian noise, but the
+    recorded action is what the driver meant, so the demos show how to recover from perturbations.
     The executed actions are kept too (``executed_actions``) so the episode can still be re-simulated.
     """
     frame, _ = env.reset(seed=seed)
     car_racing = env.unwrapped.car_racing
-    autopilot.reset(car_racing)
     perturb = SteeringNoise(noise, seed, env.action_space)
     frames, actions, executed, rewards, off_track = [frame], [], [], [], []
     terminated = truncated = False
     while not (terminated or truncated):
-        action = np.clip(autopilot.act(car_racing), env.action_space.low, env.action_space.high)
+        if interrupted():
+            return None
+        action = np.clip(driver(car_racing, len(actions)), env.action_space.low, env.action_space.high)
         perturbed = perturb(action)
         frame, _, terminated, truncated, info = env.step(perturbed)
         frames.append(frame)
@@ -190,7 +206,7 @@ def record_episode(env, autopilot: Autopilot, seed: int, noise: float = 0.0) -> 
         terminated=terminated,
         truncated=truncated,
         seed=seed,
-        source="expert",
+        source=source,
         off_track=np.asarray(off_track, dtype=bool),
     )
     if noise > 0:
@@ -257,11 +273,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipping {args.episodes - len(seeds)} tracks already in {out_dir}")
     # Demos: one frame per action and no early stop, so every episode can be re-simulated exactly.
     env = make_env(EnvConfig(action_repeat=1, offtrack_limit=0, max_frames=args.max_frames), pixels=False)
-    autopilot = Autopilot(STYLES[args.style])
+    driver = autopilot_driver(Autopilot(STYLES[args.style]))
     recorded: list[demos.Episode] = []
     try:
         for seed in (bar := tqdm(seeds, desc="expert", unit="episode")):
-            episode = record_episode(env, autopilot, seed, args.noise)
+            episode = record_episode(env, driver, seed, args.noise)
             # Written as soon as it finishes: Ctrl-C later never loses it.
             path = demos.write_episode(out_dir, **episode)
             recorded.append(demos.Episode(**episode, path=path))
