@@ -202,6 +202,8 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
     episodes = demos.load_named_dataset(config.dataset, skip_bad=config.skip_bad)
     if config.max_episodes:
         episodes = episodes[: config.max_episodes]
+    if main_rank:
+        demos.warn_if_no_recoveries(episodes)
     train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)
     train_data = demo_replay(train_eps, env_config, config.gamma)
     val_data = demo_replay(val_eps, env_config, config.gamma) if val_eps else None

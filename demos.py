@@ -8,7 +8,7 @@
   seed          int                       the track
   source        str                       'human' | 'expert' (optional)
   off_track     bool    (T,)              optional: no wheel on the road after the step (for penalized rewards)
-  executed_actions float32 (T, 3)         only in noisy (DART) expert demos: the actions the car
+  executed_actions float32 (T, 3)         only in noisy (DART, ``--noise``) demos: the actions the car
                                           actually executed, which ``replay --verify`` re-simulates
 Demos are recorded one frame per action (action_repeat=1), so ``--verify`` can re-simulate them exactly.
 ``--dataset minari:<id>`` loads a Minari dataset into the same episodes (minari_io.py).
@@ -37,6 +37,7 @@ REQUIRED_KEYS = ("observations", "actions", "rewards", "terminated", "truncated"
 OPTIONAL_KEYS = ("executed_actions", "off_track")
 SOURCES = ("human", "expert")
 UNKNOWN_SEED = -1  # the track of an episode imported from a dataset that does not record it
+DART_NOISE = 0.05  # the steering noise that makes recorded laps teach recoveries (expert's default)
 T = TypeVar("T")
 
 
@@ -310,6 +311,27 @@ def summarize(episodes: list[Episode]) -> dict:
         "laps": int(sum(ep.lap_complete for ep in episodes)),
         "sources": sources,
     }
+
+
+def lacks_recoveries(episodes: list[Episode]) -> bool:
+    """Whether the episodes certainly show no recovery to learn from: no episode's executed steering was
+    perturbed (DART) and every episode records ``off_track`` without a single off-track frame.
+    An episode that does not record ``off_track`` (some imported datasets) may hold recoveries: not flagged."""
+    perturbed = any(ep.executed_actions is not None and not np.array_equal(ep.executed_actions, ep.actions)
+                    for ep in episodes)
+    maybe_off_road = any(ep.off_track is None or ep.off_track.any() for ep in episodes)
+    return not (perturbed or maybe_off_road)
+
+
+def warn_if_no_recoveries(episodes: list[Episode]) -> None:
+    """One line on stderr, naming the recording option that fixes it, when the episodes show no recovery:
+    the clone of laps that never leave the ideal line has never seen how to come back to it."""
+    if not lacks_recoveries(episodes):
+        return
+    recorders = sorted({ep.source for ep in episodes} & set(SOURCES)) or list(SOURCES)
+    fixes = " or ".join(f"{recorder} --noise {DART_NOISE}" for recorder in recorders)
+    print(f"warning: no episode shows a recovery (no perturbed steering, never off the road), so the clone will "
+          f"drift off at its first mistake; record with DART noise: {fixes}", file=sys.stderr)
 
 
 def format_summary(summary: dict) -> str:

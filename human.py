@@ -10,7 +10,15 @@ Keys (hold them; several at once combine):
 An episode finishes when the lap is complete, the car leaves the playfield, or after --max_frames frames.
 Tracks come from the training range, drawn deterministically from --seed, and are stored with the episode.
 
-    python main.py human --dataset my_laps
+--noise S (DART, try 0.05): the car executes your steering plus gaussian noise of std S, drawn anew
+every frame, so it drifts a little off the line you steer, on screen as in the physics, and you correct
+it as you would any slip. Your keys are recorded as the action, the perturbed steering as
+executed_actions. Careful laps never leave the ideal line, so their clone has never seen how to come
+back to it and drifts off at its first mistake; these corrections are what it needs to learn.
+--autopilot lets the autopilot drive in your place through the same recorder (the stand-in for a
+person in bench/human_dart.py); its episodes are stored with source 'expert'.
+
+    python main.py human --dataset my_laps --noise 0.05
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ import pygame
 import demos
 from env import TRAIN_SEED_LIMIT, EnvConfig, make_env
 from errors import UserError
+from expert import STYLES, Autopilot, Driver, autopilot_driver, check_noise, record_episode
 
 STEER_LEFT, STEER_RIGHT, GAS, BRAKE = pygame.K_LEFT, pygame.K_RIGHT, pygame.K_UP, pygame.K_DOWN
 RESTART_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER, pygame.K_r)
@@ -63,6 +72,15 @@ class KeyboardState:
             elif event.type == pygame.KEYUP:
                 self.held.discard(event.key)
 
+    def interrupted(self) -> bool:
+        """Read the window's events; whether the person quit or restarted the episode."""
+        self.update(pygame.event.get())
+        return self.quit or self.restart
+
+    def driver(self) -> Driver:
+        """The held keys as a driver for ``record_episode``."""
+        return lambda car_racing, frame: keys_to_action(self.held)
+
 
 def track_seeds(seed: int):
     """Endless deterministic stream of training-track seeds."""
@@ -77,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the sequence of (training) tracks you drive")
     parser.add_argument("--episodes", type=int, default=0, help="stop after recording this many (0 = until Escape)")
     parser.add_argument("--max_frames", type=int, default=1000, help="frame limit per episode (CarRacing's is 1000)")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help=f"DART: std of gaussian noise added to the steering the car executes (your keys are "
+                             f"recorded); {demos.DART_NOISE} gives laps with recoveries that BC can learn from")
+    parser.add_argument("--autopilot", action="store_true",
+                        help="the (calm) autopilot drives instead of you, through the same recorder: a stand-in "
+                             "for a person, to measure what --noise does")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,43 +108,36 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--episodes must be >= 0, got {args.episodes}")
     if args.max_frames < 1:
         raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
+    check_noise(args.noise)
     out_dir = demos.dataset_dir(args.dataset, write=True)
     # One frame per action and no off-track cut-off: the recorded episode is exactly what was driven.
     env = make_env(
         EnvConfig(action_repeat=1, offtrack_limit=0, max_frames=args.max_frames), render_mode="human", pixels=False
     )
     print(__doc__.split("\n\n")[1])
+    if args.noise:
+        print(f"DART: the car executes your steering plus gaussian noise of std {args.noise}; correct it like any slip")
     keyboard = KeyboardState()
+    if args.autopilot:
+        driver, source = autopilot_driver(Autopilot(STYLES["calm"])), "expert"
+    else:
+        driver, source = keyboard.driver(), "human"
     seeds = track_seeds(args.seed)
     recorded = 0
     try:
         seed = next(seeds)
-        while not keyboard.quit:
-            frame, _ = env.reset(seed=seed)
+        while True:
             keyboard.restart = False
-            frames, actions, rewards, off_track = [frame], [], [], []
-            terminated = truncated = False
-            while not (terminated or truncated):
-                keyboard.update(pygame.event.get())
-                if keyboard.quit or keyboard.restart:
-                    break
-                action = keys_to_action(keyboard.held)
-                frame, _, terminated, truncated, info = env.step(action)
-                frames.append(frame)
-                actions.append(action)
-                rewards.append(info["raw_reward"])  # CarRacing's own reward, not the penalized one
-                off_track.append(info["off_track"])
+            episode = record_episode(env, driver, seed, args.noise, source, keyboard.interrupted)
             if keyboard.quit:
                 break
-            if keyboard.restart:
+            if episode is None:
                 print(f"restarting track {seed} (episode discarded)")
                 continue
-            path = demos.write_episode(
-                out_dir, frames, actions, rewards, terminated, truncated, seed, "human", off_track=off_track
-            )
+            saved = demos.Episode(**episode, path=demos.write_episode(out_dir, **episode))
             recorded += 1
-            lap = " lap complete" if terminated and rewards[-1] > -100 else ""
-            print(f"track {seed}: raw return {sum(rewards):.1f} in {len(actions)} frames{lap} -> {path}")
+            lap = " lap complete" if saved.lap_complete else ""
+            print(f"track {seed}: raw return {saved.raw_return:.1f} in {len(saved)} frames{lap} -> {saved.path}")
             if args.episodes and recorded >= args.episodes:
                 break
             seed = next(seeds)

@@ -18,3 +18,15 @@ def test_summary(run_id: str, episodes: int) -> dict:
     cli("test", "--resume_run_id", run_id, "--episodes", episodes)
     result = LOG_ROOT / run_id / "test_results" / f"latest_seed1000000_n{episodes}.json"
     return {"run_id": run_id, **json.loads(result.read_text())["summary"]}
+
+
+def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
+    """`test` summary of a run on the held-out tracks (run once, then read back)."""
+    if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
+        checkpoint = None  # the run's own policy: the same test as without a name
+    suffix = f"_shove{shove:g}" if shove else ""
+    result = LOG_ROOT / run_id / "test_results" / f"{checkpoint or 'latest'}_seed1000000_n{episodes}{suffix}.json"
+    if not result.exists():
+        cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
+            *(["--checkpoint", checkpoint] if checkpoint else []))
+    return json.loads(result.read_text())["summary"]

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from env import TEST_SEED_START, is_off_track  # noqa: E402
-from expert import STYLES, Autopilot  # noqa: E402
+from expert import STYLES, Autopilot, SteeringNoise  # noqa: E402
 from fast_car_racing import CarRacingFast  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "expert.json"
@@ -28,15 +28,13 @@ RESULTS = Path(__file__).resolve().parent / "results" / "expert.json"
 
 def drive(car_racing: CarRacingFast, autopilot: Autopilot, seed: int, max_frames: int, noise: float) -> dict:
     """One episode on track `seed`; the same rules as CarRacing-v3 (1000-frame limit)."""
-    rng = np.random.default_rng([seed, 0x5EED])  # the noise stream `expert --noise` uses
     car_racing.reset(seed=seed)
     autopilot.reset(car_racing)
+    perturb = SteeringNoise(noise, seed, car_racing.action_space)  # the noise stream `expert --noise` uses
     low, high = car_racing.action_space.low, car_racing.action_space.high
     total, offtrack, lap, frames = 0.0, 0, False, 0
     for frames in range(1, max_frames + 1):
-        action = np.clip(autopilot.act(car_racing), low, high)
-        if noise > 0:
-            action = np.clip(action + [rng.normal(0.0, noise), 0.0, 0.0], low, high).astype(np.float32)
+        action = perturb(np.clip(autopilot.act(car_racing), low, high))
         _, reward, terminated, _, _ = car_racing.step_physics(action)
         total += reward
         offtrack += is_off_track(car_racing.car)

@@ -25,7 +25,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))  # after the root: bench/expert.py must not shadow expert.py
 
-from cli_runner import cli  # noqa: E402
+from cli_runner import cli, tested  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -52,18 +52,6 @@ OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state instead of
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
 MAX_SEEDS = 10
 BC_EPOCHS = 0  # train_bc --epochs of every BC start: set once by main(), part of every run id
-
-
-def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
-    """`test` summary of a run on the held-out tracks (run once, then read back)."""
-    if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
-        checkpoint = None  # the run's own policy: the same test as without a name
-    suffix = f"_shove{shove:g}" if shove else ""
-    result = LOG_ROOT / run_id / "test_results" / f"{checkpoint or 'latest'}_seed1000000_n{episodes}{suffix}.json"
-    if not result.exists():
-        cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
-            *(["--checkpoint", checkpoint] if checkpoint else []))
-    return json.loads(result.read_text())["summary"]
 
 
 def finished(run_id: str) -> bool:

@@ -188,3 +188,49 @@ def test_summarize_counts_frames_returns_laps_and_sources(tmp_path):
     assert summary["mean_return"] == pytest.approx(((3 - 0.3) + (3 - 0.5)) / 2, abs=1e-5)
     assert summary["min_return"] == pytest.approx(2.5, abs=1e-5)
     assert "2 episodes" in demos.format_summary(summary)
+
+
+def episode_with(off_track=None, executed_delta=None, source="expert") -> demos.Episode:
+    """A fake episode that records `off_track` and, with `executed_delta`, executed = intended + delta."""
+    ep = fake_episode(source=source)
+    executed = None if executed_delta is None else (ep["actions"] + np.float32(executed_delta)).astype(np.float32)
+    off = None if off_track is None else np.asarray(off_track, bool)
+    return demos.Episode(**ep, executed_actions=executed, off_track=off)
+
+
+def test_lacks_recoveries_only_when_nothing_perturbed_the_car_or_left_the_road():
+    clean = episode_with(off_track=[False] * 4)
+    assert demos.lacks_recoveries([clean, clean])
+    assert demos.lacks_recoveries([clean, episode_with(off_track=[False] * 4, executed_delta=0.0)])  # noise 0
+    assert not demos.lacks_recoveries([clean, episode_with(off_track=[False] * 4, executed_delta=[0.05, 0, 0])])
+    assert not demos.lacks_recoveries([clean, episode_with(off_track=[False, True, True, False])])
+    assert not demos.lacks_recoveries([clean, episode_with(off_track=None)])  # unknown: not flagged
+
+
+def test_recovery_warning_is_one_line_naming_the_recorder_to_rerun(capsys):
+    demos.warn_if_no_recoveries([episode_with(off_track=[False] * 4, source="human")])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning:") and f"human --noise {demos.DART_NOISE}" in err
+    demos.warn_if_no_recoveries([episode_with(off_track=[False] * 4, source="")])  # unknown source: both
+    err = capsys.readouterr().err
+    assert "expert --noise" in err and "human --noise" in err
+    demos.warn_if_no_recoveries([episode_with(off_track=[False] * 4, executed_delta=[0.05, 0, 0])])
+    assert capsys.readouterr().err == ""
+
+
+def test_train_bc_warns_before_training_on_laps_without_recoveries(tmp_path, monkeypatch, capsys):
+    import bc
+    import main
+
+    class Stopped(Exception):
+        """Raised where training would begin: the warning must have come before it."""
+
+    def stop(*args, **kwargs):
+        raise Stopped
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bc, "split_episodes", stop)
+    demos.write_episode(tmp_path / "data" / "clean", **fake_episode(), off_track=[False] * 4)
+    with pytest.raises(Stopped):
+        main.main(["train_bc", "--dataset", "clean"])
+    assert f"expert --noise {demos.DART_NOISE}" in capsys.readouterr().err

@@ -1,11 +1,14 @@
 """Autopilot drives laps; `expert` writes valid, reproducible demos; DART noise; resuming; flag errors."""
+import gymnasium as gym
 import numpy as np
 import pytest
 
 import demos
 import main
-from expert import Autopilot
+from expert import Autopilot, SteeringNoise
 from fast_car_racing import CarRacingFast
+
+ACTIONS = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
 
 
 @pytest.mark.parametrize("seed", [3, 11])
@@ -51,7 +54,7 @@ def test_expert_writes_valid_reproducible_files(data, capsys):
 
 
 def test_noise_executes_perturbed_actions_but_records_the_experts(data):
-    assert record("clean") == 0
+    assert record("clean", "--noise", "0") == 0
     assert record("noisy", "--noise", "0.3") == 0
     clean, noisy = (demos.load_episode(data / d / "episode_0.npz") for d in ("clean", "noisy"))
     assert clean.executed_actions is None
@@ -59,6 +62,15 @@ def test_noise_executes_perturbed_actions_but_records_the_experts(data):
     # Perturbed driving shows in the frames, and the expert reacts to what it sees.
     assert not np.array_equal(noisy.observations[-1], clean.observations[-1])
     assert not np.array_equal(noisy.actions, clean.actions)
+
+
+def test_dart_noise_is_on_by_default(data):
+    """Defaults that work: plain `expert` laps carry the DART steering noise that BC needs."""
+    assert record("default") == 0
+    episode = demos.load_episode(data / "default" / "episode_0.npz")
+    perturb = SteeringNoise(demos.DART_NOISE, episode.seed, ACTIONS)
+    np.testing.assert_array_equal(episode.executed_actions, [perturb(a) for a in episode.actions])
+    assert not np.array_equal(episode.executed_actions, episode.actions)
 
 
 def test_skip_existing_resumes_and_appending_continues_numbering(data):

@@ -1,4 +1,6 @@
-"""Keyboard driving, headless: posted key events become recorded actions; Escape / window close quit; Enter restarts."""
+"""Keyboard driving, headless: posted key events become recorded actions; Escape / window close quit; Enter restarts;
+DART noise perturbs the car but not the recorded keys; the autopilot stand-in drives through the same recorder."""
+import gymnasium as gym
 import numpy as np
 import pygame
 import pytest
@@ -7,6 +9,9 @@ import demos
 import human
 import main
 from env import TRAIN_SEED_LIMIT
+from expert import SteeringNoise
+
+ACTIONS = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
 
 
 @pytest.fixture
@@ -66,6 +71,40 @@ def test_posted_keys_are_recorded_as_actions(dataset, display, monkeypatch, caps
     assert episode.actions[4:].tolist() == [[0, 1, 0]] * 4
     assert episode.seed == next(human.track_seeds(3)) and 0 <= episode.seed < TRAIN_SEED_LIMIT
     assert str(episode.path.relative_to(dataset.parents[1])) in capsys.readouterr().out  # data/mine/episode_0.npz
+
+
+def test_noise_perturbs_the_car_but_records_the_keys(dataset, display):
+    """DART for people: the held keys are the recorded action; the car executes them plus the steering noise."""
+    for noise in ("0.3", "0"):
+        pygame.display.init()  # the previous recording closed pygame with its window
+        post_key(pygame.K_UP)
+        assert drive("--seed", "3", "--noise", noise, "--max_frames", "25") == 0
+    noisy, clean = demos.load_dataset(dataset)
+    assert noisy.seed == clean.seed
+    assert noisy.actions.tolist() == clean.actions.tolist() == [[0, 1, 0]] * 25
+    perturb = SteeringNoise(0.3, noisy.seed, ACTIONS)
+    np.testing.assert_array_equal(noisy.executed_actions, [perturb(a) for a in noisy.actions])
+    assert np.all(noisy.executed_actions[:, 0] != 0) and clean.executed_actions is None
+    assert not np.array_equal(noisy.observations[-1], clean.observations[-1])  # the car (and the person) felt it
+
+
+def test_autopilot_stand_in_records_what_expert_records(dataset, tmp_path):
+    """`human --autopilot` drives through the keyboard's recorder and gives `expert`'s episode on the same track."""
+    assert drive("--autopilot", "--noise", "0.2", "--max_frames", "25") == 0
+    track = str(next(human.track_seeds(0)))
+    assert main.main(["expert", "--dataset", "ref", "--seed", track, "--episodes", "1", "--max_frames", "25",
+                      "--noise", "0.2"]) == 0
+    (stand_in,), (reference,) = demos.load_dataset(dataset), demos.load_dataset(tmp_path / "data" / "ref")
+    assert stand_in.source == reference.source == "expert"
+    for name in ("observations", "actions", "executed_actions", "rewards", "off_track"):
+        np.testing.assert_array_equal(getattr(stand_in, name), getattr(reference, name), strict=True)
+    assert not np.array_equal(stand_in.executed_actions, stand_in.actions)
+
+
+def test_bad_noise_is_a_one_line_error(dataset, capsys):
+    assert main.main(["human", "--dataset", "mine", "--noise", "nan"]) == 2  # before any window opens
+    err = capsys.readouterr().err
+    assert err.startswith("error: --noise") and err.count("\n") == 1
 
 
 def test_escape_quits_without_saving_the_unfinished_episode(dataset, display):

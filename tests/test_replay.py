@@ -20,7 +20,8 @@ def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("recording")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # expert records into data/<dataset>/ here
-        assert main.main(["expert", "--dataset", "demo", "--episodes", "1", "--max_frames", "30"]) == 0
+        assert main.main(["expert", "--dataset", "demo", "--episodes", "1", "--max_frames", "30",
+                          "--noise", "0"]) == 0
         assert main.main(["expert", "--dataset", "demo", "--episodes", "1", "--seed", "1",
                           "--max_frames", "30", "--noise", "0.2"]) == 0
     return root / "data" / "demo"
