@@ -40,6 +40,7 @@ DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spre
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
+    "adaptive lambda that also keeps the best (reference >= 0.9 x best training window)": ("keep_best", ["--adaptive_keep_best", 1]),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
 }
