@@ -20,7 +20,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 
+from atomic_files import check_writable, create_temp, remove_stale_temp_files
 from env import FRAME_SHAPE
 from errors import UserError, check_plain_name
 
@@ -37,6 +37,7 @@ REQUIRED_KEYS = ("observations", "actions", "rewards", "terminated", "truncated"
 OPTIONAL_KEYS = ("executed_actions", "off_track")
 SOURCES = ("human", "expert")
 UNKNOWN_SEED = -1  # the track of an episode imported from a dataset that does not record it
+MIN_FREE_BYTES = 64 * 2**20  # disk room asked before recording: dozens of episodes (about 1.5 MB each)
 T = TypeVar("T")
 
 
@@ -110,6 +111,8 @@ def write_episode(
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a track seed >= 0, got {seed}")
     episode = Episode(
         observations=np.asarray(observations, dtype=np.uint8),
         actions=np.asarray(actions, dtype=np.float32),
@@ -139,13 +142,12 @@ def write_episode(
     )
     # Ctrl-C is held back while the file is written and named, so a finished lap is never lost to it.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_episode_", suffix=".npz", dir=dataset_dir)
+    fd, tmp = create_temp(dataset_dir / "episode.npz")
     try:
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; demos are ordinary shareable files
         if number is not None:  # the caller chose the episode: replace it
             path = dataset_dir / f"episode_{number}.npz"
             os.replace(tmp, path)
@@ -158,13 +160,15 @@ def write_episode(
                 return path
             except FileExistsError:  # another recording took this number meanwhile
                 number = max(number + 1, next_episode_number(dataset_dir))
+    except OSError as error:  # a full disk
+        raise UserError(f"{dataset_dir}: cannot write the episode ({error.strerror or error})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C pressed meanwhile arrives now
 
 
-def _claim_name(tmp: str, path: Path) -> None:
+def _claim_name(tmp: Path, path: Path) -> None:
     """Give the finished file ``tmp`` the name ``path`` atomically; FileExistsError if the name is taken.
     Unlike a rename, a hard link never replaces a file, so two recordings into one dataset keep all episodes."""
     try:
@@ -210,6 +214,8 @@ def shape_problem(ep: Episode) -> str | None:
     executed = ep.executed_actions
     if executed is not None and (executed.dtype != np.float32 or executed.shape != act.shape):
         return f"executed_actions must be float32 of shape {act.shape}, got {executed.dtype} {executed.shape}"
+    if executed is not None and not np.all(np.isfinite(executed)):
+        return "executed_actions contain NaN or infinity"
     off = ep.off_track
     if off is not None and (off.dtype != np.bool_ or off.shape != (steps,)):
         return f"off_track must be bool of shape ({steps},), got {off.dtype} {off.shape}"
@@ -237,8 +243,13 @@ def load_episode(path: str | Path) -> Episode:
     for key in ("terminated", "truncated", "seed"):
         if arrays[key].shape != ():
             raise UserError(f"{path}: {key} must be a single value, got shape {arrays[key].shape}")
+    for key in ("terminated", "truncated"):
+        if arrays[key].dtype != np.bool_:  # bool() would read any number or text as a flag
+            raise UserError(f"{path}: {key} must be a bool, got {arrays[key].dtype} {arrays[key]!s:.40}")
     if arrays["seed"].dtype.kind not in "iu":
         raise UserError(f"{path}: seed must be an integer, got {arrays['seed'].dtype}")
+    if int(arrays["seed"]) < 0:
+        raise UserError(f"{path}: seed must be a track seed >= 0, got {int(arrays['seed'])}")
     source = str(arrays["source"]) if "source" in arrays else ""
     episode = Episode(
         observations=arrays["observations"],
@@ -326,6 +337,15 @@ def format_summary(summary: dict) -> str:
 def add_epilog(parser: argparse.ArgumentParser, module_doc: str) -> None:
     """The module docstring minus its first line becomes the subcommand's --help epilog."""
     parser.epilog = module_doc.split("\n", 1)[1].strip("\n")  # keep the first example's indentation
+
+
+def recording_dir(name: str) -> Path:
+    """``data/<name>``, ready for recording: a plain name, a writable folder with room for episodes (checked
+    now, not after a hand-driven lap), and no temporary files of recorders that were killed."""
+    path = dataset_dir(name, write=True)
+    check_writable(path, MIN_FREE_BYTES)
+    remove_stale_temp_files(path)
+    return path
 
 
 def dataset_dir(name: str, root: str | Path = "data", write: bool = False) -> Path:
