@@ -20,10 +20,12 @@ import os
 import re
 import signal
 import sys
+import threading
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -37,6 +39,7 @@ REQUIRED_KEYS = ("observations", "actions", "rewards", "terminated", "truncated"
 OPTIONAL_KEYS = ("executed_actions", "off_track")
 SOURCES = ("human", "expert")
 UNKNOWN_SEED = -1  # the track of an episode imported from a dataset that does not record it
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # held back while an episode file is written
 MIN_FREE_BYTES = 64 * 2**20  # disk room asked before recording: dozens of episodes (about 1.5 MB each)
 T = TypeVar("T")
 
@@ -140,32 +143,49 @@ def write_episode(
         source=np.str_(episode.source),
         **extra,
     )
-    # Ctrl-C is held back while the file is written and named, so a finished lap is never lost to it.
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    fd, tmp = create_temp(dataset_dir / "episode.npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        if number is not None:  # the caller chose the episode: replace it
-            path = dataset_dir / f"episode_{number}.npz"
-            os.replace(tmp, path)
-            return path
-        number = next_episode_number(dataset_dir)
-        while True:
-            path = dataset_dir / f"episode_{number}.npz"
-            try:
-                _claim_name(tmp, path)
+    with _signals_held_back():  # a finished lap is never lost to Ctrl-C or SIGTERM
+        fd, tmp = create_temp(dataset_dir / "episode.npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                _write_npz(f, arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            if number is not None:  # the caller chose the episode: replace it
+                path = dataset_dir / f"episode_{number}.npz"
+                os.replace(tmp, path)
                 return path
-            except FileExistsError:  # another recording took this number meanwhile
-                number = max(number + 1, next_episode_number(dataset_dir))
-    except OSError as error:  # a full disk
-        raise UserError(f"{dataset_dir}: cannot write the episode ({error.strerror or error})") from None
+            number = next_episode_number(dataset_dir)
+            while True:
+                path = dataset_dir / f"episode_{number}.npz"
+                try:
+                    _claim_name(tmp, path)
+                    return path
+                except FileExistsError:  # another recording took this number meanwhile
+                    number = max(number + 1, next_episode_number(dataset_dir))
+        except OSError as error:  # a full disk
+            raise UserError(f"{dataset_dir}: cannot write the episode ({error.strerror or error})") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+@contextmanager
+def _signals_held_back() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive during the block take effect when it ends. Python runs signal handlers
+    in the main thread whichever thread the kernel hands the signal to (pygame's SDL threads, say), so a
+    signal mask, which covers one thread, is not enough: a handler that only notes the signal is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run in the main thread only: this one is never interrupted
+        return
+    arrived: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum)) for signum in HELD_SIGNALS}
+    try:
+        yield
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C pressed meanwhile arrives now
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):  # each once, in order: the first usually raises KeyboardInterrupt
+            signal.raise_signal(signum)
 
 
 def _claim_name(tmp: Path, path: Path) -> None:

@@ -1,8 +1,11 @@
 """Demo file format: round trip, numbering, atomic writes that never replace an episode, reproducible bytes,
 one-line errors naming the file, plain names for recorded datasets, recording folders checked and tidied."""
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -67,6 +70,31 @@ def test_concurrent_recordings_keep_every_episode(tmp_path, monkeypatch):
     demos.write_episode(tmp_path, **fake_episode(seed=1))
     assert sorted(ep.seed for ep in demos.load_dataset(tmp_path)) == [1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_0.npz", "episode_1.npz"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_write_never_loses_the_episode(tmp_path, monkeypatch, signum):
+    """The kernel hands a process signal to any thread that does not block it (pygame's SDL threads, say);
+    Python then interrupts the main thread, mid-write, unless the write holds the signal back."""
+    previous = signal.signal(signal.SIGTERM, main.stop_on_sigterm)  # as main installs it
+    other_thread = threading.Thread(target=time.sleep, args=(0.5,))
+    other_thread.start()
+    real_write = demos._write_npz
+
+    def write_and_be_signalled(file, arrays):
+        os.kill(os.getpid(), signum)
+        time.sleep(0.1)  # an interrupt not held back is raised here, with half a file written
+        real_write(file, arrays)
+
+    monkeypatch.setattr(demos, "_write_npz", write_and_be_signalled)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # the signal still takes effect, after the episode is saved
+            demos.write_episode(tmp_path, **fake_episode(seed=5))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        other_thread.join()
+    assert [ep.seed for ep in demos.load_dataset(tmp_path)] == [5]
+    assert [p.name for p in tmp_path.iterdir()] == ["episode_0.npz"]
 
 
 @pytest.mark.parametrize("hard_links", [True, False])
