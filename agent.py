@@ -36,12 +36,8 @@ class Agent:
     def load(cls, run: str | Path, checkpoint: str | None = None, device: str = "cpu") -> "Agent":
         """Rebuild a run's networks from `config.json` and load its latest (or the named) checkpoint."""
         path = run_dir(str(run))
-        config = load_config(path)
-        try:
-            env_config = EnvConfig(**config["env"])
-            model_config = ModelConfig(**config["model"])
-        except (KeyError, TypeError) as error:
-            raise UserError(f"{path / 'config.json'}: missing or unknown settings ({error})") from None
+        config = load_config(path)  # checked: a malformed file is a one-line error naming it
+        env_config, model_config = EnvConfig(**config["env"]), ModelConfig(**config["model"])
         model = ActorCritic(env_config.obs_shape, model_config)
         state = load_checkpoint(checkpoint_path(path, checkpoint))
         try:

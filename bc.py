@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,9 +32,9 @@ from env import EnvConfig
 from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ENCODERS, ActorCritic, Encoder, ModelConfig, random_shift
-from replay_buffer import FrameReplay, demo_replay
-from runs import (checkpoint_path, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state, run_dir,
-                  save_checkpoint, save_config)
+from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay
+from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state,
+                  run_dir, save_checkpoint, save_config)
 
 STD_LOSS_WEIGHT = 0.01  # the spread fit is a side task; keep it from steering the encoder
 
@@ -171,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         for name in ("epochs", "batch_size", "eval_episodes"):
             if getattr(config, name) < 1:
                 raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
+        if config.batch_size > MAX_BATCH_SIZE:
+            raise UserError(f"--batch_size must be <= {MAX_BATCH_SIZE}, got {config.batch_size}")
         if config.max_episodes < 0:
             raise UserError(f"--max_episodes must be >= 0, got {config.max_episodes}")
         if not 0 <= config.val_fraction < 1:
@@ -185,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
         if config.augment_pad < 0:
             raise UserError(f"--augment_pad must be >= 0, got {config.augment_pad}")
         distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
-        train_bc(path, config, env_config, model_config, ctx)
+        with claim_run(path, new=not args.resume_run_id) if ctx.is_main else nullcontext():
+            train_bc(path, config, env_config, model_config, ctx)
     finally:
         distributed.cleanup(ctx)
     return 0

@@ -20,14 +20,16 @@ import os
 import re
 import signal
 import sys
-import tempfile
+import threading
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from atomic_files import check_writable, create_temp, remove_stale_temp_files
 from env import FRAME_SHAPE
 from errors import UserError, check_plain_name
 
@@ -38,6 +40,8 @@ OPTIONAL_KEYS = ("executed_actions", "off_track")
 SOURCES = ("human", "expert")
 UNKNOWN_SEED = -1  # the track of an episode imported from a dataset that does not record it
 DART_NOISE = 0.05  # the steering noise that makes recorded laps teach recoveries (expert's default)
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # held back while an episode file is written
+MIN_FREE_BYTES = 64 * 2**20  # disk room asked before recording: dozens of episodes (about 1.5 MB each)
 T = TypeVar("T")
 
 
@@ -111,6 +115,8 @@ def write_episode(
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a track seed >= 0, got {seed}")
     episode = Episode(
         observations=np.asarray(observations, dtype=np.uint8),
         actions=np.asarray(actions, dtype=np.float32),
@@ -138,34 +144,52 @@ def write_episode(
         source=np.str_(episode.source),
         **extra,
     )
-    # Ctrl-C is held back while the file is written and named, so a finished lap is never lost to it.
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_episode_", suffix=".npz", dir=dataset_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; demos are ordinary shareable files
-        if number is not None:  # the caller chose the episode: replace it
-            path = dataset_dir / f"episode_{number}.npz"
-            os.replace(tmp, path)
-            return path
-        number = next_episode_number(dataset_dir)
-        while True:
-            path = dataset_dir / f"episode_{number}.npz"
-            try:
-                _claim_name(tmp, path)
+    with _signals_held_back():  # a finished lap is never lost to Ctrl-C or SIGTERM
+        fd, tmp = create_temp(dataset_dir / "episode.npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                _write_npz(f, arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            if number is not None:  # the caller chose the episode: replace it
+                path = dataset_dir / f"episode_{number}.npz"
+                os.replace(tmp, path)
                 return path
-            except FileExistsError:  # another recording took this number meanwhile
-                number = max(number + 1, next_episode_number(dataset_dir))
+            number = next_episode_number(dataset_dir)
+            while True:
+                path = dataset_dir / f"episode_{number}.npz"
+                try:
+                    _claim_name(tmp, path)
+                    return path
+                except FileExistsError:  # another recording took this number meanwhile
+                    number = max(number + 1, next_episode_number(dataset_dir))
+        except OSError as error:  # a full disk
+            raise UserError(f"{dataset_dir}: cannot write the episode ({error.strerror or error})") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+@contextmanager
+def _signals_held_back() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive during the block take effect when it ends. Python runs signal handlers
+    in the main thread whichever thread the kernel hands the signal to (pygame's SDL threads, say), so a
+    signal mask, which covers one thread, is not enough: a handler that only notes the signal is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run in the main thread only: this one is never interrupted
+        return
+    arrived: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum)) for signum in HELD_SIGNALS}
+    try:
+        yield
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C pressed meanwhile arrives now
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):  # each once, in order: the first usually raises KeyboardInterrupt
+            signal.raise_signal(signum)
 
 
-def _claim_name(tmp: str, path: Path) -> None:
+def _claim_name(tmp: Path, path: Path) -> None:
     """Give the finished file ``tmp`` the name ``path`` atomically; FileExistsError if the name is taken.
     Unlike a rename, a hard link never replaces a file, so two recordings into one dataset keep all episodes."""
     try:
@@ -211,6 +235,8 @@ def shape_problem(ep: Episode) -> str | None:
     executed = ep.executed_actions
     if executed is not None and (executed.dtype != np.float32 or executed.shape != act.shape):
         return f"executed_actions must be float32 of shape {act.shape}, got {executed.dtype} {executed.shape}"
+    if executed is not None and not np.all(np.isfinite(executed)):
+        return "executed_actions contain NaN or infinity"
     off = ep.off_track
     if off is not None and (off.dtype != np.bool_ or off.shape != (steps,)):
         return f"off_track must be bool of shape ({steps},), got {off.dtype} {off.shape}"
@@ -238,8 +264,13 @@ def load_episode(path: str | Path) -> Episode:
     for key in ("terminated", "truncated", "seed"):
         if arrays[key].shape != ():
             raise UserError(f"{path}: {key} must be a single value, got shape {arrays[key].shape}")
+    for key in ("terminated", "truncated"):
+        if arrays[key].dtype != np.bool_:  # bool() would read any number or text as a flag
+            raise UserError(f"{path}: {key} must be a bool, got {arrays[key].dtype} {arrays[key]!s:.40}")
     if arrays["seed"].dtype.kind not in "iu":
         raise UserError(f"{path}: seed must be an integer, got {arrays['seed'].dtype}")
+    if int(arrays["seed"]) < 0:
+        raise UserError(f"{path}: seed must be a track seed >= 0, got {int(arrays['seed'])}")
     source = str(arrays["source"]) if "source" in arrays else ""
     episode = Episode(
         observations=arrays["observations"],
@@ -348,6 +379,15 @@ def format_summary(summary: dict) -> str:
 def add_epilog(parser: argparse.ArgumentParser, module_doc: str) -> None:
     """The module docstring minus its first line becomes the subcommand's --help epilog."""
     parser.epilog = module_doc.split("\n", 1)[1].strip("\n")  # keep the first example's indentation
+
+
+def recording_dir(name: str) -> Path:
+    """``data/<name>``, ready for recording: a plain name, a writable folder with room for episodes (checked
+    now, not after a hand-driven lap), and no temporary files of recorders that were killed."""
+    path = dataset_dir(name, write=True)
+    check_writable(path, MIN_FREE_BYTES)
+    remove_stale_temp_files(path)
+    return path
 
 
 def dataset_dir(name: str, root: str | Path = "data", write: bool = False) -> Path:

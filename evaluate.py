@@ -16,9 +16,12 @@ import numpy as np
 from tqdm import tqdm
 
 from agent import Agent
+from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
 from env import TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
 from errors import UserError
-from runs import atomic_write_text, run_dir
+from runs import RESULTS_DIR, run_dir
+
+OUTPUT_FREE_BYTES = 16 * 2**20  # disk room asked for the results JSON and a video
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
         raise UserError(f"--video {args.video}: use a .mp4 or .gif file name")
     path = run_dir(args.resume_run_id)
+    prepare_outputs(path / RESULTS_DIR, args.video)
     agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device)
     seeds = list(range(args.seed, args.seed + args.episodes))
     episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, video=args.video, render=args.render,
@@ -106,11 +110,19 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summary))
     name = Path(args.checkpoint).stem if args.checkpoint else "latest"
     shoved = f"_shove{args.shove:g}" if args.shove else ""
-    out = path / "test_results" / f"{name}_seed{args.seed}_n{args.episodes}{shoved}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = path / RESULTS_DIR / f"{name}_seed{args.seed}_n{args.episodes}{shoved}.json"
     atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0
+
+
+def prepare_outputs(results: Path, video: str | None) -> None:
+    """Check that the results (and the video) can be written before the evaluation, not after it, so a
+    read-only or full disk costs seconds; remove temporary files of earlier tests that were killed."""
+    check_writable(results, OUTPUT_FREE_BYTES)
+    remove_stale_temp_files(results)
+    if video:
+        check_writable(Path(video).parent, OUTPUT_FREE_BYTES)
 
 
 def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | None = None,
@@ -241,7 +253,7 @@ def side_by_side(argv: list[str] | None = None) -> None:
             ("penalized return", lambda s: f"{s['penalized']['mean']:.1f}"),
             ("off-track frames", lambda s: f"{s['offtrack_frames']['mean']:.1f}"),
             ("laps completed", lambda s: f"{s['laps_completed']}/{s['episodes']}")]
-    summaries = [json.loads((Path(run) / "test_results" / f"latest_seed{TEST_SEED_START}_n{args.episodes}.json")
+    summaries = [json.loads((Path(run) / RESULTS_DIR / f"latest_seed{TEST_SEED_START}_n{args.episodes}.json")
                             .read_text())["summary"] for run in args.runs]
     print(f"{'':18}" + "".join(f"{Path(run).name:>24}" for run in args.runs))
     for name, cell in rows:

@@ -264,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
             f"--seed/--episodes: tracks {args.seed}..{args.seed + args.episodes - 1} must lie in the "
             f"training range 0..{TRAIN_SEED_LIMIT - 1} (higher seeds are held-out test tracks)"
         )
-    out_dir = demos.dataset_dir(args.dataset, write=True)
+    out_dir = demos.recording_dir(args.dataset)
     seeds = list(range(args.seed, args.seed + args.episodes))
     if args.skip_existing:
         done = existing_seeds(out_dir)

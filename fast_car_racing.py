@@ -243,18 +243,28 @@ class CarRacingFast(CarRacing):
             pygame.font.init()
             self._font = None
             self._text_cache.clear()
-        if self._font is None:
-            self._font = pygame.font.Font(pygame.font.get_default_font(), _FONT_SIZE)
         s = f"{reward:04.0f}"
         hit = self._text_cache.get(s)
         if hit is None:
             if len(self._text_cache) > 4096:
                 self._text_cache.clear()
-            text = self._font.render(s, True, (255, 255, 255), (0, 0, 0))
+            text = self._render_score(s)
             rect = text.get_rect()
             rect.center = _TEXT_CENTER
             hit = self._text_cache[s] = (text, rect)
         return hit
+
+    def _render_score(self, s: str) -> pygame.Surface:
+        if self._font is None:
+            self._font = pygame.font.Font(pygame.font.get_default_font(), _FONT_SIZE)
+        try:
+            return self._font.render(s, True, (255, 255, 255), (0, 0, 0))
+        except pygame.error:
+            # The font module was quit and initialised again since the font was made (another CarRacing
+            # closed in human mode calls pygame.quit(); the next stock render calls font.init()): a font
+            # made before is invalid, and pygame offers no way to tell but this error.
+            self._font = pygame.font.Font(pygame.font.get_default_font(), _FONT_SIZE)
+            return self._font.render(s, True, (255, 255, 255), (0, 0, 0))
 
     def _render_state(self, reward: float) -> np.ndarray | None:
         """Fast equivalent of ``CarRacing._render('state_pixels')``."""

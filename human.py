@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames < 1:
         raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
     check_noise(args.noise)
-    out_dir = demos.dataset_dir(args.dataset, write=True)
+    out_dir = demos.recording_dir(args.dataset)
     # One frame per action and no off-track cut-off: the recorded episode is exactly what was driven.
     env = make_env(
         EnvConfig(action_repeat=1, offtrack_limit=0, max_frames=args.max_frames), render_mode="human", pixels=False

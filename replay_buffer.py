@@ -8,10 +8,32 @@ two episodes. Memory per transition: one frame plus ~30 bytes.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from env import EnvConfig, preprocess_frame
 from errors import UserError
+
+MAX_BATCH_SIZE = 65_536  # transitions per update: a batch of frame stacks this large already takes GBs
+SLOT_BYTES = 3 * 4 + 4 + 1 + 4 + 4  # stored beside each frame: action, reward, terminated, episode_pos, return
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(slots: int, frame_bytes: int) -> None:
+    """A UserError, before anything is allocated, if `slots` frames and their transitions exceed the RAM.
+    (Compared with all of it, not the free part: the kernel counts its file cache as used, though it gives it back.)"""
+    needed, ram = slots * (frame_bytes + SLOT_BYTES), physical_memory()
+    if ram is not None and needed > ram:
+        raise UserError(f"a replay buffer of {slots:,} transitions needs {needed / 2**30:,.1f} GiB, more than this "
+                        f"machine's {ram / 2**30:.1f} GiB of RAM; lower --buffer_size")
 
 
 class FrameReplay:
@@ -21,6 +43,7 @@ class FrameReplay:
                  dtype: type = np.uint8):
         if capacity <= frame_stack + 1:
             raise ValueError(f"capacity {capacity} must exceed frame_stack + 1 = {frame_stack + 1}")
+        check_fits_in_memory(num_streams * capacity, int(np.prod(frame_shape)) * np.dtype(dtype).itemsize)
         self.capacity, self.num_streams, self.frame_stack = capacity, num_streams, frame_stack
         shape = (num_streams, capacity)
         self.frames = np.zeros(shape + tuple(frame_shape), dtype=dtype)  # or encoder features, see `encode_replay`

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -45,9 +46,9 @@ from env import TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
-from replay_buffer import FrameReplay, demo_replay, encode_replay, sample_mixed
-from runs import (checkpoint_path, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state, run_dir,
-                  save_checkpoint, save_config, set_latest)
+from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
+from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state,
+                  run_dir, save_checkpoint, save_config, set_latest)
 
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
@@ -369,15 +370,17 @@ def run(args: argparse.Namespace) -> int:
     """Resolve what to start from (scratch, a BC run, or an RL run to continue), then train."""
     ctx = distributed.setup(args.device)
     try:
-        path, config, env_config, model_config, init_model, resume_state = resolve_run(args, ctx)
-        train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
+        with ExitStack() as claim:  # resolve_run claims the run for this process; released when training ends
+            path, config, env_config, model_config, init_model, resume_state = resolve_run(args, ctx, claim)
+            train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
     finally:
         distributed.cleanup(ctx)
     return 0
 
 
-def resolve_run(args: argparse.Namespace, ctx: DistContext):
-    """Settings and starting weights of this run; rank 0 writes config.json (all ranks agree on the path)."""
+def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
+    """Settings and starting weights of this run; rank 0 claims the run into `claim` and writes config.json
+    (all ranks agree on the path)."""
     resume_state = init_model = None
     if args.resume_run_id and load_config(run_dir(args.resume_run_id)).get("kind") == "rl":
         path = run_dir(args.resume_run_id)
@@ -418,6 +421,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext):
         raise UserError(f"--num_min_qs {config.num_min_qs} exceeds the critic ensemble ({model_config.num_qs} members)")
     distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
     if ctx.is_main:
+        claim.enter_context(claim_run(path, new=resume_state is None))
         save_config(path, {"kind": "rl", "world_size": ctx.world_size, "train": asdict(config),
                            "env": asdict(env_config), "model": asdict(model_config)})
     return path, config, env_config, model_config, init_model, resume_state
@@ -431,6 +435,8 @@ def validate_config(config: RLConfig) -> None:
                  "num_min_qs"):
         if getattr(config, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
+    if config.batch_size > MAX_BATCH_SIZE:
+        raise UserError(f"--batch_size must be <= {MAX_BATCH_SIZE}, got {config.batch_size}")
     for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")

@@ -1,25 +1,41 @@
 """A run directory `logs/<run_id>/`: config.json, checkpoints/, TensorBoard events, test results.
 
-Checkpoints are written atomically (temporary file, then rename), so Ctrl-C never leaves a broken one.
+Checkpoints are written atomically (temporary file, then rename), so Ctrl-C never leaves a broken one. A
+training holds its run (`claim_run`), so no two processes train one run id at once.
 """
 from __future__ import annotations
 
+import fcntl
+import importlib
 import json
 import os
 import pickle
+import shutil
+import socket
+import sys
 import time
+import types
+import typing
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import numpy._core.multiarray  # noqa: F401  (submodules named in LEGACY_RNG_GLOBALS)
 import numpy.random._pickle  # noqa: F401
 import torch
 
+from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files, replacing
+from env import EnvConfig
 from errors import UserError, check_plain_name
-from networks import upgrade_state_dict
+from networks import ModelConfig, upgrade_state_dict
 
 LOG_ROOT = Path(os.environ.get("BCSAC_LOG_ROOT", "logs"))
+RESULTS_DIR = "test_results"  # `test` writes its results JSON here, inside the run
+LOCK_FILE = ".lock"
+MIN_FREE_BYTES = 64 * 2**20  # room for a dozen checkpoints of the default networks (about 5 MB each)
+RUN_KINDS = {"bc": ("bc", "BCConfig"), "rl": ("rl", "RLConfig")}  # kind -> the dataclass of its `train` settings
 
 
 def new_run_id(prefix: str) -> str:
@@ -45,20 +61,54 @@ def save_config(path: Path, config: dict[str, Any]) -> None:
 
 
 def load_config(path: Path) -> dict[str, Any]:
+    """A run's config.json, checked: kind 'bc' or 'rl' and `train`, `env`, `model` settings of the right types,
+    so a damaged or hand-edited file is a one-line error naming it, not a traceback later. Settings this version
+    does not know are dropped, missing ones take their defaults (with a warning): other versions' runs still load."""
+    file = path / "config.json"
     try:
-        return json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise UserError(f"{path / 'config.json'}: cannot read run config ({error})") from None
+        saved = json.loads(file.read_text())
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not text at all
+        raise UserError(f"{file}: cannot read run config ({error})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("kind"), str) or saved["kind"] not in RUN_KINDS:
+        raise UserError(f'{file}: not a run config (expected a JSON object with "kind": "bc" or "rl")')
+    module, name = RUN_KINDS[saved["kind"]]
+    train_class = getattr(importlib.import_module(module), name)  # imported here: bc and rl import this module
+    for section, cls in (("train", train_class), ("env", EnvConfig), ("model", ModelConfig)):
+        saved[section] = checked_settings(file, section, saved.get(section), cls)
+    return saved
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:  # a failed or interrupted write leaves no stray temporary file
-        tmp.unlink(missing_ok=True)
-        raise
+def checked_settings(file: Path, section: str, values: Any, cls: type) -> dict[str, Any]:
+    """`values` (the JSON of `section`) as the complete settings of dataclass `cls`, each of its declared type."""
+    if not isinstance(values, dict):
+        raise UserError(f'{file}: "{section}" must be a JSON object of settings, got {json.dumps(values)[:60]}')
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    for key in sorted(names & set(values)):
+        if not _has_type(values[key], hints[key]):
+            expected = getattr(hints[key], "__name__", str(hints[key]))
+            raise UserError(f"{file}: {section}.{key} must be {expected}, got {json.dumps(values[key])[:60]}")
+    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+    notes = [f"ignored (unknown to this version): {', '.join(unknown)}"] if unknown else []
+    notes += [f"missing (defaults used): {', '.join(missing)}"] if missing else []
+    if notes:
+        print(f"warning: {file}: {section} settings " + "; ".join(notes), file=sys.stderr)
+    return asdict(cls(**{key: values[key] for key in names & set(values)}))
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a setting's type: int, float (an int is fine), bool, str, or one of them or None."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    for option in options:
+        if option is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return True
+        elif option in (int, bool, str, type(None)):
+            if type(value) is option:  # exact: true is not an int setting
+                return True
+        else:
+            return True  # another kind of setting: left to its own checks
+    return False
 
 
 def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
@@ -66,16 +116,8 @@ def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
     folder = path / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.pt"
-    tmp = folder / f".{name}.pt.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before it replaces the previous checkpoint
-        os.replace(tmp, target)
-    except BaseException:  # a state that cannot be saved, a full disk, Ctrl-C: no half-written file left behind
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(target, "wb") as f:  # on disk before it replaces the previous checkpoint
+        torch.save(state, f)
     atomic_write_text(folder / "latest", target.name)
     return target
 
@@ -83,6 +125,75 @@ def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
 def set_latest(path: Path, name: str) -> None:
     """Point `latest` (what `test` and Agent.load use by default) at checkpoints/<name>.pt."""
     atomic_write_text(path / "checkpoints" / "latest", f"{name}.pt")
+
+
+@contextmanager
+def claim_run(path: Path, new: bool) -> Iterator[None]:
+    """Train the run at `path` in this process alone while the block runs.
+
+    A second training of the same run gets a one-line error naming the process that holds it. The claim is
+    an flock on `<run>/.lock`, which the kernel drops when the process ends, however it ends (kill -9 too),
+    so a crashed run is never left claimed. On entry, temporary files of killed writers are removed and the
+    disk is checked for room. A `new` run that fails before its first checkpoint is removed again: its id
+    stays free, and no run without a checkpoint is left behind.
+    """
+    created = not path.exists()
+    lock = _lock(path)
+    try:
+        check_writable(path, MIN_FREE_BYTES)
+        for folder in (path, path / "checkpoints", path / RESULTS_DIR):
+            remove_stale_temp_files(folder)
+        yield
+    except BaseException:
+        if new and not (path / "checkpoints" / "latest").exists():
+            _remove_failed_run(path, created)
+        raise
+    finally:
+        os.close(lock)
+
+
+def _lock(path: Path) -> int:
+    """`<path>/.lock`, made if missing, opened and locked exclusively; a UserError if another process holds it."""
+    lock_file = path / LOCK_FILE
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # a failed run removed this directory meanwhile: make it again
+            continue
+        except OSError as error:
+            raise UserError(f"{path}: cannot write the run directory ({error.strerror or error})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UserError(f"run id {path.name!r} is being trained by {holder} (it holds {lock_file}); "
+                            "wait for it to end or pick another --run_id") from None
+        if _names_file(lock_file, fd):
+            break
+        os.close(fd)  # its holder removed the file (a failed new run) after we opened it: lock the current one
+    with suppress(OSError):  # only informs the error above; a full disk is reported by claim_run's check
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    return fd
+
+
+def _names_file(path: Path, fd: int) -> bool:
+    """Whether `path` is still the name of the open file `fd`."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
+def _remove_failed_run(path: Path, created: bool) -> None:
+    """Undo a new run that failed before its first checkpoint: its directory if the run made it, else only
+    its config.json (what makes an id taken)."""
+    if created:
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        (path / "config.json").unlink(missing_ok=True)
 
 
 def checkpoint_path(path: Path, checkpoint: str | None = None) -> Path:

@@ -1,12 +1,22 @@
 """Demo file format: round trip, numbering, atomic writes that never replace an episode, reproducible bytes,
-one-line errors naming the file, plain names for recorded datasets."""
+one-line errors naming the file, plain names for recorded datasets, recording folders checked and tidied."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import demos
+import main
 from errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_episode(steps: int = 4, seed: int = 7, source: str = "expert", lap: bool = False) -> dict:
@@ -60,6 +70,31 @@ def test_concurrent_recordings_keep_every_episode(tmp_path, monkeypatch):
     demos.write_episode(tmp_path, **fake_episode(seed=1))
     assert sorted(ep.seed for ep in demos.load_dataset(tmp_path)) == [1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_0.npz", "episode_1.npz"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_write_never_loses_the_episode(tmp_path, monkeypatch, signum):
+    """The kernel hands a process signal to any thread that does not block it (pygame's SDL threads, say);
+    Python then interrupts the main thread, mid-write, unless the write holds the signal back."""
+    previous = signal.signal(signal.SIGTERM, main.stop_on_sigterm)  # as main installs it
+    other_thread = threading.Thread(target=time.sleep, args=(0.5,))
+    other_thread.start()
+    real_write = demos._write_npz
+
+    def write_and_be_signalled(file, arrays):
+        os.kill(os.getpid(), signum)
+        time.sleep(0.1)  # an interrupt not held back is raised here, with half a file written
+        real_write(file, arrays)
+
+    monkeypatch.setattr(demos, "_write_npz", write_and_be_signalled)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # the signal still takes effect, after the episode is saved
+            demos.write_episode(tmp_path, **fake_episode(seed=5))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        other_thread.join()
+    assert [ep.seed for ep in demos.load_dataset(tmp_path)] == [5]
+    assert [p.name for p in tmp_path.iterdir()] == ["episode_0.npz"]
 
 
 @pytest.mark.parametrize("hard_links", [True, False])
@@ -147,6 +182,47 @@ def test_misshaped_file_is_reported_by_name(tmp_path, key, value, expected):
     path = tmp_path / "episode_0.npz"
     np.savez_compressed(path, **arrays)
     assert expected in one_line_error_naming(path, lambda: demos.load_episode(path))
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("seed", np.int64(-5), "seed must be a track seed >= 0, got -5"),
+        ("executed_actions", np.full((4, 3), np.nan, np.float32), "executed_actions contain NaN"),
+        ("terminated", np.str_("yes"), "terminated must be a bool, got <U3 yes"),
+        ("truncated", np.float32(0.5), "truncated must be a bool, got float32 0.5"),
+    ],
+)
+def test_bad_values_are_reported_by_name_even_by_verify(tmp_path, capsys, key, value, expected):
+    arrays = fake_episode()
+    arrays[key] = value
+    path = tmp_path / "episode_0.npz"
+    np.savez_compressed(path, **arrays)
+    assert expected in one_line_error_naming(path, lambda: demos.load_episode(path))
+    assert main.main(["replay", "--dataset", str(tmp_path), "--verify"]) == 2  # before any re-simulation
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err
+
+
+def test_an_episode_with_a_negative_seed_is_not_written(tmp_path):
+    with pytest.raises(ValueError, match="seed"):
+        demos.write_episode(tmp_path, **{**fake_episode(), "seed": -1})
+
+
+def test_recording_removes_killed_recorders_temp_files_and_checks_the_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = demos.recording_dir("set")
+    killed = "import sys, pathlib, atomic_files; atomic_files.create_temp(pathlib.Path(sys.argv[1]))"
+    subprocess.run([sys.executable, "-c", killed, str(folder.resolve() / "episode.npz")], cwd=ROOT, check=True)
+    left = list(folder.iterdir())  # what a recorder killed while writing leaves behind
+    assert len(left) == 1 and left[0].name.startswith(".episode.npz.")
+    path = demos.write_episode(folder, **fake_episode())
+    assert left[0].exists()  # writing episodes never touches other writers' files ...
+    demos.recording_dir("set")
+    assert list(folder.iterdir()) == [path]  # ... the next recording's start removes a dead one's
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=1, f_frsize=4096))
+    with pytest.raises(UserError, match=r"data/set: only 0\.0 MiB free"):
+        demos.recording_dir("set")
 
 
 def test_missing_key_and_empty_episode_are_reported(tmp_path):

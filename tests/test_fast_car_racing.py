@@ -115,3 +115,21 @@ def test_rgb_array_mode_matches_stock() -> None:
     img_s, img_f = stock.render(), fast.render()
     assert img_f.shape == (400, 600, 3)
     assert np.array_equal(img_s, img_f)
+
+
+def test_renders_after_another_env_closed_in_human_mode() -> None:
+    """Closing a human-mode CarRacing calls pygame.quit(); the next stock render initialises the font
+    module again. A font made before that is invalid in pygame, so our cached one must be replaced."""
+    stock = gym.make("CarRacing-v3").unwrapped
+    fast = CarRacingFast()
+    stock.reset(seed=4)
+    fast.reset(seed=4)
+    actions = random_actions(4, 80)
+    for a in actions[:20]:
+        stock.step(a), fast.step(a)
+    human = gym.make("CarRacing-v3", render_mode="human")
+    human.reset(seed=0)
+    human.close()
+    for a in actions[20:]:
+        s, f = stock.step(a), fast.step(a)  # stock first: its render re-initialises the fonts
+        assert np.array_equal(s[0], f[0])

@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
+import replay_buffer
 from env import EnvConfig
+from errors import UserError
 from replay_buffer import FrameReplay, demo_replay, sample_mixed
 
 
@@ -114,3 +116,11 @@ def test_demo_replay_penalizes_off_track_frames():
     buf = demo_replay([ep], config, gamma=0.5)
     phase0 = buf.rewards[0, 1:5]  # decisions at frames 0, 2, 4, 6
     assert phase0.tolist() == [2.0, 2.0 - 20.0, 2.0 - 10.0, 2.0]
+
+
+def test_a_buffer_is_refused_before_allocation_when_it_exceeds_the_ram(monkeypatch):
+    fits = FrameReplay(capacity=100, num_streams=2, frame_shape=(1, 48, 48), frame_stack=3)
+    monkeypatch.setattr(replay_buffer, "physical_memory", lambda: fits.nbytes)  # the estimate is exact
+    FrameReplay(capacity=100, num_streams=2, frame_shape=(1, 48, 48), frame_stack=3)
+    with pytest.raises(UserError, match=r"a replay buffer of 202 transitions needs 0\.0 GiB, more .*--buffer_size"):
+        FrameReplay(capacity=101, num_streams=2, frame_shape=(1, 48, 48), frame_stack=3)
