@@ -643,9 +643,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         obs = next_obs
 
     def learn() -> None:
-        """Updates owed for the steps just collected (every rank does as many, so all-reduces pair up)."""
+        """The updates owed so far (every rank does as many, so all-reduces pair up)."""
         nonlocal update_debt
-        update_debt += config.updates_per_step * config.num_envs
         train_actor = step >= config.learning_starts + config.critic_warmup_steps
         while update_debt >= 1:
             batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma, config.n_step)
@@ -691,6 +690,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             bar.update(steps_per_iteration)
             timer["env"] += time.time() - t0
             timer["frames"] += config.num_envs * env_config.action_repeat
+            if step >= config.learning_starts:  # as many updates per step as an uninterrupted run
+                update_debt += config.updates_per_step * config.num_envs
+            # A resumed run refills its (unsaved) buffer first, then pays the updates owed meanwhile.
             if collected_since_start * ctx.world_size >= config.learning_starts:
                 t0 = time.time()
                 learn()

@@ -139,6 +139,20 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 
 
+def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    straight = RL_TINY[:]
+    straight[straight.index("--total_steps") + 1] = "60"
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "straight"] + straight) == 0
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "split"] + RL_TINY) == 0  # 40 steps
+    assert main.main(["train_rl", "--resume_run_id", "split", "--total_steps", "60"]) == 0  # refills 20, then 20 more
+
+    def updates(run_id: str) -> int:
+        return torch.load(workdir / "logs" / run_id / "checkpoints" / "latest_step.pt", weights_only=True)["updates"]
+
+    assert updates("split") == updates("straight") == 60 - 20 + 1  # steps 20..60, one update each
+
+
 def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     flags = [f for f in RL_TINY if f not in ("--eval_every", "0")]
