@@ -33,8 +33,8 @@ from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ENCODERS, ActorCritic, Encoder, ModelConfig, random_shift
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay
-from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state,
-                  run_dir, save_checkpoint, save_config)
+from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
+                  rng_state, run_dir, save_checkpoint, save_config)
 
 STD_LOSS_WEIGHT = 0.01  # the spread fit is a side task; keep it from steering the encoder
 
@@ -52,6 +52,7 @@ class BCConfig:
     augment_pad: int = 4
     eval_every: int = 10  # epochs between held-out evaluations (0 = never)
     eval_episodes: int = 4
+    eval_video: bool = True  # each evaluation also puts a clip of one episode in TensorBoard
     seed: int = 0
     skip_bad: bool = False
     device: str = "cpu"
@@ -116,6 +117,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
     parser.add_argument("--eval_every", type=int, default=c.eval_every, help="epochs between held-out evaluations (0 = never)")
     parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per evaluation")
+    parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
+                        help="1: each evaluation also shows the first 8 s of one validation episode as a clip in "
+                             "TensorBoard's Images tab (about 1 MB each)")
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
     parser.add_argument("--skip_bad", action="store_true", help="skip unreadable demo files instead of stopping")
     parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
@@ -164,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig()) if k != "epochs"})
             config.epochs = config.epochs if args.epochs is None else args.epochs
+            config.eval_video = bool(config.eval_video)
             env_config, model_config = env_and_model_configs(args)
             run_id = distributed.broadcast_object(args.run_id or new_run_id("bc"), ctx)
             path = run_dir(run_id, must_exist=False)
@@ -260,6 +265,8 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
                 best_val = end_of_epoch(path, writer, model, optimizer, agent, val_data, config, epoch, updates_per_epoch,
                                         sums, time.time() - started, best_val, rng)
             distributed.barrier(ctx)
+        if writer:
+            log_hparams(writer)
     except KeyboardInterrupt:
         if main_rank:
             print(f"interrupted: checkpoints up to epoch {epoch - 1} are in {path / 'checkpoints'}")
@@ -294,7 +301,7 @@ def end_of_epoch(path, writer, model, optimizer, agent, val_data, config: BCConf
         save_checkpoint(path, "best", state)
     save_checkpoint(path, f"epoch_{epoch}", state)
     if config.eval_every and epoch % config.eval_every == 0:
-        summary = validate_on_tracks(agent, config.eval_episodes, 2, writer, step)
+        summary = validate_on_tracks(agent, config.eval_episodes, 2, writer, step, clip=config.eval_video)
         line += f" | eval raw {summary['raw']['mean']:.0f} penalized {summary['penalized']['mean']:.0f}"
     print(line)
     return min(best_val, val_actor)

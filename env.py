@@ -170,6 +170,10 @@ class DrivingEnv(gym.Env):
     def render(self):
         return self.car_racing.render()
 
+    def render_full_view(self) -> np.ndarray:
+        """The 600x400 picture a person watches (CarRacing's `rgb_array` view) at the last returned frame."""
+        return self.car_racing.render_full_view()
+
     def close(self):
         self.car_racing.close()
 

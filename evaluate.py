@@ -20,6 +20,7 @@ from atomic_files import atomic_write_text, check_writable, remove_stale_temp_fi
 from env import TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
 from errors import UserError
 from runs import RESULTS_DIR, run_dir
+from video import EpisodeRecorder, add_clip, add_view_argument, check_video_path, write_video
 
 OUTPUT_FREE_BYTES = 16 * 2**20  # disk room asked for the results JSON and a video
 
@@ -30,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=TEST_SEED_START, help="first track seed (tracks seed..seed+episodes-1)")
     parser.add_argument("--checkpoint", default=None, help="checkpoint name in the run (default: latest), e.g. best or epoch_3")
     parser.add_argument("--num_envs", type=int, default=2, help="parallel environment processes")
-    parser.add_argument("--video", default=None, help="write the first episode to this .mp4 or .gif")
+    parser.add_argument("--video", default=None, help="write the first track's episode to this .mp4 or .gif")
+    add_view_argument(parser)
     parser.add_argument("--render", action="store_true", help="show a window (one environment at a time)")
     parser.add_argument("--shove", type=float, default=0.0,
                         help="robustness test: probability per agent step of a shove, a hard random steer (gas off) "
@@ -41,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 SHOVE_HOLD_FRAMES = 16  # how long a shove overrides the policy (0.32 s)
 SHOVE_BLAME_FRAMES = 50  # leaving the road within 1 s after a shove ends counts as caused by it
 RECOVERY_FRAMES = 100  # back on the road within 2 s of leaving it = recovered
+# Training's evaluation clip: the first 200 agent steps (8 s at action repeat 2) of one validation track,
+# full view shrunk to 300x200: about 1 MB of GIF per evaluation.
+CLIP_STEPS, CLIP_SHRINK = 200, 2
 
 
 class Shoves:
@@ -98,14 +103,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--num_envs must be >= 1, got {args.num_envs}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0 (track seeds), got {args.seed}")
-    if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
-        raise UserError(f"--video {args.video}: use a .mp4 or .gif file name")
+    if args.video:
+        check_video_path(args.video)
     path = run_dir(args.resume_run_id)
     prepare_outputs(path / RESULTS_DIR, args.video)
     agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device)
     seeds = list(range(args.seed, args.seed + args.episodes))
-    episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, video=args.video, render=args.render,
+    recorder = EpisodeRecorder(args.video_view) if args.video else None
+    episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder, render=args.render,
                         shove=args.shove)
+    if recorder:
+        write_video(args.video, recorder.frames, fps=50 // agent.env_config.action_repeat)
+        print(f"video of track {args.seed} ({args.video_view} view): {args.video}")
     summary = summarize(episodes)
     print(format_table(summary))
     name = Path(args.checkpoint).stem if args.checkpoint else "latest"
@@ -125,10 +134,11 @@ def prepare_outputs(results: Path, video: str | None) -> None:
         check_writable(Path(video).parent, OUTPUT_FREE_BYTES)
 
 
-def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | None = None,
+def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, recorder: EpisodeRecorder | None = None,
              render: bool = False, progress: bool = True, shove: float = 0.0) -> list[dict]:
     """Run one full episode per track seed with deterministic actions; returns per-episode metrics.
-    `shove` > 0 pushes the car off its line now and then (see `Shoves`) and counts recoveries."""
+    `recorder` keeps the frames of the first seed's episode; `shove` > 0 pushes the car off its line
+    now and then (see `Shoves`) and counts recoveries."""
     # Score with the GUIDE's standard penalty, whatever the run trained with; never stop early.
     env_config = replace(EnvConfig(), action_repeat=agent.env_config.action_repeat, offtrack_penalty=0.0, offtrack_limit=0)
     num_envs = min(num_envs, len(seeds))
@@ -140,7 +150,6 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
     lap = [False] * num_envs
     shoves: list[Shoves | None] = [None] * num_envs
     results: list[dict] = []
-    video_frames: list[np.ndarray] = []
     obs = np.zeros((num_envs, *agent.env_config.obs_shape), np.uint8)
 
     def start(mask: np.ndarray) -> None:
@@ -150,8 +159,8 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
             slot_seed[i], metrics[i], lap[i] = seeds_now[i], EpisodeMetrics(), False
             shoves[i] = Shoves(seeds_now[i], shove, env_config.action_repeat) if shove else None
             obs[i] = stackers[i].reset(frames[i])
-            if video and not results and i == 0:
-                video_frames.append(frames[i])
+            if recorder and slot_seed[i] == seeds[0]:
+                recorder.capture(vec_env, i, frames[i])
 
     start(np.arange(num_envs) < min(num_envs, len(pending)))
     bar = tqdm(total=len(seeds), desc="test", unit="ep", disable=not progress)
@@ -170,8 +179,8 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
             if shoves[i] is not None:
                 shoves[i].observe(info["frame_off_track"][i])
             obs[i] = stackers[i].push(frames[i])
-            if video and slot_seed[i] == seeds[0]:
-                video_frames.append(frames[i])
+            if recorder and slot_seed[i] == seeds[0]:
+                recorder.capture(vec_env, i, frames[i])
             if terminated[i] or truncated[i]:
                 m = metrics[i]
                 results.append({"seed": slot_seed[i], "raw_return": m.raw_return, "penalized_return": m.penalized_return,
@@ -184,25 +193,25 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, video: str | Non
             start(finished & (np.cumsum(finished) <= len(pending)))
     bar.close()
     vec_env.close()
-    if video:
-        write_video(video, video_frames, fps=50 // agent.env_config.action_repeat)
-        if progress:
-            print(f"video of track {seeds[0]}: {video}")
     if progress:
         frames = sum(r["frames"] for r in results)
         print(f"{frames} frames in {time.time() - started:.0f}s ({frames / (time.time() - started):.0f} frames/s)")
     return sorted(results, key=lambda r: r["seed"])
 
 
-def validate_on_tracks(agent: Agent, episodes: int, num_envs: int, writer, step: int) -> dict:
-    """Periodic evaluation during training: `episodes` validation tracks, means logged under eval/."""
+def validate_on_tracks(agent: Agent, episodes: int, num_envs: int, writer, step: int, clip: bool = True) -> dict:
+    """Periodic evaluation during training: `episodes` validation tracks, means logged under eval/;
+    with `clip`, the start of the first track's episode as an animated GIF (TensorBoard's Images tab)."""
     was_training = agent.model.training
     agent.model.eval()
     seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + episodes))
-    summary = summarize(evaluate(agent, seeds, num_envs=num_envs, progress=False))
+    recorder = EpisodeRecorder("full", max_frames=CLIP_STEPS, shrink_by=CLIP_SHRINK) if clip else None
+    summary = summarize(evaluate(agent, seeds, num_envs=num_envs, progress=False, recorder=recorder))
     agent.model.train(was_training)
     for key, name in (("raw", "raw_return"), ("penalized", "penalized_return"), ("offtrack_frames", "offtrack_frames")):
         writer.add_scalar(f"eval/{name}", summary[key]["mean"], step)
+    if recorder:
+        add_clip(writer, "eval/episode", recorder.frames, fps=50 // agent.env_config.action_repeat, step=step)
     return summary
 
 
@@ -228,18 +237,6 @@ def format_table(summary: dict) -> str:
         lines.append(f"shoves: {summary['shoves']}, off-road excursions they caused: {summary['excursions']}, "
                      f"recovered within {RECOVERY_FRAMES // 50} s: {summary['recoveries']}")
     return "\n".join(lines)
-
-
-def write_video(path: str, frames: list[np.ndarray], fps: int) -> None:
-    """Raw 96x96 frames, upscaled 4x (nearest) so they are watchable, to .mp4 or .gif."""
-    import imageio.v2 as imageio
-
-    big = [np.repeat(np.repeat(f, 4, axis=0), 4, axis=1) for f in frames]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if path.lower().endswith(".gif"):
-        imageio.mimsave(path, big, duration=1000 / fps, loop=0)
-    else:
-        imageio.mimsave(path, big, fps=fps, macro_block_size=1)
 
 
 def side_by_side(argv: list[str] | None = None) -> None:

@@ -2,7 +2,8 @@
 
     python main.py replay --dataset expert                  # watch every episode in a window (Escape quits,
                                                             # Space pauses, Right arrow skips to the next)
-    python main.py replay --dataset expert --episode 3 --video ep3.mp4   # or .gif; headless
+    python main.py replay --dataset expert --episode 3 --video ep3.mp4   # or .gif; headless; the full view
+    python main.py replay --dataset expert --video obs.mp4 --video_view obs  # what the agent sees
     python main.py replay --dataset expert --verify         # re-simulate: frames and rewards must match exactly
     python main.py replay --dataset expert --summary
     python main.py replay --dataset expert --export_minari carracing/expert-v0   # as a Minari dataset
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -20,6 +22,7 @@ import demos
 import minari_io
 from env import EnvConfig, make_env
 from errors import UserError
+from video import add_view_argument, check_video_path, upscale, write_video
 
 FPS = 50  # CarRacing's frame rate; demos hold one frame per action
 
@@ -30,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset name (data/<dataset>/), a directory path, or minari:<id> (a local Minari dataset)")
     parser.add_argument("--episode", type=int, default=None, help="only episode_<K>.npz (default: all)")
     parser.add_argument("--video", default=None, help="write the episodes to this .mp4 or .gif instead of a window")
-    parser.add_argument("--scale", type=int, default=4, help="magnification of the 96x96 frames (window and video)")
+    add_view_argument(parser)
+    parser.add_argument("--scale", type=int, default=4, help="magnification of the 96x96 frames (window and --video_view obs)")
     parser.add_argument("--fps", type=int, default=FPS, help="playback / video frame rate")
     parser.add_argument(
         "--verify",
@@ -105,31 +109,46 @@ def verify(episodes: list[demos.Episode]) -> int:
     return 1 if failures else 0
 
 
-def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour magnification: keeps the pixels the agent sees crisp."""
-    return frame.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else frame
+def video_frames(episodes: list[demos.Episode], view: str, scale: int) -> Iterator[np.ndarray]:
+    """All episodes, one after another: the recorded frames magnified (`obs`), or re-simulated in the full view."""
+    if view == "full":
+        yield from full_view_frames(episodes)
+        return
+    for episode in episodes:
+        for frame in episode.observations:
+            yield upscale(frame, scale)
 
 
-def write_video(episodes: list[demos.Episode], path: Path, scale: int, fps: int) -> None:
-    """All episodes, one after another, into an MP4 (ffmpeg) or GIF chosen by the file extension."""
-    import imageio.v2 as imageio
+def full_view_frames(episodes: list[demos.Episode]) -> Iterator[np.ndarray]:
+    """Each episode re-driven from its track seed and actions (files keep only the 96x96 frames), seen in
+    the 600x400 view; warns when the re-simulated frames differ from the recorded ones."""
+    env = make_env(EnvConfig(action_repeat=1, offtrack_limit=0), pixels=False)
+    try:
+        for number, episode in enumerate(episodes):
+            env.config.max_frames = len(episode)
+            frame, _ = env.reset(seed=episode.seed)
+            same = np.array_equal(frame, episode.observations[0])
+            yield env.render_full_view()
+            for t, action in enumerate(episode.driven_actions):
+                frame, *_ = env.step(action)
+                same = same and np.array_equal(frame, episode.observations[t + 1])
+                yield env.render_full_view()
+            if not same:
+                tqdm.write(f"warning: {episode.path or f'episode {number}'} re-simulates differently from its recorded "
+                           "frames (see --verify): the video shows the re-simulated drive")
+    finally:
+        env.close()
 
-    suffix = path.suffix.lower()
-    if suffix not in (".mp4", ".gif"):
-        raise UserError(f"--video {path}: the extension must be .mp4 or .gif")
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".mp4":
-        # 96 * scale is a multiple of 16 for any scale, so ffmpeg needs no resizing.
-        writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=16)
-    else:
-        writer = imageio.get_writer(path, mode="I", duration=1000 / fps, loop=0)
-    with writer:
-        for episode in episodes:
-            for frame in episode.observations:
-                writer.append_data(upscale(frame, scale))
-    frames = sum(len(ep.observations) for ep in episodes)
-    print(f"wrote {frames} frames of {len(episodes)} episodes to {path}")
+
+def write_video_file(episodes: list[demos.Episode], path: Path, view: str, scale: int, fps: int) -> None:
+    check_video_path(str(path))
+    if view == "full":
+        unknown = [str(ep.path or f"episode {n}") for n, ep in enumerate(episodes) if ep.seed == demos.UNKNOWN_SEED]
+        if unknown:
+            raise UserError(f"--video_view full re-drives each episode from its track seed, and {unknown[0]} has none: "
+                            "use --video_view obs")
+    frames = write_video(path, video_frames(episodes, view, scale), fps)
+    print(f"wrote {frames} frames of {len(episodes)} episodes ({view} view) to {path}")
 
 
 def play(episodes: list[demos.Episode], scale: int, fps: int) -> None:
@@ -184,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if args.export_minari:
         minari_io.export_episodes(episodes, args.export_minari)
     if args.video:
-        write_video(episodes, Path(args.video), args.scale, args.fps)
+        write_video_file(episodes, Path(args.video), args.video_view, args.scale, args.fps)
     elif not (args.summary or args.verify or args.export_minari):
         play(episodes, args.scale, args.fps)
     return status

@@ -47,8 +47,8 @@ from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
-from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, new_run_id, rng_from_state, rng_state,
-                  run_dir, save_checkpoint, save_config, set_latest)
+from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
+                  rng_state, run_dir, save_checkpoint, save_config, set_latest)
 
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
@@ -64,6 +64,7 @@ class RLConfig:
     updates_per_step: float = 1.0  # gradient updates per collected step (per rank)
     eval_every: int = 5_000  # steps between held-out evaluations (0 = never)
     eval_episodes: int = 10
+    eval_video: bool = True  # each evaluation also puts a clip of one episode in TensorBoard
     checkpoint_every: int = 5_000
     bc_weight: float = 100.0  # lambda of the BC term on demo rows (0 = plain SAC); adaptive: its start and maximum
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
@@ -106,6 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--updates_per_step", type=float, default=c.updates_per_step, help="gradient updates per environment step")
     parser.add_argument("--eval_every", type=int, default=c.eval_every, help="steps between held-out evaluations (0 = none)")
     parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per periodic evaluation")
+    parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
+                        help="1: each evaluation also shows the first 8 s of one validation episode as a clip in "
+                             "TensorBoard's Images tab (about 1 MB each)")
     parser.add_argument("--checkpoint_every", type=int, default=c.checkpoint_every, help="steps between checkpoints")
     parser.add_argument("--bc_weight", type=float, default=c.bc_weight, help="lambda of the BC loss in the actor objective (0 = plain SAC)")
     parser.add_argument("--bc_decay_steps", type=int, default=c.bc_decay_steps, help="linearly decay lambda to 0 over this many steps (0 = constant)")
@@ -394,7 +398,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
-        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "adaptive_keep_best"):
+        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "adaptive_keep_best", "eval_video"):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
@@ -670,7 +674,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     def evaluate_now() -> None:
         if not main_rank:
             return  # the other ranks wait for rank 0 at their next gradient all-reduce
-        summary = validate_on_tracks(agent, config.eval_episodes, config.num_envs, writer, step)
+        summary = validate_on_tracks(agent, config.eval_episodes, config.num_envs, writer, step, clip=config.eval_video)
         if summary["raw"]["mean"] > best["raw"]:
             best.update(raw=summary["raw"]["mean"], step=step)
             checkpoint("best")
@@ -722,6 +726,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         print(f"policy: the step-{best['step']} checkpoint (validation raw {best['raw']:.1f}, the best periodic "
               f"evaluation{'; step 0 is the BC start' if best['step'] == 0 else ''}); the last state is latest_step")
     if writer:
+        log_hparams(writer)
         writer.close()
         print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id {path.name}")
     distributed.barrier(ctx)

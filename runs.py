@@ -36,6 +36,7 @@ RESULTS_DIR = "test_results"  # `test` writes its results JSON here, inside the 
 LOCK_FILE = ".lock"
 MIN_FREE_BYTES = 64 * 2**20  # room for a dozen checkpoints of the default networks (about 5 MB each)
 RUN_KINDS = {"bc": ("bc", "BCConfig"), "rl": ("rl", "RLConfig")}  # kind -> the dataclass of its `train` settings
+HPARAMS_SUFFIX = ".hparams"  # the event file holding a run's row of TensorBoard's HParams table
 
 
 def new_run_id(prefix: str) -> str:
@@ -256,3 +257,55 @@ def load_checkpoint(file: Path, device: str | torch.device = "cpu") -> dict[str,
         raise UserError(f"{file}: not a checkpoint of this project (no 'model' entry)")
     state["model"] = upgrade_state_dict(state["model"])
     return state
+
+
+def log_hparams(writer) -> None:
+    """The run as one row of TensorBoard's HParams table: config.json flattened (`train.lr`, `env.obs_size`,
+    ...) and, as metrics, the mean raw return of the last and of the best periodic evaluation (`final/`).
+    Call it at the end of training, on the writer of the run's directory."""
+    from torch.utils.tensorboard.summary import hparams
+    from torch.utils.tensorboard.writer import FileWriter
+
+    path = Path(writer.log_dir)
+    for tag, (value, step) in evaluation_scores(writer).items():
+        writer.add_scalar(tag, value, step)
+    writer.flush()
+    # Only the session summaries, not the experiment one: TensorBoard shows the experiment summary of
+    # one arbitrary run, which would hide the columns of runs with other settings (BC beside RL); without
+    # it, it takes the union of all runs' settings and offers every scalar tag as a metric.
+    _, session_start, session_end = hparams(flatten(load_config(path)), {})
+    # In a file of their own, replaced each time: TensorBoard keeps a run's first session summary, and a
+    # resumed run's settings (more epochs or steps) must replace those of its first session.
+    for old in path.glob(f"events.out.tfevents.*{HPARAMS_SUFFIX}"):
+        old.unlink()
+    session_writer = FileWriter(str(path), filename_suffix=HPARAMS_SUFFIX)
+    session_writer.add_summary(session_start)
+    session_writer.add_summary(session_end)
+    session_writer.close()
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as `section.name` keys; values other than numbers, text and switches as text."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
+    return flat
+
+
+def evaluation_scores(writer) -> dict[str, tuple[float, int]]:
+    """{tag: (value, step)} of the last and the best `eval/raw_return`, read back from the run's event files,
+    so a resumed run counts the evaluations of its earlier sessions too."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    writer.flush()
+    events = EventAccumulator(str(writer.log_dir), size_guidance={"scalars": 0})  # 0: keep every point
+    events.Reload()
+    if "eval/raw_return" not in events.Tags()["scalars"]:
+        return {}  # no periodic evaluation (--eval_every 0)
+    history = events.Scalars("eval/raw_return")
+    last = history[-1]
+    return {"final/last_eval_raw_return": (last.value, last.step),
+            "final/best_eval_raw_return": (max(e.value for e in history), last.step)}

@@ -37,10 +37,35 @@ def copy(dataset, tmp_path) -> Path:
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_video_file_holds_every_frame(dataset, tmp_path, suffix):
     video = tmp_path / f"replay{suffix}"
-    assert main.main(["replay", "--dataset", str(dataset), "--video", str(video), "--scale", "2"]) == 0
+    assert main.main(["replay", "--dataset", str(dataset), "--video", str(video), "--video_view", "obs",
+                      "--scale", "2"]) == 0
     with imageio.get_reader(video) as reader:
         frames = [frame.shape[:2] for frame in reader.iter_data()]
     assert frames == [(192, 192)] * (2 * 31)
+
+
+def test_full_view_video_re_drives_every_frame(dataset, tmp_path, capsys):
+    video = tmp_path / "replay.mp4"
+    assert main.main(["replay", "--dataset", str(dataset), "--video", str(video)]) == 0  # the default view
+    with imageio.get_reader(video) as reader:
+        frames = [frame.shape[:2] for frame in reader.iter_data()]
+    assert frames == [(400, 600)] * (2 * 31)
+    assert "(full view)" in capsys.readouterr().out
+
+
+def test_full_view_warns_when_the_re_drive_differs_and_needs_a_seed(copy, tmp_path, capsys):
+    episode = demos.load_episode(copy / "episode_0.npz")
+    actions = episode.actions.copy()
+    actions[10, 0] = -actions[10, 0] - 0.5  # the file no longer holds what was driven
+    demos.write_episode(copy, episode.observations, actions, episode.rewards, episode.terminated,
+                        episode.truncated, episode.seed, episode.source, off_track=episode.off_track, number=0)
+    assert main.main(["replay", "--dataset", str(copy), "--video", str(tmp_path / "a.gif")]) == 0
+    out = capsys.readouterr().out
+    assert "episode_0.npz re-simulates differently" in out and "episode_1.npz" not in out
+    demos.write_episode(copy, episode.observations, episode.actions, episode.rewards, episode.terminated,
+                        episode.truncated, demos.UNKNOWN_SEED, episode.source, number=0)
+    assert main.main(["replay", "--dataset", str(copy), "--video", str(tmp_path / "b.gif")]) == 2
+    assert "--video_view obs" in capsys.readouterr().err and not (tmp_path / "b.gif").exists()
 
 
 def test_video_with_unknown_extension_is_a_user_error(dataset, tmp_path, capsys):
