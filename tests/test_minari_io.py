@@ -114,12 +114,15 @@ def foreign_dataset(dataset_id: str, frames=FRAMES, actions=ACTIONS, termination
                                            jpeg_encoding=False)
 
 
-def test_a_dataset_from_elsewhere_loads_without_seeds(capsys):
+def test_a_dataset_from_elsewhere_loads_without_seeds(capsys, tmp_path):
     foreign_dataset("other-v0")
     (episode,) = demos.load_named_dataset("minari:other-v0")
     assert episode.rewards.dtype == np.float32 and episode.terminated and episode.seed == demos.UNKNOWN_SEED
     assert main.main(["replay", "--dataset", "minari:other-v0", "--verify"]) == 1
     assert "no track seed recorded" in capsys.readouterr().out
+    video = tmp_path / "other.gif"
+    assert main.main(["replay", "--dataset", "minari:other-v0", "--video", str(video)]) == 2  # full view: re-driven
+    assert "--video_view obs" in capsys.readouterr().err and not video.exists()
 
 
 @pytest.mark.parametrize("argv, words", [
