@@ -390,9 +390,9 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
     """Settings and starting weights of this run; rank 0 claims the run into `claim` and writes config.json
     (all ranks agree on the path)."""
     resume_state = init_model = None
-    if args.resume_run_id and load_config(run_dir(args.resume_run_id)).get("kind") == "rl":
+    saved = load_config(run_dir(args.resume_run_id)) if args.resume_run_id else {}
+    if saved.get("kind") == "rl":
         path = run_dir(args.resume_run_id)
-        saved = load_config(path)
         config = RLConfig(**{**saved["train"], "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
         ignored = [f"--{k}" for k, default in asdict(RLConfig()).items()
                    if k != "total_steps" and getattr(args, k, default) not in (default, None, getattr(config, k))]
@@ -406,7 +406,6 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
-            saved = load_config(bc_path)
             if saved.get("kind") != "bc":
                 raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run (kind {saved.get('kind')!r})")
             env_config = override_reward(EnvConfig(**saved["env"]), args)
