@@ -45,6 +45,7 @@ VARIANTS = {
     "adaptive lambda that also keeps the best (reference >= 0.9 x best training window)": ("keep_best", ["--adaptive_keep_best", 1]),
     TRAIN_SHOVE: ("train_shove", ["--train_shove", 0.01]),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
+    "constant lambda 100 (demo rows, learnt spread)": ("lambda100", PLAIN + ["--bc_weight", 100]),
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
 }
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
