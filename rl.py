@@ -69,7 +69,6 @@ class RLConfig:
     bc_weight: float = 100.0  # lambda of the BC term on demo rows (0 = plain SAC); adaptive: its start and maximum
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
     adaptive_bc_weight: bool = True  # lambda rises while training returns are below the BC start's, else falls
-    adaptive_keep_best: bool = False  # adaptive lambda also rises when returns fall well below their best window
     bc_selection: bool = False  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
@@ -117,9 +116,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adaptive_bc_weight", type=int, choices=(0, 1), default=int(c.adaptive_bc_weight),
                         help="1: lambda starts at --bc_weight, grows while the training episodes return less than the BC "
                              "policy did before the actor trained and shrinks otherwise (down to --bc_weight/10); 0: constant")
-    parser.add_argument("--adaptive_keep_best", type=int, choices=(0, 1), default=int(c.adaptive_keep_best),
-                        help="1: the adaptive lambda's reference is also a share of the best mean the training episodes "
-                             "have reached, so a policy that got worse than its best is pulled back (0: the BC start only)")
     parser.add_argument("--bc_selection", type=int, choices=(0, 1), default=int(c.bc_selection),
                         help="fine-tuning: 1 = the frozen BC policy proposes an action too, and the one the critic values "
                              "more is executed and bootstrapped from (IBRL); 0 = the RL actor alone")
@@ -326,20 +322,17 @@ class AdaptiveBCWeight:
     driven before the actor trains (the BC policy itself, with its exploration noise). Once the actor
     trains, each finished episode compares the mean of the last `window` returns with it: below the
     reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by `down`, within
-    [bc_weight / 10, bc_weight]. With `adaptive_keep_best` the reference is at least `keep` of the best
-    window mean so far: a start far below what fine-tuning reaches would otherwise let lambda fall to its
-    floor and the policy drift back down. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly
-    decayed over bc_decay_steps if set).
+    [bc_weight / 10, bc_weight]. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly decayed
+    over bc_decay_steps if set).
     """
 
-    window, up, down, tolerance, keep = 6, 1.25, 1.15, 0.03, 0.9
+    window, up, down, tolerance = 6, 1.25, 1.15, 0.03
 
     def __init__(self, config: RLConfig):
         self.config = config
         self.weight = config.bc_weight
         self.reference: list[float] = []
         self.recent: list[float] = []
-        self.best = -np.inf  # best mean of `window` consecutive training returns
 
     def value(self, step: int) -> float:
         if self.config.bc_decay_steps > 0:
@@ -356,22 +349,16 @@ class AdaptiveBCWeight:
         self.recent = (self.recent + [raw_return])[-self.window:]
         if len(self.recent) < self.window or not self.reference:
             return
-        recent = float(np.mean(self.recent))
         reference = float(np.mean(self.reference))
-        reference -= self.tolerance * abs(reference)
-        if self.config.adaptive_keep_best:
-            self.best = max(self.best, recent)
-            reference = max(reference, self.keep * self.best)
-        below = recent < reference
+        below = np.mean(self.recent) < reference - self.tolerance * abs(reference)
         factor = self.up if below else 1 / self.down
         self.weight = float(np.clip(self.weight * factor, self.config.bc_weight / 10, self.config.bc_weight))
 
     def state_dict(self) -> dict:
-        return {"weight": self.weight, "reference": self.reference, "recent": self.recent, "best": float(self.best)}
+        return {"weight": self.weight, "reference": self.reference, "recent": self.recent}
 
     def load_state_dict(self, state: dict) -> None:
         self.weight, self.reference, self.recent = state["weight"], list(state["reference"]), list(state["recent"])
-        self.best = state.get("best", -np.inf)  # absent in checkpoints from before adaptive_keep_best
 
 
 def run(args: argparse.Namespace) -> int:
@@ -402,7 +389,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
-        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "adaptive_keep_best", "eval_video"):
+        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video"):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)

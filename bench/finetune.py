@@ -42,7 +42,6 @@ SHOVE_TESTED = (DEFAULT, TRAIN_SHOVE)  # rows also tested with --shove (the BC s
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
-    "adaptive lambda that also keeps the best (reference >= 0.9 x best training window)": ("keep_best", ["--adaptive_keep_best", 1]),
     TRAIN_SHOVE: ("train_shove", ["--train_shove", 0.01]),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
     "constant lambda 100 (demo rows, learnt spread)": ("lambda100", PLAIN + ["--bc_weight", 100]),

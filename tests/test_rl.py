@@ -257,25 +257,3 @@ def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
         constant.add_episode(100.0, actor_training=True)
     assert constant.value(0) == 10.0
 
-
-def test_adaptive_bc_weight_keeping_the_best_pulls_back_a_policy_that_fell_from_its_best():
-    from rl import AdaptiveBCWeight
-
-    def after(keep_best: bool) -> float:
-        control = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0, adaptive_keep_best=keep_best))
-        for _ in range(3):
-            control.add_episode(300.0, actor_training=False)  # a weak start
-        for _ in range(200):
-            control.add_episode(800.0, actor_training=True)  # fine-tuning lifted it: lambda at its floor
-        for _ in range(AdaptiveBCWeight.window + 20):
-            control.add_episode(500.0, actor_training=True)  # then it fell, still above the start
-        return control.value(0)
-
-    assert after(keep_best=False) == 10.0  # the BC start as the only reference: nothing pulls it back
-    assert after(keep_best=True) == 100.0  # 500 < 0.9 * 800: lambda back up to its start
-    restored = AdaptiveBCWeight(replace(RLConfig(), adaptive_keep_best=True))
-    control = AdaptiveBCWeight(replace(RLConfig(), adaptive_keep_best=True))
-    for raw in [300.0] * 3 + [800.0] * 10:
-        control.add_episode(raw, actor_training=raw > 500)
-    restored.load_state_dict(control.state_dict())
-    assert restored.best == control.best == 800.0
