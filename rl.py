@@ -8,19 +8,22 @@ Actor loss (Lu et al. 2022, "Imitation Is Not Enough", with a TD3+BC-style scale
     E[alpha * log pi(a|s) - min Q(s, a)] / |Q|  +  lambda * E[(mu(s) - a_ref)^2]
 |Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
-Fine-tuning a BC run adds, each measured in bench/finetune.py:
+Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
+lambda and the best checkpoint; the others are flags that lost or tied the ablation there):
   - the BC encoder stays fixed and the replay holds its features (computed once), so an update is a few
-    MLP steps; the spread of the policy stays the one BC fitted (`learn_std` off);
+    MLP steps; with `learn_std` off the policy's spread stays the one BC fitted;
   - BC selection (IBRL): the frozen BC actor proposes an action beside the RL actor, and the one with the
     higher min-Q is executed, evaluated and bootstrapped from;
   - an adaptive lambda (`AdaptiveBCWeight`): stiff at first, relaxed while the training episodes keep up
     with the BC start's;
+  - shoves in training episodes (`train_shove`, the test's perturbation), so the replay holds recoveries;
   - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
 and random-number states from `latest_step`; the replay buffer is not saved (it would be GBs): it is rebuilt
-from the run's demonstrations plus fresh collection, and updates restart once it holds `learning_starts` steps.
+from the run's demonstrations plus fresh collection; once it holds `learning_starts` steps the updates owed
+meanwhile are made, so the update count matches an uninterrupted run's.
 """
 from __future__ import annotations
 
