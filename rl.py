@@ -16,7 +16,6 @@ lambda and the best checkpoint; the others are flags that lost or tied the ablat
     higher min-Q is executed, evaluated and bootstrapped from;
   - an adaptive lambda (`AdaptiveBCWeight`): stiff at first, relaxed while the training episodes keep up
     with the BC start's;
-  - shoves in training episodes (`train_shove`, the test's perturbation), so the replay holds recoveries;
   - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
@@ -47,7 +46,7 @@ from bc import add_env_and_model_arguments, env_and_model_configs, override_rewa
 from distributed import DistContext
 from env import TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
-from evaluate import Shoves, validate_on_tracks
+from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
@@ -76,7 +75,6 @@ class RLConfig:
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
-    train_shove: float = 0.0  # per-step probability of a shove (as `test --shove`) in training episodes
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
@@ -126,9 +124,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the BC term also pulls the actor toward the frozen BC policy on the online states")
     parser.add_argument("--learn_std", type=int, choices=(0, 1), default=int(c.learn_std),
                         help="1: the actor loss also trains the policy's spread; 0: keep the BC spread")
-    parser.add_argument("--train_shove", type=float, default=c.train_shove,
-                        help="probability per step of pushing a training car off its line (the shove of `test --shove`), "
-                             "so the replay holds recoveries; the executed shove is what is stored")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
@@ -437,8 +432,6 @@ def validate_config(config: RLConfig) -> None:
     for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    if not 0 <= config.train_shove <= 1:
-        raise UserError(f"--train_shove must be a probability in [0, 1], got {config.train_shove}")
     if not 0 <= config.demo_ratio <= 1:
         raise UserError(f"--demo_ratio must be in [0, 1], got {config.demo_ratio}")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
@@ -619,9 +612,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     every_eval, every_checkpoint, every_log = Every(config.eval_every, step), Every(config.checkpoint_every, step), Every(1000, step)
     timer = {"start": time.time(), "env": 0.0, "learn": 0.0, "frames": 0, "updates": 0}
     random_start = init_model is None and resume_state is None
-    # Training shoves: each environment's own deterministic stream, independent of the test's per-track ones.
-    shovers = [Shoves(first_seed + i, config.train_shove, env_config.action_repeat)
-               for i in range(config.num_envs)] if config.train_shove > 0 else []
 
     def collect() -> None:
         """One step in every environment, stored in the replay; finished episodes logged."""
@@ -636,12 +626,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                 tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy() / model.reward_scale)
             metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
             actions = actions.cpu().numpy()
-        for i, shover in enumerate(shovers):
-            actions[i] = shover.apply(actions[i])  # the replay stores what the car executed
         next_obs, reward, terminated, truncated, info = envs.step(actions)
         done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
-        for i in np.flatnonzero(done) if shovers else ():
-            shovers[i].hold = 0  # a shove never carries into the next episode
         for episode in tracker.add(reward, info, done):
             for name, value in episode.items():
                 log(f"train/episode_{name}", value)

@@ -37,12 +37,9 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
 DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread)"
-TRAIN_SHOVE = "default + shoves in training (probability 0.01 per step, as the test's)"
-SHOVE_TESTED = (DEFAULT, TRAIN_SHOVE)  # rows also tested with --shove (the BC starts too)
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
-    TRAIN_SHOVE: ("train_shove", ["--train_shove", 0.01]),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
     "constant lambda 100 (demo rows, learnt spread)": ("lambda100", PLAIN + ["--bc_weight", 100]),
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
@@ -196,7 +193,7 @@ def main() -> None:
         for variant in VARIANTS:
             run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
             if run_ids:
-                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in SHOVE_TESTED else 0.0,
+                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant == DEFAULT else 0.0,
                                               ROW_CHECKPOINT.get(variant))
                 curves[f"{start}: {variant}"] = run_ids
             if run_ids and variant in OTHER_CHECKPOINT:

@@ -196,21 +196,3 @@ def test_interrupt_writes_final_checkpoint(workdir, tmp_path, signal_name):
     state = torch.load(tmp_path / "logs" / "stop" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert 20 <= state["step"] < 100000 and "interrupted" in err
 
-
-def test_train_rl_shoves_training_cars_and_stores_the_executed_shove(workdir, monkeypatch):
-    import rl
-
-    monkeypatch.chdir(workdir)
-    stored = []
-    record_step = rl.record_step
-
-    def recording(online, actions, *rest):
-        stored.append(np.array(actions))
-        return record_step(online, actions, *rest)
-
-    monkeypatch.setattr(rl, "record_step", recording)
-    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "shoved", "--train_shove", "1"] + RL_TINY) == 0
-    actions = np.concatenate(stored)
-    assert len(actions) == 40
-    # Probability 1: every step is part of a shove, full steer to one side and no gas.
-    assert np.all(np.abs(actions[:, 0]) == 1.0) and np.all(actions[:, 1:] == 0.0)
