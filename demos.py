@@ -39,6 +39,7 @@ REQUIRED_KEYS = ("observations", "actions", "rewards", "terminated", "truncated"
 OPTIONAL_KEYS = ("executed_actions", "off_track")
 SOURCES = ("human", "expert")
 UNKNOWN_SEED = -1  # the track of an episode imported from a dataset that does not record it
+ACTION_LOW, ACTION_HIGH = np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32)  # steer, gas, brake
 DART_NOISE = 0.05  # the steering noise that makes recorded laps teach recoveries (expert's default)
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # held back while an episode file is written
 MIN_FREE_BYTES = 64 * 2**20  # disk room asked before recording: dozens of episodes (about 1.5 MB each)
@@ -232,11 +233,15 @@ def shape_problem(ep: Episode) -> str | None:
         return f"rewards must have shape (T,) = ({steps},), got {rew.shape}"
     if not (np.all(np.isfinite(act)) and np.all(np.isfinite(rew))):
         return "actions or rewards contain NaN or infinity"
+    if np.any(act < ACTION_LOW) or np.any(act > ACTION_HIGH):
+        return "actions outside CarRacing's bounds (steer in [-1, 1], gas and brake in [0, 1])"
     executed = ep.executed_actions
     if executed is not None and (executed.dtype != np.float32 or executed.shape != act.shape):
         return f"executed_actions must be float32 of shape {act.shape}, got {executed.dtype} {executed.shape}"
     if executed is not None and not np.all(np.isfinite(executed)):
         return "executed_actions contain NaN or infinity"
+    if executed is not None and (np.any(executed < ACTION_LOW) or np.any(executed > ACTION_HIGH)):
+        return "executed_actions outside CarRacing's bounds (steer in [-1, 1], gas and brake in [0, 1])"
     off = ep.off_track
     if off is not None and (off.dtype != np.bool_ or off.shape != (steps,)):
         return f"off_track must be bool of shape ({steps},), got {off.dtype} {off.shape}"

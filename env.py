@@ -30,6 +30,7 @@ TRAIN_SEED_LIMIT = 1_000_000  # training tracks and demos use seeds below this
 TEST_SEED_START = 1_000_000  # `test` uses seeds from here up
 VALIDATION_SEED_START = 1_500_000  # periodic evaluation during training: held out, apart from `test`'s defaults
 FRAME_SHAPE = (96, 96, 3)
+MAX_NUM_ENVS = 64  # environment processes per command: more only thrash the CPU (each is a whole Python process)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from agent import Agent
 from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
-from env import TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
+from env import MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
 from errors import UserError
 from runs import RESULTS_DIR, run_dir
 from video import EpisodeRecorder, add_clip, add_view_argument, check_video_path, write_video
@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--shove must be a probability in [0, 1], got {args.shove}")
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")
-    if args.num_envs < 1:
-        raise UserError(f"--num_envs must be >= 1, got {args.num_envs}")
+    if not 1 <= args.num_envs <= MAX_NUM_ENVS:
+        raise UserError(f"--num_envs must be in [1, {MAX_NUM_ENVS}], got {args.num_envs}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0 (track seeds), got {args.seed}")
     if args.video:

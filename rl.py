@@ -44,7 +44,7 @@ import distributed
 from agent import Agent
 from bc import add_env_and_model_arguments, env_and_model_configs, override_reward
 from distributed import DistContext
-from env import TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
+from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
@@ -427,6 +427,8 @@ def validate_config(config: RLConfig) -> None:
                  "num_min_qs"):
         if getattr(config, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
+    if config.num_envs > MAX_NUM_ENVS:
+        raise UserError(f"--num_envs must be <= {MAX_NUM_ENVS}, got {config.num_envs}")
     if config.batch_size > MAX_BATCH_SIZE:
         raise UserError(f"--batch_size must be <= {MAX_BATCH_SIZE}, got {config.batch_size}")
     for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):

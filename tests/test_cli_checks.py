@@ -59,7 +59,7 @@ def test_train_bc_refuses_bad_values(capsys, workdir, no_training, flags):
     ["--updates_per_step", "inf"], ["--updates_per_step", "1001"], ["--actor_lr", "nan"], ["--critic_lr", "0"],
     ["--tau", "nan"], ["--init_temperature", "nan"], ["--target_entropy", "inf"], ["--augment_pad", "-1"],
     ["--bc_weight", "nan", "--dataset", "none"], ["--demo_ratio", "nan"], ["--offtrack_penalty", "inf"],
-    ["--batch_size", str(10**12)],
+    ["--batch_size", str(10**12)], ["--num_envs", "100000"],
     *(["--run_id", name] for name in BAD_NAMES),
 ])
 def test_train_rl_refuses_bad_values(capsys, workdir, no_training, flags):
@@ -69,6 +69,10 @@ def test_train_rl_refuses_bad_values(capsys, workdir, no_training, flags):
 
 def test_test_refuses_a_negative_seed(capsys):
     assert "--seed" in one_line_error(capsys, ["test", "--resume_run_id", "nope", "--seed", "-1"])
+
+
+def test_test_refuses_a_huge_number_of_environment_processes(capsys):
+    assert "--num_envs" in one_line_error(capsys, ["test", "--resume_run_id", "nope", "--num_envs", "100000"])
 
 
 def test_a_replay_buffer_larger_than_the_ram_is_refused_before_allocating(capsys, workdir):

@@ -25,7 +25,7 @@ def fake_episode(steps: int = 4, seed: int = 7, source: str = "expert", lap: boo
     rewards[0] = 3.0
     return dict(
         observations=rng.integers(0, 256, (steps + 1, 96, 96, 3), dtype=np.uint8),
-        actions=rng.uniform(-1, 1, (steps, 3)).astype(np.float32),
+        actions=rng.uniform([-1, 0, 0], [1, 1, 1], (steps, 3)).astype(np.float32),
         rewards=rewards,
         terminated=lap,
         truncated=not lap,
@@ -189,6 +189,8 @@ def test_misshaped_file_is_reported_by_name(tmp_path, key, value, expected):
     [
         ("seed", np.int64(-5), "seed must be a track seed >= 0, got -5"),
         ("executed_actions", np.full((4, 3), np.nan, np.float32), "executed_actions contain NaN"),
+        ("actions", np.full((4, 3), 1e30, np.float32), "actions outside CarRacing's bounds"),
+        ("executed_actions", np.full((4, 3), -2.0, np.float32), "executed_actions outside CarRacing's bounds"),
         ("terminated", np.str_("yes"), "terminated must be a bool, got <U3 yes"),
         ("truncated", np.float32(0.5), "truncated must be a bool, got float32 0.5"),
     ],
