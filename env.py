@@ -87,7 +87,8 @@ class DrivingEnv(gym.Env):
     env's own rewards over the repeated frames), ``off_track`` (at the returned frame),
     ``offtrack_frames`` (within this step), ``frame_rewards`` / ``frame_off_track`` (per physics
     frame of this step), ``tiles_visited``, ``lap_complete``, ``frames`` (episode
-    total) and ``track_seed``.
+    total) and ``track_seed``. Once the episode is over, `step` repeats its last observation with zero
+    reward and no frames, without simulating, until `reset`.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
@@ -106,6 +107,7 @@ class DrivingEnv(gym.Env):
         self._frames = 0
         self._offtrack_run = 0
         self.track_seed: int | None = None
+        self._ended: tuple | None = None  # the last step's result once the episode is over
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -117,6 +119,7 @@ class DrivingEnv(gym.Env):
         frame, info = self.car_racing.reset(seed=seed, options=options)
         self._frames = 0
         self._offtrack_run = 0
+        self._ended = None
         return frame, {**info, "track_seed": seed}
 
     def step(self, action):
@@ -124,6 +127,9 @@ class DrivingEnv(gym.Env):
         if action.shape != (3,) or not np.all(np.isfinite(action)):
             raise ValueError(f"action must be 3 finite numbers (steer, gas, brake), got {action!r}")
         action = np.clip(action, self.action_space.low, self.action_space.high)
+        if self._ended is not None:
+            # A vector env steps every slot; a finished episode (e.g. `test`'s idle slots) costs nothing.
+            return self._ended
         cfg = self.config
         raw_total = penalized_total = 0.0
         offtrack_frames = 0
@@ -166,7 +172,11 @@ class DrivingEnv(gym.Env):
             "frames": self._frames,
             "track_seed": self.track_seed,
         }
-        return frame, penalized_total, terminated, truncated and not terminated, info
+        result = frame, penalized_total, terminated, truncated and not terminated, info
+        if terminated or truncated:
+            self._ended = (frame, 0.0, result[2], result[3], {**info, "raw_reward": 0.0, "offtrack_frames": 0,
+                                                               "frame_rewards": [], "frame_off_track": []})
+        return result
 
     def render(self):
         return self.car_racing.render()

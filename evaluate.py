@@ -166,7 +166,9 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, recorder: Episod
     bar = tqdm(total=len(seeds), desc="test", unit="ep", disable=not progress)
     started = time.time()
     while any(s is not None for s in slot_seed):
-        actions = agent.decide(obs)
+        active = np.array([s is not None for s in slot_seed])
+        actions = np.zeros((num_envs, 3), np.float32)  # finished slots idle (the env does not simulate them)
+        actions[active] = agent.decide(obs[active])
         for i in range(num_envs):
             if shoves[i] is not None and slot_seed[i] is not None:
                 actions[i] = shoves[i].apply(actions[i])

@@ -93,6 +93,20 @@ def test_frame_limit_counts_physics_frames():
     assert results[-1][4]["frames"] == 10 and len(results[-1][4]["frame_rewards"]) == 2
 
 
+def test_stepping_a_finished_episode_simulates_nothing():
+    env = DrivingEnv(EnvConfig(action_repeat=4, max_frames=4, offtrack_limit=0))
+    env.reset(seed=3)
+    frame, _, _, truncated, _ = env.step([0.0, 1.0, 0.0])
+    assert truncated
+    car_position = tuple(env.car_racing.car.hull.position)
+    again = env.step([0.0, 1.0, 0.0])  # what `test` does to a slot whose track is done
+    assert np.array_equal(again[0], frame) and again[1] == 0.0 and again[3]
+    assert again[4]["frames"] == 4 and again[4]["frame_rewards"] == []
+    assert tuple(env.car_racing.car.hull.position) == car_position
+    env.reset(seed=3)
+    assert env.step([0.0, 1.0, 0.0])[4]["frames"] == 4  # a reset starts simulating again
+
+
 def test_frame_stack_and_preprocessing():
     config = EnvConfig(frame_stack=3, obs_size=48, grayscale=True)
     env = make_env(config)
