@@ -62,6 +62,17 @@ def time_bare(learner: SACLearner, buffer: FrameReplay, updates: int, rng) -> fl
     return updates / (time.perf_counter() - start)
 
 
+def profile(learner: SACLearner, buffer: FrameReplay, updates: int, rng) -> None:
+    """Where our update's time goes, by operator (self time, so nested calls are not counted twice)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    time_ours(learner, buffer, 3, rng)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        time_ours(learner, buffer, updates, rng)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
 def make_sb3(obs_shape: tuple[int, int, int], rng: np.random.Generator):
     import gymnasium as gym
     from stable_baselines3 import SAC
@@ -99,6 +110,7 @@ def main() -> None:
     parser.add_argument("--encoder", default=ModelConfig.encoder, help="our encoder")
     parser.add_argument("--obs_size", type=int, default=EnvConfig.obs_size, help="observation side (both learners)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of our update and exit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -110,6 +122,8 @@ def main() -> None:
     # Fine-tuning keeps the encoder fixed, so its replay holds features computed once at collection.
     with torch.no_grad():
         features = encode_replay(buffer, lambda stacks: frozen.model.encoder(torch.as_tensor(stacks)).numpy())
+    if args.profile:
+        return profile(learner, buffer, args.updates, rng)
     sb3 = make_sb3(env_config.obs_shape, rng)
     results = {"ours": [], "frozen": [], "bare": [], "sb3": []}
     time_ours(learner, buffer, 3, rng), time_ours(frozen, features, 3, rng), time_bare(learner, buffer, 3, rng), time_sb3(sb3, 3)

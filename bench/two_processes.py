@@ -1,0 +1,87 @@
+"""What a second torch process on the same cores costs, under each thread setting.
+
+A user who runs `test` while `train_rl` trains has two torch processes on (here) 2 cores. Each worker
+below does what a fine-tuning step does in the main process — the encoder on a batch of 2 observations
+(collection) and one SAC update on cached features — for `--seconds`, alone and then beside an
+identical second worker. Settings compared (environment variables read when torch loads):
+
+  spin     torch's defaults: OpenMP threads busy-wait for work between parallel regions
+  passive  OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep (what main.py sets unless you set it)
+  brief spin  GOMP_SPINCOUNT=2000: spin a little, then sleep
+  1 thread OMP_NUM_THREADS=1
+
+    python bench/two_processes.py [--seconds 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {"spin": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "brief spin": {"GOMP_SPINCOUNT": "2000"},
+            "1 thread": {"OMP_NUM_THREADS": "1"}}
+
+
+def worker(seconds: float) -> None:
+    """Fine-tuning steps for `seconds`; prints steps/s."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import torch
+
+    from env import EnvConfig
+    from networks import ActorCritic, ModelConfig
+    from replay_buffer import FrameReplay, sample_mixed
+    from rl import RLConfig, SACLearner
+
+    rng = np.random.default_rng(0)
+    env_config, model_config = EnvConfig(), ModelConfig()
+    learner = SACLearner(ActorCritic(env_config.obs_shape, model_config), RLConfig(train_encoder=False), torch.device("cpu"))
+    features = FrameReplay(5000, 1, (model_config.feature_dim,), 1, dtype=np.float32)
+    features.start(0, rng.normal(size=model_config.feature_dim).astype(np.float32))
+    for _ in range(4999):
+        features.add(0, rng.uniform(-1, 1, 3), rng.normal(), rng.normal(size=model_config.feature_dim).astype(np.float32), False)
+    obs = torch.as_tensor(rng.integers(0, 256, (2, *env_config.obs_shape), dtype=np.uint8))
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        with torch.no_grad():
+            learner.model.actor.sample(learner.model.encoder(obs))
+        learner.update(sample_mixed(None, features, 256, 0.0, rng, 0.99, 3), bc_weight=1.0)
+        steps += 1
+    print(json.dumps({"steps_per_s": steps / (time.perf_counter() - start), "threads": torch.get_num_threads()}))
+
+
+def measure(setting: dict, copies: int, seconds: float) -> list[float]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
+    env.update(setting)
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(seconds)], env=env, stdout=subprocess.PIPE,
+                              text=True) for _ in range(copies)]
+    return [json.loads(p.communicate()[0].strip().splitlines()[-1])["steps_per_s"] for p in procs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per worker")
+    parser.add_argument("--worker", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        return worker(args.worker)
+    results = {}
+    print(f"fine-tuning steps/s (encoder on 2 observations + one cached-feature update), {os.cpu_count()} cores:")
+    for name, setting in SETTINGS.items():
+        alone = measure(setting, 1, args.seconds)[0]
+        pair = measure(setting, 2, args.seconds)
+        results[name] = {"alone": alone, "beside_another": pair}
+        print(f"  {name:10s} alone {alone:7.1f}   two at once {pair[0]:7.1f} + {pair[1]:7.1f}   "
+              f"each keeps {min(pair) / alone:.0%}")
+    out = Path(__file__).parent / "results" / "two_processes.json"
+    out.write_text(json.dumps({"cores": os.cpu_count(), "seconds": args.seconds, "steps_per_s": results}, indent=2))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
