@@ -12,6 +12,11 @@ import sys
 import threading
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no pygame banner on every command
+# torch's OpenMP threads busy-wait 300,000 spins (libgomp's default) after each parallel region; beside
+# another busy process (a `test` while training, the environment workers) they spin on cores the other one
+# needs. Spinning briefly keeps the single-process speed and stops the collapse (bench/two_processes.py,
+# README). Read when torch loads, so set before any command imports it; a value the user set wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "2000")
 
 from errors import UserError
 

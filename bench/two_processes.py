@@ -5,12 +5,15 @@ below does what a fine-tuning step does in the main process — the encoder on a
 (collection) and one SAC update on cached features — for `--seconds`, alone and then beside an
 identical second worker. Settings compared (environment variables read when torch loads):
 
-  spin     torch's defaults: OpenMP threads busy-wait for work between parallel regions
-  passive  OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep (what main.py sets unless you set it)
-  brief spin  GOMP_SPINCOUNT=2000: spin a little, then sleep
-  1 thread OMP_NUM_THREADS=1
+  spin        GOMP_SPINCOUNT=300000, libgomp's default (torch's): idle OpenMP threads busy-wait that long
+  passive     OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep at once
+  brief spin  GOMP_SPINCOUNT=2000: spin a little, then sleep (main.py's default unless you set one)
+  1 thread    OMP_NUM_THREADS=1
 
-    python bench/two_processes.py [--seconds 20]
+With `--bc_run ID` (a BC run under logs/) it also times the real thing: `train_rl` fine-tuning ID for
+4,000 steps alone, then beside a `test` of 6 tracks started with it, under each setting but "1 thread".
+
+    python bench/two_processes.py [--seconds 20] [--bc_run ID]
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"spin": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "brief spin": {"GOMP_SPINCOUNT": "2000"},
-            "1 thread": {"OMP_NUM_THREADS": "1"}}
+SETTINGS = {"spin": {"GOMP_SPINCOUNT": "300000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"},
+            "brief spin": {"GOMP_SPINCOUNT": "2000"}, "1 thread": {"OMP_NUM_THREADS": "1"}}
 
 
 def worker(seconds: float) -> None:
@@ -56,17 +59,43 @@ def worker(seconds: float) -> None:
 
 
 def measure(setting: dict, copies: int, seconds: float) -> list[float]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
-    env.update(setting)
+    env = clean_env(setting)
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(seconds)], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(copies)]
     return [json.loads(p.communicate()[0].strip().splitlines()[-1])["steps_per_s"] for p in procs]
+
+
+def clean_env(setting: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
+    return {**env, **setting}
+
+
+def time_fine_tuning(bc_run: str, setting: dict, beside_test: bool) -> dict:
+    """Wall seconds of a short `train_rl` (and of the `test` started beside it)."""
+    import shutil
+
+    run_id = "two_processes_probe"
+    shutil.rmtree(ROOT / "logs" / run_id, ignore_errors=True)
+    env = clean_env(setting)
+    start = time.perf_counter()
+    test = (subprocess.Popen([sys.executable, "main.py", "test", "--resume_run_id", bc_run, "--episodes", "6"], cwd=ROOT,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if beside_test else None)
+    subprocess.run([sys.executable, "main.py", "train_rl", "--resume_run_id", bc_run, "--run_id", run_id, "--total_steps",
+                    "4000", "--eval_every", "0", "--eval_video", "0"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = {"train_rl_s": time.perf_counter() - start}
+    if test:
+        test.wait()
+        out["test_s"] = time.perf_counter() - start
+    shutil.rmtree(ROOT / "logs" / run_id, ignore_errors=True)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per worker")
     parser.add_argument("--worker", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--bc_run", default=None, help="also time train_rl fine-tuning this BC run, alone and beside a test")
     args = parser.parse_args()
     if args.worker is not None:
         return worker(args.worker)
@@ -78,8 +107,19 @@ def main() -> None:
         results[name] = {"alone": alone, "beside_another": pair}
         print(f"  {name:10s} alone {alone:7.1f}   two at once {pair[0]:7.1f} + {pair[1]:7.1f}   "
               f"each keeps {min(pair) / alone:.0%}")
+    real = {}
+    if args.bc_run:
+        print(f"train_rl, 4,000 steps fine-tuning {args.bc_run} (wall seconds):")
+        for name, setting in SETTINGS.items():
+            if name == "1 thread":
+                continue
+            alone, pair = time_fine_tuning(args.bc_run, setting, False), time_fine_tuning(args.bc_run, setting, True)
+            real[name] = {"alone": alone, "beside_test": pair}
+            print(f"  {name:10s} alone {alone['train_rl_s']:5.1f} s   beside a 6-track test {pair['train_rl_s']:5.1f} s "
+                  f"(the test done after {pair['test_s']:5.1f} s)")
     out = Path(__file__).parent / "results" / "two_processes.json"
-    out.write_text(json.dumps({"cores": os.cpu_count(), "seconds": args.seconds, "steps_per_s": results}, indent=2))
+    out.write_text(json.dumps({"cores": os.cpu_count(), "seconds": args.seconds, "steps_per_s": results,
+                               "train_rl_4000_steps": real}, indent=2))
     print(f"written {out}")
 
 
