@@ -11,7 +11,7 @@ identical second worker. Settings compared (environment variables read when torc
   1 thread    OMP_NUM_THREADS=1
 
 With `--bc_run ID` (a BC run under logs/) it also times the real thing: `train_rl` fine-tuning ID for
-4,000 steps alone, then beside a `test` of 6 tracks started with it, under each setting but "1 thread".
+4,000 steps and a `test` of 6 tracks, each alone and then started together, under each setting but "1 thread".
 
     python bench/two_processes.py [--seconds 20] [--bc_run ID]
 """
@@ -70,23 +70,31 @@ def clean_env(setting: dict) -> dict:
     return {**env, **setting}
 
 
-def time_fine_tuning(bc_run: str, setting: dict, beside_test: bool) -> dict:
-    """Wall seconds of a short `train_rl` (and of the `test` started beside it)."""
+def time_commands(bc_run: str, setting: dict, train: bool, test: bool) -> dict:
+    """Wall seconds of a short `train_rl` and/or a `test` started together, each until its own exit."""
     import shutil
 
     run_id = "two_processes_probe"
     shutil.rmtree(ROOT / "logs" / run_id, ignore_errors=True)
-    env = clean_env(setting)
-    start = time.perf_counter()
-    test = (subprocess.Popen([sys.executable, "main.py", "test", "--resume_run_id", bc_run, "--episodes", "6"], cwd=ROOT,
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if beside_test else None)
-    subprocess.run([sys.executable, "main.py", "train_rl", "--resume_run_id", bc_run, "--run_id", run_id, "--total_steps",
-                    "4000", "--eval_every", "0", "--eval_video", "0"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    out = {"train_rl_s": time.perf_counter() - start}
+    commands = {}
+    if train:
+        commands["train_rl_s"] = ["train_rl", "--resume_run_id", bc_run, "--run_id", run_id, "--total_steps", "4000",
+                                  "--eval_every", "0", "--eval_video", "0"]
     if test:
-        test.wait()
-        out["test_s"] = time.perf_counter() - start
+        commands["test_s"] = ["test", "--resume_run_id", bc_run, "--episodes", "6"]
+    start = time.perf_counter()
+    running = {name: subprocess.Popen([sys.executable, "main.py", *argv], cwd=ROOT, env=clean_env(setting),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for name, argv in commands.items()}
+    out = {}
+    while running:
+        for name, process in list(running.items()):
+            if process.poll() is not None:
+                if process.returncode:
+                    raise SystemExit(f"{name[:-2]} failed (exit {process.returncode}) under {setting}")
+                out[name] = time.perf_counter() - start
+                del running[name]
+        time.sleep(0.05)
     shutil.rmtree(ROOT / "logs" / run_id, ignore_errors=True)
     return out
 
@@ -95,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per worker")
     parser.add_argument("--worker", type=float, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--bc_run", default=None, help="also time train_rl fine-tuning this BC run, alone and beside a test")
+    parser.add_argument("--bc_run", default=None, help="also time train_rl fine-tuning this BC run and a test of it, alone and together")
     args = parser.parse_args()
     if args.worker is not None:
         return worker(args.worker)
@@ -113,10 +121,11 @@ def main() -> None:
         for name, setting in SETTINGS.items():
             if name == "1 thread":
                 continue
-            alone, pair = time_fine_tuning(args.bc_run, setting, False), time_fine_tuning(args.bc_run, setting, True)
-            real[name] = {"alone": alone, "beside_test": pair}
-            print(f"  {name:10s} alone {alone['train_rl_s']:5.1f} s   beside a 6-track test {pair['train_rl_s']:5.1f} s "
-                  f"(the test done after {pair['test_s']:5.1f} s)")
+            alone = {**time_commands(args.bc_run, setting, True, False), **time_commands(args.bc_run, setting, False, True)}
+            pair = time_commands(args.bc_run, setting, True, True)
+            real[name] = {"alone": alone, "together": pair}
+            print(f"  {name:10s} alone: train_rl {alone['train_rl_s']:5.1f} s, test {alone['test_s']:5.1f} s   "
+                  f"started together: train_rl {pair['train_rl_s']:5.1f} s, test {pair['test_s']:5.1f} s")
     out = Path(__file__).parent / "results" / "two_processes.json"
     out.write_text(json.dumps({"cores": os.cpu_count(), "seconds": args.seconds, "steps_per_s": results,
                                "train_rl_4000_steps": real}, indent=2))
