@@ -33,7 +33,7 @@ BATCH = 256
 
 def filled_replay(env_config: EnvConfig, n: int, rng: np.random.Generator) -> FrameReplay:
     frame = env_config.frame_shape
-    buffer = FrameReplay(n, 1, frame, env_config.frame_stack)
+    buffer = FrameReplay(2 * n, 1, frame, env_config.frame_stack)  # room for the episode starts: never wraps
     buffer.start(0, rng.integers(0, 256, frame, dtype=np.uint8))
     for i in range(n - 1):
         done = i % 400 == 399
