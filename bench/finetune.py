@@ -46,6 +46,7 @@ VARIANTS = {
     "constant lambda 100 (demo rows, learnt spread)": ("lambda100", PLAIN + ["--bc_weight", 100]),
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
     CANDIDATE: ("cool_30k", COOL_30K),
+    "30,000 steps, validation on 20 tracks (temperature 0.05)": ("long_30k", ["--total_steps", 30_000, "--eval_episodes", 20]),
 }
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
