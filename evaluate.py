@@ -169,8 +169,8 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, recorder: Episod
         active = np.array([s is not None for s in slot_seed])
         actions = np.zeros((num_envs, 3), np.float32)  # finished slots idle (the env does not simulate them)
         actions[active] = agent.decide(obs[active])
-        for i in range(num_envs):
-            if shoves[i] is not None and slot_seed[i] is not None:
+        for i in np.flatnonzero(active):
+            if shoves[i] is not None:
                 actions[i] = shoves[i].apply(actions[i])
         frames, _, terminated, truncated, info = vec_env.step(actions)
         for i in range(num_envs):

@@ -38,7 +38,8 @@ PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptiv
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
 DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread)"
 CANDIDATE = "initial temperature 0.001, 30,000 steps, validation on 20 tracks"
-COOL_30K = ["--init_temperature", 0.001, "--total_steps", 30_000, "--eval_episodes", 20]
+LONG_30K = ["--total_steps", 30_000, "--eval_episodes", 20]
+COOL_30K = ["--init_temperature", 0.001, *LONG_30K]
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
@@ -46,7 +47,7 @@ VARIANTS = {
     "constant lambda 100 (demo rows, learnt spread)": ("lambda100", PLAIN + ["--bc_weight", 100]),
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
     CANDIDATE: ("cool_30k", COOL_30K),
-    "30,000 steps, validation on 20 tracks (temperature 0.05)": ("long_30k", ["--total_steps", 30_000, "--eval_episodes", 20]),
+    "30,000 steps, validation on 20 tracks (temperature 0.05)": ("long_30k", LONG_30K),
 }
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.

@@ -107,6 +107,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker is not None:
         return worker(args.worker)
+    if args.bc_run and not (ROOT / "logs" / args.bc_run / "config.json").exists():
+        raise SystemExit(f"--bc_run {args.bc_run}: no run at {ROOT / 'logs' / args.bc_run} (train one with main.py train_bc)")
     results = {}
     print(f"fine-tuning steps/s (encoder on 2 observations + one cached-feature update), {os.cpu_count()} cores:")
     for name, setting in SETTINGS.items():

@@ -195,4 +195,3 @@ def test_interrupt_writes_final_checkpoint(workdir, tmp_path, signal_name):
     assert process.returncode == 130, err[-2000:]
     state = torch.load(tmp_path / "logs" / "stop" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert 20 <= state["step"] < 100000 and "interrupted" in err
-
