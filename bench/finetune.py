@@ -9,6 +9,7 @@ from `--seeds` different demo sets (track seeds apart); training seed k fine-tun
 is tested on the same `--test_episodes` held-out tracks (1,000,000 ...); the BC starts and the default
 also with `--shove`. Writes bench/results/finetune_bc<epochs>.json, .md (the README table) and
 finetune_bc<epochs>_curves.png (periodic validation return vs environment steps); run ids end in _e<epochs>.
+Rows of the earlier results file whose runs are gone from logs/ (a fresh checkout) are kept as they were.
 """
 from __future__ import annotations
 
@@ -37,17 +38,19 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
 DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread)"
-CANDIDATE = "initial temperature 0.001, 30,000 steps, validation on 20 tracks"
+CANDIDATE = "initial temperature 0.001, 60,000 steps, validation on 20 tracks"
 LONG_30K = ["--total_steps", 30_000, "--eval_episodes", 20]
 COOL_30K = ["--init_temperature", 0.001, *LONG_30K]
+COOL_60K = ["--init_temperature", 0.001, "--total_steps", 60_000, "--eval_episodes", 20]
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
     "constant lambda 100 (demo rows, learnt spread)": ("lambda100", PLAIN + ["--bc_weight", 100]),
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
-    CANDIDATE: ("cool_30k", COOL_30K),
+    "initial temperature 0.001, 30,000 steps, validation on 20 tracks": ("cool_30k", COOL_30K),
     "30,000 steps, validation on 20 tracks (temperature 0.05)": ("long_30k", LONG_30K),
+    CANDIDATE: ("cool_60k", COOL_60K),
 }
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
@@ -103,6 +106,10 @@ def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None 
     per_seed = {key: [t[key]["mean"] for t in tests] for key in ("raw", "penalized", "offtrack_frames")}
     out = {"runs": run_ids, **{f"{k}_per_seed": v for k, v in per_seed.items()},
            "min_per_seed": [t["raw"]["min"] for t in tests], "laps_per_seed": [t["laps_completed"] for t in tests]}
+    curves = [eval_curve(r) for r in run_ids]
+    n = min(len(steps) for steps, _ in curves)
+    if n:  # mean validation return over the seeds, kept so the plot survives the runs' logs
+        out["curve"] = {"steps": curves[0][0][:n], "raw": np.mean([raw[:n] for _, raw in curves], axis=0).tolist()}
     walls = [LOG_ROOT / r / "wall_time_s" for r in run_ids]
     out["wall_time_s"] = [float(w.read_text()) for w in walls if w.exists()]
     if shove:
@@ -111,6 +118,14 @@ def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None 
         out["excursions"] = [s["excursions"] for s in shoved]
         out["recoveries"] = [s["recoveries"] for s in shoved]
     return out
+
+
+def with_earlier_rows(table: dict, earlier: Path) -> dict:
+    """The rows measured now, plus those of an earlier results file whose runs are no longer in logs/
+    (a fresh checkout keeps the results, not the runs), in the earlier file's order, starts grouped."""
+    old = {tuple(k.split(" | ", 1)): r for k, r in json.loads(earlier.read_text()).items()} if earlier.exists() else {}
+    merged = {**{key: table.get(key, r) for key, r in old.items()}, **table}
+    return {key: merged[key] for start in STARTS for key in merged if key[0] == start}
 
 
 def markdown(table: dict, episodes: int) -> str:
@@ -137,8 +152,8 @@ def eval_curve(run_id: str, tag: str = "eval/raw_return") -> tuple[list[int], li
     return [s.step for s in scalars], [s.value for s in scalars]
 
 
-def plot(curves: dict[str, list[str]], out: Path) -> None:
-    """Validation return vs steps, mean over the seeds of each (start, variant)."""
+def plot(table: dict, out: Path) -> None:
+    """Validation return vs steps, mean over the seeds of each (start, variant) row that has a curve."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,14 +161,9 @@ def plot(curves: dict[str, list[str]], out: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, start in zip(axes, STARTS):
-        for label, run_ids in curves.items():
-            if not label.startswith(start):
-                continue
-            series = [eval_curve(r) for r in run_ids]
-            n = min(len(s[0]) for s in series)
-            if n:
-                ax.plot(series[0][0][:n], np.mean([s[1][:n] for s in series], axis=0), marker="o",
-                        label=f"{label.split(': ', 1)[1]} ({len(series)} seeds)")
+        for (row_start, policy), r in table.items():
+            if row_start == start and "curve" in r and policy in VARIANTS:
+                ax.plot(r["curve"]["steps"], r["curve"]["raw"], marker="o", label=f"{policy} ({len(r['runs'])} seeds)")
         ax.set_title(f"{start} BC start")
         ax.set_xlabel("environment steps")
         ax.axhline(900, color="gray", linestyle="--", linewidth=1)
@@ -189,7 +199,7 @@ def main() -> None:
                     rl_run(variant, start, k, total_steps)
     # The table holds every finished run, whichever invocation trained it; shoves for BC and the default.
     RESULTS.mkdir(exist_ok=True)
-    table, curves = {}, {}
+    table = {}
     for start in STARTS:
         bcs = [bc_run(start, k) for k in range(MAX_SEEDS) if finished(f"ft_bc_{start}_{k}_e{BC_EPOCHS}")]
         if not bcs:
@@ -200,15 +210,15 @@ def main() -> None:
             if run_ids:
                 table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in (DEFAULT, CANDIDATE) else 0.0,
                                               ROW_CHECKPOINT.get(variant))
-                curves[f"{start}: {variant}"] = run_ids
             if run_ids and variant in OTHER_CHECKPOINT:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
     name = f"finetune_bc{BC_EPOCHS}"
+    table = with_earlier_rows(table, RESULTS / f"{name}.json")
     (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
     (RESULTS / f"{name}.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))
-    plot(curves, RESULTS / f"{name}_curves.png")
+    plot(table, RESULTS / f"{name}_curves.png")
 
 
 if __name__ == "__main__":
