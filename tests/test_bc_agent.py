@@ -12,7 +12,7 @@ from networks import ActorCritic, ModelConfig
 from replay_buffer import demo_replay
 import demos
 
-TINY = ["--encoder", "small", "--feature_dim", "16", "--hidden_dim", "32", "--obs_size", "48", "--frame_stack", "2"]
+from flags import TINY
 
 
 @pytest.fixture(scope="module")

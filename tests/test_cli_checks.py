@@ -13,7 +13,7 @@ import pytest
 
 import main
 
-TINY = ["--encoder", "small", "--feature_dim", "16", "--hidden_dim", "32", "--obs_size", "48", "--frame_stack", "2"]
+from flags import TINY
 
 
 @pytest.fixture(autouse=True)

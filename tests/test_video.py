@@ -18,7 +18,7 @@ from evaluate import CLIP_SHRINK, evaluate
 from runs import HPARAMS_SUFFIX
 from video import OBS_SCALE, EpisodeRecorder
 
-TINY = ["--encoder", "small", "--feature_dim", "16", "--hidden_dim", "32", "--obs_size", "48", "--frame_stack", "2"]
+from flags import TINY
 ROOT = Path(__file__).resolve().parents[1]
 
 
