@@ -51,6 +51,8 @@ VARIANTS = {
     "initial temperature 0.001, 30,000 steps, validation on 20 tracks": ("cool_30k", COOL_30K),
     "30,000 steps, validation on 20 tracks (temperature 0.05)": ("long_30k", LONG_30K),
     CANDIDATE: ("cool_60k", COOL_60K),
+    "constant lambda 100, initial temperature 0.001, 30,000 steps, validation on 20 tracks":
+        ("cool_30k_lambda100", ["--adaptive_bc_weight", 0, "--bc_weight", 100, *COOL_30K]),
 }
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
