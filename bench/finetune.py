@@ -38,7 +38,8 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
 DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread)"
-CANDIDATE = "initial temperature 0.001, 60,000 steps, validation on 20 tracks"
+CANDIDATE = "constant lambda 100, initial temperature 0.001, 30,000 steps, validation on 20 tracks"
+COOL_LONG = "initial temperature 0.001, 60,000 steps, validation on 20 tracks"
 LONG_30K = ["--total_steps", 30_000, "--eval_episodes", 20]
 COOL_30K = ["--init_temperature", 0.001, *LONG_30K]
 COOL_60K = ["--init_temperature", 0.001, "--total_steps", 60_000, "--eval_episodes", 20]
@@ -50,9 +51,8 @@ VARIANTS = {
     "lambda=0": ("lambda0", PLAIN + ["--bc_weight", 0]),
     "initial temperature 0.001, 30,000 steps, validation on 20 tracks": ("cool_30k", COOL_30K),
     "30,000 steps, validation on 20 tracks (temperature 0.05)": ("long_30k", LONG_30K),
-    CANDIDATE: ("cool_60k", COOL_60K),
-    "constant lambda 100, initial temperature 0.001, 30,000 steps, validation on 20 tracks":
-        ("cool_30k_lambda100", ["--adaptive_bc_weight", 0, "--bc_weight", 100, *COOL_30K]),
+    COOL_LONG: ("cool_60k", COOL_60K),
+    CANDIDATE: ("cool_30k_lambda100", ["--adaptive_bc_weight", 0, "--bc_weight", 100, *COOL_30K]),
 }
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
@@ -210,7 +210,7 @@ def main() -> None:
         for variant in VARIANTS:
             run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
             if run_ids:
-                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in (DEFAULT, CANDIDATE) else 0.0,
+                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in (DEFAULT, CANDIDATE, COOL_LONG) else 0.0,
                                               ROW_CHECKPOINT.get(variant))
             if run_ids and variant in OTHER_CHECKPOINT:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
