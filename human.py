@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             seed = next(seeds)
     finally:
         env.close()
-        if not any(out_dir.iterdir()):  # quit before the first episode: leave no empty dataset behind
+        if out_dir.is_dir() and not any(out_dir.iterdir()):  # quit before the first episode: no empty dataset left
             out_dir.rmdir()
     print(f"recorded {recorded} episodes in {out_dir}" if recorded else "recorded nothing")
     return 0

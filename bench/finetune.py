@@ -9,7 +9,8 @@ from `--seeds` different demo sets (track seeds apart); training seed k fine-tun
 is tested on the same `--test_episodes` held-out tracks (1,000,000 ...); the BC starts and the default
 also with `--shove`. Writes bench/results/finetune_bc<epochs>.json, .md (the README table) and
 finetune_bc<epochs>_curves.png (periodic validation return vs environment steps); run ids end in _e<epochs>.
-Rows of the earlier results file whose runs are gone from logs/ (a fresh checkout) are kept as they were.
+Rows of the earlier results file that this invocation does not measure (their runs are gone from a fresh
+checkout's logs/) are kept as they were.
 """
 from __future__ import annotations
 
@@ -123,8 +124,8 @@ def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None 
 
 
 def with_earlier_rows(table: dict, earlier: Path) -> dict:
-    """The rows measured now, plus those of an earlier results file whose runs are no longer in logs/
-    (a fresh checkout keeps the results, not the runs), in the earlier file's order, starts grouped."""
+    """The rows measured now, plus the rows of an earlier results file not measured now (a fresh checkout
+    keeps the results, not the runs), in the earlier file's order, starts grouped."""
     old = {tuple(k.split(" | ", 1)): r for k, r in json.loads(earlier.read_text()).items()} if earlier.exists() else {}
     merged = {**{key: table.get(key, r) for key, r in old.items()}, **table}
     return {key: merged[key] for start in STARTS for key in merged if key[0] == start}
@@ -199,7 +200,8 @@ def main() -> None:
             for k in range(args.seeds):
                 for variant in args.variants:
                     rl_run(variant, start, k, total_steps)
-    # The table holds every finished run, whichever invocation trained it; shoves for BC and the default.
+    # The table holds every finished run, whichever invocation trained it; shoves for BC, the default, the
+    # candidate and the 60,000-step row.
     RESULTS.mkdir(exist_ok=True)
     table = {}
     for start in STARTS:
