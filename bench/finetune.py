@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -166,12 +167,13 @@ def plot(table: dict, out: Path) -> None:
     for ax, start in zip(axes, STARTS):
         for (row_start, policy), r in table.items():
             if row_start == start and "curve" in r and policy in VARIANTS:
-                ax.plot(r["curve"]["steps"], r["curve"]["raw"], marker="o", label=f"{policy} ({len(r['runs'])} seeds)")
+                label = textwrap.fill(f"{policy} ({len(r['runs'])} seeds)", 48)  # long labels: wrapped, not cut
+                ax.plot(r["curve"]["steps"], r["curve"]["raw"], marker="o", label=label)
         ax.set_title(f"{start} BC start")
         ax.set_xlabel("environment steps")
         ax.axhline(900, color="gray", linestyle="--", linewidth=1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
     axes[0].set_ylabel("raw return, validation tracks (mean over seeds)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
