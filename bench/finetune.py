@@ -110,10 +110,6 @@ def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None 
     per_seed = {key: [t[key]["mean"] for t in tests] for key in ("raw", "penalized", "offtrack_frames")}
     out = {"runs": run_ids, **{f"{k}_per_seed": v for k, v in per_seed.items()},
            "min_per_seed": [t["raw"]["min"] for t in tests], "laps_per_seed": [t["laps_completed"] for t in tests]}
-    curves = [eval_curve(r) for r in run_ids]
-    n = min(len(steps) for steps, _ in curves)
-    if n:  # mean validation return over the seeds, kept so the plot survives the runs' logs
-        out["curve"] = {"steps": curves[0][0][:n], "raw": np.mean([raw[:n] for _, raw in curves], axis=0).tolist()}
     walls = [LOG_ROOT / r / "wall_time_s" for r in run_ids]
     out["wall_time_s"] = [float(w.read_text()) for w in walls if w.exists()]
     if shove:
@@ -122,6 +118,13 @@ def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None 
         out["excursions"] = [s["excursions"] for s in shoved]
         out["recoveries"] = [s["recoveries"] for s in shoved]
     return out
+
+
+def mean_curve(run_ids: list[str]) -> dict | None:
+    """Validation return vs steps, mean over the seeds; kept in the results so the plot survives the logs."""
+    curves = [eval_curve(r) for r in run_ids]
+    n = min(len(steps) for steps, _ in curves)
+    return {"steps": curves[0][0][:n], "raw": np.mean([raw[:n] for _, raw in curves], axis=0).tolist()} if n else None
 
 
 def with_earlier_rows(table: dict, earlier: Path) -> dict:
@@ -166,7 +169,7 @@ def plot(table: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, start in zip(axes, STARTS):
         for (row_start, policy), r in table.items():
-            if row_start == start and "curve" in r and policy in VARIANTS:
+            if row_start == start and "curve" in r:
                 label = textwrap.fill(f"{policy} ({len(r['runs'])} seeds)", 48)  # long labels: wrapped, not cut
                 ax.plot(r["curve"]["steps"], r["curve"]["raw"], marker="o", label=label)
         ax.set_title(f"{start} BC start")
@@ -216,6 +219,8 @@ def main() -> None:
             if run_ids:
                 table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in (DEFAULT, CANDIDATE, COOL_LONG) else 0.0,
                                               ROW_CHECKPOINT.get(variant))
+                if curve := mean_curve(run_ids):  # only the variants' own rows are plotted
+                    table[(start, variant)]["curve"] = curve
             if run_ids and variant in OTHER_CHECKPOINT:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
