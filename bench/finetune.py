@@ -45,6 +45,9 @@ COOL_LONG = "initial temperature 0.001, 60,000 steps, validation on 20 tracks"
 LONG_30K = ["--total_steps", 30_000, "--eval_episodes", 20]
 COOL_30K = ["--init_temperature", 0.001, *LONG_30K]
 COOL_60K = ["--init_temperature", 0.001, "--total_steps", 60_000, "--eval_episodes", 20]
+# Training episodes end after --offtrack_limit consecutive off-track frames (20 = 0.4 s by default): too
+# short to ever drive back, so recovery is never experienced. 100 frames = 2 s, the shove test's window.
+OFFTRACK_100 = "off-track limit 100 frames in training (2 s to get back; default 20)"
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
@@ -55,7 +58,9 @@ VARIANTS = {
     "30,000 steps, validation on 20 tracks (temperature 0.05)": ("long_30k", LONG_30K),
     COOL_LONG: ("cool_60k", COOL_60K),
     CANDIDATE: ("cool_30k_lambda100", ["--adaptive_bc_weight", 0, "--bc_weight", 100, *COOL_30K]),
+    OFFTRACK_100: ("offtrack100", ["--offtrack_limit", 100]),
 }
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
@@ -205,8 +210,7 @@ def main() -> None:
             for k in range(args.seeds):
                 for variant in args.variants:
                     rl_run(variant, start, k, total_steps)
-    # The table holds every finished run, whichever invocation trained it; shoves for BC, the default, the
-    # candidate and the 60,000-step row.
+    # The table holds every finished run, whichever invocation trained it.
     RESULTS.mkdir(exist_ok=True)
     table = {}
     for start in STARTS:
@@ -217,7 +221,7 @@ def main() -> None:
         for variant in VARIANTS:
             run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
             if run_ids:
-                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in (DEFAULT, CANDIDATE, COOL_LONG) else 0.0,
+                table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in SHOVED else 0.0,
                                               ROW_CHECKPOINT.get(variant))
                 if curve := mean_curve(run_ids):  # only the variants' own rows are plotted
                     table[(start, variant)]["curve"] = curve
