@@ -48,6 +48,9 @@ COOL_60K = ["--init_temperature", 0.001, "--total_steps", 60_000, "--eval_episod
 # Training episodes end after --offtrack_limit consecutive off-track frames (20 = 0.4 s by default): too
 # short to ever drive back, so recovery is never experienced. 100 frames = 2 s, the shove test's window.
 OFFTRACK_100 = "off-track limit 100 frames in training (2 s to get back; default 20)"
+# The BC critics were pre-trained on plain Monte-Carlo returns; SAC's soft TD target adds -alpha log pi per
+# step, which for the narrow BC policy (log pi about +10) outweighs the reward and drags the values down.
+NO_ENTROPY_BACKUP = "no entropy bonus in the TD target (critics keep learning plain returns)"
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
@@ -59,8 +62,9 @@ VARIANTS = {
     COOL_LONG: ("cool_60k", COOL_60K),
     CANDIDATE: ("cool_30k_lambda100", ["--adaptive_bc_weight", 0, "--bc_weight", 100, *COOL_30K]),
     OFFTRACK_100: ("offtrack100", ["--offtrack_limit", 100]),
+    NO_ENTROPY_BACKUP: ("no_entropy_backup", ["--backup_entropy", 0]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, NO_ENTROPY_BACKUP)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
