@@ -64,7 +64,7 @@ VARIANTS = {
     OFFTRACK_100: ("offtrack100", ["--offtrack_limit", 100]),
     NO_ENTROPY_BACKUP: ("no_entropy_backup", ["--backup_entropy", 0]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, NO_ENTROPY_BACKUP)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
