@@ -73,7 +73,7 @@ def demo_quality(dataset: str, laps: int) -> tuple[float, int]:
     """Mean raw return and completed laps of the first `laps` recorded episodes (what the driver achieved)."""
     paths = demos.episode_paths(demos.dataset_dir(dataset))[:laps]
     stats = [(ep.raw_return, ep.lap_complete) for ep in map(demos.load_episode, paths)]  # one episode in memory
-    return float(np.mean([r for r, _ in stats])), sum(lap for _, lap in stats)
+    return float(np.mean([r for r, _ in stats])), int(sum(lap for _, lap in stats))  # numpy bools sum to int64: not JSON
 
 
 def row(runs: list[str], tests: list[dict], demo_stats: list[tuple[float, int]]) -> dict:

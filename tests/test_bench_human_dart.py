@@ -33,3 +33,16 @@ def test_row_and_markdown_report_every_seed(bench):
     assert len(table) == 3 and table[0].count("|") == table[2].count("|") == 11
     assert table[2].startswith("| 0.05 | 10 | 2 | 850.0 ± 50.0 | 900.0, 800.0 | 700, 300 | 48/50, 40/50 |")
     assert "907.8 ± 2.2, 10/10, 9/10" in table[2]
+
+
+def test_demo_quality_is_plain_json(bench, monkeypatch):
+    """Episodes report lap completion as numpy bools; the table's JSON must still serialise their count."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    laps = [np.bool_(True), np.bool_(False), np.bool_(True)]
+    monkeypatch.setattr(bench.demos, "episode_paths", lambda _: list(range(3)))
+    monkeypatch.setattr(bench.demos, "load_episode", lambda i: SimpleNamespace(raw_return=np.float64(900 + i), lap_complete=laps[i]))
+    assert json.loads(json.dumps(bench.demo_quality("any", 3))) == [901.0, 2]
