@@ -76,7 +76,7 @@ class Episode:
     @property
     def lap_complete(self) -> bool:
         # CarRacing terminates only on a finished lap (or leaving the playfield, which costs -100).
-        return self.terminated and self.rewards[-1] > -100
+        return bool(self.terminated and self.rewards[-1] > -100)  # a plain bool: counts of it go into JSON
 
 
 def episode_paths(dataset_dir: str | Path) -> list[Path]:
