@@ -73,6 +73,9 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")
     parser.add_argument("--num_qs", type=int, default=model.num_qs, help="critic ensemble size")
+    parser.add_argument("--critic_layer_norm", type=int, choices=(0, 1), default=int(model.critic_layer_norm),
+                        help="1: LayerNorm before each hidden ReLU of the critics (as in RLPD), which bounds how far "
+                             "their values extrapolate to actions the data lacks; fine-tuning keeps the BC run's")
 
 
 def override_reward(env_config: EnvConfig, args: argparse.Namespace) -> EnvConfig:
@@ -91,7 +94,7 @@ def env_and_model_configs(args: argparse.Namespace) -> tuple[EnvConfig, ModelCon
     env_config = override_reward(EnvConfig(action_repeat=args.action_repeat, frame_stack=args.frame_stack,
                                            grayscale=not args.color, obs_size=args.obs_size), args)
     model_config = ModelConfig(encoder=args.encoder, feature_dim=args.feature_dim, hidden_dim=args.hidden_dim,
-                               num_qs=args.num_qs)
+                               num_qs=args.num_qs, critic_layer_norm=bool(args.critic_layer_norm))
     if min(model_config.feature_dim, model_config.hidden_dim, model_config.num_qs) < 1:
         raise UserError("--feature_dim, --hidden_dim and --num_qs must be >= 1")
     try:

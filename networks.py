@@ -28,6 +28,7 @@ class ModelConfig:
     feature_dim: int = 64  # encoder output after the projection (LayerNorm + tanh)
     hidden_dim: int = 256  # actor and critic MLP width
     num_qs: int = 2  # critic ensemble size
+    critic_layer_norm: bool = False  # LayerNorm before each hidden ReLU of the critics (RLPD: bounds extrapolation)
     reward_scale: float = 0.1  # critics predict returns of reward * reward_scale (returns reach the hundreds)
     bc_actor: bool = False  # a frozen copy of the BC actor rides along (fine-tuned runs: reference and proposals)
     bc_selection: bool = False  # acting picks the higher-Q of the RL and BC proposals (IBRL; needs bc_actor)
@@ -119,11 +120,15 @@ class Critic(nn.Module):
     """An ensemble of `num_qs` independent Q networks on shared features: (B, F), (B, 3) -> (num_qs, B).
     Combine members with `.min(0)` (clipped double-Q over all) or over a random subset (REDQ)."""
 
-    def __init__(self, feature_dim: int, hidden_dim: int, num_qs: int = 2):
+    def __init__(self, feature_dim: int, hidden_dim: int, num_qs: int = 2, layer_norm: bool = False):
         super().__init__()
         self.num_qs = num_qs
-        self.net = nn.Sequential(EnsembleLinear(num_qs, feature_dim + 3, hidden_dim), nn.ReLU(),
-                                 EnsembleLinear(num_qs, hidden_dim, hidden_dim), nn.ReLU(),
+
+        def activation() -> nn.Module:  # parameter-free, so the layers' keys are the same either way
+            return nn.Sequential(nn.LayerNorm(hidden_dim, elementwise_affine=False), nn.ReLU()) if layer_norm else nn.ReLU()
+
+        self.net = nn.Sequential(EnsembleLinear(num_qs, feature_dim + 3, hidden_dim), activation(),
+                                 EnsembleLinear(num_qs, hidden_dim, hidden_dim), activation(),
                                  EnsembleLinear(num_qs, hidden_dim, 1))
 
     def forward(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -158,9 +163,9 @@ class ActorCritic(nn.Module):
         self.encoder = Encoder(obs_shape, config)
         self.actor = Actor(config.feature_dim, config.hidden_dim)
         self.bc_actor = Actor(config.feature_dim, config.hidden_dim).requires_grad_(False) if config.bc_actor else None
-        self.critic = Critic(config.feature_dim, config.hidden_dim, config.num_qs)
+        self.critic = Critic(config.feature_dim, config.hidden_dim, config.num_qs, config.critic_layer_norm)
         self.target_encoder = Encoder(obs_shape, config)
-        self.target_critic = Critic(config.feature_dim, config.hidden_dim, config.num_qs)
+        self.target_critic = Critic(config.feature_dim, config.hidden_dim, config.num_qs, config.critic_layer_norm)
         self.sync_targets()
         for p in [*self.target_encoder.parameters(), *self.target_critic.parameters()]:
             p.requires_grad_(False)

@@ -56,6 +56,9 @@ NO_ENTROPY_BACKUP = "no entropy bonus in the TD target (critics keep learning pl
 # into the replay (as DART noise does for the demonstrator). Shoves alone lost (README): at the default
 # off-track limit a shove off the road ends the episode before a recovery exists, so here with 2 s.
 TRAIN_SHOVE = "shoves during training (probability 0.01 per step) with the off-track limit at 100 frames"
+# The critics' values for the actor's drifting actions kept rising while the returns did not (README):
+# extrapolation. RLPD's LayerNorm in the critics bounds it; BC pre-trains the critics, so BC runs with it.
+CRITIC_LN = "critics with LayerNorm (as in RLPD; their BC runs trained with it)"
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
@@ -69,8 +72,9 @@ VARIANTS = {
     OFFTRACK_100: ("offtrack100", ["--offtrack_limit", 100]),
     NO_ENTROPY_BACKUP: ("no_entropy_backup", ["--backup_entropy", 0]),
     TRAIN_SHOVE: ("train_shove_offtrack100", ["--train_shove", 0.01, "--offtrack_limit", 100]),
+    CRITIC_LN: ("critic_ln", ["--critic_layer_norm", 1]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, TRAIN_SHOVE)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, TRAIN_SHOVE, CRITIC_LN)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
@@ -86,13 +90,30 @@ def finished(run_id: str) -> bool:
     return (LOG_ROOT / run_id / "checkpoints" / "latest").exists()
 
 
-def bc_run(start: str, k: int, num_qs: int | None = None) -> str:
-    """BC on demo set k of this start (trained once; `num_qs` for a BC run with a larger critic ensemble)."""
-    run_id, dataset = f"ft_bc_{start}_{k}_e{BC_EPOCHS}" + (f"_q{num_qs}" if num_qs else ""), f"ft_{start}_{k}"
+# Network flags a fine-tuning run inherits from its BC run: variants that set them fine-tune their own BC
+# runs, trained with them (ids suffixed by the short name).
+BC_TIME_FLAGS = {"--num_qs": "q", "--critic_layer_norm": "ln"}
+
+
+def bc_time_flags(flags: list) -> tuple[list, list]:
+    """A variant's flags split into (train_bc's, train_rl's)."""
+    bc, rl = [], list(flags)
+    for flag in BC_TIME_FLAGS:
+        if flag in rl:
+            at = rl.index(flag)
+            bc += rl[at:at + 2]
+            del rl[at:at + 2]
+    return bc, rl
+
+
+def bc_run(start: str, k: int, bc_flags: list = ()) -> str:
+    """BC on demo set k of this start (trained once per set of `bc_flags`, the BC-time network flags)."""
+    suffix = "".join(f"_{BC_TIME_FLAGS[f]}{v}" for f, v in zip(bc_flags[::2], bc_flags[1::2]))
+    run_id, dataset = f"ft_bc_{start}_{k}_e{BC_EPOCHS}{suffix}", f"ft_{start}_{k}"
     if not finished(run_id):
         flags, first_seed = STARTS[start]
         cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags)
-        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k, "--epochs", BC_EPOCHS, *(["--num_qs", num_qs] if num_qs else []))
+        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k, "--epochs", BC_EPOCHS, *bc_flags)
     return run_id
 
 
@@ -105,15 +126,14 @@ def rl_finished(run_id: str) -> bool:
 
 
 def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
-    run_id, flags = rl_run_id(variant, start, k), list(VARIANTS[variant][1])
+    run_id = rl_run_id(variant, start, k)
+    bc_flags, flags = bc_time_flags(VARIANTS[variant][1])
     if (LOG_ROOT / run_id).exists() and not rl_finished(run_id):
         raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")
     if not rl_finished(run_id):
-        num_qs = flags[flags.index("--num_qs") + 1] if "--num_qs" in flags else None
-        if num_qs:
-            del flags[flags.index("--num_qs"):flags.index("--num_qs") + 2]  # a BC-time setting
+        start_run = bc_run(start, k, bc_flags)  # trained first if missing: not part of the RL wall time
         started = time.time()
-        cli("train_rl", "--resume_run_id", bc_run(start, k, num_qs), "--run_id", run_id, "--seed", k,
+        cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", k,
             "--total_steps", total_steps, *flags)
         (LOG_ROOT / run_id / "wall_time_s").write_text(f"{time.time() - started:.0f}")
     return run_id

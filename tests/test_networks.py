@@ -1,5 +1,6 @@
 """Networks: shapes, action bounds, log-probabilities, Polyak math, augmentation."""
 import math
+from dataclasses import replace
 
 import torch
 
@@ -84,3 +85,18 @@ def test_checkpoints_with_named_q_heads_load_into_the_ensemble():
     expected = torch.stack([head(torch.cat([features, action], -1)).squeeze(-1) for head in heads])
     assert torch.allclose(model.critic(features, action), expected, atol=1e-6)
     assert torch.allclose(model.target_critic(features, action), expected, atol=1e-6)
+
+
+def test_critic_layer_norm_makes_the_value_blind_to_the_scale_of_hidden_activations():
+    """With `critic_layer_norm` the hidden layers are normalised: scaling the first layer leaves Q as it is."""
+    features, action = torch.randn(8, 16), torch.rand(8, 3)
+    critics = {}
+    for layer_norm in (True, False):
+        critic = critics[layer_norm] = ActorCritic(OBS_SHAPE, replace(TINY, critic_layer_norm=layer_norm)).critic
+        before = critic(features, action)
+        with torch.no_grad():
+            first = critic.net[0]
+            first.weight.mul_(5.0)
+            first.bias.mul_(5.0)
+        assert torch.allclose(critic(features, action), before, atol=1e-4) == layer_norm
+    assert set(critics[True].state_dict()) == set(critics[False].state_dict())  # same keys either way

@@ -1,0 +1,16 @@
+"""bench/finetune.py's bookkeeping: which flags of a variant belong to its BC runs."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import finetune  # noqa: E402
+
+
+def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
+    bc, rl = finetune.bc_time_flags(["--critic_layer_norm", 1, "--bc_weight", 10, "--num_qs", 5])
+    assert bc == ["--num_qs", 5, "--critic_layer_norm", 1] and rl == ["--bc_weight", 10]
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # nothing to train
+    assert finetune.bc_run("weak", 1, bc) == "ft_bc_weak_1_e100_q5_ln1"
+    assert finetune.bc_run("weak", 1) == "ft_bc_weak_1_e100"
