@@ -80,6 +80,7 @@ SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, TRAIN_
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
 OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state instead of the best validated"),
+                    CRITIC_LN: ("latest_step", "critics with LayerNorm, their last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
 MAX_SEEDS = 10
