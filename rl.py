@@ -17,7 +17,9 @@ lambda and the best checkpoint; the others are flags that lost or tied the ablat
   - an adaptive lambda (`AdaptiveBCWeight`): stiff at first, relaxed while the training episodes keep up
     with the BC start's;
   - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included;
-  - `backup_entropy` off: the critics learn plain returns, as BC pre-trained them, not soft ones.
+  - `backup_entropy` off: the critics learn plain returns, as BC pre-trained them, not soft ones;
+  - `train_shove`: the robustness test's shoves during collection (`CollectionShoves`);
+  - critics with LayerNorm (`ModelConfig.critic_layer_norm`, chosen at train_bc time, as in RLPD).
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters

@@ -59,6 +59,7 @@ TRAIN_SHOVE = "shoves during training (probability 0.01 per step) with the off-t
 # The critics' values for the actor's drifting actions kept rising while the returns did not (README):
 # extrapolation. RLPD's LayerNorm in the critics bounds it; BC pre-trains the critics, so BC runs with it.
 CRITIC_LN = "critics with LayerNorm (as in RLPD; their BC runs trained with it)"
+CRITIC_LN_30K = "critics with LayerNorm, 30,000 steps, validation on 20 tracks"
 VARIANTS = {
     DEFAULT: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
@@ -73,6 +74,7 @@ VARIANTS = {
     NO_ENTROPY_BACKUP: ("no_entropy_backup", ["--backup_entropy", 0]),
     TRAIN_SHOVE: ("train_shove_offtrack100", ["--train_shove", 0.01, "--offtrack_limit", 100]),
     CRITIC_LN: ("critic_ln", ["--critic_layer_norm", 1]),
+    CRITIC_LN_30K: ("critic_ln_30k", ["--critic_layer_norm", 1, *LONG_30K]),
 }
 SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, TRAIN_SHOVE, CRITIC_LN)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
