@@ -73,7 +73,7 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")
     parser.add_argument("--num_qs", type=int, default=model.num_qs, help="critic ensemble size")
-    parser.add_argument("--critic_layer_norm", type=int, choices=(0, 1), default=int(model.critic_layer_norm),
+    parser.add_argument("--critic_layer_norm", type=int, choices=(0, 1), default=1,
                         help="1: LayerNorm before each hidden ReLU of the critics (as in RLPD), which bounds how far "
                              "their values extrapolate to actions the data lacks; fine-tuning keeps the BC run's")
 

@@ -28,7 +28,9 @@ class ModelConfig:
     feature_dim: int = 64  # encoder output after the projection (LayerNorm + tanh)
     hidden_dim: int = 256  # actor and critic MLP width
     num_qs: int = 2  # critic ensemble size
-    critic_layer_norm: bool = False  # LayerNorm before each hidden ReLU of the critics (RLPD: bounds extrapolation)
+    # LayerNorm before each hidden ReLU of the critics (RLPD: bounds extrapolation). On by default in train_bc
+    # and train_rl; False here is what runs saved before it existed had.
+    critic_layer_norm: bool = False
     reward_scale: float = 0.1  # critics predict returns of reward * reward_scale (returns reach the hundreds)
     bc_actor: bool = False  # a frozen copy of the BC actor rides along (fine-tuned runs: reference and proposals)
     bc_selection: bool = False  # acting picks the higher-Q of the RL and BC proposals (IBRL; needs bc_actor)

@@ -36,10 +36,13 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
     "strong": (["--episodes", 20, "--noise", 0.05], lambda k: 200_000 + 1000 * k),
     "weak": (["--episodes", 10, "--noise", 0], lambda k: 300_000 + 1000 * k),
 }
-# label -> (run-id key, train_rl flags). The default is train_rl's defaults; the others were tried beside it.
+# label -> (run-id key, flags). The default is train_rl's defaults; the others were tried beside it.
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
-DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread)"
+DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread), critics with LayerNorm"
+# The default until 2026-11-30 (evening); every row below it was measured against it, from BC runs whose
+# critics have no LayerNorm (bc_run's baseline).
+NO_LAYER_NORM = "critics without LayerNorm (the default before 2026-11-30 evening)"
 CANDIDATE = "constant lambda 100, initial temperature 0.001, 30,000 steps, validation on 20 tracks"
 COOL_LONG = "initial temperature 0.001, 60,000 steps, validation on 20 tracks"
 LONG_30K = ["--total_steps", 30_000, "--eval_episodes", 20]
@@ -56,12 +59,11 @@ NO_ENTROPY_BACKUP = "no entropy bonus in the TD target (critics keep learning pl
 # into the replay (as DART noise does for the demonstrator). Shoves alone lost (README): at the default
 # off-track limit a shove off the road ends the episode before a recovery exists, so here with 2 s.
 TRAIN_SHOVE = "shoves during training (probability 0.01 per step) with the off-track limit at 100 frames"
-# The critics' values for the actor's drifting actions kept rising while the returns did not (README):
-# extrapolation. RLPD's LayerNorm in the critics bounds it; BC pre-trains the critics, so BC runs with it.
-CRITIC_LN = "critics with LayerNorm (as in RLPD; their BC runs trained with it)"
+# The default's LayerNorm critics (RLPD) at twice the budget, for the weak start that still climbed at the end.
 CRITIC_LN_30K = "critics with LayerNorm, 30,000 steps, validation on 20 tracks"
 VARIANTS = {
-    DEFAULT: ("plain_adaptive", []),
+    DEFAULT: ("critic_ln", ["--critic_layer_norm", 1]),
+    NO_LAYER_NORM: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
     "constant lambda 100 (demo rows, learnt spread)": ("lambda100", PLAIN + ["--bc_weight", 100]),
@@ -73,16 +75,15 @@ VARIANTS = {
     OFFTRACK_100: ("offtrack100", ["--offtrack_limit", 100]),
     NO_ENTROPY_BACKUP: ("no_entropy_backup", ["--backup_entropy", 0]),
     TRAIN_SHOVE: ("train_shove_offtrack100", ["--train_shove", 0.01, "--offtrack_limit", 100]),
-    CRITIC_LN: ("critic_ln", ["--critic_layer_norm", 1]),
     CRITIC_LN_30K: ("critic_ln_30k", ["--critic_layer_norm", 1, *LONG_30K]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, TRAIN_SHOVE, CRITIC_LN)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, TRAIN_SHOVE, NO_LAYER_NORM)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
 OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state instead of the best validated"),
-                    CRITIC_LN: ("latest_step", "critics with LayerNorm, their last state"),
+                    NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
 MAX_SEEDS = 10
@@ -93,25 +94,31 @@ def finished(run_id: str) -> bool:
     return (LOG_ROOT / run_id / "checkpoints" / "latest").exists()
 
 
-# Network flags a fine-tuning run inherits from its BC run: variants that set them fine-tune their own BC
-# runs, trained with them (ids suffixed by the short name).
-BC_TIME_FLAGS = {"--num_qs": "q", "--critic_layer_norm": "ln"}
+# Network flags a fine-tuning run inherits from its BC run -> (run-id tag, the baseline value). The BC
+# starts have the baseline unless a variant sets a flag; then it fine-tunes its own BC runs, trained with
+# it (ids tagged). The baseline is no LayerNorm: the BC runs most rows were measured from (BC's critic loss
+# does not reach the actor or encoder, so their policies are the same either way).
+BC_TIME_FLAGS = {"--num_qs": ("q", 2), "--critic_layer_norm": ("ln", 0)}
 
 
 def bc_time_flags(flags: list) -> tuple[list, list]:
-    """A variant's flags split into (train_bc's, train_rl's)."""
+    """A variant's flags split into (train_bc's, train_rl's); train_bc's cover every BC-time flag."""
     bc, rl = [], list(flags)
-    for flag in BC_TIME_FLAGS:
+    for flag, (_, baseline) in BC_TIME_FLAGS.items():
+        value = baseline
         if flag in rl:
             at = rl.index(flag)
-            bc += rl[at:at + 2]
+            value = rl[at + 1]
             del rl[at:at + 2]
+        bc += [flag, value]
     return bc, rl
 
 
-def bc_run(start: str, k: int, bc_flags: list = ()) -> str:
-    """BC on demo set k of this start (trained once per set of `bc_flags`, the BC-time network flags)."""
-    suffix = "".join(f"_{BC_TIME_FLAGS[f]}{v}" for f, v in zip(bc_flags[::2], bc_flags[1::2]))
+def bc_run(start: str, k: int, bc_flags: list | None = None) -> str:
+    """BC on demo set k of this start, trained once per set of BC-time flags (default: the baselines)."""
+    bc_flags = bc_flags or bc_time_flags([])[0]
+    suffix = "".join(f"_{BC_TIME_FLAGS[f][0]}{v}" for f, v in zip(bc_flags[::2], bc_flags[1::2])
+                     if v != BC_TIME_FLAGS[f][1])
     run_id, dataset = f"ft_bc_{start}_{k}_e{BC_EPOCHS}{suffix}", f"ft_{start}_{k}"
     if not finished(run_id):
         flags, first_seed = STARTS[start]

@@ -13,4 +13,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
     monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # nothing to train
     assert finetune.bc_run("weak", 1, bc) == "ft_bc_weak_1_e100_q5_ln1"
+    # Variants that leave the flags alone share the baseline BC runs, trained with the flags explicit.
+    assert finetune.bc_time_flags(["--bc_weight", 10])[0] == ["--num_qs", 2, "--critic_layer_norm", 0]
     assert finetune.bc_run("weak", 1) == "ft_bc_weak_1_e100"
+    assert finetune.rl_run_id(finetune.DEFAULT, "weak", 1) == "ft_critic_ln_weak_1_e100"  # LayerNorm by default
