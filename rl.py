@@ -9,7 +9,7 @@ Actor loss (Lu et al. 2022, "Imitation Is Not Enough", with a TD3+BC-style scale
 |Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
 Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
-lambda and the best checkpoint; the others are flags that lost or tied the ablation there):
+lambda, the best checkpoint and LayerNorm critics; the others are flags that lost or tied the ablation):
   - the BC encoder stays fixed and the replay holds its features (computed once), so an update is a few
     MLP steps; with `learn_std` off the policy's spread stays the one BC fitted;
   - BC selection (IBRL): the frozen BC actor proposes an action beside the RL actor, and the one with the
@@ -18,8 +18,8 @@ lambda and the best checkpoint; the others are flags that lost or tied the ablat
     with the BC start's;
   - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included;
   - `backup_entropy` off: the critics learn plain returns, as BC pre-trained them, not soft ones;
-  - `train_shove`: the robustness test's shoves during collection (`CollectionShoves`);
-  - critics with LayerNorm (`ModelConfig.critic_layer_norm`, chosen at train_bc time, as in RLPD).
+  - critics with LayerNorm (RLPD), on by default since it won the ablation; set when BC pre-trains them
+    (`train_bc --critic_layer_norm`), so a fine-tuning run has its BC run's critics.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -49,7 +49,7 @@ from bc import add_env_and_model_arguments, env_and_model_configs, override_rewa
 from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
-from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
+from evaluate import validate_on_tracks
 from networks import ActorCritic, ModelConfig, random_shift
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
@@ -89,7 +89,6 @@ class RLConfig:
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
     backup_entropy: bool = True  # the TD target includes the entropy bonus (soft Q); False: plain returns
-    train_shove: float = 0.0  # probability per step of a shove during collection (states off the line to learn from)
     target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
     train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
     augment_pad: int = 4
@@ -144,10 +143,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup_entropy", type=int, choices=(0, 1), default=int(c.backup_entropy),
                         help="1: the TD target adds the entropy bonus -alpha log pi (soft Q, SAC's usual); 0: the critics "
                              "learn plain returns, as the BC critics were pre-trained (the actor keeps its entropy term)")
-    parser.add_argument("--train_shove", type=float, default=c.train_shove,
-                        help="probability per collected step of a shove, as in test --shove (a full steer to a random side, "
-                             f"no gas, for {SHOVE_HOLD_FRAMES} frames): the replay gains states off the racing line and "
-                             "what the policy did from there; it stores the executed (shove) action. 0 = never")
     parser.add_argument("--target_entropy", type=float, default=c.target_entropy,
                         help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning)")
     parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
@@ -447,8 +442,6 @@ def validate_config(config: RLConfig) -> None:
     for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    if not 0 <= config.train_shove <= 1:
-        raise UserError(f"--train_shove must be a probability in [0, 1], got {config.train_shove}")
     if not 0 <= config.demo_ratio <= 1:
         raise UserError(f"--demo_ratio must be in [0, 1], got {config.demo_ratio}")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
@@ -498,39 +491,6 @@ class EpisodeTracker:
         self.raw[done] = self.penalized[done] = self.discounted[done] = 0.0
         self.discount[done], self.predicted[done], self.fresh[done] = 1.0, np.nan, True
         return finished
-
-
-class CollectionShoves:
-    """`--train_shove`: test --shove's pushes during collection, drawn from the run's generator. A shove
-    replaces an environment's action by a full steer to a random side with no gas for SHOVE_HOLD_FRAMES
-    frames; an episode's end cancels it. Like DART for the demonstrator, it shows the learner the states
-    just off the line that its own small errors lead to, and what recovering from them is worth."""
-
-    def __init__(self, probability: float, num_envs: int, action_repeat: int):
-        self.probability, self.action_repeat = probability, action_repeat
-        self.hold = np.zeros(num_envs, int)  # frames of shove left per environment
-        self.action = np.zeros((num_envs, 3), np.float32)
-
-    def apply(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The actions to execute (and store): the policy's, or a shove's where one holds."""
-        if self.probability <= 0:
-            return actions  # draws nothing: runs without shoves keep their random streams
-        start = (rng.random(len(actions)) < self.probability) & (self.hold <= 0)
-        sides = rng.choice((-1.0, 1.0), len(actions))
-        self.hold[start] = SHOVE_HOLD_FRAMES
-        self.action[start] = np.stack([sides[start], np.zeros(start.sum()), np.zeros(start.sum())], 1)
-        shoved = self.hold > 0
-        self.hold[shoved] -= self.action_repeat
-        return np.where(shoved[:, None], self.action, actions).astype(np.float32)
-
-    def end_episodes(self, done: np.ndarray) -> None:
-        self.hold[done] = 0
-
-    def state_dict(self) -> dict:
-        return {"hold": self.hold.tolist(), "action": self.action.tolist()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.hold, self.action = np.array(state["hold"], int), np.array(state["action"], np.float32)
 
 
 class Every:
@@ -605,14 +565,11 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             save_config(path, {**load_config(path), "train": asdict(config)})
     learner = SACLearner(model, config, device, ctx)
     bc_weight = AdaptiveBCWeight(config)
-    shoves = CollectionShoves(config.train_shove, config.num_envs, env_config.action_repeat)
     best = {"raw": -np.inf, "step": -1}  # best periodic validation so far (step 0 = the BC start itself)
     if resume_state is not None:
         learner.load_state_dict(resume_state)
         if "bc_weight" in resume_state:  # runs saved before the adaptive weight lack both
             bc_weight.load_state_dict(resume_state["bc_weight"])
-            if "shoves" in resume_state:  # saved since --train_shove exists
-                shoves.load_state_dict(resume_state["shoves"])
             best.update(resume_state["best_validation"])
         step = resume_state["step"]
         if ctx.rank == 0:  # exact continuation of the saved random streams (rank 0's; others reseed)
@@ -679,10 +636,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                 tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy() / model.reward_scale)
             metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
             actions = actions.cpu().numpy()
-        actions = shoves.apply(actions, rng)
         next_obs, reward, terminated, truncated, info = envs.step(actions)
         done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
-        shoves.end_episodes(done)
         for episode in tracker.add(reward, info, done):
             for name, value in episode.items():
                 log(f"train/episode_{name}", value)
@@ -711,7 +666,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     def checkpoint(name: str = "latest_step") -> None:
         if main_rank:
             state = {**learner.state_dict(), "step": step, "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state(),
-                     "bc_weight": bc_weight.state_dict(), "best_validation": dict(best), "shoves": shoves.state_dict()}
+                     "bc_weight": bc_weight.state_dict(), "best_validation": dict(best)}
             save_checkpoint(path, name, state)
 
     def evaluate_now() -> None:

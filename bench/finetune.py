@@ -54,11 +54,6 @@ OFFTRACK_100 = "off-track limit 100 frames in training (2 s to get back; default
 # The BC critics were pre-trained on plain Monte-Carlo returns; SAC's soft TD target adds -alpha log pi per
 # step, which for the narrow BC policy (log pi about +10) outweighs the reward and drags the values down.
 NO_ENTROPY_BACKUP = "no entropy bonus in the TD target (critics keep learning plain returns)"
-# BC from clean laps never saw the car off its line, and the BC policy's narrow spread rarely takes it
-# there: the test's shoves during collection put such states, and what recovering from them is worth,
-# into the replay (as DART noise does for the demonstrator). Shoves alone lost (README): at the default
-# off-track limit a shove off the road ends the episode before a recovery exists, so here with 2 s.
-TRAIN_SHOVE = "shoves during training (probability 0.01 per step) with the off-track limit at 100 frames"
 # The default's LayerNorm critics (RLPD) at twice the budget, for the weak start that still climbed at the end.
 CRITIC_LN_30K = "critics with LayerNorm, 30,000 steps, validation on 20 tracks"
 VARIANTS = {
@@ -74,10 +69,9 @@ VARIANTS = {
     CANDIDATE: ("cool_30k_lambda100", ["--adaptive_bc_weight", 0, "--bc_weight", 100, *COOL_30K]),
     OFFTRACK_100: ("offtrack100", ["--offtrack_limit", 100]),
     NO_ENTROPY_BACKUP: ("no_entropy_backup", ["--backup_entropy", 0]),
-    TRAIN_SHOVE: ("train_shove_offtrack100", ["--train_shove", 0.01, "--offtrack_limit", 100]),
     CRITIC_LN_30K: ("critic_ln_30k", ["--critic_layer_norm", 1, *LONG_30K]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, TRAIN_SHOVE, NO_LAYER_NORM)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, NO_LAYER_NORM)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}

@@ -121,7 +121,7 @@ RL_TINY = ["--total_steps", "40", "--learning_starts", "20", "--batch_size", "16
 
 def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
-    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "rl", "--train_shove", "1"] + RL_TINY) == 0
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "rl"] + RL_TINY) == 0
     import json
 
     config = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
@@ -131,7 +131,6 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
-    assert config["train"]["train_shove"] == 1.0 and first["shoves"]["action"][0][1:] == [0.0, 0.0]  # shoving
     capsys.readouterr()
     assert main.main(["train_rl", "--resume_run_id", "rl", "--total_steps", "60", "--bc_weight", "3"]) == 0
     out = capsys.readouterr().out

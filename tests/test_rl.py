@@ -10,8 +10,7 @@ from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
-from evaluate import SHOVE_HOLD_FRAMES
-from rl import CollectionShoves, EpisodeTracker, RLConfig, SACLearner, load_bc_start, record_step
+from rl import EpisodeTracker, RLConfig, SACLearner, load_bc_start, record_step
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -151,8 +150,6 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--batch_size" in err
     code, err = run_cli(capsys, "train_rl", "--demo_ratio", "1.5")
     assert code == 2 and "--demo_ratio" in err
-    code, err = run_cli(capsys, "train_rl", "--train_shove", "-0.1")
-    assert code == 2 and "--train_shove" in err and len(err.strip().splitlines()) == 1
 
 
 def feature_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict:
@@ -271,31 +268,3 @@ def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
         constant.add_episode(100.0, actor_training=True)
     assert constant.value(0) == 10.0
 
-
-
-def test_collection_shoves_override_the_policy_for_the_hold_then_let_go():
-    policy = np.tile(np.array([[0.1, 0.7, 0.0]], np.float32), (3, 1))
-    rng = np.random.default_rng(0)
-    shoves = CollectionShoves(1.0, num_envs=3, action_repeat=2)
-    first = shoves.apply(policy, rng)
-    assert np.all(np.isin(first[:, 0], (-1.0, 1.0))) and np.all(first[:, 1:] == 0)  # full steer, no gas or brake
-    shoves.probability = 1e-12  # no new shove: the running ones hold SHOVE_HOLD_FRAMES frames in all
-    held = [shoves.apply(policy, rng) for _ in range(SHOVE_HOLD_FRAMES // 2 - 1)]
-    assert all(np.array_equal(h, first) for h in held)
-    assert np.array_equal(shoves.apply(policy, rng), policy)
-    shoves.probability = 1.0
-    shoves.apply(policy, rng)
-    shoves.end_episodes(np.array([True, False, False]))  # a new episode starts unshoved
-    shoves.probability = 1e-12
-    after = shoves.apply(policy, rng)
-    assert np.array_equal(after[0], policy[0]) and not np.array_equal(after[1], policy[1])
-    restored = CollectionShoves(1e-12, 3, 2)
-    restored.load_state_dict(shoves.state_dict())
-    assert np.array_equal(restored.apply(policy, np.random.default_rng(1)), shoves.apply(policy, np.random.default_rng(1)))
-
-
-def test_no_collection_shoves_leave_actions_and_random_stream_alone():
-    policy = np.zeros((2, 3), np.float32)
-    rng = np.random.default_rng(0)
-    assert CollectionShoves(0.0, 2, 2).apply(policy, rng) is policy
-    assert rng.random() == np.random.default_rng(0).random()
