@@ -40,8 +40,8 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
 DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread), critics with LayerNorm"
-# The default until 2026-11-30 (evening); every row below it was measured against it, from BC runs whose
-# critics have no LayerNorm (bc_run's baseline).
+# The default until 2026-11-30 (evening). The rows below it, the last one aside, fine-tune BC runs whose
+# critics have no LayerNorm (bc_run's baseline), as they did when they were measured.
 NO_LAYER_NORM = "critics without LayerNorm (the default before 2026-11-30 evening)"
 CANDIDATE = "constant lambda 100, initial temperature 0.001, 30,000 steps, validation on 20 tracks"
 COOL_LONG = "initial temperature 0.001, 60,000 steps, validation on 20 tracks"
