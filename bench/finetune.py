@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))  # after the root: bench/expert.py must not shadow expert.py
 
 from cli_runner import cli, tested  # noqa: E402
+from networks import ModelConfig  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -90,9 +91,10 @@ def finished(run_id: str) -> bool:
 
 # Network flags a fine-tuning run inherits from its BC run -> (run-id tag, the baseline value). The BC
 # starts have the baseline unless a variant sets a flag; then it fine-tunes its own BC runs, trained with
-# it (ids tagged). The baseline is no LayerNorm: the BC runs most rows were measured from (BC's critic loss
-# does not reach the actor or encoder, so their policies are the same either way).
-BC_TIME_FLAGS = {"--num_qs": ("q", 2), "--critic_layer_norm": ("ln", 0)}
+# it (ids tagged). The ensemble size is train_bc's; LayerNorm is off, unlike train_bc's default: the BC
+# runs most rows were measured from (BC's critic loss does not reach the actor or encoder, so their
+# policies are the same either way).
+BC_TIME_FLAGS = {"--num_qs": ("q", ModelConfig().num_qs), "--critic_layer_norm": ("ln", 0)}
 
 
 def bc_time_flags(flags: list) -> tuple[list, list]:
