@@ -17,7 +17,6 @@ lambda, the best checkpoint and LayerNorm critics; the others are flags that los
   - an adaptive lambda (`AdaptiveBCWeight`): stiff at first, relaxed while the training episodes keep up
     with the BC start's;
   - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included;
-  - `backup_entropy` off: the critics learn plain returns, as BC pre-trained them, not soft ones;
   - critics with LayerNorm (RLPD), on by default since it won the ablation; set when BC pre-trains them
     (`train_bc --critic_layer_norm`), so a fine-tuning run has its BC run's critics.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
@@ -88,7 +87,6 @@ class RLConfig:
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
-    backup_entropy: bool = True  # the TD target includes the entropy bonus (soft Q); False: plain returns
     target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
     train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
     augment_pad: int = 4
@@ -140,9 +138,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor_lr", type=float, default=c.actor_lr, help="actor learning rate")
     parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
     parser.add_argument("--init_temperature", type=float, default=c.init_temperature, help="initial entropy temperature alpha")
-    parser.add_argument("--backup_entropy", type=int, choices=(0, 1), default=int(c.backup_entropy),
-                        help="1: the TD target adds the entropy bonus -alpha log pi (soft Q, SAC's usual); 0: the critics "
-                             "learn plain returns, as the BC critics were pre-trained (the actor keeps its entropy term)")
     parser.add_argument("--target_entropy", type=float, default=c.target_entropy,
                         help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning)")
     parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
@@ -211,8 +206,7 @@ class SACLearner:
             next_action, rl_wins = model.select(next_features, next_action, model.target_critic)
             next_q = self.combine(model.target_critic(next_features, next_action))
             # The entropy bonus belongs to the RL policy's own samples only.
-            bonus = -self.alpha * next_log_prob * rl_wins if self.config.backup_entropy else 0.0
-            target = batch.reward + batch.discount * (next_q + bonus)
+            target = batch.reward + batch.discount * (next_q - self.alpha * next_log_prob * rl_wins)
         features = self.encode(batch.obs)
         q = self.nets.critic(features, batch.action)
         loss = ((q - target) ** 2).mean(1).sum()  # every member regresses the same target
@@ -395,7 +389,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
-        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "backup_entropy"):
+        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video"):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)

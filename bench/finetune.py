@@ -52,9 +52,6 @@ COOL_60K = ["--init_temperature", 0.001, "--total_steps", 60_000, "--eval_episod
 # Training episodes end after --offtrack_limit consecutive off-track frames (20 = 0.4 s by default): too
 # short to ever drive back, so recovery is never experienced. 100 frames = 2 s, the shove test's window.
 OFFTRACK_100 = "off-track limit 100 frames in training (2 s to get back; default 20)"
-# The BC critics were pre-trained on plain Monte-Carlo returns; SAC's soft TD target adds -alpha log pi per
-# step, which for the narrow BC policy (log pi about +10) outweighs the reward and drags the values down.
-NO_ENTROPY_BACKUP = "no entropy bonus in the TD target (critics keep learning plain returns)"
 # The default's LayerNorm critics (RLPD) at twice the budget, for the weak start that still climbed at the end.
 CRITIC_LN_30K = "critics with LayerNorm, 30,000 steps, validation on 20 tracks"
 # RLPD's other ingredient beside LayerNorm critics: more gradient updates per collected step.
@@ -71,11 +68,10 @@ VARIANTS = {
     COOL_LONG: ("cool_60k", COOL_60K),
     CANDIDATE: ("cool_30k_lambda100", ["--adaptive_bc_weight", 0, "--bc_weight", 100, *COOL_30K]),
     OFFTRACK_100: ("offtrack100", ["--offtrack_limit", 100]),
-    NO_ENTROPY_BACKUP: ("no_entropy_backup", ["--backup_entropy", 0]),
     CRITIC_LN_30K: ("critic_ln_30k", ["--critic_layer_norm", 1, *LONG_30K]),
     CRITIC_LN_UTD2: ("critic_ln_utd2", ["--critic_layer_norm", 1, "--updates_per_step", 2]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_ENTROPY_BACKUP, NO_LAYER_NORM)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}

@@ -53,15 +53,14 @@ def test_temperature_moves_toward_target_entropy(target_entropy, direction):
     assert np.sign(learner.alpha.item() - alpha0) == direction
 
 
-@pytest.mark.parametrize("backup_entropy", [True, False])
-def test_entropy_backup_is_in_the_td_target_only_when_asked(backup_entropy):
-    """Off, the critics regress plain n-step returns: the temperature cannot move their target."""
+def test_td_target_includes_the_entropy_bonus():
+    """Soft Q: a hotter temperature changes what the critics regress toward."""
     targets = []
     for temperature in (0.01, 5.0):
-        learner = make_learner(init_temperature=temperature, backup_entropy=backup_entropy)
+        learner = make_learner(init_temperature=temperature)
         metrics = learner.update(make_batch(np.random.default_rng(0)), bc_weight=0.0, train_actor=False)
         targets.append(metrics["target_q"])
-    assert (targets[0] == targets[1]) is (not backup_entropy)
+    assert targets[0] != targets[1]
 
 
 def test_bc_weight_keeps_actor_on_demo_actions():
