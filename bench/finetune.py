@@ -56,6 +56,8 @@ OFFTRACK_100 = "off-track limit 100 frames in training (2 s to get back; default
 CRITIC_LN_30K = "critics with LayerNorm, 30,000 steps, validation on 20 tracks"
 # RLPD's other ingredient beside LayerNorm critics: more gradient updates per collected step.
 CRITIC_LN_UTD2 = "critics with LayerNorm, 2 updates per step"
+# WSRL / PIRLNav: the critics first learn the policy's own rollouts (5,000 steps instead of 2,000) before the actor moves.
+CRITIC_LN_WARMUP = "critics with LayerNorm, critic warm-up 5,000 steps"
 VARIANTS = {
     DEFAULT: ("critic_ln", ["--critic_layer_norm", 1]),
     NO_LAYER_NORM: ("plain_adaptive", []),
@@ -70,6 +72,7 @@ VARIANTS = {
     OFFTRACK_100: ("offtrack100", ["--offtrack_limit", 100]),
     CRITIC_LN_30K: ("critic_ln_30k", ["--critic_layer_norm", 1, *LONG_30K]),
     CRITIC_LN_UTD2: ("critic_ln_utd2", ["--critic_layer_norm", 1, "--updates_per_step", 2]),
+    CRITIC_LN_WARMUP: ("critic_ln_warmup5k", ["--critic_layer_norm", 1, "--critic_warmup_steps", 5000]),
 }
 SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
