@@ -112,17 +112,30 @@ def bc_time_flags(flags: list) -> tuple[list, list]:
     return bc, rl
 
 
+def bc_run_id(start: str, k: int, bc_flags: list) -> str:
+    suffix = "".join(f"_{BC_TIME_FLAGS[f][0]}{v}" for f, v in zip(bc_flags[::2], bc_flags[1::2])
+                     if v != BC_TIME_FLAGS[f][1])
+    return f"ft_bc_{start}_{k}_e{BC_EPOCHS}{suffix}"
+
+
 def bc_run(start: str, k: int, bc_flags: list | None = None) -> str:
     """BC on demo set k of this start, trained once per set of BC-time flags (default: the baselines)."""
     bc_flags = bc_flags or bc_time_flags([])[0]
-    suffix = "".join(f"_{BC_TIME_FLAGS[f][0]}{v}" for f, v in zip(bc_flags[::2], bc_flags[1::2])
-                     if v != BC_TIME_FLAGS[f][1])
-    run_id, dataset = f"ft_bc_{start}_{k}_e{BC_EPOCHS}{suffix}", f"ft_{start}_{k}"
+    run_id, dataset = bc_run_id(start, k, bc_flags), f"ft_{start}_{k}"
     if not finished(run_id):
         flags, first_seed = STARTS[start]
         cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags)
         cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k, "--epochs", BC_EPOCHS, *bc_flags)
     return run_id
+
+
+def bc_starts(start: str) -> list[str]:
+    """One finished BC run per demo set: the baseline one, else the one with LayerNorm critics (its actor and
+    encoder are the baseline's: BC's critic loss does not reach them), so a checkout that trained only the
+    default's BC runs still has its BC row."""
+    candidates = [bc_time_flags([])[0], bc_time_flags(["--critic_layer_norm", 1])[0]]
+    found = [next((r for r in (bc_run_id(start, k, f) for f in candidates) if finished(r)), None) for k in range(MAX_SEEDS)]
+    return [r for r in found if r]
 
 
 def rl_run_id(variant: str, start: str, k: int) -> str:
@@ -171,10 +184,10 @@ def mean_curve(run_ids: list[str]) -> dict | None:
 
 
 def with_earlier_rows(table: dict, earlier: Path) -> dict:
-    """The rows measured now, plus the rows of an earlier results file not measured now (a fresh checkout
-    keeps the results, not the runs), in the earlier file's order, starts grouped."""
+    """The rows measured now, then the rows of an earlier results file not measured now (a fresh checkout
+    keeps the results, not the runs) in that file's order, starts grouped."""
     old = {tuple(k.split(" | ", 1)): r for k, r in json.loads(earlier.read_text()).items()} if earlier.exists() else {}
-    merged = {**{key: table.get(key, r) for key, r in old.items()}, **table}
+    merged = {**table, **{key: r for key, r in old.items() if key not in table}}
     return {key: merged[key] for start in STARTS for key in merged if key[0] == start}
 
 
@@ -252,8 +265,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     table = {}
     for start in STARTS:
-        bcs = [bc_run(start, k) for k in range(MAX_SEEDS) if finished(f"ft_bc_{start}_{k}_e{BC_EPOCHS}")]
-        if bcs:  # a fresh checkout may hold only the variants' BC runs: the earlier BC row is kept
+        if bcs := bc_starts(start):
             table[(start, "BC (the start)")] = row(bcs, args.test_episodes, args.shove)
         for variant in VARIANTS:
             run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]

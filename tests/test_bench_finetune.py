@@ -17,3 +17,20 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     assert finetune.bc_time_flags(["--bc_weight", 10])[0] == ["--num_qs", 2, "--critic_layer_norm", 0]
     assert finetune.bc_run("weak", 1) == "ft_bc_weak_1_e100"
     assert finetune.rl_run_id(finetune.DEFAULT, "weak", 1) == "ft_critic_ln_weak_1_e100"  # LayerNorm by default
+
+
+def test_bc_row_falls_back_to_the_layer_norm_bc_runs(monkeypatch):
+    """A fresh checkout that trained only the default's BC runs (LayerNorm critics) still tabulates its starts."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    present = {"ft_bc_weak_0_e100", "ft_bc_weak_1_e100_ln1"}
+    monkeypatch.setattr(finetune, "finished", lambda run_id: run_id in present)
+    assert finetune.bc_starts("weak") == ["ft_bc_weak_0_e100", "ft_bc_weak_1_e100_ln1"]
+    assert finetune.bc_starts("strong") == []
+
+
+def test_rows_measured_now_come_first_and_replace_their_earlier_versions(tmp_path):
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"weak | old row": {"v": 1}, "weak | default": {"v": 2}, "strong | old": {"v": 3}}')
+    merged = finetune.with_earlier_rows({("weak", "default"): {"v": 9}, ("weak", "new"): {"v": 8}}, earlier)
+    assert list(merged) == [("strong", "old"), ("weak", "default"), ("weak", "new"), ("weak", "old row")]
+    assert merged[("weak", "default")] == {"v": 9}
