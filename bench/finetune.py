@@ -58,6 +58,9 @@ CRITIC_LN_30K = "critics with LayerNorm, 30,000 steps, validation on 20 tracks"
 CRITIC_LN_UTD2 = "critics with LayerNorm, 2 updates per step"
 # WSRL / PIRLNav: the critics first learn the policy's own rollouts (5,000 steps instead of 2,000) before the actor moves.
 CRITIC_LN_WARMUP = "critics with LayerNorm, critic warm-up 5,000 steps"
+# At temperature 0.05 the soft TD target's -alpha log pi (log pi about +10 for the narrow BC policy) drags
+# the critics' values down once online data arrives (TensorBoard: predicted Q(s0) 145 -> -14 at 3,000-4,500 steps).
+CRITIC_LN_COOL = "critics with LayerNorm, initial temperature 0.001"
 VARIANTS = {
     DEFAULT: ("critic_ln", ["--critic_layer_norm", 1]),
     NO_LAYER_NORM: ("plain_adaptive", []),
@@ -73,6 +76,7 @@ VARIANTS = {
     CRITIC_LN_30K: ("critic_ln_30k", ["--critic_layer_norm", 1, *LONG_30K]),
     CRITIC_LN_UTD2: ("critic_ln_utd2", ["--critic_layer_norm", 1, "--updates_per_step", 2]),
     CRITIC_LN_WARMUP: ("critic_ln_warmup5k", ["--critic_layer_norm", 1, "--critic_warmup_steps", 5000]),
+    CRITIC_LN_COOL: ("critic_ln_cool", ["--critic_layer_norm", 1, "--init_temperature", 0.001]),
 }
 SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
