@@ -8,7 +8,8 @@ Starts: BC from 20 autopilot laps with DART noise 0.05 ("strong") and from 10 cl
 from `--seeds` different demo sets (track seeds apart); training seed k fine-tunes demo set k. Every policy
 is tested on the same `--test_episodes` held-out tracks (1,000,000 ...); the BC starts and the default
 also with `--shove`. Writes bench/results/finetune_bc<epochs>.json, .md (the README table) and
-finetune_bc<epochs>_curves.png (periodic validation return vs environment steps); run ids end in _e<epochs>.
+finetune_bc<epochs>_curves.png (periodic validation return vs environment steps of the runs in this checkout's
+logs/); run ids end in _e<epochs>.
 Rows of the earlier results file that this invocation does not measure (their runs are gone from a fresh
 checkout's logs/) are kept as they were.
 """
@@ -282,11 +283,11 @@ def main() -> None:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
     name = f"finetune_bc{BC_EPOCHS}"
-    table = with_earlier_rows(table, RESULTS / f"{name}.json")
+    measured, table = table, with_earlier_rows(table, RESULTS / f"{name}.json")
     (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
     (RESULTS / f"{name}.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))
-    plot(table, RESULTS / f"{name}_curves.png")
+    plot(measured, RESULTS / f"{name}_curves.png")  # the runs on this checkout; earlier plots are kept under their dates
 
 
 if __name__ == "__main__":
