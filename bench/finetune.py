@@ -229,15 +229,18 @@ def plot(table: dict, out: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, start in zip(axes, STARTS):
-        for (row_start, policy), r in table.items():
-            if row_start == start and "curve" in r:
-                label = textwrap.fill(f"{policy} ({len(r['runs'])} seeds)", 48)  # long labels: wrapped, not cut
-                ax.plot(r["curve"]["steps"], r["curve"]["raw"], marker="o", label=label)
+        rows = [(policy, r) for (row_start, policy), r in table.items() if row_start == start and "curve" in r]
+        for policy, r in rows:
+            label = textwrap.fill(f"{policy} ({len(r['runs'])} seeds)", 48)  # long labels: wrapped, not cut
+            ax.plot(r["curve"]["steps"], r["curve"]["raw"], marker="o", label=label)
         ax.set_title(f"{start} BC start")
         ax.set_xlabel("environment steps")
         ax.axhline(900, color="gray", linestyle="--", linewidth=1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        if rows:
+            ax.legend(fontsize=7, loc="lower right")
+        else:
+            ax.text(0.5, 0.5, "no fine-tuning runs of this start in logs/", ha="center", transform=ax.transAxes)
     axes[0].set_ylabel("raw return, validation tracks (mean over seeds)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
