@@ -8,7 +8,8 @@ records `max(--laps)` laps through the keyboard's recorder (window events, noise
 differs; the window runs in real time, 50 frames/s), on the same tracks for every S. `train_bc` at its
 defaults (training seed k; one lap of each set held out for validation) learns from the first 3, 5 and 10
 of them; `test` scores every policy on the same `--test_episodes` held-out tracks (1,000,000 ...).
-Writes bench/results/human_dart.json and bench/results/human_dart.md (the README table).
+Writes bench/results/human_dart.json and bench/results/human_dart.md (the README table), keeping the earlier
+file's rows of the noises and laps not measured now.
 A recording interrupted halfway stops the script with the dataset to delete; an interrupted BC run resumes.
 """
 from __future__ import annotations
@@ -90,6 +91,16 @@ def row(runs: list[str], tests: list[dict], demo_stats: list[tuple[float, int]])
     }
 
 
+def with_earlier_rows(table: dict[tuple[float, int], dict], earlier: Path) -> dict[tuple[float, int], dict]:
+    """The rows measured now plus the earlier file's rows for other (noise, laps), sorted: a run with
+    `--noises 0` adds the control without dropping the rows whose runs this checkout no longer has."""
+    old = json.loads(earlier.read_text()) if earlier.exists() else {}
+    for key, r in old.items():
+        noise, laps = key.removeprefix("noise ").removesuffix(" laps").split(" | ")
+        table.setdefault((float(noise), int(laps)), r)
+    return dict(sorted(table.items(), key=lambda item: (-item[0][0], item[0][1])))
+
+
 def markdown(table: dict[tuple[float, int], dict], test_episodes: int) -> str:
     pm = lambda v: f"{np.mean(v):.1f} ± {np.std(v):.1f}"
     lines = ["| noise | laps | seeds | raw return | per-seed mean | min | laps completed | penalized | "
@@ -127,6 +138,7 @@ def main() -> None:
                 table[(noise, laps)] = row(runs, [tested(r, args.test_episodes) for r in runs],
                                            [demo_quality(dataset_name(noise, k), laps) for k in seeds])
     RESULTS.mkdir(exist_ok=True)
+    table = with_earlier_rows(table, RESULTS / "human_dart.json")
     (RESULTS / "human_dart.json").write_text(
         json.dumps({f"noise {noise:g} | {laps} laps": r for (noise, laps), r in table.items()}, indent=2))
     (RESULTS / "human_dart.md").write_text(markdown(table, args.test_episodes) + "\n")
