@@ -139,8 +139,11 @@ def bc_starts(start: str) -> list[str]:
     encoder are the baseline's: BC's critic loss does not reach them), so a checkout that trained only the
     default's BC runs still has its BC row."""
     candidates = [bc_time_flags([])[0], bc_time_flags(["--critic_layer_norm", 1])[0]]
-    found = [next((r for r in (bc_run_id(start, k, f) for f in candidates) if finished(r)), None) for k in range(MAX_SEEDS)]
-    return [r for r in found if r]
+    runs = []
+    for k in range(MAX_SEEDS):
+        run_ids = [bc_run_id(start, k, flags) for flags in candidates]
+        runs += [r for r in run_ids if finished(r)][:1]
+    return runs
 
 
 def rl_run_id(variant: str, start: str, k: int) -> str:

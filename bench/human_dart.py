@@ -94,11 +94,12 @@ def row(runs: list[str], tests: list[dict], demo_stats: list[tuple[float, int]])
 def with_earlier_rows(table: dict[tuple[float, int], dict], earlier: Path) -> dict[tuple[float, int], dict]:
     """The rows measured now plus the earlier file's rows for other (noise, laps), sorted: a run with
     `--noises 0` adds the control without dropping the rows whose runs this checkout no longer has."""
-    old = json.loads(earlier.read_text()) if earlier.exists() else {}
-    for key, r in old.items():
+    merged = {}
+    for key, r in (json.loads(earlier.read_text()) if earlier.exists() else {}).items():
         noise, laps = key.removeprefix("noise ").removesuffix(" laps").split(" | ")
-        table.setdefault((float(noise), int(laps)), r)
-    return dict(sorted(table.items(), key=lambda item: (-item[0][0], item[0][1])))
+        merged[(float(noise), int(laps))] = r
+    merged.update(table)  # the caller's table is left as it was
+    return dict(sorted(merged.items(), key=lambda item: (-item[0][0], item[0][1])))
 
 
 def markdown(table: dict[tuple[float, int], dict], test_episodes: int) -> str:
