@@ -60,7 +60,7 @@ CRITIC_LN_UTD2 = "critics with LayerNorm, 2 updates per step"
 # WSRL / PIRLNav: the critics first learn the policy's own rollouts (5,000 steps instead of 2,000) before the actor moves.
 CRITIC_LN_WARMUP = "critics with LayerNorm, critic warm-up 5,000 steps"
 # At temperature 0.05 the soft TD target's -alpha log pi (log pi about +10 for the narrow BC policy) drags
-# the critics' values down once online data arrives (TensorBoard: predicted Q(s0) 145 -> -14 at 3,000-4,500 steps).
+# the critics' values down once online data arrives (TensorBoard: train/episode_predicted_q_s0 dips early).
 CRITIC_LN_COOL = "critics with LayerNorm, initial temperature 0.001"
 VARIANTS = {
     DEFAULT: ("critic_ln", ["--critic_layer_norm", 1]),
