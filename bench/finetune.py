@@ -62,6 +62,11 @@ CRITIC_LN_WARMUP = "critics with LayerNorm, critic warm-up 5,000 steps"
 # At temperature 0.05 the soft TD target's -alpha log pi (log pi about +10 for the narrow BC policy) drags
 # the critics' values down once online data arrives (TensorBoard: train/episode_predicted_q_s0 dips early).
 CRITIC_LN_COOL = "critics with LayerNorm, initial temperature 0.001"
+# The off-track limit of 100 frames lost at a penalty of 10 a frame: the shoved and off-road episodes were
+# dominated by their penalties. At 1 a frame, 2 s off the road cost less than the tiles still ahead.
+SOFT_OFFTRACK = "critics with LayerNorm, off-track limit 100 frames and penalty 1 in training"
+# RLPD's symmetric sampling: half of each batch from the demonstrations instead of a quarter.
+CRITIC_LN_DEMO50 = "critics with LayerNorm, half of each batch from demonstrations"
 VARIANTS = {
     DEFAULT: ("critic_ln", ["--critic_layer_norm", 1]),
     NO_LAYER_NORM: ("plain_adaptive", []),
@@ -78,8 +83,10 @@ VARIANTS = {
     CRITIC_LN_UTD2: ("critic_ln_utd2", ["--critic_layer_norm", 1, "--updates_per_step", 2]),
     CRITIC_LN_WARMUP: ("critic_ln_warmup5k", ["--critic_layer_norm", 1, "--critic_warmup_steps", 5000]),
     CRITIC_LN_COOL: ("critic_ln_cool", ["--critic_layer_norm", 1, "--init_temperature", 0.001]),
+    SOFT_OFFTRACK: ("critic_ln_offtrack100_pen1", ["--critic_layer_norm", 1, "--offtrack_limit", 100, "--offtrack_penalty", 1]),
+    CRITIC_LN_DEMO50: ("critic_ln_demo50", ["--critic_layer_norm", 1, "--demo_ratio", 0.5]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
