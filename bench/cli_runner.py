@@ -22,6 +22,15 @@ def test_summary(run_id: str, episodes: int) -> dict:
 
 def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
     """`test` summary of a run on the held-out tracks (run once, then read back)."""
+    return test_results(run_id, episodes, shove, checkpoint)["summary"]
+
+
+def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> list[dict]:
+    """The per-episode records of the same test."""
+    return test_results(run_id, episodes, shove, checkpoint)["episodes"]
+
+
+def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None) -> dict:
     if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
         checkpoint = None  # the run's own policy: the same test as without a name
     suffix = f"_shove{shove:g}" if shove else ""
@@ -29,4 +38,4 @@ def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | Non
     if not result.exists():
         cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
             *(["--checkpoint", checkpoint] if checkpoint else []))
-    return json.loads(result.read_text())["summary"]
+    return json.loads(result.read_text())
