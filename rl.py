@@ -76,6 +76,7 @@ class RLConfig:
     bc_selection: bool = False  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
+    mean_action_q: bool = False  # the actor also maximises Q of its deterministic action, the one test drives
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
@@ -127,6 +128,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the BC term also pulls the actor toward the frozen BC policy on the online states")
     parser.add_argument("--learn_std", type=int, choices=(0, 1), default=int(c.learn_std),
                         help="1: the actor loss also trains the policy's spread; 0: keep the BC spread")
+    parser.add_argument("--mean_action_q", type=int, choices=(0, 1), default=int(c.mean_action_q),
+                        help="1: the actor loss values the deterministic action (what validation and test drive) as "
+                             "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2 instead of -Q(s, a~pi)")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
@@ -243,8 +247,12 @@ class SACLearner:
         if not self.config.learn_std:  # keep the BC policy's spread: the critic cannot judge wider actions
             log_std = log_std.detach()
         action, log_prob = model.actor.sample_from(mean, log_std)
-        q = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
-        sac_loss = (self.alpha * log_prob - q).mean()
+        if self.config.mean_action_q:  # one critic pass for both actions (DDP wants one forward per backward)
+            both = nets.critic(features.repeat(2, 1), torch.cat([action, model.actor.squash(mean)])).min(0).values
+            q, value = both[:len(action)], both.view(2, -1).mean(0)
+        else:
+            q = value = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
+        sac_loss = (self.alpha * log_prob - value).mean()
         bc_loss = self.bc_loss(features, mean, batch) if bc_weight > 0 else torch.zeros((), device=self.device)
         # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.
         loss = sac_loss / q.abs().mean().detach().clamp(min=1.0) + bc_weight * bc_loss
@@ -404,7 +412,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
-        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "train_projection"):
+        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "train_projection",
+                     "mean_action_q"):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)

@@ -10,7 +10,7 @@ from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
-from rl import EpisodeTracker, RLConfig, SACLearner, load_bc_start, record_step
+from rl import EpisodeTracker, RLConfig, SACLearner, load_bc_start, record_step, to_batch
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -181,6 +181,21 @@ def test_trained_projection_learns_from_cached_conv_outputs_while_convs_stay_fix
     learner.update(batch, bc_weight=1.0)
     assert all(torch.equal(a, b) for a, b in zip(convs_before, encoder.convs.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(projection_before, encoder.projection.parameters()))
+
+
+def test_mean_action_q_values_the_deterministic_action_beside_the_samples():
+    learner = make_learner(train_encoder=False, mean_action_q=True, init_temperature=1e-8)
+    learner.nets.critic = lambda features, action: 10 * action[:, 1].expand(2, -1)  # Q = 10 * gas, every member
+    batch = to_batch(feature_batch(np.random.default_rng(0), demo=False), torch.device("cpu"), 0.1)
+    actor = learner.model.actor
+    torch.manual_seed(3)
+    with torch.no_grad():
+        mean, log_std = actor(batch.obs)
+        sampled_gas, deterministic_gas = actor.sample_from(mean, log_std)[0][:, 1], actor.squash(mean)[:, 1]
+    torch.manual_seed(3)
+    loss = learner.update_actor(batch.obs, batch, bc_weight=0.0)["actor_loss"]
+    assert loss == pytest.approx(-10 * (sampled_gas.mean() + deterministic_gas.mean()).item() / 2, rel=1e-4)
+    assert abs(sampled_gas.mean() - deterministic_gas.mean()) > 1e-3  # the two terms differ
 
 
 def test_bf16_autocast_update_runs_and_is_finite():
