@@ -61,12 +61,8 @@ class Encoder(nn.Module):
             flat = self.convs(torch.zeros(1, *obs_shape)).shape[1]
         self.projection = nn.Sequential(nn.Linear(flat, config.feature_dim), nn.LayerNorm(config.feature_dim), nn.Tanh())
 
-    def trunk(self, obs: torch.Tensor) -> torch.Tensor:
-        """The convolutions' flattened output, before the projection."""
-        return self.convs(obs.float() / 255.0 - 0.5)
-
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.trunk(obs))
+        return self.projection(self.convs(obs.float() / 255.0 - 0.5))
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:

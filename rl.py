@@ -90,7 +90,6 @@ class RLConfig:
     init_temperature: float = 0.05
     target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
     train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
-    train_projection: bool = False  # fixed encoder: the critic loss still trains its last layer (conv outputs cached)
     augment_pad: int = 4
     bf16: bool = False  # bfloat16 autocast of the forward passes (for CUDA; runs on CPU too, usually slower)
     buffer_size: int = 100_000  # online transitions kept (frames stored once, uint8)
@@ -149,10 +148,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train_encoder", type=int, choices=(0, 1), default=None,
                         help="1: the critic loss trains the encoder; 0: keep it fixed (default: 1 from scratch, 0 when "
                              "fine-tuning, since critic updates drift the BC features away from the actor)")
-    parser.add_argument("--train_projection", type=int, choices=(0, 1), default=int(c.train_projection),
-                        help="with the encoder fixed (fine-tuning): 1 = the critic loss trains the encoder's last layer "
-                             "(the linear projection after the convolutions, whose outputs are cached), so the features "
-                             "can learn what matters for values, e.g. off-road frames BC never saw; the actor reads them")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast of forward passes (for CUDA GPUs)")
     parser.add_argument("--buffer_size", type=int, default=c.buffer_size, help="online transitions kept")
     parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer: data/<dataset>/, a directory path or minari:<id> (default: the BC run's; none from scratch)")
@@ -175,7 +170,6 @@ class SACLearner:
         self.cached_features = config.train_encoder is False
         if self.cached_features:  # keep the BC features the actor was trained on (see RLConfig.train_encoder)
             model.encoder.requires_grad_(False)
-            model.encoder.projection.requires_grad_(config.train_projection)
         trained = [p for p in [*model.encoder.parameters(), *model.critic.parameters()] if p.requires_grad]
         self.critic_optimizer = torch.optim.Adam(trained, lr=config.critic_lr)
         self.nets = distributed.wrap(model, self.ctx)
@@ -190,14 +184,8 @@ class SACLearner:
         return self.log_alpha.exp().detach()
 
     def encode(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
-        """Features of a replay batch: stored features as they are (or stored convolution outputs through
-        the trained projection), or augmented frames through the (target) encoder. The one place that turns
-        replay observations into features."""
-        if self.cached_features and self.config.train_projection:
-            if target:
-                with torch.no_grad():
-                    return self.model.target_encoder.projection(obs)
-            return self.model.encoder.projection(obs)
+        """Features of a replay batch: stored features as they are, or augmented frames through the
+        (target) encoder. The one place that turns replay observations into features."""
         if self.cached_features:
             return obs
         obs = random_shift(obs, self.config.augment_pad)
@@ -228,9 +216,6 @@ class SACLearner:
         loss = ((q - target) ** 2).mean(1).sum()  # every member regresses the same target
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cached_features and self.config.train_projection:  # outside DDP: average its gradients here
-            for p in self.model.encoder.projection.parameters():
-                distributed.average(p.grad, self.ctx)
         self.critic_optimizer.step()
         td_error = (q.detach() - target).abs().mean(0)
         metrics = {"critic_loss": loss.item(), "q": q.mean().item(), "target_q": target.mean().item(),
@@ -412,8 +397,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
-        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "train_projection",
-                     "mean_action_q"):
+        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "mean_action_q"):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
@@ -435,8 +419,6 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         if (path / "config.json").exists():
             raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
     validate_config(config)
-    if config.train_projection and config.train_encoder:
-        raise UserError("--train_projection 1 needs a fixed encoder (fine-tuning a BC run, --train_encoder 0)")
     if config.num_min_qs > model_config.num_qs:
         raise UserError(f"--num_min_qs {config.num_min_qs} exceeds the critic ensemble ({model_config.num_qs} members)")
     distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
@@ -610,14 +592,12 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         """What the replay stores for these observations: encoder features, or their newest frame."""
         if not cache_features:
             return stacked_obs[:, -channels:]
-        encoder = model.encoder.trunk if config.train_projection else model.encoder
-        return encoder(torch.as_tensor(stacked_obs, device=device)).float().cpu().numpy()
+        return model.encoder(torch.as_tensor(stacked_obs, device=device)).float().cpu().numpy()
 
     if demo_buffer is not None and cache_features:
         demo_buffer = encode_replay(demo_buffer, replay_entry)
     capacity = max(config.buffer_size // config.num_envs, 64)
-    entry_dim = model.encoder.projection[0].in_features if config.train_projection else model_config.feature_dim
-    online = (FrameReplay(capacity, config.num_envs, (entry_dim,), 1, dtype=np.float32) if cache_features
+    online = (FrameReplay(capacity, config.num_envs, (model_config.feature_dim,), 1, dtype=np.float32) if cache_features
               else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
     steps_per_iteration = config.num_envs * ctx.world_size
     if main_rank:

@@ -67,9 +67,6 @@ CRITIC_LN_COOL = "critics with LayerNorm, initial temperature 0.001"
 SOFT_OFFTRACK = "critics with LayerNorm, off-track limit 100 frames and penalty 1 in training"
 # RLPD's symmetric sampling: half of each batch from the demonstrations instead of a quarter.
 CRITIC_LN_DEMO50 = "critics with LayerNorm, half of each batch from demonstrations"
-# The frozen encoder of a start from clean laps never saw an off-road frame; its convolutions stay fixed
-# (outputs cached) while the critic loss trains its last layer, the projection the actor also reads.
-CRITIC_LN_PROJECTION = "critics with LayerNorm, the critic loss trains the encoder's projection"
 # Validation and test drive the deterministic action tanh(mean), SAC's actor loss values only samples; with the
 # learnt spread widened they differ, e.g. gas near 0 at a standstill while the samples creep on (bench/failures.py).
 CRITIC_LN_MEAN_Q = "critics with LayerNorm, the actor loss also values the deterministic action"
@@ -91,10 +88,9 @@ VARIANTS = {
     CRITIC_LN_COOL: ("critic_ln_cool", ["--critic_layer_norm", 1, "--init_temperature", 0.001]),
     SOFT_OFFTRACK: ("critic_ln_offtrack100_pen1", ["--critic_layer_norm", 1, "--offtrack_limit", 100, "--offtrack_penalty", 1]),
     CRITIC_LN_DEMO50: ("critic_ln_demo50", ["--critic_layer_norm", 1, "--demo_ratio", 0.5]),
-    CRITIC_LN_PROJECTION: ("critic_ln_proj", ["--critic_layer_norm", 1, "--train_projection", 1]),
     CRITIC_LN_MEAN_Q: ("critic_ln_meanq", ["--critic_layer_norm", 1, "--mean_action_q", 1]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK, CRITIC_LN_PROJECTION)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}

@@ -140,18 +140,6 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 
 
-def test_train_rl_trains_the_projection_only_and_resumes(workdir, monkeypatch):
-    monkeypatch.chdir(workdir)
-    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "rl_proj", "--train_projection", "1"] + RL_TINY) == 0
-    assert main.main(["train_rl", "--resume_run_id", "rl_proj", "--total_steps", "60"]) == 0  # re-caches the demos
-    from runs import checkpoint_path, load_checkpoint
-
-    bc, rl = (load_checkpoint(checkpoint_path(workdir / "logs" / run_id, name))["model"]
-              for run_id, name in (("bc", None), ("rl_proj", "latest_step")))
-    assert all(torch.equal(bc[k], rl[k]) for k in bc if k.startswith("encoder.convs"))
-    assert any(not torch.equal(bc[k], rl[k]) for k in bc if k.startswith("encoder.projection"))
-
-
 def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     straight = RL_TINY[:]

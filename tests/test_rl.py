@@ -168,21 +168,6 @@ def test_frozen_encoder_stays_fixed_while_heads_learn():
     assert any(not torch.equal(a, b) for a, b in zip(critic_before, learner.model.critic.parameters()))
 
 
-def test_trained_projection_learns_from_cached_conv_outputs_while_convs_stay_fixed():
-    learner = make_learner(train_encoder=False, train_projection=True)
-    encoder = learner.model.encoder
-    conv_dim = encoder.projection[0].in_features
-    batch = make_batch(np.random.default_rng(0))
-    with torch.no_grad():  # the replay holds the convolutions' outputs, the projection runs in the update
-        batch["obs"], batch["next_obs"] = (encoder.trunk(torch.as_tensor(batch[k])).numpy() for k in ("obs", "next_obs"))
-    assert batch["obs"].shape[1] == conv_dim != TINY.feature_dim
-    convs_before = [p.clone() for p in encoder.convs.parameters()]
-    projection_before = [p.clone() for p in encoder.projection.parameters()]
-    learner.update(batch, bc_weight=1.0)
-    assert all(torch.equal(a, b) for a, b in zip(convs_before, encoder.convs.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(projection_before, encoder.projection.parameters()))
-
-
 def test_mean_action_q_values_the_deterministic_action_beside_the_samples():
     learner = make_learner(train_encoder=False, mean_action_q=True, init_temperature=1e-8)
     learner.nets.critic = lambda features, action: 10 * action[:, 1].expand(2, -1)  # Q = 10 * gas, every member
