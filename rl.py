@@ -5,11 +5,13 @@ data sampled at `demo_ratio`), the learner (`update_critic`, `update_actor`, `up
 (collect / learn / log / evaluate / checkpoint).
 
 Actor loss (Lu et al. 2022, "Imitation Is Not Enough", with a TD3+BC-style scale):
-    E[alpha * log pi(a|s) - min Q(s, a)] / |Q|  +  lambda * E[(mu(s) - a_ref)^2]
-|Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on the reward scale.
+    E[alpha * log pi(a|s) - (min Q(s, a) + min Q(s, mu(s))) / 2] / |Q|  +  lambda * E[(mu(s) - a_ref)^2]
+a ~ pi(.|s) is a sample, mu(s) the deterministic (squashed mean) action; with `mean_action_q` off the value
+term is min Q(s, a) alone, as in SAC. |Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
 Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
-lambda, the best checkpoint and LayerNorm critics; the others are flags that lost or tied the ablation):
+lambda, the best checkpoint, LayerNorm critics and the deterministic action's value; the others are flags
+that lost or tied the ablation):
   - the BC encoder stays fixed and the replay holds its features (computed once), so an update is a few
     MLP steps; with `learn_std` off the policy's spread stays the one BC fitted;
   - BC selection (IBRL): the frozen BC actor proposes an action beside the RL actor, and the one with the
@@ -18,7 +20,9 @@ lambda, the best checkpoint and LayerNorm critics; the others are flags that los
     with the BC start's;
   - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included;
   - critics with LayerNorm (RLPD), on by default since it won the ablation; set when BC pre-trains them
-    (`train_bc --critic_layer_norm`), so a fine-tuning run has its BC run's critics.
+    (`train_bc --critic_layer_norm`), so a fine-tuning run has its BC run's critics;
+  - the actor loss values the deterministic action (what validation, test and Agent.load drive) as much as
+    its samples: -(Q(s, a~pi) + Q(s, tanh mean))/2 (`mean_action_q`), on by default since it won the ablation.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -76,7 +80,7 @@ class RLConfig:
     bc_selection: bool = False  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
-    mean_action_q: bool = False  # the actor also maximises Q of its deterministic action, the one test drives
+    mean_action_q: bool = True  # the actor also maximises Q of its deterministic action, the one test drives
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
@@ -129,7 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the actor loss also trains the policy's spread; 0: keep the BC spread")
     parser.add_argument("--mean_action_q", type=int, choices=(0, 1), default=int(c.mean_action_q),
                         help="1: the actor loss values the deterministic action (what validation and test drive) as "
-                             "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2 instead of -Q(s, a~pi)")
+                             "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2; 0: -Q(s, a~pi) alone (SAC's, the "
+                             "default before 2026-12-01: its mean action ran off the road and slow far more often)")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")

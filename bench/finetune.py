@@ -41,7 +41,11 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 # label -> (run-id key, flags). The default is train_rl's defaults; the others were tried beside it.
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
-DEFAULT = "default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread), critics with LayerNorm"
+DEFAULT = ("default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread), critics with LayerNorm, "
+           "actor loss also on the deterministic action")
+# The default until 2026-12-01 (evening): SAC's actor loss on sampled actions only. Every row below was measured
+# with it, so each variant's flags get --mean_action_q 0 (see VARIANTS).
+SAMPLES_ONLY = "critics with LayerNorm, actor loss on sampled actions only (the default until 2026-12-01 evening)"
 # The default until 2026-11-30 (evening). The rows below it, the last one aside, fine-tune BC runs whose
 # critics have no LayerNorm (bc_run's baseline), as they did when they were measured.
 NO_LAYER_NORM = "critics without LayerNorm (the default before 2026-11-30 evening)"
@@ -67,11 +71,11 @@ CRITIC_LN_COOL = "critics with LayerNorm, initial temperature 0.001"
 SOFT_OFFTRACK = "critics with LayerNorm, off-track limit 100 frames and penalty 1 in training"
 # RLPD's symmetric sampling: half of each batch from the demonstrations instead of a quarter.
 CRITIC_LN_DEMO50 = "critics with LayerNorm, half of each batch from demonstrations"
-# Validation and test drive the deterministic action tanh(mean), SAC's actor loss values only samples; with the
-# learnt spread widened they differ, e.g. gas near 0 at a standstill while the samples creep on (bench/failures.py).
-CRITIC_LN_MEAN_Q = "critics with LayerNorm, the actor loss also values the deterministic action"
 VARIANTS = {
-    DEFAULT: ("critic_ln", ["--critic_layer_norm", 1]),
+    # Validation and test drive the deterministic action tanh(mean); SAC's actor loss values only samples,
+    # and once the learnt spread widens the two differ (README: where the laps fail, bench/failures.py).
+    DEFAULT: ("critic_ln_meanq", ["--critic_layer_norm", 1]),
+    SAMPLES_ONLY: ("critic_ln", ["--critic_layer_norm", 1]),
     NO_LAYER_NORM: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("previous_BC-SAC", PLAIN + ["--bc_weight", 10]),
@@ -88,14 +92,15 @@ VARIANTS = {
     CRITIC_LN_COOL: ("critic_ln_cool", ["--critic_layer_norm", 1, "--init_temperature", 0.001]),
     SOFT_OFFTRACK: ("critic_ln_offtrack100_pen1", ["--critic_layer_norm", 1, "--offtrack_limit", 100, "--offtrack_penalty", 1]),
     CRITIC_LN_DEMO50: ("critic_ln_demo50", ["--critic_layer_norm", 1, "--demo_ratio", 0.5]),
-    CRITIC_LN_MEAN_Q: ("critic_ln_meanq", ["--critic_layer_norm", 1, "--mean_action_q", 1]),
 }
-SHOVED = (DEFAULT, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
+VARIANTS = {label: (key, flags if label == DEFAULT else [*flags, "--mean_action_q", 0])
+            for label, (key, flags) in VARIANTS.items()}
+SHOVED = (SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
-OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state instead of the best validated"),
+OTHER_CHECKPOINT = {SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions only, its last state"),
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
