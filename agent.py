@@ -19,7 +19,7 @@ import torch
 from distributed import resolve_device
 from env import EnvConfig, FrameStacker
 from errors import UserError
-from networks import ActorCritic, ModelConfig
+from networks import POLICY_ACTIONS, ActorCritic, ModelConfig
 from runs import checkpoint_path, load_checkpoint, load_config, run_dir
 
 
@@ -33,11 +33,17 @@ class Agent:
         self._action = np.zeros(3, np.float32)
 
     @classmethod
-    def load(cls, run: str | Path, checkpoint: str | None = None, device: str = "cpu") -> "Agent":
-        """Rebuild a run's networks from `config.json` and load its latest (or the named) checkpoint."""
+    def load(cls, run: str | Path, checkpoint: str | None = None, device: str = "cpu",
+             policy_action: str | None = None) -> "Agent":
+        """Rebuild a run's networks from `config.json` and load its latest (or the named) checkpoint.
+        `policy_action` ("mean" or "expected", see ModelConfig) overrides the run's own, for comparisons."""
         path = run_dir(str(run))
         config = load_config(path)  # checked: a malformed file is a one-line error naming it
         env_config, model_config = EnvConfig(**config["env"]), ModelConfig(**config["model"])
+        if policy_action is not None:
+            if policy_action not in POLICY_ACTIONS:
+                raise UserError(f"policy_action must be one of {POLICY_ACTIONS}, got {policy_action!r}")
+            model_config.policy_action = policy_action
         model = ActorCritic(env_config.obs_shape, model_config)
         state = load_checkpoint(checkpoint_path(path, checkpoint))
         try:

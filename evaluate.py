@@ -19,7 +19,8 @@ from agent import Agent
 from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
 from env import MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
 from errors import UserError
-from runs import RESULTS_DIR, run_dir
+from networks import POLICY_ACTIONS
+from runs import RESULTS_DIR, load_config, run_dir
 from video import EpisodeRecorder, add_clip, add_view_argument, check_video_path, write_video
 
 OUTPUT_FREE_BYTES = 16 * 2**20  # disk room asked for the results JSON and a video
@@ -37,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shove", type=float, default=0.0,
                         help="robustness test: probability per agent step of a shove, a hard random steer (gas off) "
                              f"held for {SHOVE_HOLD_FRAMES} frames; the same shoves on every track for every policy (e.g. 0.01)")
+    parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=None,
+                        help="override the run's action: mean = tanh of the policy's mean, expected = the average of "
+                             "its squashed samples (default: the run's own, saved in its config; results named apart)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy: cpu, cuda, cuda:N, auto")
 
 
@@ -107,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         check_video_path(args.video)
     path = run_dir(args.resume_run_id)
     prepare_outputs(path / RESULTS_DIR, args.video)
-    agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device)
+    agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device, policy_action=args.policy_action)
     seeds = list(range(args.seed, args.seed + args.episodes))
     recorder = EpisodeRecorder(args.video_view) if args.video else None
     episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder, render=args.render,
@@ -119,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summary))
     name = Path(args.checkpoint).stem if args.checkpoint else "latest"
     shoved = f"_shove{args.shove:g}" if args.shove else ""
-    out = path / RESULTS_DIR / f"{name}_seed{args.seed}_n{args.episodes}{shoved}.json"
+    overridden = args.policy_action and args.policy_action != load_config(path)["model"].get("policy_action", "mean")
+    action = f"_{args.policy_action}" if overridden else ""
+    out = path / RESULTS_DIR / f"{name}_seed{args.seed}_n{args.episodes}{shoved}{action}.json"
     atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0

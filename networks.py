@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,6 +19,9 @@ from torch import nn
 ACTION_LOW = torch.tensor([-1.0, 0.0, 0.0])
 ACTION_HIGH = torch.tensor([1.0, 1.0, 1.0])
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+# Gauss-Hermite rule: integral of exp(-x^2) f(x) dx ~ sum w_i f(x_i); exact enough for tanh of a Gaussian.
+HERMITE_NODES, HERMITE_WEIGHTS = (torch.tensor(v, dtype=torch.float32) for v in np.polynomial.hermite.hermgauss(16))
+POLICY_ACTIONS = ("mean", "expected")  # see ModelConfig.policy_action
 
 
 @dataclass
@@ -34,6 +38,9 @@ class ModelConfig:
     reward_scale: float = 0.1  # critics predict returns of reward * reward_scale (returns reach the hundreds)
     bc_actor: bool = False  # a frozen copy of the BC actor rides along (fine-tuned runs: reference and proposals)
     bc_selection: bool = False  # acting picks the higher-Q of the RL and BC proposals (IBRL; needs bc_actor)
+    # The action test, validation and Agent.load drive: "mean" = tanh of the Gaussian's mean (what BC fits),
+    # "expected" = the policy's average action E[tanh(u)], u ~ N(mean, std) (what SAC's samples are trained as).
+    policy_action: str = "mean"
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.
@@ -101,6 +108,17 @@ class Actor(nn.Module):
     def deterministic(self, features: torch.Tensor) -> torch.Tensor:
         return self.squash(self(features)[0])
 
+    def expected(self, features: torch.Tensor) -> torch.Tensor:
+        return self.expected_from(*self(features))
+
+    def expected_from(self, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        """The average of the policy's squashed samples, E[tanh(mean + std * eps)], per action dimension
+        by Gauss-Hermite quadrature: deterministic, and differs from `squash(mean)` where std is wide."""
+        nodes, weights = HERMITE_NODES.to(mean.device), HERMITE_WEIGHTS.to(mean.device)
+        pre_tanh = mean[..., None] + log_std.exp()[..., None] * math.sqrt(2) * nodes
+        unit = (torch.tanh(pre_tanh) * weights).sum(-1) / math.sqrt(math.pi)
+        return unit * self.action_scale + self.action_bias
+
     def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.sample_from(*self(features))
 
@@ -160,6 +178,9 @@ class ActorCritic(nn.Module):
         super().__init__()
         self.reward_scale = config.reward_scale
         self.bc_selection = config.bc_selection
+        if config.policy_action not in POLICY_ACTIONS:
+            raise ValueError(f"unknown policy_action {config.policy_action!r}; choose from {POLICY_ACTIONS}")
+        self.policy_action = config.policy_action
         if config.bc_selection and not config.bc_actor:
             raise ValueError("bc_selection needs bc_actor")
         self.encoder = Encoder(obs_shape, config)
@@ -192,11 +213,15 @@ class ActorCritic(nn.Module):
         rl_wins = critic(features, rl_action).min(0).values >= critic(features, bc_action).min(0).values
         return torch.where(rl_wins[:, None], rl_action, bc_action), rl_wins
 
+    def driven_action(self, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        """The actor's deterministic action of this run (`policy_action`) from its Gaussian's parameters."""
+        return self.actor.expected_from(mean, log_std) if self.policy_action == "expected" else self.actor.squash(mean)
+
     @torch.no_grad()
     def policy(self, features: torch.Tensor, explore: bool = False) -> torch.Tensor:
-        """The actions the run drives with: a sample (`explore`) or the deterministic action of the
-        actor, passed through the BC selection when the run has it. Collection and `Agent` both use it."""
-        action = self.actor.sample(features)[0] if explore else self.actor.deterministic(features)
+        """The actions the run drives with: a sample (`explore`) or the actor's deterministic `policy_action`,
+        passed through the BC selection when the run has it. Collection and `Agent` both use it."""
+        action = self.actor.sample(features)[0] if explore else self.driven_action(*self.actor(features))
         return self.select(features, action)[0]
 
     @torch.no_grad()

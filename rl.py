@@ -54,7 +54,7 @@ from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import validate_on_tracks
-from networks import ActorCritic, ModelConfig, random_shift
+from networks import POLICY_ACTIONS, ActorCritic, ModelConfig, random_shift
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config, set_latest)
@@ -136,6 +136,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the actor loss values the deterministic action (what validation and test drive) as "
                              "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2; 0: -Q(s, a~pi) alone (SAC's, the "
                              "default before 2026-12-01: its mean action ran off the road and slow far more often)")
+    parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default="mean",
+                        help="the deterministic action validation, test and Agent.load drive (and --mean_action_q values): "
+                             "mean = tanh of the policy's mean (what BC fits); expected = the average of its squashed samples "
+                             "(what SAC trains)")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
@@ -239,7 +243,7 @@ class SACLearner:
             log_std = log_std.detach()
         action, log_prob = model.actor.sample_from(mean, log_std)
         if self.config.mean_action_q:  # one critic pass for both actions (DDP wants one forward per backward)
-            both = nets.critic(features.repeat(2, 1), torch.cat([action, model.actor.squash(mean)])).min(0).values
+            both = nets.critic(features.repeat(2, 1), torch.cat([action, model.driven_action(mean, log_std)])).min(0).values
             q, value = both[:len(action)], both.view(2, -1).mean(0)
         else:
             q = value = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
@@ -411,12 +415,14 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
                 raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run (kind {saved.get('kind')!r})")
             env_config = override_reward(EnvConfig(**saved["env"]), args)
             # The frozen BC actor rides along: reference for diagnostics, proposals for BC selection.
-            model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection)
+            model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection,
+                                   policy_action=args.policy_action)
             init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
             config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else False
         else:
             env_config, model_config = env_and_model_configs(args)
+            model_config.policy_action = args.policy_action
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
                              bc_selection=False, learn_std=True)  # no BC policy to propose actions or keep the spread of
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True

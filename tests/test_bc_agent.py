@@ -95,6 +95,10 @@ def test_test_command_writes_results(workdir, monkeypatch, capsys):
     result = json.loads((workdir / "logs" / "bc" / "test_results" / "latest_seed1000000_n2.json").read_text())
     assert [e["seed"] for e in result["episodes"]] == [1_000_000, 1_000_001]
     assert all(e["frames"] <= 1000 and e["penalized_return"] <= e["raw_return"] + 1e-6 for e in result["episodes"])
+    # Another action than the run's own: results kept apart, the policy really changed.
+    assert main.main(["test", "--resume_run_id", "bc", "--episodes", "2", "--seed", "1000000", "--policy_action", "expected"]) == 0
+    other = json.loads((workdir / "logs" / "bc" / "test_results" / "latest_seed1000000_n2_expected.json").read_text())
+    assert [e["raw_return"] for e in other["episodes"]] != [e["raw_return"] for e in result["episodes"]]
 
 
 def one_line_error(capsys, argv) -> str:
@@ -128,6 +132,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["train"]["bc_run"] == "bc" and config["train"]["dataset"] == "tiny"
     assert config["env"]["obs_size"] == 48 and config["model"]["encoder"] == "small"  # the BC run's
     assert config["model"]["critic_layer_norm"] is True  # train_bc's default, kept by the fine-tuning
+    assert config["model"]["policy_action"] == "mean"  # train_rl's default; Agent.load drives what is saved
     assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0

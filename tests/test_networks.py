@@ -100,3 +100,26 @@ def test_critic_layer_norm_makes_the_value_blind_to_the_scale_of_hidden_activati
             first.bias.mul_(5.0)
         assert torch.allclose(critic(features, action), before, atol=1e-4) == layer_norm
     assert set(critics[True].state_dict()) == set(critics[False].state_dict())  # same keys either way
+
+
+def test_expected_action_is_the_average_of_the_squashed_samples():
+    torch.manual_seed(0)
+    model = ActorCritic(OBS_SHAPE, TINY)
+    features = torch.randn(4, 16)
+    with torch.no_grad():
+        model.actor.net[-1].bias[:3], model.actor.net[-1].bias[3:] = 1.0, 0.5  # off-centre, wide (std e^0.5): the two part
+        samples = torch.stack([model.actor.sample(features)[0] for _ in range(20000)]).mean(0)
+        expected, squashed_mean = model.actor.expected(features), model.actor.deterministic(features)
+    assert torch.allclose(expected, samples, atol=0.01)
+    assert (expected - squashed_mean).abs().max() > 0.05
+
+
+def test_policy_action_chooses_what_the_model_drives():
+    obs = torch.randint(0, 256, (3, *OBS_SHAPE), dtype=torch.uint8)
+    torch.manual_seed(0)
+    mean_model = ActorCritic(OBS_SHAPE, TINY)
+    expected_model = ActorCritic(OBS_SHAPE, replace(TINY, policy_action="expected"))
+    expected_model.load_state_dict(mean_model.state_dict())
+    features = mean_model.encoder(obs)
+    assert torch.equal(mean_model.act(obs), mean_model.actor.deterministic(features))
+    assert torch.allclose(expected_model.act(obs), mean_model.actor.expected(features).detach())

@@ -183,6 +183,22 @@ def test_mean_action_q_values_the_deterministic_action_beside_the_samples():
     assert abs(sampled_gas.mean() - deterministic_gas.mean()) > 1e-3  # the two terms differ
 
 
+def test_mean_action_q_values_the_expected_action_when_the_run_drives_it():
+    learner = make_learner(train_encoder=False, mean_action_q=True, init_temperature=1e-8)
+    learner.model.policy_action = "expected"
+    learner.nets.critic = lambda features, action: 10 * action[:, 1].expand(2, -1)  # Q = 10 * gas, every member
+    batch = to_batch(feature_batch(np.random.default_rng(0), demo=False), torch.device("cpu"), 0.1)
+    actor = learner.model.actor
+    torch.manual_seed(3)
+    with torch.no_grad():
+        mean, log_std = actor(batch.obs)
+        sampled_gas, expected_gas = actor.sample_from(mean, log_std)[0][:, 1], actor.expected(batch.obs)[:, 1]
+    torch.manual_seed(3)
+    loss = learner.update_actor(batch.obs, batch, bc_weight=0.0)["actor_loss"]
+    assert loss == pytest.approx(-10 * (sampled_gas.mean() + expected_gas.mean()).item() / 2, rel=1e-4)
+    assert abs(expected_gas.mean() - actor.squash(mean)[:, 1].mean()) > 1e-3  # not the squashed mean
+
+
 def test_bf16_autocast_update_runs_and_is_finite():
     learner = make_learner(bf16=True)
     metrics = learner.update(make_batch(np.random.default_rng(0)), bc_weight=1.0)
