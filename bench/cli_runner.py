@@ -20,9 +20,10 @@ def test_summary(run_id: str, episodes: int) -> dict:
     return {"run_id": run_id, **json.loads(result.read_text())["summary"]}
 
 
-def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
+def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None,
+           policy_action: str | None = None) -> dict:
     """`test` summary of a run on the held-out tracks (run once, then read back)."""
-    return test_results(run_id, episodes, shove, checkpoint)["summary"]
+    return test_results(run_id, episodes, shove, checkpoint, policy_action)["summary"]
 
 
 def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> list[dict]:
@@ -30,12 +31,15 @@ def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str 
     return test_results(run_id, episodes, shove, checkpoint)["episodes"]
 
 
-def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None) -> dict:
+def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None, policy_action: str | None = None) -> dict:
+    """`test` of a run (its own checkpoint and action unless named), run once, then read back."""
     if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
         checkpoint = None  # the run's own policy: the same test as without a name
-    suffix = f"_shove{shove:g}" if shove else ""
+    if policy_action == json.loads((LOG_ROOT / run_id / "config.json").read_text())["model"].get("policy_action", "mean"):
+        policy_action = None  # the run's own action: likewise
+    suffix = (f"_shove{shove:g}" if shove else "") + (f"_{policy_action}" if policy_action else "")
     result = LOG_ROOT / run_id / "test_results" / f"{checkpoint or 'latest'}_seed1000000_n{episodes}{suffix}.json"
     if not result.exists():
         cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
-            *(["--checkpoint", checkpoint] if checkpoint else []))
+            *(["--checkpoint", checkpoint] if checkpoint else []), *(["--policy_action", policy_action] if policy_action else []))
     return json.loads(result.read_text())

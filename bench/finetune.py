@@ -71,6 +71,9 @@ CRITIC_LN_COOL = "critics with LayerNorm, initial temperature 0.001"
 SOFT_OFFTRACK = "critics with LayerNorm, off-track limit 100 frames and penalty 1 in training"
 # RLPD's symmetric sampling: half of each batch from the demonstrations instead of a quarter.
 CRITIC_LN_DEMO50 = "critics with LayerNorm, half of each batch from demonstrations"
+# Validation, test and the actor loss's deterministic term on the policy's average action instead of tanh(mean):
+# the default's stochastic training episodes drove better than its deterministic validation.
+EXPECTED_ACTION = "policy action = the average of its squashed samples (validation, test, actor loss)"
 VARIANTS = {
     # Validation and test drive the deterministic action tanh(mean); SAC's actor loss values only samples,
     # and once the learnt spread widens the two differ (README: where the laps fail, bench/failures.py).
@@ -92,8 +95,10 @@ VARIANTS = {
     CRITIC_LN_COOL: ("critic_ln_cool", ["--critic_layer_norm", 1, "--init_temperature", 0.001]),
     SOFT_OFFTRACK: ("critic_ln_offtrack100_pen1", ["--critic_layer_norm", 1, "--offtrack_limit", 100, "--offtrack_penalty", 1]),
     CRITIC_LN_DEMO50: ("critic_ln_demo50", ["--critic_layer_norm", 1, "--demo_ratio", 0.5]),
+    EXPECTED_ACTION: ("critic_ln_meanq_expected", ["--critic_layer_norm", 1, "--policy_action", "expected"]),
 }
-VARIANTS = {label: (key, flags if label == DEFAULT else [*flags, "--mean_action_q", 0])
+WITH_MEAN_ACTION_Q = (DEFAULT, EXPECTED_ACTION)  # measured with the actor loss also on the deterministic action
+VARIANTS = {label: (key, flags if label in WITH_MEAN_ACTION_Q else [*flags, "--mean_action_q", 0])
             for label, (key, flags) in VARIANTS.items()}
 SHOVED = (DEFAULT, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
@@ -104,6 +109,9 @@ OTHER_CHECKPOINT = {SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
+# The same runs driving the other deterministic action (`test --policy_action`): does the action the
+# policy is tested with, not its training, explain a gap?
+OTHER_ACTION = {DEFAULT: ("expected", "default's runs, tested driving the average of the policy's samples")}
 MAX_SEEDS = 10
 BC_EPOCHS = 0  # train_bc --epochs of every BC start: set once by main(), part of every run id
 
@@ -184,16 +192,17 @@ def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
     return run_id
 
 
-def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None = None) -> dict:
+def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None = None,
+        policy_action: str | None = None) -> dict:
     """Mean ± std across seeds of the per-seed test means, plus the per-seed numbers."""
-    tests = [tested(r, episodes, checkpoint=checkpoint) for r in run_ids]
+    tests = [tested(r, episodes, checkpoint=checkpoint, policy_action=policy_action) for r in run_ids]
     per_seed = {key: [t[key]["mean"] for t in tests] for key in ("raw", "penalized", "offtrack_frames")}
     out = {"runs": run_ids, **{f"{k}_per_seed": v for k, v in per_seed.items()},
            "min_per_seed": [t["raw"]["min"] for t in tests], "laps_per_seed": [t["laps_completed"] for t in tests]}
     walls = [LOG_ROOT / r / "wall_time_s" for r in run_ids]
     out["wall_time_s"] = [float(w.read_text()) for w in walls if w.exists()]
     if shove:
-        shoved = [tested(r, episodes, shove, checkpoint) for r in run_ids]
+        shoved = [tested(r, episodes, shove, checkpoint, policy_action) for r in run_ids]
         out["shoved_raw_per_seed"] = [s["raw"]["mean"] for s in shoved]
         out["excursions"] = [s["excursions"] for s in shoved]
         out["recoveries"] = [s["recoveries"] for s in shoved]
@@ -304,6 +313,9 @@ def main() -> None:
             if run_ids and variant in OTHER_CHECKPOINT:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
+            if run_ids and variant in OTHER_ACTION:
+                policy_action, label = OTHER_ACTION[variant]
+                table[(start, label)] = row(run_ids, args.test_episodes, 0.0, policy_action=policy_action)
     name = f"finetune_bc{BC_EPOCHS}"
     measured, table = table, with_earlier_rows(table, RESULTS / f"{name}.json")
     (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))

@@ -20,7 +20,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     # The default is train_rl's defaults; every other row keeps the actor loss it was measured with.
     assert "--mean_action_q" not in finetune.VARIANTS[finetune.DEFAULT][1]
     assert all(flags[-2:] == ["--mean_action_q", 0] for label, (_, flags) in finetune.VARIANTS.items()
-               if label != finetune.DEFAULT)
+               if label not in finetune.WITH_MEAN_ACTION_Q)
 
 
 def test_bc_row_falls_back_to_the_layer_norm_bc_runs(monkeypatch):
