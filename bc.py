@@ -69,6 +69,9 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"reward penalty per off-track frame (default {env.offtrack_penalty}; fine-tuning: the BC run's)")
     parser.add_argument("--offtrack_limit", type=int, default=None,
                         help=f"consecutive off-track frames ending an episode, 0 = never (default {env.offtrack_limit}; fine-tuning: the BC run's)")
+    parser.add_argument("--stall_limit", type=int, default=None,
+                        help=f"frames without a newly visited tile ending a training episode at the cost of leaving the "
+                             f"road, 0 = never (default {env.stall_limit}; fine-tuning: the BC run's)")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=model.encoder, help="CNN encoder")
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")
@@ -79,8 +82,8 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def override_reward(env_config: EnvConfig, args: argparse.Namespace) -> EnvConfig:
-    """The off-track penalty and limit given on the command line, else those of `env_config`."""
-    for name in ("offtrack_penalty", "offtrack_limit"):
+    """The off-track penalty and limit and the stall limit given on the command line, else those of `env_config`."""
+    for name in ("offtrack_penalty", "offtrack_limit", "stall_limit"):
         if getattr(args, name) is not None:
             setattr(env_config, name, getattr(args, name))
     try:

@@ -7,7 +7,7 @@ Layers, inside out:
   PixelObservation   grayscale / downscale / channel-first / frame stack, for learning
 Definitions (GUIDE.md): raw return = sum of CarRacing's own rewards; off-track = no wheel touches a
 road tile; penalized reward = raw - penalty on every off-track frame, episode ends after `offtrack_limit`
-consecutive off-track frames.
+consecutive off-track frames (and, if `stall_limit` is set, after that many frames without a new tile).
 """
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ class EnvConfig:
     obs_size: int = 48  # side of the learning observation; must divide 96 (area downscale)
     offtrack_penalty: float = 10.0  # subtracted from the reward on every off-track frame
     offtrack_limit: int = 20  # consecutive off-track frames that end an episode (0 = never)
+    # Frames without a newly visited road tile that end an episode (0 = never), at the cost of leaving the
+    # road (offtrack_penalty x offtrack_limit): else standing still is a safe harbour from that penalty.
+    stall_limit: int = 0
     max_frames: int = 1000  # physics frames per episode, as CarRacing-v3's time limit
     domain_randomize: bool = False
     lap_complete_percent: float = 0.95
@@ -59,6 +62,8 @@ class EnvConfig:
             raise ValueError(f"offtrack_penalty must be a finite number >= 0, got {self.offtrack_penalty}")
         if self.offtrack_limit < 0:
             raise ValueError(f"offtrack_limit must be >= 0, got {self.offtrack_limit}")
+        if self.stall_limit < 0:
+            raise ValueError(f"stall_limit must be >= 0, got {self.stall_limit}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
         if not 0 < self.lap_complete_percent <= 1:
@@ -85,7 +90,7 @@ class DrivingEnv(gym.Env):
 
     Returns raw 96x96x3 frames and the *penalized* reward; ``info`` carries ``raw_reward`` (sum of the
     env's own rewards over the repeated frames), ``off_track`` (at the returned frame),
-    ``offtrack_frames`` (within this step), ``frame_rewards`` / ``frame_off_track`` (per physics
+    ``offtrack_frames`` (within this step), ``stalled`` (ended by `stall_limit`), ``frame_rewards`` / ``frame_off_track`` (per physics
     frame of this step), ``tiles_visited``, ``lap_complete``, ``frames`` (episode
     total) and ``track_seed``. Once the episode is over, `step` repeats its last observation with zero
     reward and no frames, without simulating, until `reset`.
@@ -119,6 +124,7 @@ class DrivingEnv(gym.Env):
         frame, info = self.car_racing.reset(seed=seed, options=options)
         self._frames = 0
         self._offtrack_run = 0
+        self._progress = (0, 0)  # (tiles visited, frame of the last new one)
         self._ended = None
         return frame, {**info, "track_seed": seed}
 
@@ -134,7 +140,7 @@ class DrivingEnv(gym.Env):
         raw_total = penalized_total = 0.0
         offtrack_frames = 0
         frame_rewards, frame_off_track = [], []
-        terminated = truncated = False
+        terminated = truncated = stalled = False
         info: dict[str, Any] = {}
         frame = None
         for i in range(cfg.action_repeat):
@@ -154,6 +160,11 @@ class DrivingEnv(gym.Env):
             penalized_total += reward - cfg.offtrack_penalty * off
             if cfg.offtrack_limit and self._offtrack_run >= cfg.offtrack_limit:
                 terminated = True
+            if self.car_racing.tile_visited_count > self._progress[0]:
+                self._progress = (self.car_racing.tile_visited_count, self._frames)
+            elif cfg.stall_limit and self._frames - self._progress[1] >= cfg.stall_limit:
+                terminated = stalled = True
+                penalized_total -= cfg.offtrack_penalty * cfg.offtrack_limit
             truncated = self._frames >= cfg.max_frames
             if terminated or truncated:
                 break
@@ -164,6 +175,7 @@ class DrivingEnv(gym.Env):
             **info,
             "raw_reward": raw_total,
             "off_track": bool(off),
+            "stalled": stalled,
             "offtrack_frames": offtrack_frames,
             "frame_rewards": frame_rewards,  # per physics frame, for exact episode metrics
             "frame_off_track": frame_off_track,

@@ -146,7 +146,8 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, recorder: Episod
     `recorder` keeps the frames of the first seed's episode; `shove` > 0 pushes the car off its line
     now and then (see `Shoves`) and counts recoveries."""
     # Score with the GUIDE's standard penalty, whatever the run trained with; never stop early.
-    env_config = replace(EnvConfig(), action_repeat=agent.env_config.action_repeat, offtrack_penalty=0.0, offtrack_limit=0)
+    env_config = replace(EnvConfig(), action_repeat=agent.env_config.action_repeat, offtrack_penalty=0.0, offtrack_limit=0,
+                         stall_limit=0)
     num_envs = min(num_envs, len(seeds))
     vec_env = make_vec_env(num_envs, env_config, autoreset=False, pixels=False, render_mode="human" if render else None)
     pending = list(seeds)

@@ -473,7 +473,8 @@ def validate_config(config: RLConfig) -> None:
 
 class EpisodeTracker:
     """Per environment: raw and penalized returns of the training episodes, and the critic's prediction
-    at the episode's first state beside the discounted (penalized) return that followed it."""
+    at the episode's first state beside the discounted (penalized) return that followed it, and whether
+    it ended stalled (`stall_limit`: 1, else 0)."""
 
     def __init__(self, num_envs: int, gamma: float):
         self.gamma = gamma
@@ -498,7 +499,8 @@ class EpisodeTracker:
         self.discount *= self.gamma
         finished = []
         for i in np.flatnonzero(done):
-            episode = {"raw_return": self.raw[i], "penalized_return": self.penalized[i]}
+            episode = {"raw_return": self.raw[i], "penalized_return": self.penalized[i],
+                       "stalled": float(info["final_info"].get("stalled", np.zeros(len(done)))[i])}
             if not np.isnan(self.predicted[i]):
                 episode.update(predicted_q_s0=self.predicted[i], discounted_return_s0=self.discounted[i])
             finished.append(episode)

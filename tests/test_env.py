@@ -68,6 +68,24 @@ def test_no_termination_when_limit_is_zero():
     assert all(r == pytest.approx(i["raw_reward"]) for r, i in infos)
 
 
+def test_a_car_standing_still_ends_the_episode_at_the_stall_limit_at_the_cost_of_leaving_the_road():
+    stand = np.array([0.0, 0.0, 1.0], np.float32)  # full brake: the car never moves off its first tiles
+    env = DrivingEnv(EnvConfig(action_repeat=1, offtrack_penalty=10.0, offtrack_limit=20, stall_limit=30))
+    env.reset(seed=7)
+    steps = [env.step(stand) for _ in range(40)]
+    ends = [i for i, (_, _, terminated, _, _) in enumerate(steps) if terminated]
+    assert ends and 29 <= ends[0] <= 31  # 30 frames after the last new tile (touched in the first frames)
+    _, reward, _, _, info = steps[ends[0]]
+    assert info["stalled"] and reward == pytest.approx(info["raw_reward"] - 10.0 * 20)
+    assert not any(step[4]["stalled"] for step in steps[:ends[0]])
+    moving = DrivingEnv(EnvConfig(action_repeat=1, stall_limit=30))  # driving on, new tiles keep coming
+    moving.reset(seed=7)
+    assert not any(moving.step(np.array([0.0, 0.5, 0.0], np.float32))[2] for _ in range(100))
+    never = DrivingEnv(EnvConfig(action_repeat=1, stall_limit=0))
+    never.reset(seed=7)
+    assert not any(never.step(stand)[2] for _ in range(100))
+
+
 def test_action_repeat_sums_rewards_and_renders_last_frame():
     single = DrivingEnv(EnvConfig(action_repeat=1, offtrack_limit=0, offtrack_penalty=0.0))
     repeat = DrivingEnv(EnvConfig(action_repeat=3, offtrack_limit=0, offtrack_penalty=0.0))
@@ -166,7 +184,7 @@ def test_episode_metrics_cut_penalized_return_at_limit():
 
 
 @pytest.mark.parametrize("field, value", [("action_repeat", 0), ("frame_stack", 0), ("obs_size", 50),
-                                          ("offtrack_penalty", -1.0), ("max_frames", 0)])
+                                          ("offtrack_penalty", -1.0), ("max_frames", 0), ("stall_limit", -1)])
 def test_bad_config_is_a_clear_error(field, value):
     with pytest.raises(ValueError, match=field):
         DrivingEnv(EnvConfig(**{field: value}))
