@@ -5,10 +5,11 @@ data sampled at `demo_ratio`), the learner (`update_critic`, `update_actor`, `up
 (collect / learn / log / evaluate / checkpoint).
 
 Actor loss (Lu et al. 2022, "Imitation Is Not Enough", with a TD3+BC-style scale):
-    E[alpha * log pi(a|s) - (min Q(s, a) + min Q(s, mu(s))) / 2] / |Q|  +  lambda * E[(mu(s) - a_ref)^2]
-a ~ pi(.|s) is a sample, mu(s) the deterministic (squashed mean) action; with `mean_action_q` off the value
-term is min Q(s, a) alone, as in SAC. |Q| is the batch's mean absolute Q (detached, at least 1), so lambda
-does not depend on the reward scale.
+    E[alpha * log pi(a|s) - (min Q(s, a) + min Q(s, mu(s))) / 2] / |Q|  +  lambda * E[(tanh(m(s)) - a_ref)^2]
+a ~ pi(.|s) is a sample, m(s) the Gaussian's mean, mu(s) the run's deterministic action (`policy_action`:
+tanh(m(s)), or the average of the squashed samples); with `mean_action_q` off the value term is min Q(s, a)
+alone, as in SAC. |Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on
+the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
 Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
 lambda, the best checkpoint, LayerNorm critics and the deterministic action's value; the others are flags
