@@ -44,7 +44,10 @@ class Agent:
             if policy_action not in POLICY_ACTIONS:
                 raise UserError(f"policy_action must be one of {POLICY_ACTIONS}, got {policy_action!r}")
             model_config.policy_action = policy_action
-        model = ActorCritic(env_config.obs_shape, model_config)
+        try:
+            model = ActorCritic(env_config.obs_shape, model_config)
+        except ValueError as error:  # e.g. an unknown encoder or policy_action in a hand-edited config.json
+            raise UserError(f"{path / 'config.json'}: {error}") from None
         state = load_checkpoint(checkpoint_path(path, checkpoint))
         try:
             model.load_state_dict(state["model"])

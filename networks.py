@@ -108,9 +108,6 @@ class Actor(nn.Module):
     def deterministic(self, features: torch.Tensor) -> torch.Tensor:
         return self.squash(self(features)[0])
 
-    def expected(self, features: torch.Tensor) -> torch.Tensor:
-        return self.expected_from(*self(features))
-
     def expected_from(self, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
         """The average of the policy's squashed samples, E[tanh(mean + std * eps)], per action dimension
         by Gauss-Hermite quadrature: deterministic, and differs from `squash(mean)` where std is wide."""

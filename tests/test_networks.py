@@ -109,7 +109,7 @@ def test_expected_action_is_the_average_of_the_squashed_samples():
     with torch.no_grad():
         model.actor.net[-1].bias[:3], model.actor.net[-1].bias[3:] = 1.0, 0.5  # off-centre, wide (std e^0.5): the two part
         samples = torch.stack([model.actor.sample(features)[0] for _ in range(20000)]).mean(0)
-        expected, squashed_mean = model.actor.expected(features), model.actor.deterministic(features)
+        expected, squashed_mean = model.actor.expected_from(*model.actor(features)), model.actor.deterministic(features)
     assert torch.allclose(expected, samples, atol=0.01)
     assert (expected - squashed_mean).abs().max() > 0.05
 
@@ -122,4 +122,4 @@ def test_policy_action_chooses_what_the_model_drives():
     expected_model.load_state_dict(mean_model.state_dict())
     features = mean_model.encoder(obs)
     assert torch.equal(mean_model.act(obs), mean_model.actor.deterministic(features))
-    assert torch.allclose(expected_model.act(obs), mean_model.actor.expected(features).detach())
+    assert torch.allclose(expected_model.act(obs), mean_model.actor.expected_from(*mean_model.actor(features)).detach())

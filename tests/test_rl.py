@@ -192,7 +192,7 @@ def test_mean_action_q_values_the_expected_action_when_the_run_drives_it():
     torch.manual_seed(3)
     with torch.no_grad():
         mean, log_std = actor(batch.obs)
-        sampled_gas, expected_gas = actor.sample_from(mean, log_std)[0][:, 1], actor.expected(batch.obs)[:, 1]
+        sampled_gas, expected_gas = actor.sample_from(mean, log_std)[0][:, 1], actor.expected_from(mean, log_std)[:, 1]
     torch.manual_seed(3)
     loss = learner.update_actor(batch.obs, batch, bc_weight=0.0)["actor_loss"]
     assert loss == pytest.approx(-10 * (sampled_gas.mean() + expected_gas.mean()).item() / 2, rel=1e-4)
