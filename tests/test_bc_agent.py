@@ -1,5 +1,8 @@
 """BC training, checkpoints, Agent on a stock env, `test` results, and clear errors for bad runs/datasets."""
+import json
+
 import gymnasium as gym
+
 import numpy as np
 import pytest
 import torch
@@ -117,6 +120,13 @@ def test_clear_errors(workdir, monkeypatch, capsys):
     bad.write_bytes(b"not a checkpoint")
     assert "broken.pt" in one_line_error(capsys, ["test", "--resume_run_id", "bc", "--checkpoint", "broken"])
     assert "epoch_9" in one_line_error(capsys, ["test", "--resume_run_id", "bc", "--checkpoint", "epoch_9"])
+    config_file = workdir / "logs" / "bc" / "config.json"
+    good = config_file.read_text()
+    config = json.loads(good)
+    config["model"]["policy_action"] = "bogus"
+    config_file.write_text(json.dumps(config))
+    assert "policy_action" in one_line_error(capsys, ["test", "--resume_run_id", "bc"])
+    config_file.write_text(good)
 
 
 RL_TINY = ["--total_steps", "40", "--learning_starts", "20", "--batch_size", "16", "--num_envs", "1", "--eval_every", "0",
