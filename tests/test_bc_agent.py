@@ -97,10 +97,13 @@ def test_test_command_writes_results(workdir, monkeypatch, capsys):
     result = json.loads((workdir / "logs" / "bc" / "test_results" / "latest_seed1000000_n2.json").read_text())
     assert [e["seed"] for e in result["episodes"]] == [1_000_000, 1_000_001]
     assert all(e["frames"] <= 1000 and e["penalized_return"] <= e["raw_return"] + 1e-6 for e in result["episodes"])
-    # Another action than the run's own: results kept apart, the policy really changed.
+    # Another action than the run's own: results kept apart, and Agent.load really drives it.
     assert main.main(["test", "--resume_run_id", "bc", "--episodes", "2", "--seed", "1000000", "--policy_action", "expected"]) == 0
     other = json.loads((workdir / "logs" / "bc" / "test_results" / "latest_seed1000000_n2_expected.json").read_text())
-    assert [e["raw_return"] for e in other["episodes"]] != [e["raw_return"] for e in result["episodes"]]
+    assert [e["seed"] for e in other["episodes"]] == [1_000_000, 1_000_001]
+    obs = np.random.default_rng(0).integers(0, 256, (4, *Agent.load(workdir / "logs" / "bc").env_config.obs_shape), np.uint8)
+    own, expected = Agent.load(workdir / "logs" / "bc"), Agent.load(workdir / "logs" / "bc", policy_action="expected")
+    assert not np.allclose(own.decide(obs), expected.decide(obs))
 
 
 def one_line_error(capsys, argv) -> str:
