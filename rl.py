@@ -6,9 +6,9 @@ data sampled at `demo_ratio`), the learner (`update_critic`, `update_actor`, `up
 
 Actor loss (Lu et al. 2022, "Imitation Is Not Enough", with a TD3+BC-style scale):
     E[alpha * log pi(a|s) - (min Q(s, a) + min Q(s, mu(s))) / 2] / |Q|  +  lambda * E[(tanh(m(s)) - a_ref)^2]
-a ~ pi(.|s) is a sample, m(s) the Gaussian's mean, mu(s) the run's deterministic action (`policy_action`:
-tanh(m(s)), or the average of the squashed samples); with `mean_action_q` off the value term is min Q(s, a)
-alone, as in SAC. |Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on
+a ~ pi(.|s) is a sample, m(s) the Gaussian's mean, mu(s) = tanh(m(s)) its deterministic action (whichever
+action `policy_action` drives: valuing the average of the samples there lost the ablation); with
+`mean_action_q` off the value term is min Q(s, a) alone, as in SAC. |Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on
 the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
 Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
@@ -23,8 +23,8 @@ that lost or tied the ablation):
   - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included;
   - critics with LayerNorm (RLPD), on by default since it won the ablation; set when BC pre-trains them
     (`train_bc --critic_layer_norm`), so a fine-tuning run has its BC run's critics;
-  - the actor loss values the deterministic action (what validation, test and Agent.load drive) as much as
-    its samples: -(Q(s, a~pi) + Q(s, tanh mean))/2 (`mean_action_q`), on by default since it won the ablation.
+  - the actor loss values the deterministic action tanh(mean) as much as its samples:
+    -(Q(s, a~pi) + Q(s, tanh mean))/2 (`mean_action_q`), on by default since it won the ablation.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -134,11 +134,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn_std", type=int, choices=(0, 1), default=int(c.learn_std),
                         help="1: the actor loss also trains the policy's spread; 0: keep the BC spread")
     parser.add_argument("--mean_action_q", type=int, choices=(0, 1), default=int(c.mean_action_q),
-                        help="1: the actor loss values the deterministic action (what validation and test drive) as "
+                        help="1: the actor loss values the deterministic action tanh(mean) as "
                              "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2; 0: -Q(s, a~pi) alone (SAC's, the "
                              "default before 2026-12-01: its mean action ran off the road and slow far more often)")
     parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default="mean",
-                        help="the deterministic action validation, test and Agent.load drive (and --mean_action_q values): "
+                        help="the deterministic action validation, test and Agent.load drive: "
                              "mean = tanh of the policy's mean (what BC fits); expected = the average of its squashed samples "
                              "(what SAC trains)")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
@@ -244,7 +244,7 @@ class SACLearner:
             log_std = log_std.detach()
         action, log_prob = model.actor.sample_from(mean, log_std)
         if self.config.mean_action_q:  # one critic pass for both actions (DDP wants one forward per backward)
-            both = nets.critic(features.repeat(2, 1), torch.cat([action, model.driven_action(mean, log_std)])).min(0).values
+            both = nets.critic(features.repeat(2, 1), torch.cat([action, model.actor.squash(mean)])).min(0).values
             q, value = both[:len(action)], both.view(2, -1).mean(0)
         else:
             q = value = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
