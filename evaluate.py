@@ -121,14 +121,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"video of track {args.seed} ({args.video_view} view): {args.video}")
     summary = summarize(episodes)
     print(format_table(summary))
-    name = Path(args.checkpoint).stem if args.checkpoint else "latest"
-    shoved = f"_shove{args.shove:g}" if args.shove else ""
-    overridden = args.policy_action and args.policy_action != load_config(path)["model"].get("policy_action", "mean")
-    action = f"_{args.policy_action}" if overridden else ""
-    out = path / RESULTS_DIR / f"{name}_seed{args.seed}_n{args.episodes}{shoved}{action}.json"
+    out = results_file(path, args.checkpoint, args.seed, args.episodes, args.shove, args.policy_action)
     atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0
+
+
+def results_file(path: Path, checkpoint: str | None, seed: int, episodes: int, shove: float,
+                 policy_action: str | None) -> Path:
+    """Where `test` writes a run's results: named by checkpoint, tracks, shoves and an action other than the run's."""
+    name = Path(checkpoint).stem if checkpoint else "latest"
+    shoved = f"_shove{shove:g}" if shove else ""
+    overridden = policy_action and policy_action != load_config(path)["model"]["policy_action"]
+    return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{f'_{policy_action}' if overridden else ''}.json"
 
 
 def prepare_outputs(results: Path, video: str | None) -> None:

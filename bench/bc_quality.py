@@ -19,7 +19,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))  # after the root: bench/expert.py must not shadow expert.py
 
-from cli_runner import cli, test_summary  # noqa: E402
+from cli_runner import cli, tested  # noqa: E402
 
 
 def run() -> None:
@@ -36,7 +36,7 @@ def run() -> None:
     for n in args.episodes:
         run_id = f"bench_bc{n}_{stamp}"
         cli("train_bc", "--dataset", args.dataset, "--max_episodes", n, "--epochs", args.epochs, "--run_id", run_id)
-        results[n] = test_summary(run_id, args.test_episodes)
+        results[n] = {"run_id": run_id, **tested(run_id, args.test_episodes)}
     out = Path(__file__).parent / "results" / "bc.json"
     out.write_text(json.dumps(results, indent=2))
     for n, r in results.items():

@@ -3,6 +3,8 @@ import json
 import sys
 
 import main
+from env import TEST_SEED_START
+from evaluate import results_file
 from runs import LOG_ROOT
 
 
@@ -11,13 +13,6 @@ def cli(*argv) -> None:
     code = main.main([str(a) for a in argv])
     if code:
         sys.exit(code)
-
-
-def test_summary(run_id: str, episodes: int) -> dict:
-    """`test` a run on `episodes` held-out tracks (default seeds) and return its summary table."""
-    cli("test", "--resume_run_id", run_id, "--episodes", episodes)
-    result = LOG_ROOT / run_id / "test_results" / f"latest_seed1000000_n{episodes}.json"
-    return {"run_id": run_id, **json.loads(result.read_text())["summary"]}
 
 
 def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None,
@@ -35,10 +30,7 @@ def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | Non
     """`test` of a run (its own checkpoint and action unless named), run once, then read back."""
     if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
         checkpoint = None  # the run's own policy: the same test as without a name
-    if policy_action == json.loads((LOG_ROOT / run_id / "config.json").read_text())["model"].get("policy_action", "mean"):
-        policy_action = None  # the run's own action: likewise
-    suffix = (f"_shove{shove:g}" if shove else "") + (f"_{policy_action}" if policy_action else "")
-    result = LOG_ROOT / run_id / "test_results" / f"{checkpoint or 'latest'}_seed1000000_n{episodes}{suffix}.json"
+    result = results_file(LOG_ROOT / run_id, checkpoint, TEST_SEED_START, episodes, shove, policy_action)
     if not result.exists():
         cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
             *(["--checkpoint", checkpoint] if checkpoint else []), *(["--policy_action", policy_action] if policy_action else []))
