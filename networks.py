@@ -40,6 +40,7 @@ class ModelConfig:
     bc_selection: bool = False  # acting picks the higher-Q of the RL and BC proposals (IBRL; needs bc_actor)
     # The action test, validation and Agent.load drive: "mean" = tanh of the Gaussian's mean (what BC fits),
     # "expected" = the policy's average action E[tanh(u)], u ~ N(mean, std) (what SAC's samples are trained as).
+    # "mean" here (BC runs, runs saved before it existed); train_rl's --policy_action defaults to "expected".
     policy_action: str = "mean"
 
 

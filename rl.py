@@ -12,8 +12,8 @@ action `policy_action` drives: valuing the average of the samples there lost the
 the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
 Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
-lambda, the best checkpoint, LayerNorm critics and the deterministic action's value; the others are flags
-that lost or tied the ablation):
+lambda, the best checkpoint, LayerNorm critics, the deterministic action's value and driving the average
+action; the others are flags that lost or tied the ablation):
   - the BC encoder stays fixed and the replay holds its features (computed once), so an update is a few
     MLP steps; with `learn_std` off the policy's spread stays the one BC fitted;
   - BC selection (IBRL): the frozen BC actor proposes an action beside the RL actor, and the one with the
@@ -24,7 +24,9 @@ that lost or tied the ablation):
   - critics with LayerNorm (RLPD), on by default since it won the ablation; set when BC pre-trains them
     (`train_bc --critic_layer_norm`), so a fine-tuning run has its BC run's critics;
   - the actor loss values the deterministic action tanh(mean) as much as its samples:
-    -(Q(s, a~pi) + Q(s, tanh mean))/2 (`mean_action_q`), on by default since it won the ablation.
+    -(Q(s, a~pi) + Q(s, tanh mean))/2 (`mean_action_q`), on by default since it won the ablation;
+  - validation, test and Agent.load drive the policy's average action E[tanh(u)] (`policy_action`
+    "expected"), not tanh(mean): where the learnt spread stays wide the two are different drivers.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -137,10 +139,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the actor loss values the deterministic action tanh(mean) as "
                              "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2; 0: -Q(s, a~pi) alone (SAC's, the "
                              "default before 2026-12-01: its mean action ran off the road and slow far more often)")
-    parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default="mean",
-                        help="the deterministic action validation, test and Agent.load drive: "
-                             "mean = tanh of the policy's mean (what BC fits); expected = the average of its squashed samples "
-                             "(what SAC trains)")
+    parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default="expected",
+                        help="the deterministic action validation, test and Agent.load drive: expected = the average of "
+                             "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
+                             "default before 2026-12-01's fourth session)")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")

@@ -42,7 +42,10 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
 DEFAULT = ("default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread), critics with LayerNorm, "
-           "actor loss also on the deterministic action")
+           "actor loss also on tanh(mean), driving the average of the policy's samples")
+# The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
+# measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
+MEAN_DRIVEN = "the default's training, validation and test driving tanh(mean) (the default until 2026-12-01, fourth session)"
 # The default until 2026-12-01 (evening): SAC's actor loss on sampled actions only. Every row below was measured
 # with it, so each variant's flags get --mean_action_q 0 (see VARIANTS).
 SAMPLES_ONLY = "critics with LayerNorm, actor loss on sampled actions only (the default until 2026-12-01 evening)"
@@ -71,17 +74,14 @@ CRITIC_LN_COOL = "critics with LayerNorm, initial temperature 0.001"
 SOFT_OFFTRACK = "critics with LayerNorm, off-track limit 100 frames and penalty 1 in training"
 # RLPD's symmetric sampling: half of each batch from the demonstrations instead of a quarter.
 CRITIC_LN_DEMO50 = "critics with LayerNorm, half of each batch from demonstrations"
-# Validation and test drive the policy's average action instead of tanh(mean) (the actor loss keeps valuing
-# tanh(mean)): the default's runs drove better that way when tested (OTHER_ACTION). Valuing the average action in
-# the actor loss too lost (an earlier row, its code gone).
-EXPECTED_ACTION = "drives the average of its squashed samples (validation and test; actor loss on tanh(mean))"
 # A car stopped at a hairpin (bench/failures.py: "stuck") costs -0.1 a frame, leaving the road -10: the critic
 # valued gas there below standing still. Ending such episodes at the cost of leaving the road removes the harbour.
 STALL = "training episodes end after 100 frames without a new tile, at the cost of leaving the road"
 VARIANTS = {
-    # Validation and test drive the deterministic action tanh(mean); SAC's actor loss values only samples,
-    # and once the learnt spread widens the two differ (README: where the laps fail, bench/failures.py).
-    DEFAULT: ("critic_ln_meanq", ["--critic_layer_norm", 1]),
+    # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
+    # and the average of its samples are different drivers (README: Design notes, Reading).
+    DEFAULT: ("critic_ln_meanq_driveexp", ["--critic_layer_norm", 1]),
+    MEAN_DRIVEN: ("critic_ln_meanq", ["--critic_layer_norm", 1]),
     SAMPLES_ONLY: ("critic_ln", ["--critic_layer_norm", 1]),
     NO_LAYER_NORM: ("plain_adaptive", []),
     "BC selection + anchor on all states + adaptive lambda + BC spread": ("recipe", SELECT_ANCHOR),
@@ -99,11 +99,11 @@ VARIANTS = {
     CRITIC_LN_COOL: ("critic_ln_cool", ["--critic_layer_norm", 1, "--init_temperature", 0.001]),
     SOFT_OFFTRACK: ("critic_ln_offtrack100_pen1", ["--critic_layer_norm", 1, "--offtrack_limit", 100, "--offtrack_penalty", 1]),
     CRITIC_LN_DEMO50: ("critic_ln_demo50", ["--critic_layer_norm", 1, "--demo_ratio", 0.5]),
-    EXPECTED_ACTION: ("critic_ln_meanq_driveexp", ["--critic_layer_norm", 1, "--policy_action", "expected"]),
     STALL: ("critic_ln_meanq_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
 }
-WITH_MEAN_ACTION_Q = (DEFAULT, EXPECTED_ACTION, STALL)  # measured with the actor loss also on the deterministic action
-VARIANTS = {label: (key, flags if label in WITH_MEAN_ACTION_Q else [*flags, "--mean_action_q", 0])
+WITH_MEAN_ACTION_Q = (DEFAULT, MEAN_DRIVEN, STALL)  # measured with the actor loss also on the deterministic action
+VARIANTS = {label: (key, [*flags, *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
+                          *([] if label == DEFAULT else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
 SHOVED = (DEFAULT, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
@@ -114,9 +114,6 @@ OTHER_CHECKPOINT = {SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
-# The same runs driving the other deterministic action (`test --policy_action`): does the action the
-# policy is tested with, not its training, explain a gap?
-OTHER_ACTION = {DEFAULT: ("expected", "default's runs, tested driving the average of the policy's samples")}
 MAX_SEEDS = 10
 BC_EPOCHS = 0  # train_bc --epochs of every BC start: set once by main(), part of every run id
 
@@ -318,9 +315,6 @@ def main() -> None:
             if run_ids and variant in OTHER_CHECKPOINT:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
-            if run_ids and variant in OTHER_ACTION:
-                policy_action, label = OTHER_ACTION[variant]
-                table[(start, label)] = row(run_ids, args.test_episodes, 0.0, policy_action=policy_action)
     name = f"finetune_bc{BC_EPOCHS}"
     measured, table = table, with_earlier_rows(table, RESULTS / f"{name}.json")
     (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))

@@ -144,7 +144,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["train"]["bc_run"] == "bc" and config["train"]["dataset"] == "tiny"
     assert config["env"]["obs_size"] == 48 and config["model"]["encoder"] == "small"  # the BC run's
     assert config["model"]["critic_layer_norm"] is True  # train_bc's default, kept by the fine-tuning
-    assert config["model"]["policy_action"] == "mean"  # train_rl's default; Agent.load drives what is saved
+    assert config["model"]["policy_action"] == "expected"  # train_rl's default; Agent.load drives what is saved
     assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
