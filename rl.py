@@ -8,8 +8,8 @@ Actor loss (Lu et al. 2022, "Imitation Is Not Enough", with a TD3+BC-style scale
     E[alpha * log pi(a|s) - (min Q(s, a) + min Q(s, mu(s))) / 2] / |Q|  +  lambda * E[(tanh(m(s)) - a_ref)^2]
 a ~ pi(.|s) is a sample, m(s) the Gaussian's mean, mu(s) = tanh(m(s)) its deterministic action (whichever
 action `policy_action` drives: valuing the average of the samples there lost the ablation); with
-`mean_action_q` off the value term is min Q(s, a) alone, as in SAC. |Q| is the batch's mean absolute Q (detached, at least 1), so lambda does not depend on
-the reward scale.
+`mean_action_q` off the value term is min Q(s, a) alone, as in SAC. |Q| is the batch's mean absolute Q
+(detached, at least 1), so lambda does not depend on the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
 Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
 lambda, the best checkpoint, LayerNorm critics, the deterministic action's value and driving the average
