@@ -15,10 +15,9 @@ def cli(*argv) -> None:
         sys.exit(code)
 
 
-def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None,
-           policy_action: str | None = None) -> dict:
+def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
     """`test` summary of a run on the held-out tracks (run once, then read back)."""
-    return test_results(run_id, episodes, shove, checkpoint, policy_action)["summary"]
+    return test_results(run_id, episodes, shove, checkpoint)["summary"]
 
 
 def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> list[dict]:
@@ -26,12 +25,12 @@ def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str 
     return test_results(run_id, episodes, shove, checkpoint)["episodes"]
 
 
-def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None, policy_action: str | None = None) -> dict:
-    """`test` of a run (its own checkpoint and action unless named), run once, then read back."""
+def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None) -> dict:
+    """`test` of a run (its own checkpoint unless named, its own action), run once, then read back."""
     if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
         checkpoint = None  # the run's own policy: the same test as without a name
-    result = results_file(LOG_ROOT / run_id, checkpoint, TEST_SEED_START, episodes, shove, policy_action)
+    result = results_file(LOG_ROOT / run_id, checkpoint, TEST_SEED_START, episodes, shove, None)
     if not result.exists():
         cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
-            *(["--checkpoint", checkpoint] if checkpoint else []), *(["--policy_action", policy_action] if policy_action else []))
+            *(["--checkpoint", checkpoint] if checkpoint else []))
     return json.loads(result.read_text())

@@ -194,17 +194,16 @@ def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
     return run_id
 
 
-def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None = None,
-        policy_action: str | None = None) -> dict:
+def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None = None) -> dict:
     """Mean ± std across seeds of the per-seed test means, plus the per-seed numbers."""
-    tests = [tested(r, episodes, checkpoint=checkpoint, policy_action=policy_action) for r in run_ids]
+    tests = [tested(r, episodes, checkpoint=checkpoint) for r in run_ids]
     per_seed = {key: [t[key]["mean"] for t in tests] for key in ("raw", "penalized", "offtrack_frames")}
     out = {"runs": run_ids, **{f"{k}_per_seed": v for k, v in per_seed.items()},
            "min_per_seed": [t["raw"]["min"] for t in tests], "laps_per_seed": [t["laps_completed"] for t in tests]}
     walls = [LOG_ROOT / r / "wall_time_s" for r in run_ids]
     out["wall_time_s"] = [float(w.read_text()) for w in walls if w.exists()]
     if shove:
-        shoved = [tested(r, episodes, shove, checkpoint, policy_action) for r in run_ids]
+        shoved = [tested(r, episodes, shove, checkpoint) for r in run_ids]
         out["shoved_raw_per_seed"] = [s["raw"]["mean"] for s in shoved]
         out["excursions"] = [s["excursions"] for s in shoved]
         out["recoveries"] = [s["recoveries"] for s in shoved]

@@ -101,8 +101,8 @@ def test_test_command_writes_results(workdir, monkeypatch, capsys):
     assert main.main(["test", "--resume_run_id", "bc", "--episodes", "2", "--seed", "1000000", "--policy_action", "expected"]) == 0
     other = json.loads((workdir / "logs" / "bc" / "test_results" / "latest_seed1000000_n2_expected.json").read_text())
     assert [e["seed"] for e in other["episodes"]] == [1_000_000, 1_000_001]
-    obs = np.random.default_rng(0).integers(0, 256, (4, *Agent.load(workdir / "logs" / "bc").env_config.obs_shape), np.uint8)
     own, expected = Agent.load(workdir / "logs" / "bc"), Agent.load(workdir / "logs" / "bc", policy_action="expected")
+    obs = np.random.default_rng(0).integers(0, 256, (4, *own.env_config.obs_shape), np.uint8)
     assert not np.allclose(own.decide(obs), expected.decide(obs))
 
 
