@@ -97,7 +97,6 @@ class RLConfig:
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
     target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
-    bc_entropy_offset: float = 0.0  # fine-tuning's default target: the BC policy's entropy plus this (< 0: narrower)
     train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
     augment_pad: int = 4
     bf16: bool = False  # bfloat16 autocast of the forward passes (for CUDA; runs on CPU too, usually slower)
@@ -157,11 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
     parser.add_argument("--init_temperature", type=float, default=c.init_temperature, help="initial entropy temperature alpha")
     parser.add_argument("--target_entropy", type=float, default=c.target_entropy,
-                        help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos "
-                             "plus --bc_entropy_offset when fine-tuning)")
-    parser.add_argument("--bc_entropy_offset", type=float, default=c.bc_entropy_offset,
-                        help="fine-tuning without --target_entropy: the target is the BC policy's entropy plus this "
-                             "(negative: the policy explores less widely than BC fitted it)")
+                        help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning)")
     parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
     parser.add_argument("--train_encoder", type=int, choices=(0, 1), default=None,
                         help="1: the critic loss trains the encoder; 0: keep it fixed (default: 1 from scratch, 0 when "
@@ -557,18 +552,16 @@ def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
 
 
 @torch.no_grad()
-def default_target_entropy(model: ActorCritic, demo_buffer: FrameReplay | None, device: torch.device,
-                           offset: float = 0.0) -> float:
-    """-|A| (SAC's usual target), or for a BC start the BC policy's own mean entropy on demo states plus
-    `offset`, so the temperature keeps exploration near the level the imitation already has instead of
-    forcing it wider."""
+def default_target_entropy(model: ActorCritic, demo_buffer: FrameReplay | None, device: torch.device) -> float:
+    """-|A| (SAC's usual target), or for a BC start the BC policy's own mean entropy on demo states, so the
+    temperature keeps exploration at the level the imitation already has instead of forcing it wider."""
     if demo_buffer is None:
         return SCRATCH_TARGET_ENTROPY
     batch = demo_buffer.sample(1024, np.random.default_rng(0))
     with torch.random.fork_rng(devices=[]):  # the same sample on every rank, whatever its seed
         torch.manual_seed(0)
         _, log_prob = model.actor.sample(model.encoder(torch.as_tensor(batch["obs"], device=device)))
-    return round(float(-log_prob.mean()) + offset, 2)
+    return round(float(-log_prob.mean()), 2)
 
 
 def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: ModelConfig, ctx: DistContext,
@@ -586,8 +579,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         demo_buffer = demo_replay(demos.load_named_dataset(config.dataset, skip_bad=True), env_config, config.gamma)
     step = 0
     if config.target_entropy is None:
-        config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device,
-                                                       config.bc_entropy_offset)
+        config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
         if main_rank:
             save_config(path, {**load_config(path), "train": asdict(config)})
     learner = SACLearner(model, config, device, ctx)

@@ -80,10 +80,6 @@ STALL = "training episodes end after 100 frames without a new tile, at the cost 
 # The same stall limit on the default, which drives the average action: its weak runs still stopped on the
 # road (bench/failures.py: 3 to 13 of 50 held-out tracks "stuck", no frame off the road).
 STALL_EXPECTED = "default with training episodes ending after 100 frames without a new tile, at the cost of leaving the road"
-# BC fits bang-bang gas (the autopilot's: 0 or 1) with a wide Gaussian, and SAC's temperature keeps that
-# spread: training episodes brake and coast at random, and the weak runs learnt to crawl (bench/failures.py:
-# most unfinished laps on the road, out of time). 3 nats less = each spread about e times narrower.
-NARROW = "default with the entropy target 3 below the BC policy's (exploration about e times narrower)"
 VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
@@ -108,10 +104,9 @@ VARIANTS = {
     CRITIC_LN_DEMO50: ("critic_ln_demo50", ["--critic_layer_norm", 1, "--demo_ratio", 0.5]),
     STALL: ("critic_ln_meanq_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
-    NARROW: ("critic_ln_meanq_driveexp_entm3", ["--critic_layer_norm", 1, "--bc_entropy_offset", -3]),
 }
-WITH_MEAN_ACTION_Q = (DEFAULT, MEAN_DRIVEN, STALL, STALL_EXPECTED, NARROW)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, STALL_EXPECTED, NARROW)  # measured driving the average action (train_rl's --policy_action default)
+WITH_MEAN_ACTION_Q = (DEFAULT, MEAN_DRIVEN, STALL, STALL_EXPECTED)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, STALL_EXPECTED)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
