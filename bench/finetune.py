@@ -80,6 +80,9 @@ STALL = "training episodes end after 100 frames without a new tile, at the cost 
 # The same stall limit on the default, which drives the average action: its weak runs still stopped on the
 # road (bench/failures.py: 3 to 13 of 50 held-out tracks "stuck", no frame off the road).
 STALL_EXPECTED = "default with training episodes ending after 100 frames without a new tile, at the cost of leaving the road"
+# The default at twice its budget (about 15 minutes alone on the 2 cores, within the hour): its weak runs
+# were still climbing at 15,000 steps.
+DEFAULT_30K = "default at 30,000 steps"
 VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
@@ -104,9 +107,10 @@ VARIANTS = {
     CRITIC_LN_DEMO50: ("critic_ln_demo50", ["--critic_layer_norm", 1, "--demo_ratio", 0.5]),
     STALL: ("critic_ln_meanq_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
+    DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_MEAN_ACTION_Q = (DEFAULT, MEAN_DRIVEN, STALL, STALL_EXPECTED)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, STALL_EXPECTED)  # measured driving the average action (train_rl's --policy_action default)
+WITH_MEAN_ACTION_Q = (DEFAULT, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
@@ -115,7 +119,8 @@ SHOVED = (DEFAULT, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NO
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
-OTHER_CHECKPOINT = {SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions only, its last state"),
+OTHER_CHECKPOINT = {DEFAULT_30K: ("latest_step", "default at 30,000 steps, its last state"),
+                    SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions only, its last state"),
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
