@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from agent import Agent  # noqa: E402
+from errors import UserError  # noqa: E402
 
 STILL_SPEED = 3.0  # box2d speed units; cruising is 40 to 80
 GAS, BRAKE = (0.0, 0.1, 0.3, 0.6, 1.0), (0.0, 0.1, 0.2, 0.5)
@@ -30,17 +31,20 @@ GAS, BRAKE = (0.0, 0.1, 0.3, 0.6, 1.0), (0.0, 0.1, 0.2, 0.5)
 def drive_until_still(agent: Agent, track: int, frames: int) -> tuple[np.ndarray, int] | None:
     """The stacked observation once the car has stood still `frames` frames in a row, and the frame index."""
     env = gym.make("CarRacing-v3")
-    frame, _ = env.reset(seed=track)
-    agent.reset()
-    still = 0
-    for t in range(1000):
-        frame, _, terminated, truncated, _ = env.step(agent.act(frame))
-        still = still + 1 if np.hypot(*env.unwrapped.car.hull.linearVelocity) < STILL_SPEED else 0
-        if still == frames:
-            return agent.stacker.observation(), t
-        if terminated or truncated:
-            return None
-    return None
+    try:
+        frame, _ = env.reset(seed=track)
+        agent.reset()
+        still = 0
+        for t in range(1000):
+            frame, _, terminated, truncated, _ = env.step(agent.act(frame))
+            still = still + 1 if np.hypot(*env.unwrapped.car.hull.linearVelocity) < STILL_SPEED else 0
+            if still == frames:
+                return agent.stacker.observation(), t
+            if terminated or truncated:
+                return None
+        return None
+    finally:
+        env.close()
 
 
 def main() -> None:
@@ -50,7 +54,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30, help="frames standing still before the probe")
     parser.add_argument("--checkpoint", default=None, help="checkpoint (default: the run's policy)")
     args = parser.parse_args()
-    agent = Agent.load(args.run_id, checkpoint=args.checkpoint)
+    try:
+        agent = Agent.load(args.run_id, checkpoint=args.checkpoint)
+    except UserError as error:
+        raise SystemExit(f"error: {error}") from None
     found = drive_until_still(agent, args.track, args.frames)
     if found is None:
         print(f"{args.run_id} never stood still {args.frames} frames on track {args.track}")
