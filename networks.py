@@ -42,6 +42,11 @@ class ModelConfig:
     # "expected" = the policy's average action E[tanh(u)], u ~ N(mean, std) (what SAC's samples are trained as).
     # "mean" here (BC runs, runs saved before it existed); train_rl's --policy_action defaults to "expected".
     policy_action: str = "mean"
+    # The dashboard strip at the bottom of every stacked frame (CarRacing's speed, ABS, steering and gyroscope
+    # bars) goes, as raw pixels, beside the encoder's features to the actor and critics. BC features hardly
+    # tell a stopped car from a moving one (bench/speed_probe.py); fine-tuning a BC run adds these inputs
+    # with zero weights, so it starts as the BC policy.
+    dashboard_inputs: bool = False
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.
@@ -52,8 +57,12 @@ ENCODERS = {
 }
 
 
+DASHBOARD_TOP = 84 / 96  # CarRacing draws its dashboard in the bottom 12 of 96 rows
+
+
 class Encoder(nn.Module):
-    """uint8 frames (B, C, S, S) -> features (B, feature_dim)."""
+    """uint8 frames (B, C, S, S) -> features (B, output_dim): the CNN's feature_dim, then with
+    `dashboard_inputs` the dashboard rows of every frame as pixels in [0, 1]."""
 
     def __init__(self, obs_shape: tuple[int, int, int], config: ModelConfig):
         super().__init__()
@@ -68,9 +77,16 @@ class Encoder(nn.Module):
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, *obs_shape)).shape[1]
         self.projection = nn.Sequential(nn.Linear(flat, config.feature_dim), nn.LayerNorm(config.feature_dim), nn.Tanh())
+        channels, size = obs_shape[0], obs_shape[1]
+        self.dashboard_top = round(size * DASHBOARD_TOP) if config.dashboard_inputs else size
+        self.output_dim = config.feature_dim + channels * (size - self.dashboard_top) * obs_shape[2]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.convs(obs.float() / 255.0 - 0.5))
+        features = self.projection(self.convs(obs.float() / 255.0 - 0.5))
+        if self.dashboard_top == obs.shape[2]:
+            return features
+        dashboard = obs[:, :, self.dashboard_top:].flatten(1).to(features.dtype) / 255.0
+        return torch.cat([features, dashboard], dim=1)
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
@@ -182,11 +198,12 @@ class ActorCritic(nn.Module):
         if config.bc_selection and not config.bc_actor:
             raise ValueError("bc_selection needs bc_actor")
         self.encoder = Encoder(obs_shape, config)
-        self.actor = Actor(config.feature_dim, config.hidden_dim)
-        self.bc_actor = Actor(config.feature_dim, config.hidden_dim).requires_grad_(False) if config.bc_actor else None
-        self.critic = Critic(config.feature_dim, config.hidden_dim, config.num_qs, config.critic_layer_norm)
+        inputs = self.encoder.output_dim
+        self.actor = Actor(inputs, config.hidden_dim)
+        self.bc_actor = Actor(inputs, config.hidden_dim).requires_grad_(False) if config.bc_actor else None
+        self.critic = Critic(inputs, config.hidden_dim, config.num_qs, config.critic_layer_norm)
         self.target_encoder = Encoder(obs_shape, config)
-        self.target_critic = Critic(config.feature_dim, config.hidden_dim, config.num_qs, config.critic_layer_norm)
+        self.target_critic = Critic(inputs, config.hidden_dim, config.num_qs, config.critic_layer_norm)
         self.sync_targets()
         for p in [*self.target_encoder.parameters(), *self.target_critic.parameters()]:
             p.requires_grad_(False)

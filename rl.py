@@ -143,6 +143,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
                              "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
                              "default before 2026-12-01's fourth session)")
+    parser.add_argument("--dashboard_inputs", type=int, choices=(0, 1), default=0,
+                        help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, steering, "
+                             "gyroscope bars) as pixels beside the encoder features, with zero weights at the start of "
+                             "fine-tuning; the BC features alone hardly tell a stopped car from a moving one")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
@@ -419,13 +423,13 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             env_config = override_reward(EnvConfig(**saved["env"]), args)
             # The frozen BC actor rides along: reference for diagnostics, proposals for BC selection.
             model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection,
-                                   policy_action=args.policy_action)
+                                   policy_action=args.policy_action, dashboard_inputs=bool(args.dashboard_inputs))
             init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
             config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else False
         else:
             env_config, model_config = env_and_model_configs(args)
-            model_config.policy_action = args.policy_action
+            model_config.policy_action, model_config.dashboard_inputs = args.policy_action, bool(args.dashboard_inputs)
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
                              bc_selection=False, learn_std=True)  # no BC policy to propose actions or keep the spread of
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
@@ -542,13 +546,28 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
 
 def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
     """A BC run's weights into a fine-tuning model; the frozen BC actor starts as a copy of its actor."""
-    keys = model.load_state_dict(bc_state, strict=False)
+    keys = model.load_state_dict(with_zero_dashboard_weights(bc_state, model), strict=False)
     unknown = [k for k in keys.missing_keys if not k.startswith("bc_actor.")] + keys.unexpected_keys
     if unknown:
         raise UserError(f"the BC checkpoint does not match the fine-tuning networks ({', '.join(unknown[:3])})")
     if model.bc_actor is not None:
         model.bc_actor.load_state_dict(model.actor.state_dict())
     model.sync_targets(1.0)
+
+
+def with_zero_dashboard_weights(bc_state: dict, model: ActorCritic) -> dict:
+    """The BC run's first actor and critic layers widened with zero weights for the dashboard inputs
+    (`dashboard_inputs`), which come after the encoder features and before the critic's action inputs: the
+    fine-tuning run starts as exactly its BC run's networks."""
+    own, features = model.state_dict(), model.encoder.projection[0].out_features
+    extra = model.encoder.output_dim - features
+    widened = {}
+    for key, value in bc_state.items():
+        if extra and key in own and value.dim() >= 2 and own[key].shape[1] == value.shape[1] + extra:
+            zeros = value.new_zeros(value.shape[0], extra, *value.shape[2:])
+            value = torch.cat([value[:, :features], zeros, value[:, features:]], dim=1)
+        widened[key] = value
+    return widened
 
 
 @torch.no_grad()
@@ -614,7 +633,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     if demo_buffer is not None and cache_features:
         demo_buffer = encode_replay(demo_buffer, replay_entry)
     capacity = max(config.buffer_size // config.num_envs, 64)
-    online = (FrameReplay(capacity, config.num_envs, (model_config.feature_dim,), 1, dtype=np.float32) if cache_features
+    online = (FrameReplay(capacity, config.num_envs, (model.encoder.output_dim,), 1, dtype=np.float32) if cache_features
               else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
     steps_per_iteration = config.num_envs * ctx.world_size
     if main_rank:

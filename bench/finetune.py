@@ -83,6 +83,9 @@ STALL_EXPECTED = "default with training episodes ending after 100 frames without
 # The default at twice its budget (about 15 minutes alone on the 2 cores, within the hour): its weak runs
 # were still climbing at 15,000 steps.
 DEFAULT_30K = "default at 30,000 steps"
+# The frozen BC features hardly encode the speed (bench/speed_probe.py: a stopped car reads as moving), so
+# the critic valued standing still above gas (bench/standstill.py). The dashboard's speed bar does.
+DASHBOARD = "default with the dashboard strip (speed, ABS, steering, gyroscope bars) as actor and critic inputs"
 VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
@@ -108,9 +111,10 @@ VARIANTS = {
     STALL: ("critic_ln_meanq_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
+    DASHBOARD: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1, "--dashboard_inputs", 1]),
 }
-WITH_MEAN_ACTION_Q = (DEFAULT, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+WITH_MEAN_ACTION_Q = (DEFAULT, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K, DASHBOARD)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, STALL_EXPECTED, DEFAULT_30K, DASHBOARD)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
@@ -119,7 +123,8 @@ SHOVED = (DEFAULT, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NO
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
-OTHER_CHECKPOINT = {DEFAULT_30K: ("latest_step", "default at 30,000 steps, its last state"),
+OTHER_CHECKPOINT = {DASHBOARD: ("latest_step", "default with the dashboard inputs, its last state"),
+                    DEFAULT_30K: ("latest_step", "default at 30,000 steps, its last state"),
                     SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions only, its last state"),
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),

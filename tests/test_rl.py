@@ -286,3 +286,36 @@ def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
         constant.add_episode(100.0, actor_training=True)
     assert constant.value(0) == 10.0
 
+
+
+def test_dashboard_inputs_start_as_the_bc_run_and_carry_the_speed_bar():
+    torch.manual_seed(0)
+    bc_model = ActorCritic(OBS_SHAPE, TINY)
+    model = ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True, dashboard_inputs=True))
+    load_bc_start(model, bc_model.state_dict())
+    obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8)
+    features = model.encoder(obs)
+    # The dashboard is the bottom 6 of 48 rows of each of the 2 frames, after the CNN's features.
+    assert features.shape == (8, TINY.feature_dim + 2 * 6 * 48)
+    assert torch.equal(features[:, TINY.feature_dim:], obs[:, :, 42:].flatten(1).float() / 255)
+    with torch.no_grad():  # zero weights for the new inputs: the same actions and values as the BC run
+        bc_features = bc_model.encoder(obs)
+        assert torch.allclose(model.actor(features)[0], bc_model.actor(bc_features)[0], atol=1e-6)
+        action = torch.rand(8, 3)
+        assert torch.allclose(model.critic(features, action), bc_model.critic(bc_features, action), atol=1e-5)
+        assert torch.allclose(model.target_critic(features, action), bc_model.critic(bc_features, action), atol=1e-5)
+    # Two observations that differ only in the dashboard (a speed bar) get different values once trained.
+    learner = SACLearner(model, replace(RLConfig(), train_encoder=False, critic_lr=1e-2), torch.device("cpu"))
+    still, moving = obs[:1].clone(), obs[:1].clone()
+    still[:, :, 42:] = 0
+    moving[:, :, 42:, 3] = 255
+    with torch.no_grad():
+        pair = model.encoder(torch.cat([still, moving])).numpy()
+    batch = {"obs": np.tile(pair, (8, 1)), "next_obs": np.tile(pair, (8, 1)), "action": np.zeros((16, 3), np.float32),
+             "reward": np.tile([0.0, 10.0], 8).astype(np.float32), "discount": np.zeros(16, np.float32),
+             "is_demo": np.zeros(16, bool)}
+    for _ in range(100):
+        learner.update(batch, bc_weight=0.0)
+    with torch.no_grad():
+        q_still, q_moving = model.critic(torch.as_tensor(pair), torch.zeros(2, 3)).min(0).values
+    assert q_moving - q_still > 0.5
