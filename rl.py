@@ -12,8 +12,8 @@ action `policy_action` drives: valuing the average of the samples there lost the
 (detached, at least 1), so lambda does not depend on the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
 Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
-lambda, the best checkpoint, LayerNorm critics, the deterministic action's value and driving the average
-action; the others are flags that lost or tied the ablation):
+lambda, the best checkpoint, LayerNorm critics, the deterministic action's value, driving the average
+action and the dashboard inputs; the others are flags that lost or tied the ablation):
   - the BC encoder stays fixed and the replay holds its features (computed once), so an update is a few
     MLP steps; with `learn_std` off the policy's spread stays the one BC fitted;
   - BC selection (IBRL): the frozen BC actor proposes an action beside the RL actor, and the one with the
@@ -26,7 +26,9 @@ action; the others are flags that lost or tied the ablation):
   - the actor loss values the deterministic action tanh(mean) as much as its samples:
     -(Q(s, a~pi) + Q(s, tanh mean))/2 (`mean_action_q`), on by default since it won the ablation;
   - validation, test and Agent.load drive the policy's average action E[tanh(u)] (`policy_action`
-    "expected"), not tanh(mean): where the learnt spread stays wide the two are different drivers.
+    "expected"), not tanh(mean): where the learnt spread stays wide the two are different drivers;
+  - the actor and critics also read the dashboard strip of the frames (`dashboard_inputs`: the speed bar
+    above all, which the frozen BC features hardly encode), through zero weights at the start.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -81,6 +83,7 @@ class RLConfig:
     bc_weight: float = 100.0  # lambda of the BC term on demo rows (0 = plain SAC); adaptive: its start and maximum
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
     adaptive_bc_weight: bool = True  # lambda rises while training returns are below the BC start's, else falls
+    bc_weight_floor: float = 0.1  # the adaptive lambda never falls below this share of bc_weight
     bc_selection: bool = False  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
@@ -127,7 +130,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bc_decay_steps", type=int, default=c.bc_decay_steps, help="linearly decay lambda to 0 over this many steps (0 = constant)")
     parser.add_argument("--adaptive_bc_weight", type=int, choices=(0, 1), default=int(c.adaptive_bc_weight),
                         help="1: lambda starts at --bc_weight, grows while the training episodes return less than the BC "
-                             "policy did before the actor trained and shrinks otherwise (down to --bc_weight/10); 0: constant")
+                             "policy did before the actor trained and shrinks otherwise (down to --bc_weight_floor x "
+                             "--bc_weight); 0: constant")
+    parser.add_argument("--bc_weight_floor", type=float, default=c.bc_weight_floor,
+                        help="the share of --bc_weight the adaptive lambda never falls below")
     parser.add_argument("--bc_selection", type=int, choices=(0, 1), default=int(c.bc_selection),
                         help="fine-tuning: 1 = the frozen BC policy proposes an action too, and the one the critic values "
                              "more is executed and bootstrapped from (IBRL); 0 = the RL actor alone")
@@ -143,10 +149,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
                              "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
                              "default before 2026-12-01's fourth session)")
-    parser.add_argument("--dashboard_inputs", type=int, choices=(0, 1), default=0,
+    parser.add_argument("--dashboard_inputs", type=int, choices=(0, 1), default=1,
                         help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, steering, "
                              "gyroscope bars) as pixels beside the encoder features, with zero weights at the start of "
-                             "fine-tuning; the BC features alone hardly tell a stopped car from a moving one")
+                             "fine-tuning: the BC features alone hardly tell a stopped car from a moving one; 0: the "
+                             "features alone (the default before 2026-12-01's sixth session)")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
@@ -343,11 +350,11 @@ class AdaptiveBCWeight:
     """lambda that keeps fine-tuning from falling below its BC start, and lets go as it proves itself.
 
     It starts at bc_weight (the actor barely moves). Measured: letting it fall to bc_weight / 100 undid the
-    gains of the steps before; a floor of bc_weight / 10 keeps them. Reference: the mean raw return of the training episodes
+    gains of the steps before; a floor (`bc_weight_floor`) of bc_weight / 10 keeps them. Reference: the mean raw return of the training episodes
     driven before the actor trains (the BC policy itself, with its exploration noise). Once the actor
     trains, each finished episode compares the mean of the last `window` returns with it: below the
     reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by `down`, within
-    [bc_weight / 10, bc_weight]. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly decayed
+    [bc_weight_floor * bc_weight, bc_weight]. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly decayed
     over bc_decay_steps if set).
     """
 
@@ -377,7 +384,8 @@ class AdaptiveBCWeight:
         reference = float(np.mean(self.reference))
         below = np.mean(self.recent) < reference - self.tolerance * abs(reference)
         factor = self.up if below else 1 / self.down
-        self.weight = float(np.clip(self.weight * factor, self.config.bc_weight / 10, self.config.bc_weight))
+        floor = self.config.bc_weight_floor * self.config.bc_weight
+        self.weight = float(np.clip(self.weight * factor, floor, self.config.bc_weight))
 
     def state_dict(self) -> dict:
         return {"weight": self.weight, "reference": self.reference, "recent": self.recent}
@@ -463,8 +471,9 @@ def validate_config(config: RLConfig) -> None:
     for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    if not 0 <= config.demo_ratio <= 1:
-        raise UserError(f"--demo_ratio must be in [0, 1], got {config.demo_ratio}")
+    for name in ("demo_ratio", "bc_weight_floor"):
+        if not 0 <= getattr(config, name) <= 1:
+            raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
         raise UserError("--gamma and --tau must be in (0, 1]")
     if config.init_temperature <= 0:
