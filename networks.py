@@ -78,6 +78,7 @@ class Encoder(nn.Module):
             flat = self.convs(torch.zeros(1, *obs_shape)).shape[1]
         self.projection = nn.Sequential(nn.Linear(flat, config.feature_dim), nn.LayerNorm(config.feature_dim), nn.Tanh())
         channels, size = obs_shape[0], obs_shape[1]
+        self.feature_dim = config.feature_dim  # the CNN's part of the output
         self.dashboard_top = round(size * DASHBOARD_TOP) if config.dashboard_inputs else size
         self.output_dim = config.feature_dim + channels * (size - self.dashboard_top) * obs_shape[2]
 

@@ -568,7 +568,7 @@ def with_zero_dashboard_weights(bc_state: dict, model: ActorCritic) -> dict:
     """The BC run's first actor and critic layers widened with zero weights for the dashboard inputs
     (`dashboard_inputs`), which come after the encoder features and before the critic's action inputs: the
     fine-tuning run starts as exactly its BC run's networks."""
-    own, features = model.state_dict(), model.encoder.projection[0].out_features
+    own, features = model.state_dict(), model.encoder.feature_dim
     extra = model.encoder.output_dim - features
     widened = {}
     for key, value in bc_state.items():

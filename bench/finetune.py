@@ -133,6 +133,7 @@ SHOVED = (DEFAULT, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_10
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
 OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state"),
+                    FLOOR_30: ("latest_step", "adaptive lambda's floor at 30, its last state"),
                     DEFAULT_30K: ("latest_step", "default at 30,000 steps, its last state"),
                     SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions only, its last state"),
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),

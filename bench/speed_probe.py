@@ -50,7 +50,7 @@ def record(agent: Agent, tracks: int, frames: int) -> dict[str, np.ndarray]:
                 if t % agent.env_config.action_repeat == 0:
                     obs = agent.stacker.observation()
                     with torch.no_grad():
-                        features = model.encoder(torch.as_tensor(obs[None]))[0, :model.encoder.projection[0].out_features]
+                        features = model.encoder(torch.as_tensor(obs[None]))[0, :model.encoder.feature_dim]
                     rows["features"].append(features.numpy())
                     rows["dashboard"].append(obs[:, top:].reshape(-1) / 255.0)
                     rows["speed"].append(np.hypot(*env.unwrapped.car.hull.linearVelocity))
