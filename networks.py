@@ -57,7 +57,9 @@ ENCODERS = {
 }
 
 
-DASHBOARD_TOP = 84 / 96  # CarRacing draws its dashboard in the bottom 12 of 96 rows
+def dashboard_top(size: int) -> int:
+    """First row of CarRacing's dashboard in a frame of `size` rows (it fills the bottom 12 of 96)."""
+    return round(size * 84 / 96)
 
 
 class Encoder(nn.Module):
@@ -79,7 +81,7 @@ class Encoder(nn.Module):
         self.projection = nn.Sequential(nn.Linear(flat, config.feature_dim), nn.LayerNorm(config.feature_dim), nn.Tanh())
         channels, size = obs_shape[0], obs_shape[1]
         self.feature_dim = config.feature_dim  # the CNN's part of the output
-        self.dashboard_top = round(size * DASHBOARD_TOP) if config.dashboard_inputs else size
+        self.dashboard_top = dashboard_top(size) if config.dashboard_inputs else size
         self.output_dim = config.feature_dim + channels * (size - self.dashboard_top) * obs_shape[2]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,8 @@ DEFAULT = ("default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spr
 NO_DASHBOARD = "the default without the dashboard inputs (the default until 2026-12-01, sixth session)"
 # With the dashboard the training episodes soon beat the BC start's, the adaptive lambda falls to its floor
 # (bc_weight / 10) and the policy drifts from BC's while the critic values the drift more and more
-# (TensorBoard diag/): validation fell by the last checkpoint on 3 of 4 runs. A higher floor holds it closer.
+# (TensorBoard diag/): validation fell by 150 points or more by the last checkpoint on 4 of 6 runs.
+# A higher floor holds it closer.
 FLOOR_30 = "default with the adaptive lambda's floor at 30 (--bc_weight_floor 0.3; default 0.1)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).

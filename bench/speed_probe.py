@@ -26,7 +26,7 @@ from tqdm import tqdm  # noqa: E402
 
 from agent import Agent  # noqa: E402
 from errors import UserError  # noqa: E402
-from networks import DASHBOARD_TOP  # noqa: E402
+from networks import dashboard_top  # noqa: E402
 
 BRAKE_PERIOD, BRAKE_FRAMES = 150, 40  # frames; the last BRAKE_FRAMES of each period brake hard
 FIRST_TRACK = 500  # training tracks (below 1,000,000), not the held-out ones
@@ -34,8 +34,7 @@ FIRST_TRACK = 500  # training tracks (below 1,000,000), not the held-out ones
 
 def record(agent: Agent, tracks: int, frames: int) -> dict[str, np.ndarray]:
     """Features, dashboard pixels, speed and track index at every agent step."""
-    model, size = agent.model, agent.env_config.obs_size
-    top = round(size * DASHBOARD_TOP)
+    model, top = agent.model, dashboard_top(agent.env_config.obs_size)
     rows: dict[str, list] = {"features": [], "dashboard": [], "speed": [], "track": []}
     env = gym.make("CarRacing-v3")
     try:
