@@ -58,7 +58,7 @@ from bc import add_env_and_model_arguments, env_and_model_configs, override_rewa
 from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
-from evaluate import validate_on_tracks
+from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
 from networks import POLICY_ACTIONS, ActorCritic, ModelConfig, random_shift
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
@@ -66,6 +66,8 @@ from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_
 
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
+# train_rl's defaults of the model settings it chooses (the rest are the BC run's or train_bc's)
+MODEL_FLAG_DEFAULTS = {"policy_action": "expected", "dashboard_inputs": 1}
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
@@ -90,6 +92,7 @@ class RLConfig:
     mean_action_q: bool = True  # the actor also maximises Q of its deterministic action, the one test drives
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
+    train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
@@ -145,11 +148,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the actor loss values the deterministic action tanh(mean) as "
                              "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2; 0: -Q(s, a~pi) alone (SAC's, the "
                              "default before 2026-12-01: its mean action ran off the road and slow far more often)")
-    parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default="expected",
+    parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=MODEL_FLAG_DEFAULTS["policy_action"],
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
                              "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
                              "default before 2026-12-01's fourth session)")
-    parser.add_argument("--dashboard_inputs", type=int, choices=(0, 1), default=1,
+    parser.add_argument("--dashboard_inputs", type=int, choices=(0, 1), default=MODEL_FLAG_DEFAULTS["dashboard_inputs"],
                         help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, steering, "
                              "gyroscope bars) as pixels beside the encoder features, with zero weights at the start of "
                              "fine-tuning: the BC features alone hardly tell a stopped car from a moving one; 0: the "
@@ -157,6 +160,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
+    parser.add_argument("--train_shove", type=float, default=c.train_shove,
+                        help="probability per training step of a shove like test --shove's (a full random steer, no "
+                             "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
+                             "the racing line and what coming back from them earns (0 = none)")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
@@ -414,11 +421,13 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
     if saved.get("kind") == "rl":
         path = run_dir(args.resume_run_id)
         config = RLConfig(**{**saved["train"], "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
-        ignored = [f"--{k}" for k, default in asdict(RLConfig()).items()
-                   if k != "total_steps" and getattr(args, k, default) not in (default, None, getattr(config, k))]
+        env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
+        saved_flags = {**asdict(config), "policy_action": model_config.policy_action,
+                       "dashboard_inputs": int(model_config.dashboard_inputs)}
+        ignored = [f"--{k}" for k, default in {**asdict(RLConfig()), **MODEL_FLAG_DEFAULTS}.items()
+                   if k != "total_steps" and getattr(args, k, default) not in (default, None, saved_flags[k])]
         if ignored and ctx.is_main:
             print(f"warning: continuing {args.resume_run_id} with its saved settings; ignoring {', '.join(ignored)}")
-        env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
@@ -471,7 +480,7 @@ def validate_config(config: RLConfig) -> None:
     for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("demo_ratio", "bc_weight_floor"):
+    for name in ("demo_ratio", "bc_weight_floor", "train_shove"):
         if not 0 <= getattr(config, name) <= 1:
             raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
@@ -523,6 +532,36 @@ class EpisodeTracker:
         self.raw[done] = self.penalized[done] = self.discounted[done] = 0.0
         self.discount[done], self.predicted[done], self.fresh[done] = 1.0, np.nan, True
         return finished
+
+
+class TrainingShoves:
+    """`train_shove`: during collection, each environment's action is now and then replaced by the test's
+    shove (evaluate.Shoves: full steer to a random side, no gas, for SHOVE_HOLD_FRAMES frames). Without them
+    a good start rarely leaves the road, so the critic never learns what getting back is worth."""
+
+    def __init__(self, num_envs: int, probability: float, action_repeat: int):
+        self.probability, self.action_repeat = probability, action_repeat
+        self.hold = np.zeros(num_envs, np.int64)  # frames of the current shove still to come
+        self.push = np.zeros((num_envs, 3), np.float32)
+
+    def apply(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The actions to execute (and store): the policy's, or a shove's."""
+        starts = (self.hold <= 0) & (rng.random(len(actions)) < self.probability)
+        self.push[starts] = 0.0
+        self.push[starts, 0] = rng.choice((-1.0, 1.0), size=int(starts.sum()))
+        self.hold[starts] = SHOVE_HOLD_FRAMES
+        shoved = self.hold > 0
+        self.hold[shoved] -= self.action_repeat
+        return np.where(shoved[:, None], self.push, actions)
+
+    def end_episodes(self, done: np.ndarray) -> None:
+        self.hold[done] = 0  # a new track starts unshoved
+
+    def state_dict(self) -> dict:
+        return {"hold": self.hold.tolist(), "push": self.push.tolist()}  # plain lists: weights_only checkpoints
+
+    def load_state_dict(self, state: dict) -> None:
+        self.hold, self.push = np.array(state["hold"], np.int64), np.array(state["push"], np.float32)
 
 
 class Every:
@@ -613,11 +652,14 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     learner = SACLearner(model, config, device, ctx)
     bc_weight = AdaptiveBCWeight(config)
     best = {"raw": -np.inf, "step": -1}  # best periodic validation so far (step 0 = the BC start itself)
+    shoves = TrainingShoves(config.num_envs, config.train_shove, env_config.action_repeat) if config.train_shove else None
     if resume_state is not None:
         learner.load_state_dict(resume_state)
         if "bc_weight" in resume_state:  # runs saved before the adaptive weight lack both
             bc_weight.load_state_dict(resume_state["bc_weight"])
             best.update(resume_state["best_validation"])
+        if shoves is not None and "training_shoves" in resume_state:
+            shoves.load_state_dict(resume_state["training_shoves"])
         step = resume_state["step"]
         if ctx.rank == 0:  # exact continuation of the saved random streams (rank 0's; others reseed)
             rng = rng_from_state(resume_state["numpy_rng"])
@@ -683,8 +725,12 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                 tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy() / model.reward_scale)
             metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
             actions = actions.cpu().numpy()
+        if shoves is not None:
+            actions = shoves.apply(actions, rng)
         next_obs, reward, terminated, truncated, info = envs.step(actions)
         done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
+        if shoves is not None:
+            shoves.end_episodes(done)
         for episode in tracker.add(reward, info, done):
             for name, value in episode.items():
                 log(f"train/episode_{name}", value)
@@ -714,6 +760,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if main_rank:
             state = {**learner.state_dict(), "step": step, "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state(),
                      "bc_weight": bc_weight.state_dict(), "best_validation": dict(best)}
+            if shoves is not None:
+                state["training_shoves"] = shoves.state_dict()
             save_checkpoint(path, name, state)
 
     def evaluate_now() -> None:

@@ -53,6 +53,11 @@ NO_DASHBOARD = "the default without the dashboard inputs (the default until 2026
 # (TensorBoard diag/): validation fell by 150 points or more by the last checkpoint on 4 of 6 runs.
 # A higher floor holds it closer.
 FLOOR_30 = "default with the adaptive lambda's floor at 30 (--bc_weight_floor 0.3; default 0.1)"
+# Shoved, the default lost more return than its BC start: an unrecovered excursion is the rest of the episode
+# lost on the grass. A good policy rarely leaves the road by itself, so the replay holds no way back, and
+# training episodes end 20 off-track frames in. Training shoves put those states in the replay; 100 frames
+# (2 s, the test's recovery window) leave time to drive back.
+SHOVE_TRAINED = "default with training shoves (--train_shove 0.02) and 2 s off the road before an episode ends (--offtrack_limit 100)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
 MEAN_DRIVEN = "the default's training, validation and test driving tanh(mean) (the default until 2026-12-01, fourth session)"
@@ -99,6 +104,8 @@ VARIANTS = {
     DEFAULT: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
     NO_DASHBOARD: ("critic_ln_meanq_driveexp", ["--critic_layer_norm", 1]),
     FLOOR_30: ("critic_ln_meanq_driveexp_dash_floor30", ["--critic_layer_norm", 1, "--bc_weight_floor", 0.3]),
+    SHOVE_TRAINED: ("critic_ln_meanq_driveexp_dash_shove02_off100",
+                    ["--critic_layer_norm", 1, "--train_shove", 0.02, "--offtrack_limit", 100]),
     MEAN_DRIVEN: ("critic_ln_meanq", ["--critic_layer_norm", 1]),
     SAMPLES_ONLY: ("critic_ln", ["--critic_layer_norm", 1]),
     NO_LAYER_NORM: ("plain_adaptive", []),
@@ -121,14 +128,14 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_DASHBOARD = (DEFAULT, FLOOR_30)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, NO_DASHBOARD, FLOOR_30, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, NO_DASHBOARD, FLOOR_30, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+WITH_DASHBOARD = (DEFAULT, FLOOR_30, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, NO_DASHBOARD, FLOOR_30, SHOVE_TRAINED, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, NO_DASHBOARD, FLOOR_30, SHOVE_TRAINED, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (DEFAULT, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, NO_DASHBOARD, SHOVE_TRAINED, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}

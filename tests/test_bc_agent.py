@@ -149,10 +149,11 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
     capsys.readouterr()
-    assert main.main(["train_rl", "--resume_run_id", "rl", "--total_steps", "60", "--bc_weight", "3"]) == 0
+    assert main.main(["train_rl", "--resume_run_id", "rl", "--total_steps", "60", "--bc_weight", "3",
+                      "--dashboard_inputs", "0"]) == 0
     out = capsys.readouterr().out
     assert "resuming rl at step 40" in out
-    assert "ignoring --bc_weight" in out  # a resume keeps its saved settings and says so
+    assert "ignoring --bc_weight, --dashboard_inputs" in out  # a resume keeps its saved settings and says so
     second = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 
@@ -169,6 +170,15 @@ def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, mon
         return torch.load(workdir / "logs" / run_id / "checkpoints" / "latest_step.pt", weights_only=True)["updates"]
 
     assert updates("split") == updates("straight") == 60 - 20 + 1  # steps 20..60, one update each
+
+
+def test_train_rl_collects_with_training_shoves_and_checkpoints_them(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "shoved", "--train_shove", "1"] + RL_TINY) == 0
+    state = torch.load(workdir / "logs" / "shoved" / "checkpoints" / "latest_step.pt", weights_only=True)
+    assert state["training_shoves"]["hold"] and max(state["training_shoves"]["hold"]) < 16  # pushing at the end
+    assert abs(state["training_shoves"]["push"][0][0]) == 1.0
+    assert json.loads((workdir / "logs" / "shoved" / "config.json").read_text())["train"]["train_shove"] == 1.0
 
 
 def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys):

@@ -324,3 +324,26 @@ def test_dashboard_inputs_start_as_the_bc_run_and_carry_the_speed_bar():
     with torch.no_grad():
         q_still, q_moving = model.critic(torch.as_tensor(pair), torch.zeros(2, 3)).min(0).values
     assert q_moving - q_still > 0.5
+
+
+def test_training_shoves_hold_a_full_steer_without_gas_then_give_the_policy_back():
+    from evaluate import SHOVE_HOLD_FRAMES
+    from rl import TrainingShoves
+
+    policy = np.tile(np.array([[0.1, 0.7, 0.0]], np.float32), (3, 1))
+    shoves = TrainingShoves(3, probability=1.0, action_repeat=2)
+    rng = np.random.default_rng(0)
+    first = shoves.apply(policy, rng)
+    assert np.array_equal(np.abs(first[:, 0]), [1, 1, 1]) and not first[:, 1:].any()  # full steer, no gas or brake
+    shoves.probability = 0.0
+    held = [shoves.apply(policy, rng) for _ in range(SHOVE_HOLD_FRAMES // 2 - 1)]
+    assert all(np.array_equal(h, first) for h in held)  # one side for the whole shove
+    assert np.array_equal(shoves.apply(policy, rng), policy)  # then the policy drives again
+    shoves.probability = 1.0
+    shoves.apply(policy, rng)
+    shoves.end_episodes(np.array([True, False, False]))
+    shoves.probability = 0.0
+    assert np.array_equal(shoves.apply(policy, rng)[0], policy[0])  # a new track starts unshoved
+    restored = TrainingShoves(3, probability=0.0, action_repeat=2)
+    restored.load_state_dict(shoves.state_dict())  # mid-shove state survives a checkpoint
+    assert np.array_equal(restored.apply(policy, rng), shoves.apply(policy, rng))
