@@ -41,24 +41,24 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
 # label -> (run-id key, flags). The default is train_rl's defaults; the others were tried beside it.
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
-DEFAULT = ("default: BC-SAC with adaptive lambda from 100 (demo rows, learnt spread), critics with LayerNorm, "
-           "actor loss also on tanh(mean), driving the average of the policy's samples, the dashboard strip as "
-           "actor and critic inputs")
+DEFAULT = ("default: BC-SAC with adaptive lambda from 100 down to 30 at most (demo rows, learnt spread), critics "
+           "with LayerNorm, actor loss also on tanh(mean), driving the average of the policy's samples, the dashboard "
+           "strip as actor and critic inputs")
 # The default until 2026-12-01 (sixth session): the actor and critics saw the frozen BC features alone, which
 # hardly encode the speed (bench/speed_probe.py), so the critic valued standing still above gas
 # (bench/standstill.py). Every row below was measured so: each variant's flags get --dashboard_inputs 0.
 NO_DASHBOARD = "the default without the dashboard inputs (the default until 2026-12-01, sixth session)"
-# With the dashboard the training episodes soon beat the BC start's, the adaptive lambda falls to its floor
-# (bc_weight / 10) and the policy drifts from BC's while the critic values the drift more and more
-# (TensorBoard diag/): validation fell by 150 points or more by the last checkpoint on 4 of 6 runs.
-# A higher floor holds it closer.
-FLOOR_30 = "default with the adaptive lambda's floor at 30 (--bc_weight_floor 0.3; default 0.1)"
+# The default until 2026-12-01 (seventh session): lambda's floor at bc_weight / 10. With the dashboard the
+# training episodes soon beat the BC start's, lambda fell to that floor and the policy drifted from BC's while
+# the critic valued the drift more and more (TensorBoard diag/): validation fell by 150 points or more by the
+# last checkpoint on 4 of 6 runs. Every row below was measured so: each variant's flags get --bc_weight_floor 0.1.
+FLOOR_10 = "the default with lambda's floor at 10 (--bc_weight_floor 0.1, the default until 2026-12-01, seventh session)"
 # Shoved, the default lost more return than its BC start: an unrecovered excursion is the rest of the episode
 # lost on the grass. A good policy rarely leaves the road by itself, so the replay holds no way back, and
 # training episodes end 20 off-track frames in. Training shoves put those states in the replay; 100 frames
 # (2 s, the test's recovery window) leave time to drive back. Tried twice on 2026-11-30 without the dashboard
 # (README): the penalties of the shoved episodes let lambda fall to its floor and the actor drift; hence floor 30.
-SHOVE_TRAINED = ("lambda's floor at 30 with training shoves (--train_shove 0.02) and 2 s off the road before an "
+SHOVE_TRAINED = ("default with training shoves (--train_shove 0.02) and 2 s off the road before an "
                  "episode ends (--offtrack_limit 100)")
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
@@ -103,11 +103,11 @@ DEFAULT_30K = "default at 30,000 steps"
 VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
-    DEFAULT: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
-    NO_DASHBOARD: ("critic_ln_meanq_driveexp", ["--critic_layer_norm", 1]),
-    FLOOR_30: ("critic_ln_meanq_driveexp_dash_floor30", ["--critic_layer_norm", 1, "--bc_weight_floor", 0.3]),
+    DEFAULT: ("critic_ln_meanq_driveexp_dash_floor30", ["--critic_layer_norm", 1]),
+    FLOOR_10: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
     SHOVE_TRAINED: ("critic_ln_meanq_driveexp_dash_floor30_shove02_off100",
-                    ["--critic_layer_norm", 1, "--bc_weight_floor", 0.3, "--train_shove", 0.02, "--offtrack_limit", 100]),
+                    ["--critic_layer_norm", 1, "--train_shove", 0.02, "--offtrack_limit", 100]),
+    NO_DASHBOARD: ("critic_ln_meanq_driveexp", ["--critic_layer_norm", 1]),
     MEAN_DRIVEN: ("critic_ln_meanq", ["--critic_layer_norm", 1]),
     SAMPLES_ONLY: ("critic_ln", ["--critic_layer_norm", 1]),
     NO_LAYER_NORM: ("plain_adaptive", []),
@@ -130,20 +130,22 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_DASHBOARD = (DEFAULT, FLOOR_30, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, NO_DASHBOARD, FLOOR_30, SHOVE_TRAINED, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, NO_DASHBOARD, FLOOR_30, SHOVE_TRAINED, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
-VARIANTS = {label: (key, [*flags, *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
+WITH_FLOOR_30 = (DEFAULT, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (DEFAULT, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
+                          *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (DEFAULT, NO_DASHBOARD, SHOVE_TRAINED, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
 OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state"),
-                    FLOOR_30: ("latest_step", "adaptive lambda's floor at 30, its last state"),
+                    FLOOR_10: ("latest_step", "lambda's floor at 10, its last state"),
                     DEFAULT_30K: ("latest_step", "default at 30,000 steps, its last state"),
                     SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions only, its last state"),
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),

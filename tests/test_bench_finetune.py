@@ -16,15 +16,18 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     # Variants that leave the flags alone share the baseline BC runs, trained with the flags explicit.
     assert finetune.bc_time_flags(["--bc_weight", 10])[0] == ["--num_qs", 2, "--critic_layer_norm", 0]
     assert finetune.bc_run("weak", 1) == "ft_bc_weak_1_e100"
-    assert finetune.rl_run_id(finetune.DEFAULT, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_weak_1_e100"
+    assert finetune.rl_run_id(finetune.DEFAULT, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_floor30_weak_1_e100"
+    assert finetune.rl_run_id(finetune.FLOOR_10, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_weak_1_e100"
     assert finetune.rl_run_id(finetune.NO_DASHBOARD, "weak", 1) == "ft_critic_ln_meanq_driveexp_weak_1_e100"
     # The default is train_rl's defaults; every other row keeps the inputs, actor loss and driven action it was
     # measured with.
-    assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs"} & set(finetune.VARIANTS[finetune.DEFAULT][1])
+    assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs", "--bc_weight_floor"} & set(
+        finetune.VARIANTS[finetune.DEFAULT][1])
     for label, (_, flags) in finetune.VARIANTS.items():
         assert (flags[-2:] == ["--policy_action", "mean"]) == (label not in finetune.DRIVE_EXPECTED)
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
+        assert (label in finetune.WITH_FLOOR_30) != ("--bc_weight_floor" in flags)
 
 
 def test_bc_row_falls_back_to_the_layer_norm_bc_runs(monkeypatch):

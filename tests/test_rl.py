@@ -266,7 +266,7 @@ def test_feature_cache_matches_encoder_on_every_stack():
 def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
     from rl import AdaptiveBCWeight
 
-    control = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0, adaptive_bc_weight=True))
+    control = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0, adaptive_bc_weight=True, bc_weight_floor=0.1))
     for raw in np.array([900.0, 880.0, 920.0]):  # the BC policy's episodes (numpy floats, as the tracker gives)
         control.add_episode(raw, actor_training=False)
     assert all(type(r) is float for r in control.state_dict()["reference"])  # checkpoints load weights_only
@@ -280,11 +280,11 @@ def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
     for _ in range(100):
         control.add_episode(400.0, actor_training=True)
     assert control.value(0) == 100.0
-    floored = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0, bc_weight_floor=0.3))
+    floored = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0))  # train_rl's default floor
     floored.add_episode(900.0, actor_training=False)
     for _ in range(200):
         floored.add_episode(930.0, actor_training=True)
-    assert floored.value(0) == 30.0  # --bc_weight_floor: the share of bc_weight it keeps
+    assert floored.value(0) == 30.0  # --bc_weight_floor (default 0.3): the share of bc_weight it keeps
     constant = AdaptiveBCWeight(replace(RLConfig(), bc_weight=10.0, adaptive_bc_weight=False))
     constant.add_episode(900.0, actor_training=False)
     for _ in range(20):
