@@ -57,7 +57,7 @@ FLOOR_10 = "the default with lambda's floor at 10 (--bc_weight_floor 0.1, the de
 # lost on the grass. A good policy rarely leaves the road by itself, so the replay holds no way back, and
 # training episodes end 20 off-track frames in. Training shoves put those states in the replay; 100 frames
 # (2 s, the test's recovery window) leave time to drive back. Tried twice on 2026-11-30 without the dashboard
-# (README): the penalties of the shoved episodes let lambda fall to its floor and the actor drift; hence floor 30.
+# (README): the penalties of the shoved episodes let lambda fall to its floor of 10 and the actor drift.
 SHOVE_TRAINED = ("default with training shoves (--train_shove 0.02) and 2 s off the road before an "
                  "episode ends (--offtrack_limit 100)")
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
