@@ -423,8 +423,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         path = run_dir(args.resume_run_id)
         config = RLConfig(**{**saved["train"], "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
         env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
-        saved_flags = {**asdict(config), "policy_action": model_config.policy_action,
-                       "dashboard_inputs": int(model_config.dashboard_inputs)}
+        saved_flags = {**asdict(config), **{k: getattr(model_config, k) for k in MODEL_FLAG_DEFAULTS}}
         ignored = [f"--{k}" for k, default in {**asdict(RLConfig()), **MODEL_FLAG_DEFAULTS}.items()
                    if k != "total_steps" and getattr(args, k, default) not in (default, None, saved_flags[k])]
         if ignored and ctx.is_main:
