@@ -84,8 +84,10 @@ class Encoder(nn.Module):
         self.dashboard_top = dashboard_top(size) if config.dashboard_inputs else size
         self.output_dim = config.feature_dim + channels * (size - self.dashboard_top) * obs_shape[2]
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        features = self.projection(self.convs(obs.float() / 255.0 - 0.5))
+    def forward(self, obs: torch.Tensor, augment_pad: int = 0) -> torch.Tensor:
+        """`augment_pad`: random-shift augmentation of the CNN's input only; the dashboard pixels are
+        read unshifted, as the actor sees them when it drives."""
+        features = self.projection(self.convs(random_shift(obs, augment_pad).float() / 255.0 - 0.5))
         if self.dashboard_top == obs.shape[2]:
             return features
         dashboard = obs[:, :, self.dashboard_top:].flatten(1).to(features.dtype) / 255.0

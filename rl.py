@@ -59,7 +59,7 @@ from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
-from networks import POLICY_ACTIONS, ActorCritic, ModelConfig, random_shift
+from networks import POLICY_ACTIONS, ActorCritic, ModelConfig
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config, set_latest)
@@ -219,11 +219,10 @@ class SACLearner:
         (target) encoder. The one place that turns replay observations into features."""
         if self.cached_features:
             return obs
-        obs = random_shift(obs, self.config.augment_pad)
         if target:
             with torch.no_grad():
-                return self.model.target_encoder(obs)
-        return self.nets.encoder(obs)
+                return self.model.target_encoder(obs, self.config.augment_pad)
+        return self.nets.encoder(obs, self.config.augment_pad)
 
     def combine(self, q: torch.Tensor) -> torch.Tensor:
         """Target value from the ensemble: min over a random subset of `num_min_qs` members (REDQ; with
@@ -438,6 +437,9 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             if saved.get("kind") != "bc":
                 raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run (kind {saved.get('kind')!r})")
             env_config = override_reward(EnvConfig(**saved["env"]), args)
+            if saved["model"].get("dashboard_inputs") and not args.dashboard_inputs:
+                raise UserError(f"--resume_run_id {args.resume_run_id}: this BC run reads the dashboard; "
+                                "--dashboard_inputs 0 needs a BC run trained with train_bc --dashboard_inputs 0")
             # The frozen BC actor rides along: reference for diagnostics, proposals for BC selection.
             model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection,
                                    policy_action=args.policy_action, dashboard_inputs=bool(args.dashboard_inputs))

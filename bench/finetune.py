@@ -60,6 +60,10 @@ FLOOR_10 = "the default with lambda's floor at 10 (--bc_weight_floor 0.1, the de
 # (README): the penalties of the shoved episodes let lambda fall to its floor of 10 and the actor drift.
 SHOVE_TRAINED = ("default with training shoves (--train_shove 0.02) and 2 s off the road before an "
                  "episode ends (--offtrack_limit 100)")
+# BC's own actor and critics can read the dashboard too (train_bc --dashboard_inputs 1): the imitation then
+# knows the speed the teacher chose its gas and brake at, and fine-tuning starts from it unwidened. Its policy
+# is the running average of its end-of-epoch weights (train_bc --weight_average 0.9).
+BC_DASHBOARD = "default from BC runs that also read the dashboard and average their weights (train_bc --dashboard_inputs 1 --weight_average 0.9)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
 MEAN_DRIVEN = "the default's training, validation and test driving tanh(mean) (the default until 2026-12-01, fourth session)"
@@ -104,6 +108,8 @@ VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
     DEFAULT: ("critic_ln_meanq_driveexp_dash_floor30", ["--critic_layer_norm", 1]),
+    BC_DASHBOARD: ("critic_ln_meanq_driveexp_dash_floor30_bcdashavg",
+                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1, "--weight_average", 0.9]),
     FLOOR_10: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
     SHOVE_TRAINED: ("critic_ln_meanq_driveexp_dash_floor30_shove02_off100",
                     ["--critic_layer_norm", 1, "--train_shove", 0.02, "--offtrack_limit", 100]),
@@ -130,16 +136,16 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_FLOOR_30 = (DEFAULT, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
-WITH_DASHBOARD = (DEFAULT, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (DEFAULT, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
+SHOVED = (DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
@@ -159,52 +165,63 @@ def finished(run_id: str) -> bool:
     return (LOG_ROOT / run_id / "checkpoints" / "latest").exists()
 
 
-# Network flags a fine-tuning run inherits from its BC run -> (run-id tag, the baseline value). The BC
+# Flags of a variant that belong to its BC run -> (train_bc's flag, run-id tag, the baseline value). The BC
 # starts have the baseline unless a variant sets a flag; then it fine-tunes its own BC runs, trained with
 # it (ids tagged). The ensemble size is train_bc's; LayerNorm is off, unlike train_bc's default: the BC
 # runs most rows were measured from (BC's critic loss does not reach the actor or encoder, so their
-# policies are the same either way).
-BC_TIME_FLAGS = {"--num_qs": ("q", ModelConfig().num_qs), "--critic_layer_norm": ("ln", 0)}
+# policies are the same either way). --bc_dashboard_inputs is train_bc's --dashboard_inputs (a variant's
+# own --dashboard_inputs is train_rl's); off in the BC runs most rows were measured from, as was the weight
+# average (0: the last epoch's weights).
+BC_TIME_FLAGS = {"--num_qs": ("--num_qs", "q", ModelConfig().num_qs), "--critic_layer_norm": ("--critic_layer_norm", "ln", 0),
+                 "--bc_dashboard_inputs": ("--dashboard_inputs", "dash", 0), "--weight_average": ("--weight_average", "avg", 0)}
 
 
-def bc_time_flags(flags: list) -> tuple[list, list]:
-    """A variant's flags split into (train_bc's, train_rl's); train_bc's cover every BC-time flag."""
-    bc, rl = [], list(flags)
-    for flag, (_, baseline) in BC_TIME_FLAGS.items():
-        value = baseline
+def bc_time_flags(flags: list) -> tuple[dict, list]:
+    """A variant's flags split into (the value of every BC-time flag, train_rl's flags)."""
+    bc, rl = {}, list(flags)
+    for flag, (_, _, baseline) in BC_TIME_FLAGS.items():
+        bc[flag] = baseline
         if flag in rl:
             at = rl.index(flag)
-            value = rl[at + 1]
+            bc[flag] = rl[at + 1]
             del rl[at:at + 2]
-        bc += [flag, value]
     return bc, rl
 
 
-def bc_run_id(start: str, k: int, bc_flags: list) -> str:
-    suffix = "".join(f"_{BC_TIME_FLAGS[f][0]}{v}" for f, v in zip(bc_flags[::2], bc_flags[1::2])
-                     if v != BC_TIME_FLAGS[f][1])
+def bc_run_id(start: str, k: int, bc_values: dict) -> str:
+    suffix = "".join(f"_{tag}{bc_values[flag]}" for flag, (_, tag, baseline) in BC_TIME_FLAGS.items()
+                     if bc_values[flag] != baseline)
     return f"ft_bc_{start}_{k}_e{BC_EPOCHS}{suffix}"
 
 
-def bc_run(start: str, k: int, bc_flags: list | None = None) -> str:
+def bc_run(start: str, k: int, bc_values: dict | None = None) -> str:
     """BC on demo set k of this start, trained once per set of BC-time flags (default: the baselines)."""
-    bc_flags = bc_flags or bc_time_flags([])[0]
-    run_id, dataset = bc_run_id(start, k, bc_flags), f"ft_{start}_{k}"
+    bc_values = bc_values or bc_time_flags([])[0]
+    run_id, dataset = bc_run_id(start, k, bc_values), f"ft_{start}_{k}"
     if not finished(run_id):
         flags, first_seed = STARTS[start]
         cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags)
-        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k, "--epochs", BC_EPOCHS, *bc_flags)
+        cli("train_bc", "--dataset", dataset, "--run_id", run_id, "--seed", k, "--epochs", BC_EPOCHS,
+            *[arg for flag, (name, _, _) in BC_TIME_FLAGS.items() for arg in (name, bc_values[flag])])
     return run_id
 
 
-def bc_starts(start: str) -> list[str]:
-    """One finished BC run per demo set: the baseline one, else the one with LayerNorm critics (its actor and
-    encoder are the baseline's: BC's critic loss does not reach them), so a checkout that trained only the
-    default's BC runs still has its BC row."""
-    candidates = [bc_time_flags([])[0], bc_time_flags(["--critic_layer_norm", 1])[0]]
+# BC rows -> the BC runs tried for each demo set, first finished one tabulated. The plain starts: the baseline
+# one, else the one with LayerNorm critics (its actor and encoder are the baseline's: BC's critic loss does not
+# reach them), so a checkout that trained only the default's BC runs still has its BC row.
+BC_ROWS = {
+    "BC (the start)": ([], ["--critic_layer_norm", 1]),
+    "BC reading the dashboard, weights averaged (the start of the row below it)": (
+        ["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1, "--weight_average", 0.9],),
+    "BC reading the dashboard, the last epoch's weights": (["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1],),
+}
+
+
+def bc_starts(start: str, candidates: tuple = BC_ROWS["BC (the start)"]) -> list[str]:
+    """One finished BC run per demo set, the first of `candidates` (variant flags) that finished."""
     runs = []
     for k in range(MAX_SEEDS):
-        run_ids = [bc_run_id(start, k, flags) for flags in candidates]
+        run_ids = [bc_run_id(start, k, bc_time_flags(flags)[0]) for flags in candidates]
         runs += [r for r in run_ids if finished(r)][:1]
     return runs
 
@@ -339,8 +356,9 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     table = {}
     for start in STARTS:
-        if bcs := bc_starts(start):
-            table[(start, "BC (the start)")] = row(bcs, args.test_episodes, args.shove)
+        for label, candidates in BC_ROWS.items():
+            if bcs := bc_starts(start, candidates):
+                table[(start, label)] = row(bcs, args.test_episodes, args.shove)
         for variant in VARIANTS:
             run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
             if run_ids:

@@ -68,6 +68,15 @@ def test_resume_bc_run_continues_epochs(workdir, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "epoch 3:" in out and "epoch 1:" not in out
     assert (workdir / "logs" / "bc" / "checkpoints" / "epoch_3.pt").exists()
+    # The saved policy is the running average of the end-of-epoch weights (--weight_average 0.9 by default),
+    # across the resume too; the optimiser's own weights are kept beside it.
+    epochs = [torch.load(workdir / "logs" / "bc" / "checkpoints" / f"epoch_{e}.pt", weights_only=True) for e in (1, 2, 3)]
+    key = "actor.net.0.weight"
+    trained = [state["trained_model"][key] for state in epochs]
+    assert not torch.allclose(trained[1], trained[2])
+    assert torch.equal(epochs[0]["model"][key], trained[0])
+    expected = 0.9 * (0.9 * trained[0] + 0.1 * trained[1]) + 0.1 * trained[2]
+    assert torch.allclose(epochs[2]["model"][key], expected, atol=1e-6)
 
 
 def test_agent_drives_stock_car_racing(workdir, monkeypatch):
@@ -118,6 +127,9 @@ def test_clear_errors(workdir, monkeypatch, capsys):
     assert "nope" in one_line_error(capsys, ["test", "--resume_run_id", "nope"])
     assert "missing" in one_line_error(capsys, ["train_bc", "--dataset", "missing", "--run_id", "x"] + TINY)
     assert "--run_id" in one_line_error(capsys, ["train_bc", "--dataset", "tiny", "--run_id", "bc"])
+    assert "--weight_average" in one_line_error(capsys, ["train_bc", "--dataset", "tiny", "--weight_average", "1"])
+    # train_bc reads the dashboard by default; fine-tuning it without would drop trained inputs.
+    assert "--dashboard_inputs 0" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--dashboard_inputs", "0"])
     bad = workdir / "logs" / "bc" / "checkpoints" / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     assert "broken.pt" in one_line_error(capsys, ["test", "--resume_run_id", "bc", "--checkpoint", "broken"])

@@ -8,13 +8,21 @@ import finetune  # noqa: E402
 
 
 def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
-    bc, rl = finetune.bc_time_flags(["--critic_layer_norm", 1, "--bc_weight", 10, "--num_qs", 5])
-    assert bc == ["--num_qs", 5, "--critic_layer_norm", 1] and rl == ["--bc_weight", 10]
+    bc, rl = finetune.bc_time_flags(["--critic_layer_norm", 1, "--bc_weight", 10, "--num_qs", 5, "--bc_dashboard_inputs", 1])
+    assert bc == {"--num_qs": 5, "--critic_layer_norm": 1, "--bc_dashboard_inputs": 1, "--weight_average": 0}
+    assert rl == ["--bc_weight", 10]
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    trained = []
+    monkeypatch.setattr(finetune, "finished", lambda run_id: False)
+    monkeypatch.setattr(finetune, "cli", lambda *argv: trained.append(argv))
+    assert finetune.bc_run("weak", 1, bc) == "ft_bc_weak_1_e100_q5_ln1_dash1"
+    # train_bc gets every BC-time flag under its own name (the bench's --bc_dashboard_inputs is its --dashboard_inputs).
+    assert trained[-1][0] == "train_bc" and trained[-1][-8:] == (
+        "--num_qs", 5, "--critic_layer_norm", 1, "--dashboard_inputs", 1, "--weight_average", 0)
     monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # nothing to train
-    assert finetune.bc_run("weak", 1, bc) == "ft_bc_weak_1_e100_q5_ln1"
     # Variants that leave the flags alone share the baseline BC runs, trained with the flags explicit.
-    assert finetune.bc_time_flags(["--bc_weight", 10])[0] == ["--num_qs", 2, "--critic_layer_norm", 0]
+    assert finetune.bc_time_flags(["--bc_weight", 10])[0] == {"--num_qs": 2, "--critic_layer_norm": 0,
+                                                              "--bc_dashboard_inputs": 0, "--weight_average": 0}
     assert finetune.bc_run("weak", 1) == "ft_bc_weak_1_e100"
     assert finetune.rl_run_id(finetune.DEFAULT, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_floor30_weak_1_e100"
     assert finetune.rl_run_id(finetune.FLOOR_10, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_weak_1_e100"

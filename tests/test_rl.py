@@ -326,6 +326,18 @@ def test_dashboard_inputs_start_as_the_bc_run_and_carry_the_speed_bar():
     assert q_moving - q_still > 0.5
 
 
+def test_augmentation_shifts_the_cnn_input_but_never_the_dashboard():
+    torch.manual_seed(0)
+    model = ActorCritic(OBS_SHAPE, replace(TINY, dashboard_inputs=True))
+    learner = SACLearner(model, replace(RLConfig(), train_encoder=True, augment_pad=4), torch.device("cpu"))
+    obs = torch.randint(0, 256, (64, *OBS_SHAPE), dtype=torch.uint8)
+    with torch.no_grad():
+        plain, shifted = model.encoder(obs), learner.encode(obs)
+    cnn = slice(0, TINY.feature_dim)
+    assert not torch.allclose(plain[:, cnn], shifted[:, cnn])  # the image part is augmented
+    assert torch.equal(plain[:, TINY.feature_dim:], shifted[:, TINY.feature_dim:])  # the speed bar is what it reads
+
+
 def test_training_shoves_hold_a_full_steer_without_gas_then_give_the_policy_back():
     from evaluate import SHOVE_HOLD_FRAMES
     from rl import TrainingShoves
