@@ -1,6 +1,6 @@
 """Behaviour cloning end to end from nothing: autopilot demos -> train_bc -> test on held-out tracks.
 
-    python bench/bc_quality.py                 # 20 calm autopilot episodes (DART noise 0.05), 25 epochs, 50 tracks
+    python bench/bc_quality.py                 # 20 calm autopilot episodes (DART noise 0.05), train_bc's defaults, 50 tracks
     python bench/bc_quality.py --episodes 5 10 20  # how few episodes suffice (one BC run per count, same dataset)
 
 Runs the public CLI in this process; data goes to data/<dataset>/, runs to logs/, a summary to
@@ -27,7 +27,7 @@ def run() -> None:
     parser.add_argument("--dataset", default="bench_calm20", help="demo dataset (recorded if missing)")
     parser.add_argument("--episodes", type=int, nargs="+", default=[20], help="demo episodes per BC run")
     parser.add_argument("--noise", type=float, default=0.05, help="DART steering noise of the demos")
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=None, help="train_bc --epochs (default: train_bc's)")
     parser.add_argument("--test_episodes", type=int, default=50)
     args = parser.parse_args()
     cli("expert", "--dataset", args.dataset, "--episodes", max(args.episodes), "--noise", args.noise, "--skip_existing")
@@ -35,7 +35,8 @@ def run() -> None:
     stamp = time.strftime("%Y%m%d_%H%M%S")
     for n in args.episodes:
         run_id = f"bench_bc{n}_{stamp}"
-        cli("train_bc", "--dataset", args.dataset, "--max_episodes", n, "--epochs", args.epochs, "--run_id", run_id)
+        epochs = [] if args.epochs is None else ["--epochs", args.epochs]
+        cli("train_bc", "--dataset", args.dataset, "--max_episodes", n, *epochs, "--run_id", run_id)
         results[n] = {"run_id": run_id, **tested(run_id, args.test_episodes)}
     out = Path(__file__).parent / "results" / "bc.json"
     out.write_text(json.dumps(results, indent=2))
