@@ -16,7 +16,7 @@ import copy
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -134,9 +134,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
                         help="1: each evaluation also shows the first 8 s of one validation episode as a clip in "
                              "TensorBoard's Images tab (about 1 MB each)")
-    parser.add_argument("--dashboard_inputs", type=int, choices=(0, 1), default=1,
+    parser.add_argument("--dashboard_inputs", choices=("auto", "0", "1"), default="auto",
                         help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, steering, "
-                             "gyroscope bars) as pixels beside the encoder features")
+                             "gyroscope bars) as pixels beside the encoder features; auto: 1 unless the demonstrations "
+                             "show no recovery (clean laps: their clone drove far worse with it, README)")
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
     parser.add_argument("--skip_bad", action="store_true", help="skip unreadable demo files instead of stopping")
     parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             config.epochs = config.epochs if args.epochs is None else args.epochs
             config.eval_video = bool(config.eval_video)
             env_config, model_config = env_and_model_configs(args)
-            model_config.dashboard_inputs = bool(args.dashboard_inputs)
+            model_config.dashboard_inputs = None if args.dashboard_inputs == "auto" else args.dashboard_inputs == "1"
             run_id = distributed.broadcast_object(args.run_id or new_run_id("bc"), ctx)
             path = run_dir(run_id, must_exist=False)
             if (path / "config.json").exists():
@@ -233,6 +234,10 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
         episodes = episodes[: config.max_episodes]
     if main_rank:
         demos.warn_if_no_recoveries(episodes)
+    if model_config.dashboard_inputs is None:  # --dashboard_inputs auto
+        model_config = replace(model_config, dashboard_inputs=not demos.lacks_recoveries(episodes))
+        if main_rank:
+            print(f"dashboard inputs: {'on' if model_config.dashboard_inputs else 'off (no recovery in the demonstrations)'}")
     train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)
     train_data = demo_replay(train_eps, env_config, config.gamma)
     val_data = demo_replay(val_eps, env_config, config.gamma) if val_eps else None

@@ -44,9 +44,10 @@ class ModelConfig:
     policy_action: str = "mean"
     # The dashboard strip at the bottom of every stacked frame (CarRacing's speed, ABS, steering and gyroscope
     # bars) goes, as raw pixels, beside the encoder's features to the actor and critics. BC features hardly
-    # tell a stopped car from a moving one (bench/speed_probe.py); fine-tuning a BC run adds these inputs
-    # with zero weights, so it starts as the BC policy.
-    dashboard_inputs: bool = False
+    # tell a stopped car from a moving one (bench/speed_probe.py). On by default in train_bc and train_rl
+    # (False here is what runs saved before it existed had); fine-tuning a BC run without them adds these
+    # inputs with zero weights, so it starts as the BC policy.
+    dashboard_inputs: bool | None = False  # None only until train_bc decides it from the data (--dashboard_inputs auto)
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.

@@ -38,6 +38,7 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
     "strong": (["--episodes", 20, "--noise", 0.05], lambda k: 200_000 + 1000 * k),
     "weak": (["--episodes", 10, "--noise", 0], lambda k: 300_000 + 1000 * k),
 }
+BC_START = "BC (the start)"
 # label -> (run-id key, flags). The default is train_rl's defaults; the others were tried beside it.
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
@@ -63,7 +64,11 @@ SHOVE_TRAINED = ("default with training shoves (--train_shove 0.02) and 2 s off 
 # BC's own actor and critics can read the dashboard too (train_bc --dashboard_inputs 1): the imitation then
 # knows the speed the teacher chose its gas and brake at, and fine-tuning starts from it unwidened. Its policy
 # is the running average of its end-of-epoch weights (train_bc --weight_average 0.9).
+BC_DASHBOARD_START = "BC reading the dashboard, weights averaged (the start of the row below it)"
 BC_DASHBOARD = "default from BC runs that also read the dashboard and average their weights (train_bc --dashboard_inputs 1 --weight_average 0.9)"
+# The same weight average on BC runs that leave the dashboard out (what train_bc does with clean laps).
+BC_AVERAGED = "default from BC runs that average their weights (train_bc --weight_average 0.9 --dashboard_inputs 0)"
+BC_AVERAGED_START = "BC averaging its weights (the start of the row below it)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
 MEAN_DRIVEN = "the default's training, validation and test driving tanh(mean) (the default until 2026-12-01, fourth session)"
@@ -110,6 +115,7 @@ VARIANTS = {
     DEFAULT: ("critic_ln_meanq_driveexp_dash_floor30", ["--critic_layer_norm", 1]),
     BC_DASHBOARD: ("critic_ln_meanq_driveexp_dash_floor30_bcdashavg",
                    ["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1, "--weight_average", 0.9]),
+    BC_AVERAGED: ("critic_ln_meanq_driveexp_dash_floor30_bcavg", ["--critic_layer_norm", 1, "--weight_average", 0.9]),
     FLOOR_10: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
     SHOVE_TRAINED: ("critic_ln_meanq_driveexp_dash_floor30_shove02_off100",
                     ["--critic_layer_norm", 1, "--train_shove", 0.02, "--offtrack_limit", 100]),
@@ -136,16 +142,16 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
-WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves (and every BC start)
+SHOVED = (BC_START, BC_DASHBOARD_START, DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
@@ -210,14 +216,14 @@ def bc_run(start: str, k: int, bc_values: dict | None = None) -> str:
 # one, else the one with LayerNorm critics (its actor and encoder are the baseline's: BC's critic loss does not
 # reach them), so a checkout that trained only the default's BC runs still has its BC row.
 BC_ROWS = {
-    "BC (the start)": ([], ["--critic_layer_norm", 1]),
-    "BC reading the dashboard, weights averaged (the start of the row below it)": (
-        ["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1, "--weight_average", 0.9],),
+    BC_START: ([], ["--critic_layer_norm", 1]),
+    BC_DASHBOARD_START: (["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1, "--weight_average", 0.9],),
     "BC reading the dashboard, the last epoch's weights": (["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1],),
+    BC_AVERAGED_START: (["--critic_layer_norm", 1, "--weight_average", 0.9],),
 }
 
 
-def bc_starts(start: str, candidates: tuple = BC_ROWS["BC (the start)"]) -> list[str]:
+def bc_starts(start: str, candidates: tuple = BC_ROWS[BC_START]) -> list[str]:
     """One finished BC run per demo set, the first of `candidates` (variant flags) that finished."""
     runs = []
     for k in range(MAX_SEEDS):
@@ -358,7 +364,7 @@ def main() -> None:
     for start in STARTS:
         for label, candidates in BC_ROWS.items():
             if bcs := bc_starts(start, candidates):
-                table[(start, label)] = row(bcs, args.test_episodes, args.shove)
+                table[(start, label)] = row(bcs, args.test_episodes, args.shove if label in SHOVED else 0.0)
         for variant in VARIANTS:
             run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
             if run_ids:

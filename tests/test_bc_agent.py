@@ -49,6 +49,22 @@ def test_bc_loss_falls_and_actor_reproduces_actions(tmp_path, monkeypatch):
     assert after < 0.4 * before
 
 
+def test_dashboard_inputs_follow_the_data_unless_set(workdir, tmp_path, monkeypatch, capsys):
+    """--dashboard_inputs auto (the default): on for DART laps (the workdir's run), off for clean laps."""
+    assert json.loads((workdir / "logs" / "bc" / "config.json").read_text())["model"]["dashboard_inputs"] is True
+    monkeypatch.chdir(tmp_path)
+    assert main.main(["expert", "--dataset", "clean", "--episodes", "1", "--max_frames", "40", "--noise", "0"]) == 0
+    tiny_bc = ["train_bc", "--dataset", "clean", "--epochs", "1", "--batch_size", "16", "--eval_every", "0",
+               "--val_fraction", "0"] + TINY
+    capsys.readouterr()
+    assert main.main([*tiny_bc, "--run_id", "auto"]) == 0
+    assert "dashboard inputs: off" in capsys.readouterr().out
+    assert main.main([*tiny_bc, "--run_id", "forced", "--dashboard_inputs", "1"]) == 0
+    for run_id, expected in (("auto", False), ("forced", True)):
+        config = json.loads((tmp_path / "logs" / run_id / "config.json").read_text())
+        assert config["model"]["dashboard_inputs"] is expected
+
+
 def test_checkpoints_and_config_round_trip(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     run = workdir / "logs" / "bc"
