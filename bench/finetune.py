@@ -39,12 +39,15 @@ STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of
     "weak": (["--episodes", 10, "--noise", 0], lambda k: 300_000 + 1000 * k),
 }
 BC_START = "BC (the start)"
-# label -> (run-id key, flags). The default is train_rl's defaults; the others were tried beside it.
+# label -> (run-id key, flags). DEFAULT is train_rl's defaults from the plain BC starts; BC_DASHBOARD and
+# BC_AVERAGED the same from BC runs at train_bc's defaults since 2026-12-02 (--dashboard_inputs auto: on for
+# the strong start's DART laps, off for the weak start's clean laps); the others were tried beside them.
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
 SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
-DEFAULT = ("default: BC-SAC with adaptive lambda from 100 down to 30 at most (demo rows, learnt spread), critics "
-           "with LayerNorm, actor loss also on tanh(mean), driving the average of the policy's samples, the dashboard "
-           "strip as actor and critic inputs")
+DEFAULT = ("default from BC runs without the dashboard or weight average (the BC defaults until 2026-12-02): BC-SAC "
+           "with adaptive lambda from 100 down to 30 at most (demo rows, learnt spread), critics with LayerNorm, actor "
+           "loss also on tanh(mean), driving the average of the policy's samples, the dashboard strip as actor and "
+           "critic inputs")
 # The default until 2026-12-01 (sixth session): the actor and critics saw the frozen BC features alone, which
 # hardly encode the speed (bench/speed_probe.py), so the critic valued standing still above gas
 # (bench/standstill.py). Every row below was measured so: each variant's flags get --dashboard_inputs 0.
@@ -65,9 +68,11 @@ SHOVE_TRAINED = ("default with training shoves (--train_shove 0.02) and 2 s off 
 # knows the speed the teacher chose its gas and brake at, and fine-tuning starts from it unwidened. Its policy
 # is the running average of its end-of-epoch weights (train_bc --weight_average 0.9).
 BC_DASHBOARD_START = "BC reading the dashboard, weights averaged (the start of the row below it)"
-BC_DASHBOARD = "default from BC runs that also read the dashboard and average their weights (train_bc --dashboard_inputs 1 --weight_average 0.9)"
+BC_DASHBOARD = ("default from BC runs that also read the dashboard and average their weights (train_bc's defaults "
+                "since 2026-12-02 on DART laps: --dashboard_inputs auto = 1, --weight_average 0.9)")
 # The same weight average on BC runs that leave the dashboard out (what train_bc does with clean laps).
-BC_AVERAGED = "default from BC runs that average their weights (train_bc --weight_average 0.9 --dashboard_inputs 0)"
+BC_AVERAGED = ("default from BC runs that average their weights without the dashboard (train_bc's defaults since "
+               "2026-12-02 on clean laps: --dashboard_inputs auto = 0, --weight_average 0.9)")
 BC_AVERAGED_START = "BC averaging its weights (the start of the row below it)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
@@ -151,12 +156,12 @@ VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_wei
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (BC_START, BC_DASHBOARD_START, DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
+SHOVED = (BC_START, DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
-OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default, its last state"),
+OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default from BC runs without the dashboard or weight average, its last state"),
                     FLOOR_10: ("latest_step", "lambda's floor at 10, its last state"),
                     DEFAULT_30K: ("latest_step", "default at 30,000 steps, its last state"),
                     SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions only, its last state"),
