@@ -156,7 +156,7 @@ VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_wei
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (BC_START, DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
+SHOVED = (BC_START, BC_DASHBOARD_START, DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
