@@ -32,7 +32,7 @@ from distributed import DistContext
 from env import EnvConfig
 from errors import UserError
 from evaluate import validate_on_tracks
-from networks import ENCODERS, ActorCritic, Encoder, ModelConfig
+from networks import ENCODERS, ActorCritic, Encoder, ModelConfig, polyak_update
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config)
@@ -288,7 +288,7 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
                 bar.set_postfix(actor=f"{losses['actor_loss'].item():.4f}")
-            average_weights(averaged, model, 0.0 if epoch == 1 else config.weight_average)
+            polyak_update(averaged, model, 1.0 if epoch == 1 else 1.0 - config.weight_average)
             if main_rank:
                 best_val = end_of_epoch(path, writer, averaged, model, optimizer, agent, val_data, config, epoch,
                                         updates_per_epoch, sums, time.time() - started, best_val, rng)
@@ -305,14 +305,6 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
     if main_rank:
         print(f"done: test with  python main.py test --resume_run_id {path.name}")
     return averaged
-
-
-@torch.no_grad()
-def average_weights(averaged: ActorCritic, model: ActorCritic, decay: float) -> None:
-    """averaged <- decay * averaged + (1 - decay) * model, over every floating-point tensor of the state."""
-    for mean, value in zip(averaged.state_dict().values(), model.state_dict().values()):
-        if mean.is_floating_point():
-            mean.lerp_(value, 1.0 - decay)
 
 
 def end_of_epoch(path, writer, model, trained_model, optimizer, agent, val_data, config: BCConfig, epoch: int,

@@ -218,8 +218,7 @@ class ActorCritic(nn.Module):
     def sync_targets(self, tau: float = 1.0) -> None:
         """Polyak update: target <- tau * online + (1 - tau) * target (tau = 1 copies)."""
         for online, target in ((self.encoder, self.target_encoder), (self.critic, self.target_critic)):
-            for p, tp in zip(online.parameters(), target.parameters()):
-                tp.lerp_(p, tau)
+            polyak_update(target, online, tau)
 
     def select(self, features: torch.Tensor, rl_action: torch.Tensor, critic: nn.Module | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,6 +248,13 @@ class ActorCritic(nn.Module):
     def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
         """Actions for a batch of uint8 observations (deterministic unless `explore`)."""
         return self.policy(self.encoder(obs), explore)
+
+
+@torch.no_grad()
+def polyak_update(average: nn.Module, online: nn.Module, tau: float) -> None:
+    """average <- tau * online + (1 - tau) * average, parameter by parameter (tau = 1 copies)."""
+    for p, ap in zip(online.parameters(), average.parameters()):
+        ap.lerp_(p, tau)
 
 
 def random_shift(obs: torch.Tensor, pad: int = 4) -> torch.Tensor:
