@@ -67,13 +67,14 @@ SHOVE_TRAINED = ("default with training shoves (--train_shove 0.02) and 2 s off 
 # BC's own actor and critics can read the dashboard too (train_bc --dashboard_inputs 1): the imitation then
 # knows the speed the teacher chose its gas and brake at, and fine-tuning starts from it unwidened. Its policy
 # is the running average of its end-of-epoch weights (train_bc --weight_average 0.9).
-BC_DASHBOARD_START = "BC reading the dashboard, weights averaged (the start of the row below it)"
+BC_DASHBOARD_START = ("BC reading the dashboard, weights averaged (train_bc's defaults since 2026-12-02 for DART "
+                      "laps; clean laps get no dashboard)")
 BC_DASHBOARD = ("default from BC runs that also read the dashboard and average their weights (train_bc's defaults "
                 "since 2026-12-02 on DART laps: --dashboard_inputs auto = 1, --weight_average 0.9)")
 # The same weight average on BC runs that leave the dashboard out (what train_bc does with clean laps).
 BC_AVERAGED = ("default from BC runs that average their weights without the dashboard (train_bc's defaults since "
                "2026-12-02 on clean laps: --dashboard_inputs auto = 0, --weight_average 0.9)")
-BC_AVERAGED_START = "BC averaging its weights (the start of the row below it)"
+BC_AVERAGED_START = "BC averaging its weights, no dashboard (train_bc's defaults since 2026-12-02 on clean laps)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
 MEAN_DRIVEN = "the default's training, validation and test driving tanh(mean) (the default until 2026-12-01, fourth session)"
