@@ -29,6 +29,9 @@ action and the dashboard inputs; the others are flags that lost or tied the abla
     "expected"), not tanh(mean): where the learnt spread stays wide the two are different drivers;
   - the actor and critics also read the dashboard strip of the frames (`dashboard_inputs`: the speed bar
     above all, which the frozen BC features hardly encode), through zero weights at the start.
+  - `bc_prior_kl`: the soft objective charges alpha * KL(pi || pi_BC) (closed form, to the frozen BC policy)
+    where SAC rewards entropy, at a fixed temperature: SAC's bonus widened the BC steering 20-fold and pulled
+    the saturated brake into tanh's slope within 400 updates of the actor's start.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -90,6 +93,7 @@ class RLConfig:
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
     mean_action_q: bool = True  # the actor also maximises Q of its deterministic action, the one test drives
+    bc_prior_kl: bool = False  # fine-tuning: the temperature charges KL(pi || frozen BC policy), not -entropy
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
@@ -148,6 +152,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the actor loss values the deterministic action tanh(mean) as "
                              "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2; 0: -Q(s, a~pi) alone (SAC's, the "
                              "default before 2026-12-01: its mean action ran off the road and slow far more often)")
+    parser.add_argument("--bc_prior_kl", type=int, choices=(0, 1), default=int(c.bc_prior_kl),
+                        help="fine-tuning: 1 = the soft objective (actor loss and TD target) charges the temperature "
+                             "times KL(policy || frozen BC policy) instead of rewarding entropy, and the temperature "
+                             "stays at --init_temperature: the policy widens only where the critic pays for it; "
+                             "0 = SAC's entropy bonus (its spread grows right after the actor starts)")
     parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=MODEL_FLAG_DEFAULTS["policy_action"],
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
                              "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
@@ -172,6 +181,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tau", type=float, default=c.tau, help="Polyak rate of the targets")
     parser.add_argument("--actor_lr", type=float, default=c.actor_lr, help="actor learning rate")
     parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
+    parser.add_argument("--alpha_lr", type=float, default=c.alpha_lr,
+                        help="learning rate of the entropy temperature (how fast it corrects the policy's spread)")
     parser.add_argument("--init_temperature", type=float, default=c.init_temperature, help="initial entropy temperature alpha")
     parser.add_argument("--target_entropy", type=float, default=c.target_entropy,
                         help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning)")
@@ -236,11 +247,13 @@ class SACLearner:
         model = self.model
         with torch.no_grad():
             next_features = self.encode(batch.next_obs, target=True)
-            next_action, next_log_prob = model.actor.sample(next_features)
+            next_mean, next_log_std = model.actor(next_features)
+            next_action, next_log_prob = model.actor.sample_from(next_mean, next_log_std)
+            next_cost = self.policy_cost(next_features, next_mean, next_log_std, next_log_prob)
             next_action, rl_wins = model.select(next_features, next_action, model.target_critic)
             next_q = self.combine(model.target_critic(next_features, next_action))
-            # The entropy bonus belongs to the RL policy's own samples only.
-            target = batch.reward + batch.discount * (next_q - self.alpha * next_log_prob * rl_wins)
+            # The entropy bonus (or KL cost) belongs to the RL policy's own samples only.
+            target = batch.reward + batch.discount * (next_q - self.alpha * next_cost * rl_wins)
         features = self.encode(batch.obs)
         q = self.nets.critic(features, batch.action)
         loss = ((q - target) ** 2).mean(1).sum()  # every member regresses the same target
@@ -267,7 +280,8 @@ class SACLearner:
             q, value = both[:len(action)], both.view(2, -1).mean(0)
         else:
             q = value = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
-        sac_loss = (self.alpha * log_prob - value).mean()
+        cost = self.policy_cost(features, mean, log_std, log_prob)
+        sac_loss = (self.alpha * cost - value).mean()
         bc_loss = self.bc_loss(features, mean, batch) if bc_weight > 0 else torch.zeros((), device=self.device)
         # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.
         loss = sac_loss / q.abs().mean().detach().clamp(min=1.0) + bc_weight * bc_loss
@@ -275,13 +289,28 @@ class SACLearner:
         loss.backward()
         self.actor_optimizer.step()
         # Critic parameters got gradients from this loss too; the critic step clears them before use.
+        metrics = {"actor_loss": sac_loss.item(), "bc_loss": bc_loss.item(), "entropy": -log_prob.mean().item(),
+                   "alpha": self.alpha.item()}
+        if self.config.bc_prior_kl:  # the KL's optimum is the BC policy's spread: no entropy target to chase
+            return {**metrics, "kl_to_bc": cost.mean().item()}
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self.alpha_optimizer.zero_grad(set_to_none=True)
         alpha_loss.backward()
         distributed.average(self.log_alpha.grad, self.ctx)  # the temperature is not a DDP module
         self.alpha_optimizer.step()
-        return {"actor_loss": sac_loss.item(), "bc_loss": bc_loss.item(), "entropy": -log_prob.mean().item(),
-                "alpha": self.alpha.item(), "alpha_loss": alpha_loss.item()}
+        return {**metrics, "alpha_loss": alpha_loss.item()}
+
+    def policy_cost(self, features: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor,
+                    log_prob: torch.Tensor) -> torch.Tensor:
+        """What the temperature charges per state: log pi(a|s) of the sample (SAC: minus the entropy) or,
+        with `bc_prior_kl`, KL(pi || pi_BC) in closed form. tanh is one-to-one, so the KL of the squashed
+        policies is that of their Gaussians: the tanh correction, which rewards moving a saturated mean
+        (the BC brake at -4.8) back into tanh's slope, cancels."""
+        if not self.config.bc_prior_kl:
+            return log_prob
+        with torch.no_grad():
+            bc_mean, bc_log_std = self.model.bc_actor(features)
+        return gaussian_kl(mean, log_std, bc_mean, bc_log_std)
 
     def bc_loss(self, features: torch.Tensor, mean: torch.Tensor, batch: Batch) -> torch.Tensor:
         """MSE of the deterministic action to the expert's on demo rows and, with `bc_anchor_all`, to the
@@ -335,6 +364,14 @@ class SACLearner:
             self.log_alpha.copy_(state["log_alpha"])
         self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.updates = state["updates"]
+
+
+def gaussian_kl(mean: torch.Tensor, log_std: torch.Tensor, ref_mean: torch.Tensor, ref_log_std: torch.Tensor
+                ) -> torch.Tensor:
+    """KL(N(mean, std) || N(ref_mean, ref_std)) of diagonal Gaussians, summed over the last dimension."""
+    variance_ratio = torch.exp(2 * (log_std - ref_log_std))
+    shift = ((mean - ref_mean) / ref_log_std.exp()) ** 2
+    return (ref_log_std - log_std + (variance_ratio + shift - 1) / 2).sum(-1)
 
 
 class Batch(NamedTuple):
@@ -430,7 +467,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
-        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "mean_action_q"):
+        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "mean_action_q",
+                     "bc_prior_kl"):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
@@ -450,7 +488,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             env_config, model_config = env_and_model_configs(args)
             model_config.policy_action, model_config.dashboard_inputs = args.policy_action, bool(args.dashboard_inputs)
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
-                             bc_selection=False, learn_std=True)  # no BC policy to propose actions or keep the spread of
+                             bc_selection=False, learn_std=True, bc_prior_kl=False)  # no BC policy to propose, keep or stay near
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
         run_id = distributed.broadcast_object(args.run_id or new_run_id("rl"), ctx)
         path = run_dir(run_id, must_exist=False)

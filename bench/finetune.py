@@ -75,6 +75,12 @@ BC_DASHBOARD = ("default from BC runs that also read the dashboard and average t
 BC_AVERAGED = ("default from BC runs that average their weights without the dashboard (train_bc's defaults since "
                "2026-12-02 on clean laps: --dashboard_inputs auto = 0, --weight_average 0.9)")
 BC_AVERAGED_START = "BC averaging its weights, no dashboard (train_bc's defaults since 2026-12-02 on clean laps)"
+# Right after the actor starts, SAC's entropy bonus widened the BC policy's steering spread 20-fold (log std
+# -4.2 -> -1.2 in 400 updates: Adam moves it at full rate whatever the temperature) and pulled the saturated
+# brake mean (-4.8) into tanh's slope, whose Jacobian term pays entropy: the training episodes crashed for about
+# 2,000 steps from every start. Charging KL to the frozen BC policy instead leaves nothing to gain there.
+KL_PRIOR = ("BC-SAC charging the temperature times KL(policy || frozen BC policy) instead of rewarding entropy "
+            "(--bc_prior_kl 1), from train_bc's defaults since 2026-12-02")
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
 MEAN_DRIVEN = "the default's training, validation and test driving tanh(mean) (the default until 2026-12-01, fourth session)"
@@ -122,6 +128,8 @@ VARIANTS = {
     BC_DASHBOARD: ("critic_ln_meanq_driveexp_dash_floor30_bcdashavg",
                    ["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1, "--weight_average", 0.9]),
     BC_AVERAGED: ("critic_ln_meanq_driveexp_dash_floor30_bcavg", ["--critic_layer_norm", 1, "--weight_average", 0.9]),
+    KL_PRIOR: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl",
+               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]),
     FLOOR_10: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
     SHOVE_TRAINED: ("critic_ln_meanq_driveexp_dash_floor30_shove02_off100",
                     ["--critic_layer_norm", 1, "--train_shove", 0.02, "--offtrack_limit", 100]),
@@ -148,16 +156,16 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
-WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (BC_START, BC_DASHBOARD_START, DEFAULT, BC_DASHBOARD, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
+SHOVED = (BC_START, BC_DASHBOARD_START, DEFAULT, BC_DASHBOARD, KL_PRIOR, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
@@ -188,8 +196,9 @@ BC_TIME_FLAGS = {"--num_qs": ("--num_qs", "q", ModelConfig().num_qs), "--critic_
                  "--bc_dashboard_inputs": ("--dashboard_inputs", "dash", 0), "--weight_average": ("--weight_average", "avg", 0)}
 
 
-def bc_time_flags(flags: list) -> tuple[dict, list]:
-    """A variant's flags split into (the value of every BC-time flag, train_rl's flags)."""
+def bc_time_flags(flags: list, start: str = "") -> tuple[dict, list]:
+    """A variant's flags split into (the value of every BC-time flag, train_rl's flags). `--bc_dashboard_inputs
+    auto` is train_bc's auto for this start: on for DART laps (noise > 0), off for clean ones."""
     bc, rl = {}, list(flags)
     for flag, (_, _, baseline) in BC_TIME_FLAGS.items():
         bc[flag] = baseline
@@ -197,6 +206,9 @@ def bc_time_flags(flags: list) -> tuple[dict, list]:
             at = rl.index(flag)
             bc[flag] = rl[at + 1]
             del rl[at:at + 2]
+    if bc["--bc_dashboard_inputs"] == "auto":
+        expert_flags = STARTS[start][0]
+        bc["--bc_dashboard_inputs"] = int(expert_flags[expert_flags.index("--noise") + 1] > 0)
     return bc, rl
 
 
@@ -248,7 +260,7 @@ def rl_finished(run_id: str) -> bool:
 
 def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
     run_id = rl_run_id(variant, start, k)
-    bc_flags, flags = bc_time_flags(VARIANTS[variant][1])
+    bc_flags, flags = bc_time_flags(VARIANTS[variant][1], start)
     if (LOG_ROOT / run_id).exists() and not rl_finished(run_id):
         raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")
     if not rl_finished(run_id):

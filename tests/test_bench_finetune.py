@@ -38,6 +38,16 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert (label in finetune.WITH_FLOOR_30) != ("--bc_weight_floor" in flags)
 
 
+def test_auto_dashboard_follows_train_bc_per_start(monkeypatch):
+    """--bc_dashboard_inputs auto: the BC runs train_bc's auto would make, on for DART laps, off for clean laps."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    flags = ["--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]
+    strong, rl = finetune.bc_time_flags(flags, "strong")
+    assert rl == ["--bc_prior_kl", 1]
+    assert finetune.bc_run_id("strong", 0, strong) == "ft_bc_strong_0_e100_dash1_avg0.9"
+    assert finetune.bc_run_id("weak", 0, finetune.bc_time_flags(flags, "weak")[0]) == "ft_bc_weak_0_e100_avg0.9"
+
+
 def test_bc_row_falls_back_to_the_layer_norm_bc_runs(monkeypatch):
     """A fresh checkout that trained only the default's BC runs (LayerNorm critics) still tabulates its starts."""
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)

@@ -10,7 +10,7 @@ from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
-from rl import EpisodeTracker, RLConfig, SACLearner, load_bc_start, record_step, to_batch
+from rl import EpisodeTracker, RLConfig, SACLearner, gaussian_kl, load_bc_start, record_step, to_batch
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -244,6 +244,37 @@ def test_anchor_pulls_actor_toward_bc_policy_on_online_states():
             return float((model.actor.deterministic(features) - model.bc_actor.deterministic(features)).norm(dim=-1).mean())
 
     assert distance_to_bc(True) < 0.5 * distance_to_bc(False)
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    mean, log_std, ref_mean, ref_log_std = torch.randn(4, 8, 3).unbind(0)
+    expected = torch.distributions.kl_divergence(torch.distributions.Normal(mean, log_std.exp()),
+                                                 torch.distributions.Normal(ref_mean, ref_log_std.exp())).sum(-1)
+    torch.testing.assert_close(gaussian_kl(mean, log_std, ref_mean, ref_log_std), expected)
+    assert torch.equal(gaussian_kl(mean, log_std, mean, log_std), torch.zeros(8))
+
+
+def test_bc_prior_kl_keeps_the_bc_spread_that_the_entropy_bonus_widens():
+    """At the BC start the entropy bonus alone widens the policy (the collapse right after the actor starts);
+    the KL cost to the frozen BC policy is at its minimum there, so the spread stays put."""
+    batch = feature_batch(np.random.default_rng(0), n=64, demo=False)
+    features = torch.as_tensor(batch["obs"])
+
+    def spread_change(prior_kl: bool) -> float:
+        model = fine_tuning_model(seed=3, selection=False)
+        with torch.no_grad():
+            model.critic.net[-1].weight.zero_()  # a critic indifferent to the action: only the regulariser acts
+            for actor in (model.actor, model.bc_actor):  # narrow, as BC's steering is
+                actor.net[-1].bias[3:] = -3.0
+        learner = SACLearner(model, replace(RLConfig(), train_encoder=False, actor_lr=1e-3, init_temperature=1.0,
+                                            critic_lr=1e-9, bc_prior_kl=prior_kl), torch.device("cpu"))
+        for _ in range(30):
+            learner.update(batch, bc_weight=0.0)
+        with torch.no_grad():
+            return float((model.actor(features)[1] - model.bc_actor(features)[1]).mean())
+
+    assert spread_change(False) > 0.2  # SAC's bonus: wider
+    assert abs(spread_change(True)) < 0.05
 
 
 def test_feature_cache_matches_encoder_on_every_stack():
