@@ -93,7 +93,9 @@ class RLConfig:
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
     mean_action_q: bool = True  # the actor also maximises Q of its deterministic action, the one test drives
-    bc_prior_kl: bool = False  # fine-tuning: the temperature charges KL(pi || frozen BC policy), not -entropy
+    # Fine-tuning: the temperature charges KL(pi || frozen BC policy) instead of rewarding entropy. None (auto):
+    # on unless the demonstrations show no recovery (clean laps: a policy that must leave its BC start far behind).
+    bc_prior_kl: bool | None = None
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
@@ -152,11 +154,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the actor loss values the deterministic action tanh(mean) as "
                              "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2; 0: -Q(s, a~pi) alone (SAC's, the "
                              "default before 2026-12-01: its mean action ran off the road and slow far more often)")
-    parser.add_argument("--bc_prior_kl", type=int, choices=(0, 1), default=int(c.bc_prior_kl),
+    parser.add_argument("--bc_prior_kl", type=auto_bool, default=c.bc_prior_kl, metavar="{auto,0,1}",
                         help="fine-tuning: 1 = the soft objective (actor loss and TD target) charges the temperature "
                              "times KL(policy || frozen BC policy) instead of rewarding entropy, and the temperature "
                              "stays at --init_temperature: the policy widens only where the critic pays for it; "
-                             "0 = SAC's entropy bonus (its spread grows right after the actor starts)")
+                             "0 = SAC's entropy bonus (its spread grows right after the actor starts); auto (default) = "
+                             "1 unless the demonstrations show no recovery (clean laps)")
     parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=MODEL_FLAG_DEFAULTS["policy_action"],
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
                              "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
@@ -196,6 +199,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
     parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
     add_env_and_model_arguments(parser)
+
+
+def auto_bool(text: str) -> bool | None:
+    """argparse type of the auto|0|1 flags: None for auto."""
+    if text not in ("auto", "0", "1"):
+        raise argparse.ArgumentTypeError(f"choose from auto, 0, 1 (got {text!r})")
+    return None if text == "auto" else text == "1"
 
 
 class SACLearner:
@@ -457,7 +467,9 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
     saved = load_config(run_dir(args.resume_run_id)) if args.resume_run_id else {}
     if saved.get("kind") == "rl":
         path = run_dir(args.resume_run_id)
-        config = RLConfig(**{**saved["train"], "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
+        # Runs saved before --bc_prior_kl trained with SAC's entropy bonus.
+        config = RLConfig(**{"bc_prior_kl": False, **saved["train"],
+                             "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
         env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         saved_flags = {**asdict(config), **{k: getattr(model_config, k) for k in MODEL_FLAG_DEFAULTS}}
         ignored = [f"--{k}" for k, default in {**asdict(RLConfig()), **MODEL_FLAG_DEFAULTS}.items()
@@ -467,8 +479,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
-        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "mean_action_q",
-                     "bc_prior_kl"):
+        for name in ("bc_selection", "bc_anchor_all", "learn_std", "adaptive_bc_weight", "eval_video", "mean_action_q"):
             setattr(config, name, bool(getattr(config, name)))
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
@@ -681,12 +692,18 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     model = ActorCritic(env_config.obs_shape, model_config).to(device)
     if init_model is not None:
         load_bc_start(model, init_model)
-    demo_buffer = None
+    demo_buffer = episodes = None
     if config.dataset:
-        demo_buffer = demo_replay(demos.load_named_dataset(config.dataset, skip_bad=True), env_config, config.gamma)
+        episodes = demos.load_named_dataset(config.dataset, skip_bad=True)
+        demo_buffer = demo_replay(episodes, env_config, config.gamma)
     step = 0
-    if config.target_entropy is None:
-        config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
+    if config.target_entropy is None or config.bc_prior_kl is None:  # a new run: settings that depend on the data
+        if config.target_entropy is None:
+            config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
+        if config.bc_prior_kl is None:  # --bc_prior_kl auto
+            config.bc_prior_kl = episodes is not None and not demos.lacks_recoveries(episodes)
+            if main_rank:
+                print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
         if main_rank:
             save_config(path, {**load_config(path), "train": asdict(config)})
     learner = SACLearner(model, config, device, ctx)

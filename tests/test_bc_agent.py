@@ -174,6 +174,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["model"]["critic_layer_norm"] is True  # train_bc's default, kept by the fine-tuning
     assert config["model"]["policy_action"] == "expected"  # train_rl's default; Agent.load drives what is saved
     assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
+    assert config["train"]["bc_prior_kl"] is True  # --bc_prior_kl auto on DART laps
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
     capsys.readouterr()
@@ -184,6 +185,20 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert "ignoring --bc_weight, --dashboard_inputs" in out  # a resume keeps its saved settings and says so
     second = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert second["step"] == 60 and second["updates"] >= first["updates"]
+
+
+def test_kl_cost_to_the_bc_policy_is_off_for_clean_laps_unless_set(tmp_path, monkeypatch, capsys):
+    """--bc_prior_kl auto: a clone of laps without recoveries is no prior to stay near."""
+    monkeypatch.chdir(tmp_path)
+    assert main.main(["expert", "--dataset", "clean", "--episodes", "1", "--max_frames", "80", "--noise", "0"]) == 0
+    assert main.main(["train_bc", "--dataset", "clean", "--run_id", "bc", "--epochs", "1", "--batch_size", "16",
+                      "--eval_every", "0", "--val_fraction", "0"] + TINY) == 0
+    capsys.readouterr()
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "auto"] + RL_TINY) == 0
+    assert "KL cost to the BC policy: off" in capsys.readouterr().out
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "forced", "--bc_prior_kl", "1"] + RL_TINY) == 0
+    for run_id, expected in (("auto", False), ("forced", True)):
+        assert json.loads((tmp_path / "logs" / run_id / "config.json").read_text())["train"]["bc_prior_kl"] is expected
 
 
 def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, monkeypatch):

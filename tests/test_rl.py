@@ -149,6 +149,9 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--batch_size" in err
     code, err = run_cli(capsys, "train_rl", "--demo_ratio", "1.5")
     assert code == 2 and "--demo_ratio" in err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own error: usage line, then the reason
+        main.main(["train_rl", "--bc_prior_kl", "yes"])
+    assert exit_info.value.code == 2 and "--bc_prior_kl: choose from auto, 0, 1" in capsys.readouterr().err
 
 
 def feature_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict:
