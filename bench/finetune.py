@@ -282,6 +282,8 @@ def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None 
     per_seed = {key: [t[key]["mean"] for t in tests] for key in ("raw", "penalized", "offtrack_frames")}
     out = {"runs": run_ids, **{f"{k}_per_seed": v for k, v in per_seed.items()},
            "min_per_seed": [t["raw"]["min"] for t in tests], "laps_per_seed": [t["laps_completed"] for t in tests]}
+    if all(rl_finished(r) for r in run_ids):
+        out["actor_start_raw_per_seed"] = [actor_start_return(r) for r in run_ids]
     walls = [LOG_ROOT / r / "wall_time_s" for r in run_ids]
     out["wall_time_s"] = [float(w.read_text()) for w in walls if w.exists()]
     if shove:
@@ -290,6 +292,19 @@ def row(run_ids: list[str], episodes: int, shove: float, checkpoint: str | None 
         out["excursions"] = [s["excursions"] for s in shoved]
         out["recoveries"] = [s["recoveries"] for s in shoved]
     return out
+
+
+ACTOR_START_WINDOW = 2_000  # steps
+
+
+def actor_start_return(run_id: str) -> float:
+    """Mean raw return of the training episodes that ended within ACTOR_START_WINDOW steps of the actor's first
+    update: where SAC's entropy bonus crashed the BC policy (NaN if none ended there)."""
+    train = json.loads((LOG_ROOT / run_id / "config.json").read_text())["train"]
+    start = train["learning_starts"] + train["critic_warmup_steps"]
+    steps, raw = eval_curve(run_id, "train/episode_raw_return")
+    window = [v for s, v in zip(steps, raw) if start <= s < start + ACTOR_START_WINDOW]
+    return float(np.mean(window)) if window else float("nan")
 
 
 def mean_curve(run_ids: list[str]) -> dict | None:
@@ -310,15 +325,17 @@ def with_earlier_rows(table: dict, earlier: Path) -> dict:
 def markdown(table: dict, episodes: int) -> str:
     pm = lambda v: f"{np.mean(v):.1f} ± {np.std(v):.1f}"
     lines = ["| start | policy | seeds | raw return | per-seed mean | min | laps | off-track frames | "
-             "with shoves: raw / recovered excursions | wall time |", "|" + "---|" * 10]
+             "with shoves: raw / recovered excursions | training episodes after the actor starts | wall time |",
+             "|" + "---|" * 11]
     for (start, policy), r in table.items():
         shove = (f"{pm(r['shoved_raw_per_seed'])} / {sum(r['recoveries'])} of {sum(r['excursions'])}"
                  if "recoveries" in r else "—")
         wall = f"{np.mean(r['wall_time_s']) / 60:.1f} min" if r["wall_time_s"] else "—"
+        actor_start = pm(r["actor_start_raw_per_seed"]) if r.get("actor_start_raw_per_seed") else "—"
         lines.append(f"| {start} | {policy} | {len(r['runs'])} | {pm(r['raw_per_seed'])} | "
                      f"{', '.join(f'{v:.1f}' for v in r['raw_per_seed'])} | {', '.join(f'{v:.0f}' for v in r['min_per_seed'])} | "
                      f"{', '.join(f'{v}/{episodes}' for v in r['laps_per_seed'])} | {pm(r['offtrack_frames_per_seed'])} | "
-                     f"{shove} | {wall} |")
+                     f"{shove} | {actor_start} | {wall} |")
     return "\n".join(lines)
 
 
