@@ -72,6 +72,7 @@ SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
 # train_rl's defaults of the model settings it chooses (the rest are the BC run's or train_bc's)
 MODEL_FLAG_DEFAULTS = {"policy_action": "expected", "dashboard_inputs": 1}
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
+ACTION_NAMES = ("steer", "gas", "brake")
 
 
 @dataclass
@@ -342,11 +343,16 @@ class SACLearner:
         if self.model.bc_actor is None or not rows.any():
             return {}
         features = features[rows]
-        action, bc_action = self.model.actor.deterministic(features), self.model.bc_actor.deterministic(features)
+        (mean, log_std), (bc_mean, bc_log_std) = self.model.actor(features), self.model.bc_actor(features)
+        action, bc_action = self.model.actor.squash(mean), self.model.bc_actor.squash(bc_mean)
         critic = self.model.critic
         q_gap = critic(features, action).min(0).values - critic(features, bc_action).min(0).values
+        # Per action: how far the spread left the BC policy's (SAC's bonus widened the steering first).
+        spread = {f"diag/log_std_minus_bc_{name}": (log_std - bc_log_std)[:, i].mean().item()
+                  for i, name in enumerate(ACTION_NAMES)}
         return {"diag/q_pi_minus_q_bc": q_gap.mean().item() / self.model.reward_scale,
-                "diag/action_distance_to_bc": (action - bc_action).norm(dim=-1).mean().item()}
+                "diag/action_distance_to_bc": (action - bc_action).norm(dim=-1).mean().item(),
+                "diag/kl_to_bc": gaussian_kl(mean, log_std, bc_mean, bc_log_std).mean().item(), **spread}
 
     def update(self, batch: dict, bc_weight: float, train_actor: bool = True) -> dict:
         """One learner step on a numpy batch from `sample_mixed`."""

@@ -280,6 +280,21 @@ def test_bc_prior_kl_keeps_the_bc_spread_that_the_entropy_bonus_widens():
     assert abs(spread_change(True)) < 0.05
 
 
+def test_bc_diagnostics_measure_the_policy_against_the_frozen_bc_policy():
+    model = fine_tuning_model(selection=False)
+    learner = SACLearner(model, replace(RLConfig(), train_encoder=False), torch.device("cpu"))
+    raw = feature_batch(np.random.default_rng(0), n=32, demo=False)
+    batch = to_batch(raw, torch.device("cpu"), 1.0)
+    at_start = learner.bc_diagnostics(batch.obs, batch)
+    assert at_start["diag/kl_to_bc"] == 0 and at_start["diag/action_distance_to_bc"] == 0
+    with torch.no_grad():
+        model.actor.net[-1].bias[3] += 0.5  # the steering's log std
+    widened = learner.bc_diagnostics(batch.obs, batch)
+    assert widened["diag/log_std_minus_bc_steer"] == pytest.approx(0.5, abs=1e-5)
+    assert widened["diag/log_std_minus_bc_gas"] == widened["diag/log_std_minus_bc_brake"] == 0
+    assert widened["diag/kl_to_bc"] > 0
+
+
 def test_feature_cache_matches_encoder_on_every_stack():
     from test_replay_buffer import FakeEpisode
 
