@@ -69,18 +69,20 @@ SHOVE_TRAINED = ("default with training shoves (--train_shove 0.02) and 2 s off 
 # is the running average of its end-of-epoch weights (train_bc --weight_average 0.9).
 BC_DASHBOARD_START = ("BC reading the dashboard, weights averaged (train_bc's defaults since 2026-12-02 for DART "
                       "laps; clean laps get no dashboard)")
-BC_DASHBOARD = ("default from BC runs that also read the dashboard and average their weights (train_bc's defaults "
-                "since 2026-12-02 on DART laps: --dashboard_inputs auto = 1, --weight_average 0.9)")
+BC_DASHBOARD = ("SAC's entropy bonus from BC runs that also read the dashboard and average their weights (train_bc's "
+                "defaults since 2026-12-02 on DART laps; train_rl's default for them until 2026-12-02, second session)")
 # The same weight average on BC runs that leave the dashboard out (what train_bc does with clean laps).
 BC_AVERAGED = ("default from BC runs that average their weights without the dashboard (train_bc's defaults since "
-               "2026-12-02 on clean laps: --dashboard_inputs auto = 0, --weight_average 0.9)")
+               "2026-12-02 on clean laps: --dashboard_inputs auto = 0, --weight_average 0.9), with SAC's entropy bonus "
+               "(--bc_prior_kl auto = 0 on clean laps)")
 BC_AVERAGED_START = "BC averaging its weights, no dashboard (train_bc's defaults since 2026-12-02 on clean laps)"
 # Right after the actor starts, SAC's entropy bonus widened the BC policy's steering spread 20-fold (log std
 # -4.2 -> -1.2 in 400 updates: Adam moves it at full rate whatever the temperature) and pulled the saturated
 # brake mean (-4.8) into tanh's slope, whose Jacobian term pays entropy: the training episodes crashed for about
 # 2,000 steps from every start. Charging KL to the frozen BC policy instead leaves nothing to gain there.
-KL_PRIOR = ("BC-SAC charging the temperature times KL(policy || frozen BC policy) instead of rewarding entropy "
-            "(--bc_prior_kl 1), from train_bc's defaults since 2026-12-02")
+KL_PRIOR = ("default for DART laps since 2026-12-02, second session: the temperature charges KL(policy || frozen BC "
+            "policy) instead of rewarding entropy (--bc_prior_kl auto = 1), from train_bc's defaults; forced on for "
+            "clean laps (auto = 0 there)")
 # With the spread held, can lambda let go further? Its floor at 10 let the policy drift before (SAC's bonus on).
 KL_FLOOR_10 = "the KL cost with lambda's floor at 10 (--bc_prior_kl 1 --bc_weight_floor 0.1)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
