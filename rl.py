@@ -29,9 +29,10 @@ action and the dashboard inputs; the others are flags that lost or tied the abla
     "expected"), not tanh(mean): where the learnt spread stays wide the two are different drivers;
   - the actor and critics also read the dashboard strip of the frames (`dashboard_inputs`: the speed bar
     above all, which the frozen BC features hardly encode), through zero weights at the start.
-  - `bc_prior_kl`: the soft objective charges alpha * KL(pi || pi_BC) (closed form, to the frozen BC policy)
-    where SAC rewards entropy, at a fixed temperature: SAC's bonus widened the BC steering 20-fold and pulled
-    the saturated brake into tanh's slope within 400 updates of the actor's start.
+  - `bc_prior_kl` (auto: on unless the demonstrations show no recovery): the soft objective charges
+    alpha * KL(pi || pi_BC) (closed form, to the frozen BC policy) in place of alpha * log pi, in the actor
+    loss and the TD target, at a fixed temperature: SAC's bonus widened the BC steering many-fold and pulled
+    the saturated brake into tanh's slope within 400 updates of the actor's start, and the car crashed.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
