@@ -699,16 +699,18 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     model = ActorCritic(env_config.obs_shape, model_config).to(device)
     if init_model is not None:
         load_bc_start(model, init_model)
-    demo_buffer = episodes = None
+    demo_buffer, demos_show_recoveries = None, False
     if config.dataset:
         episodes = demos.load_named_dataset(config.dataset, skip_bad=True)
         demo_buffer = demo_replay(episodes, env_config, config.gamma)
+        demos_show_recoveries = not demos.lacks_recoveries(episodes)
+        del episodes  # the replay holds what it needs; the raw frames are freed
     step = 0
     if config.target_entropy is None or config.bc_prior_kl is None:  # a new run: settings that depend on the data
         if config.target_entropy is None:
             config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
         if config.bc_prior_kl is None:  # --bc_prior_kl auto
-            config.bc_prior_kl = episodes is not None and not demos.lacks_recoveries(episodes)
+            config.bc_prior_kl = demos_show_recoveries
             if main_rank:
                 print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
         if main_rank:
