@@ -76,10 +76,11 @@ BC_AVERAGED = ("default from BC runs that average their weights without the dash
                "2026-12-02 on clean laps: --dashboard_inputs auto = 0, --weight_average 0.9), with SAC's entropy bonus "
                "(--bc_prior_kl auto = 0 on clean laps)")
 BC_AVERAGED_START = "BC averaging its weights, no dashboard (train_bc's defaults since 2026-12-02 on clean laps)"
-# Right after the actor starts, SAC's entropy bonus widened the BC policy's steering spread 20-fold (log std
-# -4.2 -> -1.2 in 400 updates: Adam moves it at full rate whatever the temperature) and pulled the saturated
-# brake mean (-4.8) into tanh's slope, whose Jacobian term pays entropy: the training episodes crashed for about
-# 2,000 steps from every start. Charging KL to the frozen BC policy instead leaves nothing to gain there.
+# Right after the actor starts, SAC's entropy bonus widened the BC policy's steering spread many-fold within a
+# few hundred updates (Adam moves it at full rate whatever the temperature) and pulled the saturated brake mean
+# into tanh's slope, whose Jacobian term pays entropy: the training episodes crashed for about 2,000 steps from
+# every start (column "training episodes after the actor starts"). Charging KL to the frozen BC policy instead
+# leaves nothing to gain there.
 KL_PRIOR = ("default for DART laps since 2026-12-02, second session: the temperature charges KL(policy || frozen BC "
             "policy) instead of rewarding entropy (--bc_prior_kl auto = 1), from train_bc's defaults; forced on for "
             "clean laps (auto = 0 there)")
