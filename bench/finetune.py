@@ -86,6 +86,8 @@ KL_PRIOR = ("default for DART laps since 2026-12-02, second session: the tempera
             "clean laps (auto = 0 there)")
 # With the spread held, can lambda let go further? Its floor at 10 let the policy drift before (SAC's bonus on).
 KL_FLOOR_10 = "the KL cost with lambda's floor at 10 (--bc_prior_kl 1 --bc_weight_floor 0.1)"
+# The KL's price is its temperature (fixed): a fifth of it lets the critic move the policy further.
+KL_COOL = "the KL cost at temperature 0.01 (--bc_prior_kl 1 --init_temperature 0.01)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
 MEAN_DRIVEN = "the default's training, validation and test driving tanh(mean) (the default until 2026-12-01, fourth session)"
@@ -135,6 +137,9 @@ VARIANTS = {
     BC_AVERAGED: ("critic_ln_meanq_driveexp_dash_floor30_bcavg", ["--critic_layer_norm", 1, "--weight_average", 0.9]),
     KL_PRIOR: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl",
                ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]),
+    KL_COOL: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_t001",
+              ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1,
+               "--init_temperature", 0.01]),
     KL_FLOOR_10: ("critic_ln_meanq_driveexp_dash_bcauto_kl",
                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]),
     FLOOR_10: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
@@ -163,10 +168,10 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
-WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
