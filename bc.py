@@ -64,6 +64,13 @@ class BCConfig:
     device: str = "cpu"
 
 
+def auto_bool(text: str) -> bool | None:
+    """argparse type of the auto|0|1 flags (train_bc's and train_rl's): None for auto, decided from the data."""
+    if text not in ("auto", "0", "1"):
+        raise argparse.ArgumentTypeError(f"choose from auto, 0, 1 (got {text!r})")
+    return None if text == "auto" else text == "1"
+
+
 def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Observation and network flags shared by train_bc and train_rl (from scratch)."""
     env, model = EnvConfig(), ModelConfig()
@@ -135,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
                         help="1: each evaluation also shows the first 8 s of one validation episode as a clip in "
                              "TensorBoard's Images tab (about 1 MB each)")
-    parser.add_argument("--dashboard_inputs", choices=("auto", "0", "1"), default="auto",
+    parser.add_argument("--dashboard_inputs", type=auto_bool, default=None, metavar="{auto,0,1}",
                         help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, steering, "
                              "gyroscope bars) as pixels beside the encoder features; auto: 1 unless the demonstrations "
                              "show no recovery (clean laps: their clone drove far worse with it, README)")
@@ -189,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             config.epochs = config.epochs if args.epochs is None else args.epochs
             config.eval_video = bool(config.eval_video)
             env_config, model_config = env_and_model_configs(args)
-            model_config.dashboard_inputs = None if args.dashboard_inputs == "auto" else args.dashboard_inputs == "1"
+            model_config.dashboard_inputs = args.dashboard_inputs  # None (auto) until the data is loaded
             run_id = distributed.broadcast_object(args.run_id or new_run_id("bc"), ctx)
             path = run_dir(run_id, must_exist=False)
             if (path / "config.json").exists():

@@ -58,7 +58,7 @@ from tqdm import tqdm
 import demos
 import distributed
 from agent import Agent
-from bc import add_env_and_model_arguments, env_and_model_configs, override_reward
+from bc import add_env_and_model_arguments, auto_bool, env_and_model_configs, override_reward
 from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
@@ -201,13 +201,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
     parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
     add_env_and_model_arguments(parser)
-
-
-def auto_bool(text: str) -> bool | None:
-    """argparse type of the auto|0|1 flags: None for auto."""
-    if text not in ("auto", "0", "1"):
-        raise argparse.ArgumentTypeError(f"choose from auto, 0, 1 (got {text!r})")
-    return None if text == "auto" else text == "1"
 
 
 class SACLearner:
