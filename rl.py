@@ -113,7 +113,9 @@ class RLConfig:
     target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
     train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
     augment_pad: int = 4
-    bf16: bool = False  # bfloat16 autocast of the forward passes (for CUDA; runs on CPU too, usually slower)
+    # bfloat16 autocast of the update's forward passes: for CUDA GPUs and CPUs with AMX (Intel Sapphire Rapids and
+    # later; bench/learner_speed.py measures it); slower on CPUs whose oneDNN lacks fast bfloat16 kernels
+    bf16: bool = False
     buffer_size: int = 100_000  # online transitions kept (frames stored once, uint8)
     seed: int = 0
     device: str = "cpu"
@@ -195,7 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train_encoder", type=int, choices=(0, 1), default=None,
                         help="1: the critic loss trains the encoder; 0: keep it fixed (default: 1 from scratch, 0 when "
                              "fine-tuning, since critic updates drift the BC features away from the actor)")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast of forward passes (for CUDA GPUs)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bfloat16 autocast of the update's forward passes (CUDA GPUs, CPUs with AMX)")
     parser.add_argument("--buffer_size", type=int, default=c.buffer_size, help="online transitions kept")
     parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer: data/<dataset>/, a directory path or minari:<id> (default: the BC run's; none from scratch)")
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
@@ -218,9 +221,9 @@ class SACLearner:
         if self.cached_features:  # keep the BC features the actor was trained on (see RLConfig.train_encoder)
             model.encoder.requires_grad_(False)
         trained = [p for p in [*model.encoder.parameters(), *model.critic.parameters()] if p.requires_grad]
-        self.critic_optimizer = torch.optim.Adam(trained, lr=config.critic_lr)
+        self.critic_optimizer = torch.optim.Adam(trained, lr=config.critic_lr, fused=True)
         self.nets = distributed.wrap(model, self.ctx)
-        self.actor_optimizer = torch.optim.Adam(model.actor.parameters(), lr=config.actor_lr)
+        self.actor_optimizer = torch.optim.Adam(model.actor.parameters(), lr=config.actor_lr, fused=True)
         self.target_entropy = SCRATCH_TARGET_ENTROPY if config.target_entropy is None else config.target_entropy
         self.log_alpha = torch.tensor(np.log(config.init_temperature), device=device, requires_grad=True)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)

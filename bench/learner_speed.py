@@ -3,6 +3,8 @@
 
   ours    SACLearner.update on batches sampled from FrameReplay (sampling + augmentation + update), the
           encoder trained by the critic (SAC from scratch)
+  bf16    the same under bfloat16 autocast (`train_rl --bf16`): on CPUs with AMX (Intel Sapphire Rapids and
+          later) oneDNN runs the convolutions on the matrix units; measured only where oneDNN has bfloat16
   frozen  the same with the encoder fixed, on cached features (the default when fine-tuning a BC run)
   bare    the same networks' critic + actor + temperature steps on one pre-made tensor batch
           (no sampling, no augmentation): overhead = ours / bare - 1
@@ -16,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -110,31 +113,39 @@ def main() -> None:
     parser.add_argument("--encoder", default=ModelConfig.encoder, help="our encoder")
     parser.add_argument("--obs_size", type=int, default=EnvConfig.obs_size, help="observation side (both learners)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
-    parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of our update and exit")
+    parser.add_argument("--profile", nargs="?", const="fp32", choices=("fp32", "bf16"),
+                        help="print torch.profiler's top operators of our update (float32 or bfloat16) and exit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     env_config = EnvConfig(obs_size=args.obs_size)
-    make = lambda train_encoder: SACLearner(ActorCritic(env_config.obs_shape, ModelConfig(encoder=args.encoder)),  # noqa: E731
-                                            RLConfig(train_encoder=train_encoder), torch.device("cpu"))
+    make = lambda train_encoder, bf16=False: SACLearner(  # noqa: E731
+        ActorCritic(env_config.obs_shape, ModelConfig(encoder=args.encoder)),
+        RLConfig(train_encoder=train_encoder, bf16=bf16), torch.device("cpu"))
     learner, frozen = make(True), make(False)
+    bf16 = make(True, bf16=True) if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
     buffer = filled_replay(env_config, 5000, rng)
     # Fine-tuning keeps the encoder fixed, so its replay holds features computed once at collection.
     with torch.no_grad():
         features = encode_replay(buffer, lambda stacks: frozen.model.encoder(torch.as_tensor(stacks)).numpy())
     if args.profile:
-        return profile(learner, buffer, args.updates, rng)
+        return profile(bf16 if args.profile == "bf16" else learner, buffer, args.updates, rng)
     sb3 = make_sb3(env_config.obs_shape, rng)
-    results = {"ours": [], "frozen": [], "bare": [], "sb3": []}
-    time_ours(learner, buffer, 3, rng), time_ours(frozen, features, 3, rng), time_bare(learner, buffer, 3, rng), time_sb3(sb3, 3)
-    for _ in range(args.rounds):
-        results["ours"].append(time_ours(learner, buffer, args.updates, rng))
-        results["frozen"].append(time_ours(frozen, features, args.updates, rng))
-        results["bare"].append(time_bare(learner, buffer, args.updates, rng))
-        results["sb3"].append(time_sb3(sb3, args.updates))
+    timers = {"ours": partial(time_ours, learner, buffer), "frozen": partial(time_ours, frozen, features),
+              "bare": partial(time_bare, learner, buffer), "sb3": lambda updates, rng: time_sb3(sb3, updates)}
+    if bf16 is not None:
+        timers["bf16"] = partial(time_ours, bf16, buffer)
+    results = {name: [] for name in timers}
+    for name, timer in timers.items():  # warm-up: oneDNN builds its kernels on first use
+        timer(3, rng)
+    for _ in range(args.rounds):  # alternating, so a slower spell of a shared host hits every learner
+        for name, timer in timers.items():
+            results[name].append(timer(args.updates, rng))
     med = {k: float(np.median(v)) for k, v in results.items()}
     print(f"updates/s at batch {BATCH}, {args.threads} torch threads, encoder {args.encoder}, obs {env_config.obs_shape}:")
     print(f"  ours (sample + augment + update) {med['ours']:6.2f}")
+    if "bf16" in med:
+        print(f"  ours under bfloat16 autocast     {med['bf16']:6.2f}   ours bf16 / SB3 = {med['bf16'] / med['sb3']:.1f}x")
     print(f"  bare forward/backward            {med['bare']:6.2f}   learner overhead {med['bare'] / med['ours'] - 1:+.0%}")
     print(f"  ours, encoder fixed (fine-tune, cached features) {med['frozen']:6.2f}")
     print(f"  Stable-Baselines3 SAC CnnPolicy  {med['sb3']:6.2f}   ours / SB3 = {med['ours'] / med['sb3']:.1f}x "
@@ -144,6 +155,7 @@ def main() -> None:
                                "obs_shape": env_config.obs_shape,
                                "threads": args.threads, "ratio_vs_sb3": med["ours"] / med["sb3"],
                                "ratio_frozen_vs_sb3": med["frozen"] / med["sb3"],
+                               "ratio_bf16_vs_sb3": med["bf16"] / med["sb3"] if "bf16" in med else None,
                                "overhead": med["bare"] / med["ours"] - 1}, indent=2))
     print(f"written {out}")
 

@@ -69,6 +69,25 @@ def test_random_shift_moves_content_within_pad():
     assert all(abs(r - 6) <= 2 and abs(c - 6) <= 2 for r, c in positions)
 
 
+def test_encoder_scales_pixels_to_half_range_inside_its_first_layer():
+    """The folded scaling must give exactly the network of frames / 255 - 0.5 (what BC runs were trained as)."""
+    torch.manual_seed(0)
+    encoder = ActorCritic(OBS_SHAPE, TINY).encoder
+    obs = torch.randint(0, 256, (4, *OBS_SHAPE), dtype=torch.uint8)
+    explicit = encoder.projection(encoder.convs(obs.float() / 255.0 - 0.5))
+    assert torch.allclose(encoder(obs), explicit, atol=1e-5)
+
+
+def test_bf16_autocast_encoder_agrees_with_float32():
+    """Under bfloat16 autocast (channels-last frames on CPU) the features stay those of float32, up to rounding."""
+    torch.manual_seed(0)
+    encoder = ActorCritic(OBS_SHAPE, TINY).encoder
+    obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = encoder(obs).float()
+    assert (low - encoder(obs)).abs().max() < 0.05 and low.std() > 0.1
+
+
 def test_checkpoints_with_named_q_heads_load_into_the_ensemble():
     """Runs saved before the critic ensemble (two nn.Linear heads q1, q2) load with identical Q values."""
     from networks import mlp, upgrade_state_dict
