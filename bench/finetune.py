@@ -84,9 +84,10 @@ BC_AVERAGED_START = "BC averaging its weights, no dashboard (train_bc's defaults
 KL_PRIOR = ("default for DART laps since 2026-12-02, second session: the temperature charges KL(policy || frozen BC "
             "policy) instead of rewarding entropy (--bc_prior_kl auto = 1), from train_bc's defaults; forced on for "
             "clean laps (auto = 0 there)")
-# Training shoves with the KL cost: the shoves put the ways back to the road in the replay, and the KL, unlike
-# SAC's bonus (SHOVE_TRAINED), keeps the policy near BC's while their penalties move lambda.
-KL_SHOVES = "the KL cost with training shoves (--bc_prior_kl 1 --train_shove 0.02 --offtrack_limit 100)"
+# Training shoves on today's defaults: the shoves put the ways back to the road in the replay, and from DART
+# laps the KL cost, unlike SAC's bonus (SHOVE_TRAINED), keeps the policy near BC's while their penalties move lambda.
+KL_SHOVES = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto: "
+             "the KL cost from DART laps, SAC's entropy bonus from clean ones)")
 # With the spread held, can lambda let go further? Its floor at 10 let the policy drift before (SAC's bonus on).
 KL_FLOOR_10 = "the KL cost with lambda's floor at 10 (--bc_prior_kl 1 --bc_weight_floor 0.1)"
 # The KL's price is its temperature (fixed): a fifth of it lets the critic move the policy further.
@@ -143,8 +144,8 @@ VARIANTS = {
     KL_COOL: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_t001",
               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1,
                "--init_temperature", 0.01]),
-    KL_SHOVES: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_shove02_off100",
-                ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1,
+    KL_SHOVES: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_shove02_off100",
+                ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", "auto",
                  "--train_shove", 0.02, "--offtrack_limit", 100]),
     KL_FLOOR_10: ("critic_ln_meanq_driveexp_dash_bcauto_kl",
                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]),
