@@ -750,8 +750,10 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
               else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
     steps_per_iteration = config.num_envs * ctx.world_size
     if main_rank:
+        temperature = (f"temperature fixed at {config.init_temperature} (KL cost)" if config.bc_prior_kl
+                       else f"target entropy {config.target_entropy}")
         print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
-              f"BC selection {'on' if model_config.bc_selection else 'off'}, target entropy {config.target_entropy}, "
+              f"BC selection {'on' if model_config.bc_selection else 'off'}, {temperature}, "
               f"{'cached features' if cache_features else 'encoder trained'}, "
               f"world size {ctx.world_size} x {config.num_envs} envs on {device}, effective batch "
               f"{config.batch_size * ctx.world_size}, demos: {len(demo_buffer) if demo_buffer else 0} transitions")
