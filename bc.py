@@ -253,8 +253,8 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
     del episodes, train_eps, val_eps  # raw 96x96x3 frames are no longer needed
 
     model = ActorCritic(env_config.obs_shape, model_config).to(device)
-    optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.actor.parameters(), *model.critic.parameters()], lr=config.lr,
-                                 fused=True)
+    optimizer = torch.optim.Adam([*model.encoder.parameters(), *model.actor.parameters(), *model.critic.parameters()],
+                                 lr=config.lr, fused=True)
     averaged = copy.deepcopy(model)  # what the run saves and drives (BCConfig.weight_average)
     start_epoch, best_val = 0, math.inf
     nets = distributed.wrap(model, ctx)
