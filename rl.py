@@ -98,6 +98,10 @@ class RLConfig:
     # Fine-tuning: the temperature charges KL(pi || frozen BC policy) instead of rewarding entropy. None (auto):
     # on unless the demonstrations show no recovery (clean laps: a policy that must leave its BC start far behind).
     bc_prior_kl: bool | None = None
+    # With the KL cost: while the batch's mean KL to the BC policy exceeds this many nats the temperature rises (dual
+    # ascent, as SAC's tracks its entropy target), and falls back to init_temperature, never below, while it is
+    # under; 0 keeps the temperature fixed at init_temperature.
+    kl_limit: float = 0.0
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
@@ -164,6 +168,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stays at --init_temperature: the policy widens only where the critic pays for it; "
                              "0 = SAC's entropy bonus (its spread grows right after the actor starts); auto (default) = "
                              "1 unless the demonstrations show no recovery (clean laps)")
+    parser.add_argument("--kl_limit", type=float, default=c.kl_limit,
+                        help="with the KL cost: while KL(policy || BC policy), averaged over each batch, exceeds this many "
+                             "nats the temperature rises (at --alpha_lr), and it falls back to --init_temperature, never "
+                             "below, while it is under; 0 (default) = the temperature stays at --init_temperature")
     parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=MODEL_FLAG_DEFAULTS["policy_action"],
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
                              "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
@@ -299,14 +307,24 @@ class SACLearner:
         # Critic parameters got gradients from this loss too; the critic step clears them before use.
         metrics = {"actor_loss": sac_loss.item(), "bc_loss": bc_loss.item(), "entropy": -log_prob.mean().item(),
                    "alpha": self.alpha.item()}
-        if self.config.bc_prior_kl:  # the KL's optimum is the BC policy's spread: no entropy target to chase
-            return {**metrics, "kl_to_bc": cost.mean().item()}
-        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        if not self.config.bc_prior_kl:
+            return {**metrics, **self.update_temperature(log_prob.detach() + self.target_entropy)}
+        metrics["kl_to_bc"] = cost.mean().item()
+        if self.config.kl_limit > 0:
+            metrics.update(self.update_temperature(cost.detach() - self.config.kl_limit))
+            with torch.no_grad():  # a limit, not a target: under it the fixed temperature's price stands
+                self.log_alpha.clamp_(min=float(np.log(self.config.init_temperature)))
+        return metrics
+
+    def update_temperature(self, excess: torch.Tensor) -> dict:
+        """One dual step on log alpha: it rises while `excess` (what the temperature charges, minus its target:
+        -(entropy - target entropy), or KL - kl_limit) is positive on average, and falls otherwise."""
+        alpha_loss = -(self.log_alpha * excess).mean()
         self.alpha_optimizer.zero_grad(set_to_none=True)
         alpha_loss.backward()
         distributed.average(self.log_alpha.grad, self.ctx)  # the temperature is not a DDP module
         self.alpha_optimizer.step()
-        return {**metrics, "alpha_loss": alpha_loss.item()}
+        return {"alpha_loss": alpha_loss.item()}
 
     def policy_cost(self, features: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor,
                     log_prob: torch.Tensor) -> torch.Tensor:
@@ -531,7 +549,8 @@ def validate_config(config: RLConfig) -> None:
         raise UserError(f"--num_envs must be <= {MAX_NUM_ENVS}, got {config.num_envs}")
     if config.batch_size > MAX_BATCH_SIZE:
         raise UserError(f"--batch_size must be <= {MAX_BATCH_SIZE}, got {config.batch_size}")
-    for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step"):
+    for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step",
+                 "kl_limit"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
     for name in ("demo_ratio", "bc_weight_floor", "train_shove"):
@@ -750,8 +769,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
               else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
     steps_per_iteration = config.num_envs * ctx.world_size
     if main_rank:
-        temperature = (f"temperature fixed at {config.init_temperature} (KL cost)" if config.bc_prior_kl
-                       else f"target entropy {config.target_entropy}")
+        temperature = (f"target entropy {config.target_entropy}" if not config.bc_prior_kl
+                       else f"KL cost, temperature {config.init_temperature} rising while KL > {config.kl_limit} nats"
+                       if config.kl_limit else f"temperature fixed at {config.init_temperature} (KL cost)")
         print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
               f"BC selection {'on' if model_config.bc_selection else 'off'}, {temperature}, "
               f"{'cached features' if cache_features else 'encoder trained'}, "

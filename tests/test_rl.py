@@ -280,6 +280,38 @@ def test_bc_prior_kl_keeps_the_bc_spread_that_the_entropy_bonus_widens():
     assert abs(spread_change(True)) < 0.05
 
 
+@pytest.mark.parametrize("shift, rises", [(0.0, False), (1.0, True)])
+def test_kl_limit_raises_the_temperature_only_while_the_policy_exceeds_it(shift, rises):
+    """With --kl_limit the temperature rises while the policy is further from the BC policy than the limit
+    (here: means shifted by about a BC standard deviation) and stays at its initial value while it is nearer (at the
+    start: KL 0)."""
+    model = fine_tuning_model(selection=False)
+    with torch.no_grad():
+        model.actor.net[-1].bias[:3] += shift * model.bc_actor.net[-1].bias[3:].exp()
+    learner = SACLearner(model, replace(RLConfig(), train_encoder=False, bc_prior_kl=True, kl_limit=0.5,
+                                        actor_lr=1e-9), torch.device("cpu"))
+    batch = feature_batch(np.random.default_rng(0), n=32, demo=False)
+    for _ in range(5):
+        metrics = learner.update(batch, bc_weight=0.0)
+    assert (metrics["kl_to_bc"] > 0.5) == rises
+    if rises:
+        assert learner.alpha.item() > RLConfig().init_temperature * 1.001
+        model.actor.load_state_dict(model.bc_actor.state_dict())  # back at the BC policy: KL 0
+        for _ in range(50):
+            learner.update(batch, bc_weight=0.0)
+        assert learner.alpha.item() == pytest.approx(RLConfig().init_temperature)  # back down, and not below
+    else:
+        assert learner.alpha.item() == pytest.approx(RLConfig().init_temperature)
+
+
+def test_kl_cost_without_a_target_keeps_the_temperature():
+    learner = SACLearner(fine_tuning_model(selection=False), replace(RLConfig(), train_encoder=False, bc_prior_kl=True),
+                         torch.device("cpu"))
+    for _ in range(3):
+        learner.update(feature_batch(np.random.default_rng(0), n=32, demo=False), bc_weight=0.0)
+    assert learner.alpha.item() == pytest.approx(RLConfig().init_temperature)
+
+
 def test_bc_diagnostics_measure_the_policy_against_the_frozen_bc_policy():
     model = fine_tuning_model(selection=False)
     learner = SACLearner(model, replace(RLConfig(), train_encoder=False), torch.device("cpu"))
