@@ -33,6 +33,7 @@ action and the dashboard inputs; the others are flags that lost or tied the abla
     alpha * KL(pi || pi_BC) (closed form, to the frozen BC policy) in place of alpha * log pi, in the actor
     loss and the TD target, at a fixed temperature: SAC's bonus widened the BC steering many-fold and pulled
     the saturated brake into tanh's slope within 400 updates of the actor's start, and the car crashed.
+    With `kl_limit` the temperature rises while the batch's mean KL exceeds the limit (`update_temperature`).
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
