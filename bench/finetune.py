@@ -90,9 +90,9 @@ KL_PRIOR = ("default for DART laps since 2026-12-02, second session: the tempera
 SHOVES_ON_DEFAULTS = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto: "
              "the KL cost from DART laps, SAC's entropy bonus from clean ones)")
 # The KL cost's price is fixed, and the actor loss divides the critic's pull by |Q|: where the critic errs far
-# from the demos (shoved states) or late in a run (the pipeline run's validation fell 912 -> 577 on 2026-12-02),
-# nothing stops the drift. A limit on the batch's mean KL raises the temperature only while the policy is
-# further than 1 nat from BC's (healthy runs stayed under 0.4), at 10x SAC's temperature rate: x10 in ~800 updates.
+# from the demos (shoved states: 9.6 nats) nothing stops the drift. A limit on the batch's mean KL raises the
+# temperature only while the policy is further than 1 nat from BC's (runs without shoves logged 0.2-0.8), at 10x
+# SAC's temperature rate: x10 in ~800 updates. Alone it hardly engaged; with shoves it held the validation.
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")

@@ -304,7 +304,7 @@ def test_kl_limit_raises_the_temperature_only_while_the_policy_exceeds_it(shift,
         assert learner.alpha.item() == pytest.approx(RLConfig().init_temperature)
 
 
-def test_kl_cost_without_a_target_keeps_the_temperature():
+def test_kl_cost_without_a_limit_keeps_the_temperature():
     learner = SACLearner(fine_tuning_model(selection=False), replace(RLConfig(), train_encoder=False, bc_prior_kl=True),
                          torch.device("cpu"))
     for _ in range(3):
