@@ -50,6 +50,7 @@ class FrameReplay:
         self.actions = np.zeros(shape + (3,), dtype=np.float32)  # the action that led to this frame
         self.rewards = np.zeros(shape, dtype=np.float32)  # the reward received on the way to this frame
         self.terminated = np.zeros(shape, dtype=bool)  # this frame ends the episode (no bootstrap)
+        self.off_track = np.zeros(shape, dtype=bool)  # the car is off the road in this frame
         self.episode_pos = np.zeros(shape, dtype=np.int32)  # 0 = first frame of an episode
         self.returns = np.zeros(shape, dtype=np.float32)  # Monte-Carlo return from here (demos only)
         self.written = np.zeros(num_streams, dtype=np.int64)  # frames ever written per stream
@@ -57,19 +58,21 @@ class FrameReplay:
     # ---------------------------------------------------------------- writing
     def start(self, stream: int, frame: np.ndarray) -> None:
         """First frame of a new episode on `stream`."""
-        self._write(stream, frame, np.zeros(3, np.float32), 0.0, False, 0)
+        self._write(stream, frame, np.zeros(3, np.float32), 0.0, False, False, 0)
 
-    def add(self, stream: int, action, reward: float, next_frame: np.ndarray, terminated: bool) -> None:
+    def add(self, stream: int, action, reward: float, next_frame: np.ndarray, terminated: bool,
+            off_track: bool = False) -> None:
         """One environment step on `stream`: the action taken, its reward and the frame it led to."""
         last = (self.written[stream] - 1) % self.capacity
-        self._write(stream, next_frame, action, reward, terminated, self.episode_pos[stream, last] + 1)
+        self._write(stream, next_frame, action, reward, terminated, off_track, self.episode_pos[stream, last] + 1)
 
-    def _write(self, stream, frame, action, reward, terminated, pos) -> None:
+    def _write(self, stream, frame, action, reward, terminated, off_track, pos) -> None:
         slot = self.written[stream] % self.capacity
         self.frames[stream, slot] = frame
         self.actions[stream, slot] = action
         self.rewards[stream, slot] = reward
         self.terminated[stream, slot] = terminated
+        self.off_track[stream, slot] = off_track
         self.episode_pos[stream, slot] = pos
         self.written[stream] += 1
 
@@ -83,7 +86,8 @@ class FrameReplay:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminated, self.episode_pos, self.returns))
+        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminated, self.off_track, self.episode_pos,
+                                  self.returns))
 
     # ---------------------------------------------------------------- reading
     def stack(self, streams: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -113,7 +117,8 @@ class FrameReplay:
 
     def sample(self, batch_size: int, rng: np.random.Generator, gamma: float = 0.99, n_step: int = 1) -> dict:
         """A batch of n-step transitions: obs, action, reward (discounted n-step sum), discount, next_obs,
-        mc_return (demo streams only). discount = gamma^n' * (1 - terminated), n' the steps actually taken."""
+        mc_return (demo streams only), off_track / next_off_track (the car off the road at obs / next_obs).
+        discount = gamma^n' * (1 - terminated), n' the steps actually taken."""
         streams, t = self.sample_indices(batch_size, rng)
         reward = np.zeros(batch_size, np.float32)
         discount = np.ones(batch_size, np.float32)
@@ -138,6 +143,8 @@ class FrameReplay:
             "discount": discount.astype(np.float32),
             "next_obs": self.stack(streams, end),
             "mc_return": self.returns[streams, t % self.capacity],
+            "off_track": self.off_track[streams, (t - 1) % self.capacity],
+            "next_off_track": self.off_track[streams, end % self.capacity],
         }
 
 
@@ -160,15 +167,17 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float) -> FrameReplay:
                 continue
             rewards = np.array([penalized[j : j + k].sum() for j in decisions], np.float32)
             terminated = bool(ep.terminated) and decisions[-1] + k == T
-            streams.append((frames, decisions, rewards, terminated, ep.actions))
+            # Off the road at the frame each decision leads to (ep.off_track[j]: after the action of frame j).
+            off = [bool(ep.off_track is not None and ep.off_track[j + k - 1]) for j in decisions]
+            streams.append((frames, decisions, rewards, terminated, ep.actions, off))
     if not streams:
         raise UserError(f"demonstrations are too short: every episode needs at least {2 * k} frames at action repeat {k}")
     capacity = max(len(s[1]) for s in streams) + 1
     buffer = FrameReplay(capacity, len(streams), frames[0].shape, env_config.frame_stack)
-    for i, (frames, decisions, rewards, terminated, actions) in enumerate(streams):
+    for i, (frames, decisions, rewards, terminated, actions, off) in enumerate(streams):
         buffer.start(i, frames[decisions[0]])
         for n, j in enumerate(decisions):
-            buffer.add(i, actions[j], rewards[n], frames[j + k], terminated and n == len(decisions) - 1)
+            buffer.add(i, actions[j], rewards[n], frames[j + k], terminated and n == len(decisions) - 1, off[n])
         returns, running = np.zeros(len(rewards), np.float32), 0.0
         for n in range(len(rewards) - 1, -1, -1):
             running = rewards[n] + gamma * running
@@ -187,7 +196,7 @@ def encode_replay(buffer: FrameReplay, encode, batch_size: int = 1024) -> FrameR
     features = np.concatenate([encode(buffer.stack(streams[i:i + batch_size], t[i:i + batch_size]))
                                for i in range(0, len(t), batch_size)])
     encoded = FrameReplay(buffer.capacity, buffer.num_streams, features.shape[1:], 1, dtype=np.float32)
-    for name in ("actions", "rewards", "terminated", "episode_pos", "returns", "written"):
+    for name in ("actions", "rewards", "terminated", "off_track", "episode_pos", "returns", "written"):
         setattr(encoded, name, getattr(buffer, name).copy())
     encoded.frames[streams, t] = features
     return encoded

@@ -124,3 +124,23 @@ def test_a_buffer_is_refused_before_allocation_when_it_exceeds_the_ram(monkeypat
     FrameReplay(capacity=100, num_streams=2, frame_shape=(1, 48, 48), frame_stack=3)
     with pytest.raises(UserError, match=r"a replay buffer of 202 transitions needs 0\.0 GiB, more .*--buffer_size"):
         FrameReplay(capacity=101, num_streams=2, frame_shape=(1, 48, 48), frame_stack=3)
+
+
+def test_off_track_flags_follow_their_frames():
+    buf = FrameReplay(capacity=50, num_streams=1, frame_shape=(1, 2, 2), frame_stack=1)
+    buf.start(0, frame(10))
+    for value in range(11, 16):
+        buf.add(0, [0.0, 0, 0], 0.0, frame(value), False, off_track=value in (12, 13))  # frames 12, 13 off the road
+    batch = buf.sample(200, np.random.default_rng(0), gamma=0.5, n_step=2)
+    for obs, nxt, off, next_off in zip(batch["obs"], batch["next_obs"], batch["off_track"], batch["next_off_track"]):
+        assert off == (obs[-1, 0, 0] in (12, 13)) and next_off == (nxt[-1, 0, 0] in (12, 13))
+    assert batch["off_track"].any() and (~batch["off_track"]).any()
+
+
+def test_demo_replay_marks_the_frames_a_decision_leads_off_the_road():
+    config = EnvConfig(action_repeat=2, frame_stack=2, obs_size=96)
+    ep = FakeEpisode(T=8)
+    ep.off_track = np.array([False, False, False, True, False, False, False, False])  # after frame 3's action
+    buf = demo_replay([ep], config, gamma=0.5)
+    assert buf.off_track[0, 1:5].tolist() == [False, True, False, False]  # phase 0: decision 2 leads to frame 4
+    assert not buf.off_track[1].any()  # phase 1: decisions 1, 3, 5 lead to frames 3, 5, 7
