@@ -33,7 +33,8 @@ action and the dashboard inputs; the others are flags that lost or tied the abla
     alpha * KL(pi || pi_BC) (closed form, to the frozen BC policy) in place of alpha * log pi, in the actor
     loss and the TD target, at a fixed temperature: SAC's bonus widened the BC steering many-fold and pulled
     the saturated brake into tanh's slope within 400 updates of the actor's start, and the car crashed.
-    With `kl_limit` the temperature rises while the batch's mean KL exceeds the limit (`update_temperature`).
+    With `kl_limit` the temperature rises while the batch's mean KL exceeds the limit (`update_temperature`);
+    with `kl_off_road` off the KL is charged only where the car is on the road (the replay keeps the flag).
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -318,8 +319,9 @@ class SACLearner:
             return {**metrics, **self.update_temperature(log_prob.detach() + self.target_entropy)}
         charged = torch.ones_like(batch.off_track) if self.config.kl_off_road else ~batch.off_track
         metrics["kl_to_bc"] = cost[charged].mean().item() if charged.any() else 0.0
-        if self.config.kl_limit > 0 and charged.any():
-            metrics.update(self.update_temperature(cost.detach()[charged] - self.config.kl_limit))
+        if self.config.kl_limit > 0:  # every rank steps (DDP averages the gradient), even with no row charged
+            excess = cost.detach()[charged] - self.config.kl_limit
+            metrics.update(self.update_temperature(excess if len(excess) else torch.zeros(1, device=self.device)))
             with torch.no_grad():  # a limit, not a target: under it the fixed temperature's price stands
                 self.log_alpha.clamp_(min=float(np.log(self.config.init_temperature)))
         return metrics
@@ -366,7 +368,7 @@ class SACLearner:
         rows = ~batch.is_demo
         if self.model.bc_actor is None or not rows.any():
             return {}
-        features = features[rows]
+        features, off_track = features[rows], batch.off_track[rows]
         (mean, log_std), (bc_mean, bc_log_std) = self.model.actor(features), self.model.bc_actor(features)
         action, bc_action = self.model.actor.squash(mean), self.model.bc_actor.squash(bc_mean)
         critic = self.model.critic
@@ -374,9 +376,13 @@ class SACLearner:
         # Per action: how far the spread left the BC policy's (SAC's bonus widened the steering first).
         spread = {f"diag/log_std_minus_bc_{name}": (log_std - bc_log_std)[:, i].mean().item()
                   for i, name in enumerate(ACTION_NAMES)}
+        kl = gaussian_kl(mean, log_std, bc_mean, bc_log_std)
+        # Off the road (shoves, spins) is where the BC policy extrapolates and a recovery has to be learnt.
+        off_road = {"diag/kl_to_bc_off_track": kl[off_track].mean().item()} if off_track.any() else {}
         return {"diag/q_pi_minus_q_bc": q_gap.mean().item() / self.model.reward_scale,
                 "diag/action_distance_to_bc": (action - bc_action).norm(dim=-1).mean().item(),
-                "diag/kl_to_bc": gaussian_kl(mean, log_std, bc_mean, bc_log_std).mean().item(), **spread}
+                "diag/kl_to_bc": kl.mean().item(), "diag/off_track_share": off_track.float().mean().item(),
+                **off_road, **spread}
 
     def update(self, batch: dict, bc_weight: float, train_actor: bool = True) -> dict:
         """One learner step on a numpy batch from `sample_mixed`."""
@@ -743,6 +749,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             config.bc_prior_kl = demos_show_recoveries
             if main_rank:
                 print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
+        if main_rank and not config.bc_prior_kl and (config.kl_limit or not config.kl_off_road):
+            print("warning: --kl_limit and --kl_off_road act on the KL cost, which is off: they change nothing "
+                  "(--bc_prior_kl 1 turns it on)")
         if main_rank:
             save_config(path, {**load_config(path), "train": asdict(config)})
     learner = SACLearner(model, config, device, ctx)

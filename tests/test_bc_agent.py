@@ -194,8 +194,9 @@ def test_kl_cost_to_the_bc_policy_is_off_for_clean_laps_unless_set(tmp_path, mon
     assert main.main(["train_bc", "--dataset", "clean", "--run_id", "bc", "--epochs", "1", "--batch_size", "16",
                       "--eval_every", "0", "--val_fraction", "0"] + TINY) == 0
     capsys.readouterr()
-    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "auto"] + RL_TINY) == 0
-    assert "KL cost to the BC policy: off" in capsys.readouterr().out
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "auto", "--kl_limit", "1"] + RL_TINY) == 0
+    out = capsys.readouterr().out
+    assert "KL cost to the BC policy: off" in out and "warning: --kl_limit and --kl_off_road act on the KL cost" in out
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "forced", "--bc_prior_kl", "1"] + RL_TINY) == 0
     for run_id, expected in (("auto", False), ("forced", True)):
         assert json.loads((tmp_path / "logs" / run_id / "config.json").read_text())["train"]["bc_prior_kl"] is expected

@@ -362,7 +362,11 @@ def test_bc_diagnostics_measure_the_policy_against_the_frozen_bc_policy():
     widened = learner.bc_diagnostics(batch.obs, batch)
     assert widened["diag/log_std_minus_bc_steer"] == pytest.approx(0.5, abs=1e-5)
     assert widened["diag/log_std_minus_bc_gas"] == widened["diag/log_std_minus_bc_brake"] == 0
-    assert widened["diag/kl_to_bc"] > 0
+    assert widened["diag/kl_to_bc"] > 0 and widened["diag/off_track_share"] == 0
+    assert "diag/kl_to_bc_off_track" not in widened  # no row off the road
+    raw["off_track"][:8] = True
+    shoved = learner.bc_diagnostics(batch.obs, to_batch(raw, torch.device("cpu"), 1.0))
+    assert shoved["diag/off_track_share"] == 0.25 and shoved["diag/kl_to_bc_off_track"] > 0
 
 
 def test_feature_cache_matches_encoder_on_every_stack():
