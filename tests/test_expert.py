@@ -1,4 +1,6 @@
 """Autopilot drives laps; `expert` writes valid, reproducible demos; DART noise; resuming; flag errors."""
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -28,6 +30,28 @@ def test_autopilot_completes_a_lap_fast(seed):
     assert terminated and car_racing.tile_visited_count == len(car_racing.track)
     assert total > 880 and offtrack == 0
     car_racing.close()
+
+
+def straight_road_with_car(x: float, y: float, angle: float, speed: float = 20.0) -> SimpleNamespace:
+    """A stand-in for CarRacing: a straight centre line along +y through x = 0; the car at (x, y) heading
+    `angle` (0 = along +y, its right toward +x)."""
+    track = [(0.0, 0.0, 0.0, 3.5 * k) for k in range(100)]
+    wheel = SimpleNamespace(omega=10.0)
+    hull = SimpleNamespace(position=(x, y), linearVelocity=(0.0, speed), angle=angle)
+    return SimpleNamespace(track=track, car=SimpleNamespace(hull=hull, wheels=[wheel] * 4))
+
+
+def test_autopilot_off_the_road_steers_back_slowly():
+    """20 units right of the line (road half-width 6.7), heading along it: turn left toward it at a crawl;
+    on the line, drive on (straight, gas)."""
+    autopilot = Autopilot()
+    autopilot.reset(straight_road_with_car(0.0, 0.0, 0.0))
+    steer, gas, _ = autopilot.act(straight_road_with_car(20.0, 10.0, 0.0))
+    assert steer < -0.5 and gas <= 0.3  # pure pursuit alone steered -0.21 from there
+    steer, gas, brake = autopilot.act(straight_road_with_car(20.0, 10.0, 0.0, speed=60.0))
+    assert gas == 0 and brake > 0  # too fast to turn back on the grass
+    steer, gas, _ = autopilot.act(straight_road_with_car(0.0, 10.0, 0.0))
+    assert abs(steer) < 0.05 and gas > 0.3
 
 
 @pytest.fixture(autouse=True)
