@@ -98,6 +98,22 @@ class Shoves:
         return {"shoves": self.shoves, "excursions": self.excursions, "recoveries": self.recoveries}
 
 
+class FrameShoves:
+    """The same shoves for a driver that acts every frame (the autopilot): drawn once per agent step of
+    `action_repeat` frames, at the same steps as `test --shove`'s on the same track."""
+
+    def __init__(self, track_seed: int, probability: float, action_repeat: int):
+        self.shoves = Shoves(track_seed, probability, action_repeat)
+        self.action_repeat, self.frame, self.push = action_repeat, 0, None
+
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        """The action to execute this frame: the driver's, or the shove's."""
+        if self.frame % self.action_repeat == 0:  # an agent step starts: the shove stream's draw
+            self.push = self.shoves.apply(None)  # None unless a shove holds this step
+        self.frame += 1
+        return action if self.push is None else self.push
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.shove <= 1:
         raise UserError(f"--shove must be a probability in [0, 1], got {args.shove}")

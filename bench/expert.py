@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from env import TEST_SEED_START, EnvConfig, is_off_track  # noqa: E402
-from evaluate import Shoves  # noqa: E402
+from evaluate import FrameShoves  # noqa: E402
 from expert import STYLES, Autopilot, SteeringNoise  # noqa: E402
 from fast_car_racing import CarRacingFast  # noqa: E402
 
@@ -36,28 +36,24 @@ def drive(car_racing: CarRacingFast, autopilot: Autopilot, seed: int, max_frames
     car_racing.reset(seed=seed)
     autopilot.reset(car_racing)
     perturb = SteeringNoise(noise, seed, car_racing.action_space)  # the noise stream `expert --noise` uses
-    action_repeat = EnvConfig().action_repeat
-    shoves = Shoves(seed, shove, action_repeat) if shove else None
-    shove_action = None
+    shoves = FrameShoves(seed, shove, EnvConfig().action_repeat) if shove else None
     low, high = car_racing.action_space.low, car_racing.action_space.high
     total, offtrack, lap, frames = 0.0, 0, False, 0
     for frames in range(1, max_frames + 1):
         action = perturb(np.clip(autopilot.act(car_racing), low, high))
         if shoves is not None:
-            if frames % action_repeat == 1 % action_repeat:  # an agent step starts: the shove stream's draw
-                shove_action = shoves.apply(None)  # None unless a shove holds this step
-            action = action if shove_action is None else shove_action
+            action = shoves(action)
         _, reward, terminated, _, _ = car_racing.step_physics(action)
         total += reward
         off = is_off_track(car_racing.car)
         offtrack += off
         if shoves is not None:
-            shoves.observe([off])
+            shoves.shoves.observe([off])
         if terminated:
             lap = car_racing.tile_visited_count == len(car_racing.track) or car_racing.new_lap
             break
     return {"seed": seed, "raw_return": total, "lap": bool(lap), "frames": frames, "offtrack_frames": offtrack,
-            **(shoves.result() if shoves else {})}
+            **(shoves.shoves.result() if shoves else {})}
 
 
 def main() -> None:

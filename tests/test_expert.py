@@ -7,6 +7,8 @@ import pytest
 
 import demos
 import main
+from env import EnvConfig
+from evaluate import FrameShoves
 from expert import Autopilot, SteeringNoise
 from fast_car_racing import CarRacingFast
 
@@ -88,6 +90,21 @@ def test_noise_executes_perturbed_actions_but_records_the_experts(data):
     assert not np.array_equal(noisy.actions, clean.actions)
 
 
+def test_shoves_push_the_car_but_the_autopilots_action_is_recorded(data):
+    """expert --shove: the executed action is test --shove's push while one holds (the same steps on the track),
+    the recorded one the autopilot's; the episode still re-simulates from its executed actions."""
+    assert record("shoved", "--noise", "0", "--shove", "0.05", "--seed", "7", "--max_frames", "120") == 0
+    episode = demos.load_episode(data / "shoved" / "episode_0.npz")
+    expected = FrameShoves(7, 0.05, EnvConfig().action_repeat)
+    marker = np.full(3, 9.0, np.float32)
+    pushed = np.array([not np.array_equal(expected(marker), marker) for _ in episode.actions])
+    assert pushed.any() and not pushed.all()
+    assert np.all(np.abs(episode.executed_actions[pushed, 0]) == 1) and np.all(episode.executed_actions[pushed, 1:] == 0)
+    np.testing.assert_array_equal(episode.executed_actions[~pushed], episode.actions[~pushed])
+    assert not np.array_equal(episode.actions[pushed], episode.executed_actions[pushed])
+    assert main.main(["replay", "--dataset", "shoved", "--verify"]) == 0
+
+
 def test_dart_noise_is_on_by_default(data):
     """Defaults that work: plain `expert` laps carry the DART steering noise that BC needs."""
     assert record("default") == 0
@@ -108,7 +125,7 @@ def test_skip_existing_resumes_and_appending_continues_numbering(data):
 @pytest.mark.parametrize(
     "flags, named",
     [(["--episodes", "0"], "--episodes"), (["--noise", "-1"], "--noise"), (["--noise", "nan"], "--noise"),
-     (["--noise", "inf"], "--noise"), (["--seed", "1000000"], "--seed"), (["--dataset", "../x"], "--dataset"),
+     (["--noise", "inf"], "--noise"), (["--shove", "1.5"], "--shove"), (["--seed", "1000000"], "--seed"), (["--dataset", "../x"], "--dataset"),
      (["--dataset", "/tmp/x"], "--dataset"), (["--dataset", ".."], "--dataset"), (["--dataset", "a\nb"], "--dataset")],
 )
 def test_bad_flags_give_one_line_errors(data, capsys, flags, named):
