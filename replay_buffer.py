@@ -117,7 +117,7 @@ class FrameReplay:
 
     def sample(self, batch_size: int, rng: np.random.Generator, gamma: float = 0.99, n_step: int = 1) -> dict:
         """A batch of n-step transitions: obs, action, reward (discounted n-step sum), discount, next_obs,
-        mc_return (demo streams only), off_track / next_off_track (the car off the road at obs / next_obs).
+        mc_return (demo streams only), off_track (the car off the road at obs).
         discount = gamma^n' * (1 - terminated), n' the steps actually taken."""
         streams, t = self.sample_indices(batch_size, rng)
         reward = np.zeros(batch_size, np.float32)
@@ -144,7 +144,6 @@ class FrameReplay:
             "next_obs": self.stack(streams, end),
             "mc_return": self.returns[streams, t % self.capacity],
             "off_track": self.off_track[streams, (t - 1) % self.capacity],
-            "next_off_track": self.off_track[streams, end % self.capacity],
         }
 
 

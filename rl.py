@@ -33,8 +33,7 @@ action and the dashboard inputs; the others are flags that lost or tied the abla
     alpha * KL(pi || pi_BC) (closed form, to the frozen BC policy) in place of alpha * log pi, in the actor
     loss and the TD target, at a fixed temperature: SAC's bonus widened the BC steering many-fold and pulled
     the saturated brake into tanh's slope within 400 updates of the actor's start, and the car crashed.
-    With `kl_limit` the temperature rises while the batch's mean KL exceeds the limit (`update_temperature`);
-    with `kl_off_road` off the KL is charged only where the car is on the road (the replay keeps the flag).
+    With `kl_limit` the temperature rises while the batch's mean KL exceeds the limit (`update_temperature`).
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -104,9 +103,6 @@ class RLConfig:
     # ascent, as SAC's tracks its entropy target), and falls back to init_temperature, never below, while it is
     # under; 0 keeps the temperature fixed at init_temperature.
     kl_limit: float = 0.0
-    # With the KL cost: False charges it only where the car is on the road. Off it (a shove, a spin) the BC policy's
-    # action is an extrapolation; there the critic alone moves the policy, and the KL limit averages on-road rows.
-    kl_off_road: bool = True
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
@@ -177,9 +173,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with the KL cost: while KL(policy || BC policy), averaged over each batch, exceeds this many "
                              "nats the temperature rises (at --alpha_lr), and it falls back to --init_temperature, never "
                              "below, while it is under; 0 (default) = the temperature stays at --init_temperature")
-    parser.add_argument("--kl_off_road", type=int, choices=(0, 1), default=int(c.kl_off_road),
-                        help="with the KL cost: 1 (default) = charged on every state; 0 = only where the car is on the "
-                             "road, so off it (after a shove) the critic alone steers the policy back")
     parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=MODEL_FLAG_DEFAULTS["policy_action"],
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
                              "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
@@ -273,7 +266,7 @@ class SACLearner:
             next_features = self.encode(batch.next_obs, target=True)
             next_mean, next_log_std = model.actor(next_features)
             next_action, next_log_prob = model.actor.sample_from(next_mean, next_log_std)
-            next_cost = self.policy_cost(next_features, next_mean, next_log_std, next_log_prob, batch.next_off_track)
+            next_cost = self.policy_cost(next_features, next_mean, next_log_std, next_log_prob)
             next_action, rl_wins = model.select(next_features, next_action, model.target_critic)
             next_q = self.combine(model.target_critic(next_features, next_action))
             # The entropy bonus (or KL cost) belongs to the RL policy's own samples only.
@@ -304,7 +297,7 @@ class SACLearner:
             q, value = both[:len(action)], both.view(2, -1).mean(0)
         else:
             q = value = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
-        cost = self.policy_cost(features, mean, log_std, log_prob, batch.off_track)
+        cost = self.policy_cost(features, mean, log_std, log_prob)
         sac_loss = (self.alpha * cost - value).mean()
         bc_loss = self.bc_loss(features, mean, batch) if bc_weight > 0 else torch.zeros((), device=self.device)
         # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.
@@ -317,11 +310,9 @@ class SACLearner:
                    "alpha": self.alpha.item()}
         if not self.config.bc_prior_kl:
             return {**metrics, **self.update_temperature(log_prob.detach() + self.target_entropy)}
-        charged = torch.ones_like(batch.off_track) if self.config.kl_off_road else ~batch.off_track
-        metrics["kl_to_bc"] = cost[charged].mean().item() if charged.any() else 0.0
-        if self.config.kl_limit > 0:  # every rank steps (DDP averages the gradient), even with no row charged
-            excess = cost.detach()[charged] - self.config.kl_limit
-            metrics.update(self.update_temperature(excess if len(excess) else torch.zeros(1, device=self.device)))
+        metrics["kl_to_bc"] = cost.mean().item()
+        if self.config.kl_limit > 0:
+            metrics.update(self.update_temperature(cost.detach() - self.config.kl_limit))
             with torch.no_grad():  # a limit, not a target: under it the fixed temperature's price stands
                 self.log_alpha.clamp_(min=float(np.log(self.config.init_temperature)))
         return metrics
@@ -337,17 +328,16 @@ class SACLearner:
         return {"alpha_loss": alpha_loss.item()}
 
     def policy_cost(self, features: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor,
-                    log_prob: torch.Tensor, off_track: torch.Tensor) -> torch.Tensor:
+                    log_prob: torch.Tensor) -> torch.Tensor:
         """What the temperature charges per state: log pi(a|s) of the sample (SAC: minus the entropy) or,
-        with `bc_prior_kl`, KL(pi || pi_BC) in closed form, nothing off the road unless `kl_off_road`. tanh
-        is one-to-one, so the KL of the squashed policies is that of their Gaussians: the tanh correction,
-        which rewards moving a saturated mean (the BC brake at -4.8) back into tanh's slope, cancels."""
+        with `bc_prior_kl`, KL(pi || pi_BC) in closed form. tanh is one-to-one, so the KL of the squashed
+        policies is that of their Gaussians: the tanh correction, which rewards moving a saturated mean
+        (the BC brake at -4.8) back into tanh's slope, cancels."""
         if not self.config.bc_prior_kl:
             return log_prob
         with torch.no_grad():
             bc_mean, bc_log_std = self.model.bc_actor(features)
-        kl = gaussian_kl(mean, log_std, bc_mean, bc_log_std)
-        return kl if self.config.kl_off_road else kl * ~off_track
+        return gaussian_kl(mean, log_std, bc_mean, bc_log_std)
 
     def bc_loss(self, features: torch.Tensor, mean: torch.Tensor, batch: Batch) -> torch.Tensor:
         """MSE of the deterministic action to the expert's on demo rows and, with `bc_anchor_all`, to the
@@ -428,13 +418,12 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor
     is_demo: torch.Tensor
     off_track: torch.Tensor  # the car is off the road at obs
-    next_off_track: torch.Tensor  # ... at next_obs
 
 
 def to_batch(batch: dict, device: torch.device, reward_scale: float) -> Batch:
     as_tensor = lambda key: torch.as_tensor(batch[key], device=device)
     return Batch(as_tensor("obs"), as_tensor("action"), as_tensor("reward") * reward_scale, as_tensor("discount"),
-                 as_tensor("next_obs"), as_tensor("is_demo"), as_tensor("off_track"), as_tensor("next_off_track"))
+                 as_tensor("next_obs"), as_tensor("is_demo"), as_tensor("off_track"))
 
 
 class AdaptiveBCWeight:
@@ -749,9 +738,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             config.bc_prior_kl = demos_show_recoveries
             if main_rank:
                 print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
-        if main_rank and not config.bc_prior_kl and (config.kl_limit or not config.kl_off_road):
-            print("warning: --kl_limit and --kl_off_road act on the KL cost, which is off: they change nothing "
-                  "(--bc_prior_kl 1 turns it on)")
+        if main_rank and not config.bc_prior_kl and config.kl_limit:
+            print("warning: --kl_limit acts on the KL cost, which is off: it changes nothing (--bc_prior_kl 1 turns it on)")
         if main_rank:
             save_config(path, {**load_config(path), "train": asdict(config)})
     learner = SACLearner(model, config, device, ctx)

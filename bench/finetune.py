@@ -34,9 +34,11 @@ from networks import ModelConfig  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-STARTS = {  # name -> expert flags (episodes, noise) and the first track seed of demo set k
+STARTS = {  # name -> expert flags (episodes, noise, shoves) and the first track seed of demo set k
     "strong": (["--episodes", 20, "--noise", 0.05], lambda k: 200_000 + 1000 * k),
     "weak": (["--episodes", 10, "--noise", 0], lambda k: 300_000 + 1000 * k),
+    # The strong start's laps (the same tracks and noise) with the test's shoves: recovery demos.
+    "recovery": (["--episodes", 20, "--noise", 0.05, "--shove", 0.01], lambda k: 200_000 + 1000 * k),
 }
 BC_START = "BC (the start)"
 # label -> (run-id key, flags). DEFAULT is train_rl's defaults from the plain BC starts; BC_DASHBOARD and
@@ -96,15 +98,6 @@ SHOVES_ON_DEFAULTS = ("today's default with training shoves (--train_shove 0.02 
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
-# Off the road (a shove, a spin) the BC policy's action is an extrapolation, and the KL cost pins the policy to it
-# just where the critic, taught by the training shoves, should steer it back: charge it on the road only.
-KL_ON_ROAD_SHOVES = ("today's default with the KL limited to 1 nat and charged on the road only, and training shoves "
-                     "(--kl_limit 1 --alpha_lr 0.003 --kl_off_road 0 --train_shove 0.02 --offtrack_limit 100; "
-                     "--bc_prior_kl auto)")
-# The critic did not learn the way back from 0.02's shoves (about 300 per run): is it the amount of shoved data?
-KL_ON_ROAD_SHOVES_05 = ("the KL limited to 1 nat and charged on the road only, with training shoves at 0.05 "
-                        "(--kl_limit 1 --alpha_lr 0.003 --kl_off_road 0 --train_shove 0.05 --offtrack_limit 100; "
-                        "--bc_prior_kl auto)")
 # With the spread held, can lambda let go further? Its floor at 10 let the policy drift before (SAC's bonus on).
 KL_FLOOR_10 = "the KL cost with lambda's floor at 10 (--bc_prior_kl 1 --bc_weight_floor 0.1)"
 # The KL's price is its temperature (fixed): a fifth of it lets the critic move the policy further.
@@ -171,14 +164,6 @@ VARIANTS = {
                       ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                        "--bc_prior_kl", "auto", "--kl_limit", 1, "--alpha_lr", 0.003, "--train_shove", 0.02,
                        "--offtrack_limit", 100]),
-    KL_ON_ROAD_SHOVES: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_kllim1_onroad_shove02_off100",
-                        ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                         "--bc_prior_kl", "auto", "--kl_limit", 1, "--alpha_lr", 0.003, "--kl_off_road", 0,
-                         "--train_shove", 0.02, "--offtrack_limit", 100]),
-    KL_ON_ROAD_SHOVES_05: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_kllim1_onroad_shove05_off100",
-                           ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                            "--bc_prior_kl", "auto", "--kl_limit", 1, "--alpha_lr", 0.003, "--kl_off_road", 0,
-                            "--train_shove", 0.05, "--offtrack_limit", 100]),
     KL_FLOOR_10: ("critic_ln_meanq_driveexp_dash_bcauto_kl",
                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]),
     FLOOR_10: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
@@ -207,16 +192,16 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_ON_ROAD_SHOVES, KL_ON_ROAD_SHOVES_05, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
-WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_ON_ROAD_SHOVES, KL_ON_ROAD_SHOVES_05, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_ON_ROAD_SHOVES, KL_ON_ROAD_SHOVES_05, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_ON_ROAD_SHOVES, KL_ON_ROAD_SHOVES_05, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+WITH_FLOOR_30 = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
 VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (BC_START, BC_DASHBOARD_START, DEFAULT, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_ON_ROAD_SHOVES, KL_ON_ROAD_SHOVES_05, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
+SHOVED = (BC_START, BC_DASHBOARD_START, DEFAULT, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}

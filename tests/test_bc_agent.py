@@ -196,7 +196,7 @@ def test_kl_cost_to_the_bc_policy_is_off_for_clean_laps_unless_set(tmp_path, mon
     capsys.readouterr()
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "auto", "--kl_limit", "1"] + RL_TINY) == 0
     out = capsys.readouterr().out
-    assert "KL cost to the BC policy: off" in out and "warning: --kl_limit and --kl_off_road act on the KL cost" in out
+    assert "KL cost to the BC policy: off" in out and "warning: --kl_limit acts on the KL cost, which is off" in out
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "forced", "--bc_prior_kl", "1"] + RL_TINY) == 0
     for run_id, expected in (("auto", False), ("forced", True)):
         assert json.loads((tmp_path / "logs" / run_id / "config.json").read_text())["train"]["bc_prior_kl"] is expected
@@ -219,12 +219,12 @@ def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, mon
 def test_train_rl_collects_with_training_shoves_and_checkpoints_them(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "shoved", "--train_shove", "1",
-                      "--bc_prior_kl", "1", "--kl_off_road", "0"] + RL_TINY) == 0
+                      "--bc_prior_kl", "1"] + RL_TINY) == 0
     state = torch.load(workdir / "logs" / "shoved" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert state["training_shoves"]["hold"] and max(state["training_shoves"]["hold"]) < 16  # pushing at the end
     assert abs(state["training_shoves"]["push"][0][0]) == 1.0
     saved = json.loads((workdir / "logs" / "shoved" / "config.json").read_text())["train"]
-    assert saved["train_shove"] == 1.0 and saved["kl_off_road"] is False
+    assert saved["train_shove"] == 1.0 and saved["bc_prior_kl"] is True
 
 
 def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys):

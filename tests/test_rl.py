@@ -25,7 +25,6 @@ def make_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict
         "discount": np.full(n, 0.99, np.float32),
         "is_demo": np.full(n, demo),
         "off_track": np.zeros(n, bool),
-        "next_off_track": np.zeros(n, bool),
     }
 
 
@@ -320,28 +319,6 @@ def test_kl_limit_raises_the_temperature_only_while_the_policy_exceeds_it(shift,
         assert learner.alpha.item() == pytest.approx(RLConfig().init_temperature)
 
 
-@pytest.mark.parametrize("kl_off_road", [True, False])
-def test_kl_off_road_0_charges_the_kl_only_on_the_road(kl_off_road):
-    """--kl_off_road 0: states where the car is off the road pay no KL (the critic alone moves the policy there),
-    and the KL limit looks at the on-road rows only."""
-    model = fine_tuning_model(selection=False)
-    with torch.no_grad():
-        model.actor.net[-1].bias[:3] += 2 * model.bc_actor.net[-1].bias[3:].exp()  # far from the BC policy everywhere
-    learner = SACLearner(model, replace(RLConfig(), train_encoder=False, bc_prior_kl=True, kl_limit=0.5,
-                                        kl_off_road=kl_off_road, actor_lr=1e-9), torch.device("cpu"))
-    batch = feature_batch(np.random.default_rng(0), n=32, demo=False)
-    batch["off_track"] = np.arange(32) % 2 == 1
-    features = torch.as_tensor(batch["obs"])
-    mean, log_std = model.actor(features)
-    cost = learner.policy_cost(features, mean, log_std, torch.zeros(32), torch.as_tensor(batch["off_track"]))
-    assert (cost[::2] > 1).all() and ((cost[1::2] > 1).all() if kl_off_road else (cost[1::2] == 0).all())
-    batch["off_track"][:] = True  # every row off the road
-    for _ in range(5):
-        learner.update(batch, bc_weight=0.0)
-    rose = learner.alpha.item() > RLConfig().init_temperature * 1.001
-    assert rose == kl_off_road
-
-
 def test_kl_cost_without_a_limit_keeps_the_temperature():
     learner = SACLearner(fine_tuning_model(selection=False), replace(RLConfig(), train_encoder=False, bc_prior_kl=True),
                          torch.device("cpu"))
@@ -441,7 +418,7 @@ def test_dashboard_inputs_start_as_the_bc_run_and_carry_the_speed_bar():
         pair = model.encoder(torch.cat([still, moving])).numpy()
     batch = {"obs": np.tile(pair, (8, 1)), "next_obs": np.tile(pair, (8, 1)), "action": np.zeros((16, 3), np.float32),
              "reward": np.tile([0.0, 10.0], 8).astype(np.float32), "discount": np.zeros(16, np.float32),
-             "is_demo": np.zeros(16, bool), "off_track": np.zeros(16, bool), "next_off_track": np.zeros(16, bool)}
+             "is_demo": np.zeros(16, bool), "off_track": np.zeros(16, bool)}
     for _ in range(100):
         learner.update(batch, bc_weight=0.0)
     with torch.no_grad():
