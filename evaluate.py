@@ -98,19 +98,20 @@ class Shoves:
         return {"shoves": self.shoves, "excursions": self.excursions, "recoveries": self.recoveries}
 
 
-class FrameShoves:
+class FrameShoves(Shoves):
     """The same shoves for a driver that acts every frame (the autopilot): drawn once per agent step of
     `action_repeat` frames, at the same steps as `test --shove`'s on the same track."""
 
     def __init__(self, track_seed: int, probability: float, action_repeat: int):
-        self.shoves = Shoves(track_seed, probability, action_repeat)
-        self.action_repeat, self.frame, self.push = action_repeat, 0, None
+        super().__init__(track_seed, probability, action_repeat)
+        self.driven = 0  # frames driven (`frame` counts the observed ones)
+        self.push: np.ndarray | None = None
 
     def __call__(self, action: np.ndarray) -> np.ndarray:
         """The action to execute this frame: the driver's, or the shove's."""
-        if self.frame % self.action_repeat == 0:  # an agent step starts: the shove stream's draw
-            self.push = self.shoves.apply(None)  # None unless a shove holds this step
-        self.frame += 1
+        if self.driven % self.action_repeat == 0:  # an agent step starts: the shove stream's draw
+            self.push = self.apply(None)  # None unless a shove holds this step
+        self.driven += 1
         return action if self.push is None else self.push
 
 

@@ -48,12 +48,12 @@ def drive(car_racing: CarRacingFast, autopilot: Autopilot, seed: int, max_frames
         off = is_off_track(car_racing.car)
         offtrack += off
         if shoves is not None:
-            shoves.shoves.observe([off])
+            shoves.observe([off])
         if terminated:
             lap = car_racing.tile_visited_count == len(car_racing.track) or car_racing.new_lap
             break
     return {"seed": seed, "raw_return": total, "lap": bool(lap), "frames": frames, "offtrack_frames": offtrack,
-            **(shoves.shoves.result() if shoves else {})}
+            **(shoves.result() if shoves else {})}
 
 
 def main() -> None:
