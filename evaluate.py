@@ -98,6 +98,12 @@ class Shoves:
         return {"shoves": self.shoves, "excursions": self.excursions, "recoveries": self.recoveries}
 
 
+def check_shove(probability: float) -> None:
+    """`--shove` of `test` and `expert`: a probability per agent step."""
+    if not 0 <= probability <= 1:  # also refuses nan
+        raise UserError(f"--shove must be a probability in [0, 1], got {probability}")
+
+
 class FrameShoves(Shoves):
     """The same shoves for a driver that acts every frame (the autopilot): drawn once per agent step of
     `action_repeat` frames, at the same steps as `test --shove`'s on the same track."""
@@ -116,8 +122,7 @@ class FrameShoves(Shoves):
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.shove <= 1:
-        raise UserError(f"--shove must be a probability in [0, 1], got {args.shove}")
+    check_shove(args.shove)
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")
     if not 1 <= args.num_envs <= MAX_NUM_ENVS:

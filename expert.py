@@ -28,7 +28,7 @@ from tqdm import tqdm
 import demos
 from env import TRAIN_SEED_LIMIT, EnvConfig, make_env
 from errors import UserError
-from evaluate import FrameShoves
+from evaluate import FrameShoves, check_shove
 
 TRACK_STEP = 21 / 6  # CarRacing's TRACK_DETAIL_STEP: centre-line points are this far apart
 WHEELBASE = 1.62 * 2  # front to rear axle in world units (car_dynamics WHEELPOS * SIZE)
@@ -286,8 +286,7 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")
     check_noise(args.noise)
-    if not 0 <= args.shove <= 1:
-        raise UserError(f"--shove must be a probability in [0, 1], got {args.shove}")
+    check_shove(args.shove)
     if args.max_frames < 1:
         raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
     if args.seed < 0 or args.seed + args.episodes > TRAIN_SEED_LIMIT:
