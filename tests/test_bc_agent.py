@@ -8,7 +8,7 @@ import torch
 
 import main
 from agent import Agent
-from bc import BCConfig, bc_losses, train_bc
+from bc import BCConfig, bc_losses, spread_loss, train_bc
 from env import EnvConfig
 from networks import ActorCritic, ModelConfig
 from replay_buffer import demo_replay
@@ -47,6 +47,26 @@ def test_bc_loss_falls_and_actor_reproduces_actions(tmp_path, monkeypatch):
     model = train_bc(tmp_path / "logs" / "fit", config, env_config, model_config)
     after = actor_error(model)
     assert after < 0.4 * before
+
+
+def best_spread(mean: float, unit_action: float, censored: bool) -> float:
+    """The std that minimises the spread loss of one action dimension, over a grid."""
+    log_stds = torch.linspace(-5, 2, 141)
+    losses = [spread_loss(torch.tensor([[mean]]), ls.view(1, 1), torch.tensor([[unit_action]]), censored)
+              for ls in log_stds]
+    return log_stds[int(torch.stack(losses).argmin())].exp().item()
+
+
+def test_censored_spread_fit_does_not_widen_at_a_bound():
+    """No brake (-1 in tanh units) with the mean saturated far past the bound: the Gaussian fit widened the
+    spread to the gap (~3.4), which made the average action brake; censored, nothing to fit: the narrowest."""
+    assert best_spread(-6.0, -1.0, censored=False) > 3.0
+    assert best_spread(-6.0, -1.0, censored=True) < 0.01
+    assert best_spread(6.0, 1.0, censored=True) < 0.01  # full gas, the upper bound
+    # A mean short of the bound is a miss either way; inside the bounds the two fits are the same likelihood.
+    assert best_spread(0.0, -1.0, censored=True) > 1.0
+    for censored in (False, True):
+        assert best_spread(0.5, 0.0, censored) == pytest.approx(0.5, rel=0.05)
 
 
 def test_dashboard_inputs_follow_the_data_unless_set(workdir, tmp_path, monkeypatch, capsys):

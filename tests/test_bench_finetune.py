@@ -9,7 +9,8 @@ import finetune  # noqa: E402
 
 def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     bc, rl = finetune.bc_time_flags(["--critic_layer_norm", 1, "--bc_weight", 10, "--num_qs", 5, "--bc_dashboard_inputs", 1])
-    assert bc == {"--num_qs": 5, "--critic_layer_norm": 1, "--bc_dashboard_inputs": 1, "--weight_average": 0}
+    assert bc == {"--num_qs": 5, "--critic_layer_norm": 1, "--bc_dashboard_inputs": 1, "--weight_average": 0,
+                  "--spread_fit": "gaussian"}
     assert rl == ["--bc_weight", 10]
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
     trained = []
@@ -17,12 +18,13 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     monkeypatch.setattr(finetune, "cli", lambda *argv: trained.append(argv))
     assert finetune.bc_run("weak", 1, bc) == "ft_bc_weak_1_e100_q5_ln1_dash1"
     # train_bc gets every BC-time flag under its own name (the bench's --bc_dashboard_inputs is its --dashboard_inputs).
-    assert trained[-1][0] == "train_bc" and trained[-1][-8:] == (
-        "--num_qs", 5, "--critic_layer_norm", 1, "--dashboard_inputs", 1, "--weight_average", 0)
+    assert trained[-1][0] == "train_bc" and trained[-1][-10:] == (
+        "--num_qs", 5, "--critic_layer_norm", 1, "--dashboard_inputs", 1, "--weight_average", 0, "--spread_fit", "gaussian")
     monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # nothing to train
     # Variants that leave the flags alone share the baseline BC runs, trained with the flags explicit.
     assert finetune.bc_time_flags(["--bc_weight", 10])[0] == {"--num_qs": 2, "--critic_layer_norm": 0,
-                                                              "--bc_dashboard_inputs": 0, "--weight_average": 0}
+                                                              "--bc_dashboard_inputs": 0, "--weight_average": 0,
+                                                              "--spread_fit": "gaussian"}
     assert finetune.bc_run("weak", 1) == "ft_bc_weak_1_e100"
     assert finetune.rl_run_id(finetune.DEFAULT, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_floor30_weak_1_e100"
     assert finetune.rl_run_id(finetune.FLOOR_10, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_weak_1_e100"
