@@ -32,7 +32,7 @@ from distributed import DistContext
 from env import EnvConfig
 from errors import UserError
 from evaluate import validate_on_tracks
-from networks import ENCODERS, ActorCritic, Encoder, ModelConfig, polyak_update
+from networks import ACTION_NAMES, ENCODERS, ActorCritic, Encoder, ModelConfig, polyak_update
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config)
@@ -355,10 +355,11 @@ def end_of_epoch(path, writer, model, trained_model, optimizer, agent, val_data,
     line = f"epoch {epoch}: actor {sums['actor_loss'] / updates:.4f} critic {sums['critic_loss'] / updates:.2f}"
     val_actor = sums["actor_loss"] / updates
     if val_data is not None:
-        val_actor, val_critic = validate(model, val_data, config, agent.device)
-        writer.add_scalar("val/actor_loss", val_actor, step)
-        writer.add_scalar("val/critic_loss", val_critic, step)
-        line += f" | val actor {val_actor:.4f} critic {val_critic:.2f}"
+        val = validate(model, val_data, config, agent.device)
+        for k, v in val.items():
+            writer.add_scalar(f"val/{k}", v, step)
+        val_actor = val["actor_loss"]
+        line += f" | val actor {val_actor:.4f} critic {val['critic_loss']:.2f}"
     model.sync_targets(1.0)  # RL starts from target critics equal to the pre-trained ones
     state = {"model": model.state_dict(), "trained_model": trained_model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
              "best_val": min(best_val, val_actor), "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state()}
@@ -373,14 +374,25 @@ def end_of_epoch(path, writer, model, trained_model, optimizer, agent, val_data,
 
 
 @torch.no_grad()
-def validate(model: ActorCritic, data: FrameReplay, config: BCConfig, device: torch.device, batches: int = 8) -> tuple[float, float]:
-    """Losses on held-out episodes (fixed sample, no augmentation)."""
+def validate(model: ActorCritic, data: FrameReplay, config: BCConfig, device: torch.device, batches: int = 8
+             ) -> dict[str, float]:
+    """Losses on held-out episodes (fixed sample, no augmentation), and per action the policy's spread and how
+    far its average action E[tanh(u)] (what fine-tuning drives) lies from tanh(mean) (what BC drives)."""
     model.eval()
     rng = np.random.default_rng(12345)
-    actor = critic = 0.0
+    metrics: dict[str, float] = {}
+
+    def add(name: str, value: torch.Tensor) -> None:
+        metrics[name] = metrics.get(name, 0.0) + value.item() / batches
+
     for _ in range(batches):
         batch = data.sample(config.batch_size, rng, config.gamma)
         losses = bc_losses(model, model, batch, device, 0, config.critic_weight, config.spread_fit)
-        actor += losses["actor_loss"].item() / batches
-        critic += losses["critic_loss"].item() / batches
-    return actor, critic
+        add("actor_loss", losses["actor_loss"])
+        add("critic_loss", losses["critic_loss"])
+        mean, log_std = model.actor(model.encoder(torch.as_tensor(batch["obs"], device=device)))
+        offset = model.actor.expected_from(mean, log_std) - model.actor.squash(mean)
+        for i, name in enumerate(ACTION_NAMES):
+            add(f"spread_{name}", log_std[:, i].exp().mean())
+            add(f"average_minus_mean_{name}", offset[:, i].mean())
+    return metrics

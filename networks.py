@@ -21,6 +21,7 @@ ACTION_HIGH = torch.tensor([1.0, 1.0, 1.0])
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 # Gauss-Hermite rule: integral of exp(-x^2) f(x) dx ~ sum w_i f(x_i); exact enough for tanh of a Gaussian.
 HERMITE_NODES, HERMITE_WEIGHTS = (torch.tensor(v, dtype=torch.float32) for v in np.polynomial.hermite.hermgauss(16))
+ACTION_NAMES = ("steer", "gas", "brake")
 POLICY_ACTIONS = ("mean", "expected")  # see ModelConfig.policy_action
 
 

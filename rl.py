@@ -64,7 +64,7 @@ from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
-from networks import POLICY_ACTIONS, ActorCritic, ModelConfig
+from networks import ACTION_NAMES, POLICY_ACTIONS, ActorCritic, ModelConfig
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config, set_latest)
@@ -74,7 +74,6 @@ SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
 # train_rl's defaults of the model settings it chooses (the rest are the BC run's or train_bc's)
 MODEL_FLAG_DEFAULTS = {"policy_action": "expected", "dashboard_inputs": 1}
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
-ACTION_NAMES = ("steer", "gas", "brake")
 
 
 @dataclass

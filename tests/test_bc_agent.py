@@ -8,7 +8,7 @@ import torch
 
 import main
 from agent import Agent
-from bc import BCConfig, bc_losses, spread_loss, train_bc
+from bc import BCConfig, bc_losses, spread_loss, train_bc, validate
 from env import EnvConfig
 from networks import ActorCritic, ModelConfig
 from replay_buffer import demo_replay
@@ -67,6 +67,22 @@ def test_censored_spread_fit_does_not_widen_at_a_bound():
     assert best_spread(0.0, -1.0, censored=True) > 1.0
     for censored in (False, True):
         assert best_spread(0.5, 0.0, censored) == pytest.approx(0.5, rel=0.05)
+
+
+def test_validation_reports_the_spread_and_what_it_does_to_the_average_action(workdir):
+    """A saturated brake mean (no brake) with a wide spread: the average action that fine-tuning drives brakes."""
+    env_config = EnvConfig(obs_size=48, frame_stack=2)
+    model = ActorCritic(env_config.obs_shape, ModelConfig(encoder="small", feature_dim=16, hidden_dim=32))
+    data = demo_replay(demos.load_dataset(str(workdir / "data" / "tiny")), env_config, 0.99)
+    last = model.actor.net[-1]
+    for log_std, braking in ((np.log(4.0), True), (-5.0, False)):
+        with torch.no_grad():  # outputs: pre-tanh means (steer, gas, brake), then their log-stds
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([0.0, 0.0, -6.0, -5.0, -5.0, log_std]))
+        val = validate(model, data, BCConfig(batch_size=16), torch.device("cpu"), batches=2)
+        assert val["spread_brake"] == pytest.approx(np.exp(log_std), rel=1e-4)
+        assert (val["average_minus_mean_brake"] > 0.05) == braking
+        assert abs(val["average_minus_mean_steer"]) < 1e-4 and val["actor_loss"] > 0
 
 
 def test_dashboard_inputs_follow_the_data_unless_set(workdir, tmp_path, monkeypatch, capsys):
