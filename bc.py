@@ -2,7 +2,7 @@
 
 Actor loss: mean squared error between the actor's deterministic (squashed-mean) action and the expert's
 action; the actor's standard deviation is fitted separately (likelihood around the detached mean, small
-weight, `spread_loss`) so that RL starts with exploration noise matched to the imitation error. Critic loss: both Q heads regress the Monte-Carlo discounted return of the demonstration, computed
+weight) so that RL starts with exploration noise matched to the imitation error. Critic loss: both Q heads regress the Monte-Carlo discounted return of the demonstration, computed
 with the same penalized reward RL optimises, so fine-tuning starts from a critic that already ranks
 on-road driving above leaving the road. The encoder learns from the actor loss, and from the critic's
 only at `critic_weight` (returns are in the hundreds and would swamp the actor), with random-shift
@@ -38,8 +38,6 @@ from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_
                   rng_state, run_dir, save_checkpoint, save_config)
 
 STD_LOSS_WEIGHT = 0.01  # the spread fit is a side task; keep it from steering the encoder
-SPREAD_FITS = ("censored", "gaussian")  # see BCConfig.spread_fit
-ACTION_AT_BOUND = 0.99  # actions within 1 % of a bound (in tanh units) count as the bound itself
 
 
 @dataclass
@@ -58,11 +56,6 @@ class BCConfig:
     # differently on unseen tracks (one BC run's last epoch: 716.5 on 50 held-out tracks; the average of the
     # same training: 924.8; bench/finetune.py).
     weight_average: float = 0.9
-    # How the spread is fitted to actions at a bound (no brake, full gas): "censored" counts them as "at or beyond
-    # the bound" (a Tobit likelihood), so a mean saturated past the bound costs nothing; "gaussian" (the fit until
-    # 2026-12-02) put them at the bound, and the distance of the saturated mean from it widened the spread: the
-    # brake's spread came out about 4 in tanh units, and the average action then braked (README, Reading).
-    spread_fit: str = "censored"
     eval_every: int = 10  # epochs between held-out evaluations (0 = never)
     eval_episodes: int = 4
     eval_video: bool = True  # each evaluation also puts a clip of one episode in TensorBoard
@@ -144,9 +137,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight_average", type=float, default=c.weight_average,
                         help="the run's policy is this running average of its end-of-epoch weights: each epoch the older "
                              "ones decay by this factor (about 1/(1-x) epochs averaged; 0 = the last epoch's weights)")
-    parser.add_argument("--spread_fit", choices=SPREAD_FITS, default=c.spread_fit,
-                        help="likelihood of the policy's spread: censored = expert actions at a bound (no brake, full gas) "
-                             "count as at-or-beyond it; gaussian = as exactly at it (the fit until 2026-12-02)")
     parser.add_argument("--eval_every", type=int, default=c.eval_every, help="epochs between held-out evaluations (0 = never)")
     parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per evaluation")
     parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
@@ -170,25 +160,8 @@ def split_episodes(episodes: list, val_fraction: float, seed: int) -> tuple[list
     return [episodes[i] for i in order[n_val:]], [episodes[i] for i in order[:n_val]]
 
 
-def spread_loss(mean: torch.Tensor, log_std: torch.Tensor, unit_action: torch.Tensor, censored: bool = True
-                ) -> torch.Tensor:
-    """Negative log-likelihood of the expert's pre-tanh actions under N(mean, std), per row summed over the
-    action dimensions, averaged: calibrates the policy's spread so that SAC later explores about as widely as
-    the imitation is uncertain. `unit_action` is the expert's action in tanh units [-1, 1]. The MSE on the
-    squashed action drives the mean far past a bound the expert sits at (brake 0: about -6 where atanh(-0.99)
-    is -2.6); `censored` counts such actions as anywhere beyond the bound (Tobit), so that gap does not widen
-    the spread."""
-    unit = unit_action.clamp(-ACTION_AT_BOUND, ACTION_AT_BOUND)
-    z = (torch.atanh(unit) - mean) / log_std.exp()
-    nll = z ** 2 / 2 + log_std
-    if censored:  # -log P(u <= bound) at the lower bound, -log P(u >= bound) at the upper
-        nll = torch.where(unit_action <= -ACTION_AT_BOUND, -torch.special.log_ndtr(z), nll)
-        nll = torch.where(unit_action >= ACTION_AT_BOUND, -torch.special.log_ndtr(-z), nll)
-    return nll.sum(-1).mean()
-
-
 def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augment_pad: int,
-              critic_weight: float, spread_fit: str = "censored") -> dict[str, torch.Tensor]:
+              critic_weight: float) -> dict[str, torch.Tensor]:
     """Actor MSE, spread likelihood and critic Monte-Carlo regression; `nets` are the (maybe DDP) parts."""
     obs = torch.as_tensor(batch["obs"], device=device)
     action = torch.as_tensor(batch["action"], device=device)
@@ -196,8 +169,10 @@ def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augme
     features = nets.encoder(obs, augment_pad)
     mean, log_std = nets.actor(features)
     actor_loss = F.mse_loss(model.actor.squash(mean), action)
-    unit = (action - model.actor.action_bias) / model.actor.action_scale
-    std_loss = spread_loss(mean.detach(), log_std, unit, censored=spread_fit == "censored")
+    # Calibrate the policy's spread: Gaussian likelihood of the expert's pre-tanh action around the
+    # (detached) mean, so SAC later explores about as widely as the imitation is uncertain.
+    unit = ((action - model.actor.action_bias) / model.actor.action_scale).clamp(-0.99, 0.99)
+    std_loss = (((torch.atanh(unit) - mean.detach()) / log_std.exp()) ** 2 / 2 + log_std).sum(-1).mean()
     # The critic heads learn at full rate; the encoder only gets `critic_weight` of their gradient
     # (value + critic_weight * (value - value.detach()) has that gradient and that value).
     critic_features = features.detach() + critic_weight * (features - features.detach())
@@ -214,9 +189,7 @@ def run(args: argparse.Namespace) -> int:
             saved = load_config(path)
             if saved.get("kind") != "bc":
                 raise UserError(f"run id {args.resume_run_id!r} is a {saved.get('kind')} run; --resume_run_id of train_bc needs a BC run")
-            epochs = saved["train"]["epochs"] if args.epochs is None else args.epochs
-            # Runs saved before --spread_fit fitted the Gaussian likelihood.
-            config = BCConfig(**{"spread_fit": "gaussian", **saved["train"], "epochs": epochs})
+            config = BCConfig(**{**saved["train"], "epochs": saved["train"]["epochs"] if args.epochs is None else args.epochs})
             env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         else:
             config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig()) if k != "epochs"})
@@ -316,7 +289,7 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
             bar = trange(updates_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not main_rank)
             for _ in bar:
                 batch = train_data.sample(config.batch_size, rng, config.gamma)
-                losses = bc_losses(model, nets, batch, device, config.augment_pad, config.critic_weight, config.spread_fit)
+                losses = bc_losses(model, nets, batch, device, config.augment_pad, config.critic_weight)
                 loss = losses["actor_loss"] + STD_LOSS_WEIGHT * losses["std_loss"] + losses["critic_loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -387,7 +360,7 @@ def validate(model: ActorCritic, data: FrameReplay, config: BCConfig, device: to
 
     for _ in range(batches):
         batch = data.sample(config.batch_size, rng, config.gamma)
-        losses = bc_losses(model, model, batch, device, 0, config.critic_weight, config.spread_fit)
+        losses = bc_losses(model, model, batch, device, 0, config.critic_weight)
         add("actor_loss", losses["actor_loss"])
         add("critic_loss", losses["critic_loss"])
         mean, log_std = model.actor(model.encoder(torch.as_tensor(batch["obs"], device=device)))

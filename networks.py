@@ -18,7 +18,8 @@ from torch import nn
 # is mapped affinely onto these bounds.
 ACTION_LOW = torch.tensor([-1.0, 0.0, 0.0])
 ACTION_HIGH = torch.tensor([1.0, 1.0, 1.0])
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+LOG_STD_MIN = -5.0
+OLD_SPREAD_LIMIT = math.exp(2.0)  # the actor's largest std before ModelConfig.spread_limit (log-std clamp at 2)
 # Gauss-Hermite rule: integral of exp(-x^2) f(x) dx ~ sum w_i f(x_i); exact enough for tanh of a Gaussian.
 HERMITE_NODES, HERMITE_WEIGHTS = (torch.tensor(v, dtype=torch.float32) for v in np.polynomial.hermite.hermgauss(16))
 ACTION_NAMES = ("steer", "gas", "brake")
@@ -49,6 +50,12 @@ class ModelConfig:
     # (False here is what runs saved before it existed had); fine-tuning a BC run without them adds these
     # inputs with zero weights, so it starts as the BC policy.
     dashboard_inputs: bool | None = False  # None only until train_bc decides it from the data (--dashboard_inputs auto)
+    # The actor's largest standard deviation in pre-tanh units (its own and the frozen BC actor's). Wider, a
+    # tanh-Gaussian's samples pile up at the bounds and its average action moves off tanh(mean) toward the middle:
+    # BC's brake mean saturates far below the bound with a spread of about 4, so a fine-tuned policy driving the
+    # average braked, and the KL cost let the critic move that mean cheaply (README, Design notes). train_rl's
+    # --spread_limit defaults to 1; the old clamp here (BC runs, runs saved before it existed).
+    spread_limit: float = OLD_SPREAD_LIMIT
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.
@@ -121,15 +128,16 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
 class Actor(nn.Module):
     """Tanh-squashed Gaussian policy; its squashed mean is the deterministic action."""
 
-    def __init__(self, feature_dim: int, hidden_dim: int):
+    def __init__(self, feature_dim: int, hidden_dim: int, spread_limit: float = OLD_SPREAD_LIMIT):
         super().__init__()
         self.net = mlp(feature_dim, hidden_dim, 6)
+        self.max_log_std = math.log(spread_limit)
         self.register_buffer("action_scale", (ACTION_HIGH - ACTION_LOW) / 2)
         self.register_buffer("action_bias", (ACTION_HIGH + ACTION_LOW) / 2)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(features).chunk(2, dim=-1)
-        return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX)
+        return mean, torch.clamp(log_std, LOG_STD_MIN, self.max_log_std)
 
     def squash(self, mean: torch.Tensor) -> torch.Tensor:
         """Pre-tanh mean -> action within the bounds (the deterministic action)."""
@@ -207,6 +215,11 @@ def upgrade_state_dict(state: dict) -> dict:
     return state
 
 
+def check_spread_limit(spread_limit: float) -> None:
+    if not math.exp(LOG_STD_MIN) < spread_limit < math.inf:
+        raise ValueError(f"spread_limit must be a finite number above {math.exp(LOG_STD_MIN):.4f}, got {spread_limit}")
+
+
 class ActorCritic(nn.Module):
     """Everything a run saves: encoder, actor, critic, the target encoder + critic for TD targets, and
     (fine-tuned runs) the frozen BC actor under its own key `bc_actor`."""
@@ -222,8 +235,10 @@ class ActorCritic(nn.Module):
             raise ValueError("bc_selection needs bc_actor")
         self.encoder = Encoder(obs_shape, config)
         inputs = self.encoder.output_dim
-        self.actor = Actor(inputs, config.hidden_dim)
-        self.bc_actor = Actor(inputs, config.hidden_dim).requires_grad_(False) if config.bc_actor else None
+        check_spread_limit(config.spread_limit)
+        self.actor = Actor(inputs, config.hidden_dim, config.spread_limit)
+        self.bc_actor = (Actor(inputs, config.hidden_dim, config.spread_limit).requires_grad_(False)
+                         if config.bc_actor else None)
         self.critic = Critic(inputs, config.hidden_dim, config.num_qs, config.critic_layer_norm)
         self.target_encoder = Encoder(obs_shape, config)
         self.target_critic = Critic(inputs, config.hidden_dim, config.num_qs, config.critic_layer_norm)

@@ -44,6 +44,7 @@ meanwhile are made, so the update count matches an uninterrupted run's.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
@@ -64,7 +65,7 @@ from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
-from networks import ACTION_NAMES, POLICY_ACTIONS, ActorCritic, ModelConfig
+from networks import ACTION_NAMES, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config, set_latest)
@@ -72,7 +73,7 @@ from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
 # train_rl's defaults of the model settings it chooses (the rest are the BC run's or train_bc's)
-MODEL_FLAG_DEFAULTS = {"policy_action": "expected", "dashboard_inputs": 1}
+MODEL_FLAG_DEFAULTS = {"policy_action": "expected", "dashboard_inputs": 1, "spread_limit": 1.0}
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
@@ -181,6 +182,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gyroscope bars) as pixels beside the encoder features, with zero weights at the start of "
                              "fine-tuning: the BC features alone hardly tell a stopped car from a moving one; 0: the "
                              "features alone (the default before 2026-12-01's sixth session)")
+    parser.add_argument("--spread_limit", type=float, default=MODEL_FLAG_DEFAULTS["spread_limit"],
+                        help="largest standard deviation of the policy and of the frozen BC policy it is charged against, "
+                             "in pre-tanh units: wider, the samples pile up at the action bounds and the average action "
+                             "(--policy_action expected) leaves tanh(mean) (BC's saturated brake then brakes); "
+                             f"{math.exp(2):.2f} = the limit before 2026-12-02's sixth session")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
@@ -518,13 +524,15 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
                                 "--dashboard_inputs 0 needs a BC run trained with train_bc --dashboard_inputs 0")
             # The frozen BC actor rides along: reference for diagnostics, proposals for BC selection.
             model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection,
-                                   policy_action=args.policy_action, dashboard_inputs=bool(args.dashboard_inputs))
+                                   policy_action=args.policy_action, dashboard_inputs=bool(args.dashboard_inputs),
+                                   spread_limit=args.spread_limit)
             init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
             config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else False
         else:
             env_config, model_config = env_and_model_configs(args)
             model_config.policy_action, model_config.dashboard_inputs = args.policy_action, bool(args.dashboard_inputs)
+            model_config.spread_limit = args.spread_limit
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
                              bc_selection=False, learn_std=True, bc_prior_kl=False)  # no BC policy to propose, keep or stay near
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
@@ -533,6 +541,10 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         if (path / "config.json").exists():
             raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
     validate_config(config)
+    try:
+        check_spread_limit(model_config.spread_limit)
+    except ValueError as error:
+        raise UserError(f"--{error}") from None
     if config.num_min_qs > model_config.num_qs:
         raise UserError(f"--num_min_qs {config.num_min_qs} exceeds the critic ensemble ({model_config.num_qs} members)")
     distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))  # after the root: bench/expert.py must not shadow expert.py
 
 from cli_runner import cli, tested  # noqa: E402
-from networks import ModelConfig  # noqa: E402
+from networks import OLD_SPREAD_LIMIT, ModelConfig  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -71,7 +71,6 @@ SHOVE_TRAINED = ("default with training shoves (--train_shove 0.02) and 2 s off 
 # is the running average of its end-of-epoch weights (train_bc --weight_average 0.9).
 BC_DASHBOARD_START = ("BC reading the dashboard, weights averaged (train_bc's defaults since 2026-12-02 for DART "
                       "laps; clean laps get no dashboard)")
-BC_CENSORED_START = "BC at train_bc's defaults since 2026-12-02, sixth session (spread fitted censored at the bounds)"
 BC_DASHBOARD = ("SAC's entropy bonus from BC runs that also read the dashboard and average their weights (train_bc's "
                 "defaults since 2026-12-02 on DART laps; train_rl's default for them until 2026-12-02, second session)")
 # The same weight average on BC runs that leave the dashboard out (what train_bc does with clean laps).
@@ -96,12 +95,13 @@ SHOVES_ON_DEFAULTS = ("today's default with training shoves (--train_shove 0.02 
 # from the demos (shoved states: 9.6 nats) nothing stops the drift. A limit on the batch's mean KL raises the
 # temperature only while the policy is further than 1 nat from BC's (runs without shoves logged 0.2-0.8), at 10x
 # SAC's temperature rate: x10 in ~800 updates. Alone it hardly engaged; with shoves it held the validation.
-# The BC starts' spread fitted with actions at a bound (no brake) as censored (train_bc --spread_fit censored): the
-# Gaussian fit set the brake's spread to the gap between the saturated mean and the bound (about 4 in tanh units), so
-# the KL cost let the critic move the brake mean cheaply and the average action braked: from a recovery start the
-# car crawled (validation 912 -> -10, README Reading).
-CENSORED = ("today's default (the KL cost, --bc_prior_kl auto) from BC runs whose spread is fitted censored at the "
-            "action bounds (train_bc --spread_fit censored, its default since 2026-12-02, sixth session)")
+# The default since 2026-12-02, sixth session: the policy's spread (and the frozen BC policy's it is charged
+# against) limited to 1 in pre-tanh units (train_rl --spread_limit 1). BC's brake mean sits far below the bound with a
+# spread of about 4: the average action the fine-tuned policy drives braked a little from the start, and the KL
+# cost let the critic move that mean cheaply; from a recovery start the car crawled (validation 912 -> -10, README).
+# Every row below was measured without it: each variant's flags get the old limit (see VARIANTS).
+SPREAD_1 = ("today's default: the KL cost (--bc_prior_kl auto) with the policy's spread limited to 1 (train_rl "
+            "--spread_limit 1, the default since 2026-12-02, sixth session)")
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -158,8 +158,8 @@ VARIANTS = {
     BC_AVERAGED: ("critic_ln_meanq_driveexp_dash_floor30_bcavg", ["--critic_layer_norm", 1, "--weight_average", 0.9]),
     KL_PRIOR: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl",
                ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]),
-    CENSORED: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_cens",
-               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--spread_fit", "censored"]),
+    SPREAD_1: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1",
+               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", "auto"]),
     KL_COOL: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_t001",
               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1,
                "--init_temperature", 0.01]),
@@ -201,16 +201,18 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_FLOOR_30 = (DEFAULT, CENSORED, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
-WITH_DASHBOARD = (DEFAULT, CENSORED, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, CENSORED, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, CENSORED, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
-VARIANTS = {label: (key, [*flags, *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
+WITH_FLOOR_30 = (DEFAULT, SPREAD_1, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (DEFAULT, SPREAD_1, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, SPREAD_1, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, SPREAD_1, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+SPREAD_LIMITED = (SPREAD_1,)  # measured with the policy's spread limited to 1 (train_rl's --spread_limit default)
+VARIANTS = {label: (key, [*flags, *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
+                          *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (BC_START, BC_DASHBOARD_START, BC_CENSORED_START, DEFAULT, CENSORED, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
+SHOVED = (BC_START, BC_DASHBOARD_START, DEFAULT, SPREAD_1, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
@@ -236,10 +238,9 @@ def finished(run_id: str) -> bool:
 # runs most rows were measured from (BC's critic loss does not reach the actor or encoder, so their
 # policies are the same either way). --bc_dashboard_inputs is train_bc's --dashboard_inputs (a variant's
 # own --dashboard_inputs is train_rl's); off in the BC runs most rows were measured from, as was the weight
-# average (0: the last epoch's weights) and the spread's censored fit.
+# average (0: the last epoch's weights).
 BC_TIME_FLAGS = {"--num_qs": ("--num_qs", "q", ModelConfig().num_qs), "--critic_layer_norm": ("--critic_layer_norm", "ln", 0),
-                 "--bc_dashboard_inputs": ("--dashboard_inputs", "dash", 0), "--weight_average": ("--weight_average", "avg", 0),
-                 "--spread_fit": ("--spread_fit", "spread", "gaussian")}
+                 "--bc_dashboard_inputs": ("--dashboard_inputs", "dash", 0), "--weight_average": ("--weight_average", "avg", 0)}
 
 
 def bc_time_flags(flags: list, start: str = "") -> tuple[dict, list]:
@@ -282,8 +283,6 @@ def bc_run(start: str, k: int, bc_values: dict | None = None) -> str:
 BC_ROWS = {
     BC_START: ([], ["--critic_layer_norm", 1]),
     BC_DASHBOARD_START: (["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1, "--weight_average", 0.9],),
-    BC_CENSORED_START: (["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                         "--spread_fit", "censored"],),
     "BC reading the dashboard, the last epoch's weights": (["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1],),
     BC_AVERAGED_START: (["--critic_layer_norm", 1, "--weight_average", 0.9],),
 }
@@ -293,7 +292,7 @@ def bc_starts(start: str, candidates: tuple = BC_ROWS[BC_START]) -> list[str]:
     """One finished BC run per demo set, the first of `candidates` (variant flags) that finished."""
     runs = []
     for k in range(MAX_SEEDS):
-        run_ids = [bc_run_id(start, k, bc_time_flags(flags, start)[0]) for flags in candidates]
+        run_ids = [bc_run_id(start, k, bc_time_flags(flags)[0]) for flags in candidates]
         runs += [r for r in run_ids if finished(r)][:1]
     return runs
 

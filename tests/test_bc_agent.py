@@ -8,7 +8,7 @@ import torch
 
 import main
 from agent import Agent
-from bc import BCConfig, bc_losses, spread_loss, train_bc, validate
+from bc import BCConfig, bc_losses, train_bc, validate
 from env import EnvConfig
 from networks import ActorCritic, ModelConfig
 from replay_buffer import demo_replay
@@ -47,26 +47,6 @@ def test_bc_loss_falls_and_actor_reproduces_actions(tmp_path, monkeypatch):
     model = train_bc(tmp_path / "logs" / "fit", config, env_config, model_config)
     after = actor_error(model)
     assert after < 0.4 * before
-
-
-def best_spread(mean: float, unit_action: float, censored: bool) -> float:
-    """The std that minimises the spread loss of one action dimension, over a grid."""
-    log_stds = torch.linspace(-5, 2, 141)
-    losses = [spread_loss(torch.tensor([[mean]]), ls.view(1, 1), torch.tensor([[unit_action]]), censored)
-              for ls in log_stds]
-    return log_stds[int(torch.stack(losses).argmin())].exp().item()
-
-
-def test_censored_spread_fit_does_not_widen_at_a_bound():
-    """No brake (-1 in tanh units) with the mean saturated far past the bound: the Gaussian fit widened the
-    spread to the gap (~3.4), which made the average action brake; censored, nothing to fit: the narrowest."""
-    assert best_spread(-6.0, -1.0, censored=False) > 3.0
-    assert best_spread(-6.0, -1.0, censored=True) < 0.01
-    assert best_spread(6.0, 1.0, censored=True) < 0.01  # full gas, the upper bound
-    # A mean short of the bound is a miss either way; inside the bounds the two fits are the same likelihood.
-    assert best_spread(0.0, -1.0, censored=True) > 1.0
-    for censored in (False, True):
-        assert best_spread(0.5, 0.0, censored) == pytest.approx(0.5, rel=0.05)
 
 
 def test_validation_reports_the_spread_and_what_it_does_to_the_average_action(workdir):
@@ -209,6 +189,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["env"]["obs_size"] == 48 and config["model"]["encoder"] == "small"  # the BC run's
     assert config["model"]["critic_layer_norm"] is True  # train_bc's default, kept by the fine-tuning
     assert config["model"]["policy_action"] == "expected"  # train_rl's default; Agent.load drives what is saved
+    assert config["model"]["spread_limit"] == 1.0  # train_rl's default, for its actor and the frozen BC actor
     assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
     assert config["train"]["bc_prior_kl"] is True  # --bc_prior_kl auto on DART laps
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)

@@ -9,8 +9,7 @@ import finetune  # noqa: E402
 
 def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     bc, rl = finetune.bc_time_flags(["--critic_layer_norm", 1, "--bc_weight", 10, "--num_qs", 5, "--bc_dashboard_inputs", 1])
-    assert bc == {"--num_qs": 5, "--critic_layer_norm": 1, "--bc_dashboard_inputs": 1, "--weight_average": 0,
-                  "--spread_fit": "gaussian"}
+    assert bc == {"--num_qs": 5, "--critic_layer_norm": 1, "--bc_dashboard_inputs": 1, "--weight_average": 0}
     assert rl == ["--bc_weight", 10]
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
     trained = []
@@ -18,13 +17,12 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     monkeypatch.setattr(finetune, "cli", lambda *argv: trained.append(argv))
     assert finetune.bc_run("weak", 1, bc) == "ft_bc_weak_1_e100_q5_ln1_dash1"
     # train_bc gets every BC-time flag under its own name (the bench's --bc_dashboard_inputs is its --dashboard_inputs).
-    assert trained[-1][0] == "train_bc" and trained[-1][-10:] == (
-        "--num_qs", 5, "--critic_layer_norm", 1, "--dashboard_inputs", 1, "--weight_average", 0, "--spread_fit", "gaussian")
+    assert trained[-1][0] == "train_bc" and trained[-1][-8:] == (
+        "--num_qs", 5, "--critic_layer_norm", 1, "--dashboard_inputs", 1, "--weight_average", 0)
     monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # nothing to train
     # Variants that leave the flags alone share the baseline BC runs, trained with the flags explicit.
     assert finetune.bc_time_flags(["--bc_weight", 10])[0] == {"--num_qs": 2, "--critic_layer_norm": 0,
-                                                              "--bc_dashboard_inputs": 0, "--weight_average": 0,
-                                                              "--spread_fit": "gaussian"}
+                                                              "--bc_dashboard_inputs": 0, "--weight_average": 0}
     assert finetune.bc_run("weak", 1) == "ft_bc_weak_1_e100"
     assert finetune.rl_run_id(finetune.DEFAULT, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_floor30_weak_1_e100"
     assert finetune.rl_run_id(finetune.FLOOR_10, "weak", 1) == "ft_critic_ln_meanq_driveexp_dash_weak_1_e100"
@@ -33,11 +31,13 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     # measured with.
     assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs", "--bc_weight_floor"} & set(
         finetune.VARIANTS[finetune.DEFAULT][1])
+    assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
     for label, (_, flags) in finetune.VARIANTS.items():
         assert (flags[-2:] == ["--policy_action", "mean"]) == (label not in finetune.DRIVE_EXPECTED)
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
         assert (label in finetune.WITH_FLOOR_30) != ("--bc_weight_floor" in flags)
+        assert (label in finetune.SPREAD_LIMITED) != ("--spread_limit" in flags)
 
 
 def test_auto_dashboard_follows_train_bc_per_start(monkeypatch):

@@ -2,9 +2,10 @@
 import math
 from dataclasses import replace
 
+import pytest
 import torch
 
-from networks import ActorCritic, ModelConfig, random_shift
+from networks import OLD_SPREAD_LIMIT, ActorCritic, ModelConfig, random_shift
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (3, 96, 96)
@@ -131,6 +132,26 @@ def test_expected_action_is_the_average_of_the_squashed_samples():
         expected, squashed_mean = model.actor.expected_from(*model.actor(features)), model.actor.deterministic(features)
     assert torch.allclose(expected, samples, atol=0.01)
     assert (expected - squashed_mean).abs().max() > 0.05
+
+
+def test_spread_limit_keeps_a_saturated_brake_off_in_the_average_action():
+    """BC's brake: mean far below the bound (no brake), spread e^1.4 ~ 4: its average action brakes unless the
+    spread is limited; tanh(mean) is the same either way, and the frozen BC actor gets the same limit."""
+    features = torch.zeros(4, TINY.feature_dim)
+    brakes = {}
+    for limit in (OLD_SPREAD_LIMIT, 1.0):
+        model = ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True, spread_limit=limit))
+        for actor in (model.actor, model.bc_actor):
+            with torch.no_grad():  # outputs: pre-tanh means (steer, gas, brake), then their log-stds
+                actor.net[-1].weight.zero_()
+                actor.net[-1].bias.copy_(torch.tensor([0.0, 0.0, -6.0, -3.0, -3.0, 1.4]))
+        mean, log_std = model.actor(features)
+        assert torch.equal(log_std, model.bc_actor(features)[1]) and log_std.max().item() <= math.log(limit) + 1e-6
+        brakes[limit] = model.actor.expected_from(mean, log_std)[:, 2].max().item()
+        assert model.actor.squash(mean)[:, 2].max().item() < 1e-4
+    assert brakes[OLD_SPREAD_LIMIT] > 0.03 and brakes[1.0] < 0.005
+    with pytest.raises(ValueError, match="spread_limit"):
+        ActorCritic(OBS_SHAPE, replace(TINY, spread_limit=0.0))
 
 
 def test_policy_action_chooses_what_the_model_drives():
