@@ -54,8 +54,8 @@ class ModelConfig:
     # tanh-Gaussian's samples pile up at the bounds and its average action moves off tanh(mean) toward the middle:
     # BC's brake mean saturates far below the bound with a spread of about 4, so a fine-tuned policy driving the
     # average braked, and the KL cost let the critic move that mean cheaply (README, Design notes). train_rl's
-    # --spread_limit defaults to 1; the old clamp here (BC runs, runs saved before it existed).
-    spread_limit: float = OLD_SPREAD_LIMIT
+    # --spread_limit auto: 1 with the KL cost; the old clamp here (BC runs, runs saved before it existed).
+    spread_limit: float | None = OLD_SPREAD_LIMIT  # None only until train_rl decides it (--spread_limit auto)
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.

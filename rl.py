@@ -44,7 +44,6 @@ meanwhile are made, so the update count matches an uninterrupted run's.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
@@ -65,7 +64,7 @@ from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
-from networks import ACTION_NAMES, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
+from networks import ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config, set_latest)
@@ -73,7 +72,8 @@ from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
 # train_rl's defaults of the model settings it chooses (the rest are the BC run's or train_bc's)
-MODEL_FLAG_DEFAULTS = {"policy_action": "expected", "dashboard_inputs": 1, "spread_limit": 1.0}
+MODEL_FLAG_DEFAULTS = {"policy_action": "expected", "dashboard_inputs": 1, "spread_limit": None}
+KL_SPREAD_LIMIT = 1.0  # --spread_limit auto with the KL cost (ModelConfig.spread_limit)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
@@ -126,6 +126,16 @@ class RLConfig:
     device: str = "cpu"
     bc_run: str = ""  # the BC run this fine-tunes ('' = SAC from scratch)
     dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
+
+
+def spread_limit_arg(text: str) -> float | None:
+    """argparse type of --spread_limit: None for auto (decided with the KL cost), else a number."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"auto or a number (got {text!r})") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -182,11 +192,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gyroscope bars) as pixels beside the encoder features, with zero weights at the start of "
                              "fine-tuning: the BC features alone hardly tell a stopped car from a moving one; 0: the "
                              "features alone (the default before 2026-12-01's sixth session)")
-    parser.add_argument("--spread_limit", type=float, default=MODEL_FLAG_DEFAULTS["spread_limit"],
+    parser.add_argument("--spread_limit", type=spread_limit_arg, default=MODEL_FLAG_DEFAULTS["spread_limit"],
+                        metavar="{auto,X}",
                         help="largest standard deviation of the policy and of the frozen BC policy it is charged against, "
                              "in pre-tanh units: wider, the samples pile up at the action bounds and the average action "
-                             "(--policy_action expected) leaves tanh(mean) (BC's saturated brake then brakes); "
-                             f"{math.exp(2):.2f} = the limit before 2026-12-02's sixth session")
+                             "(--policy_action expected) leaves tanh(mean) (BC's saturated brake then brakes); auto: "
+                             f"{KL_SPREAD_LIMIT:g} with the KL cost, {OLD_SPREAD_LIMIT:.2f} (the limit before 2026-12-02's "
+                             "sixth session) with SAC's entropy bonus")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
@@ -542,7 +554,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
     validate_config(config)
     try:
-        check_spread_limit(model_config.spread_limit)
+        if model_config.spread_limit is not None:  # None: auto, decided in train_rl
+            check_spread_limit(model_config.spread_limit)
     except ValueError as error:
         raise UserError(f"--{error}") from None
     if config.num_min_qs > model_config.num_qs:
@@ -732,27 +745,29 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     rank_seed = config.seed + 1000 * ctx.rank  # ranks explore differently
     torch.manual_seed(rank_seed)
     rng = np.random.default_rng(rank_seed)
-    model = ActorCritic(env_config.obs_shape, model_config).to(device)
-    if init_model is not None:
-        load_bc_start(model, init_model)
     demo_buffer, demos_show_recoveries = None, False
     if config.dataset:
         episodes = demos.load_named_dataset(config.dataset, skip_bad=True)
         demo_buffer = demo_replay(episodes, env_config, config.gamma)
         demos_show_recoveries = not demos.lacks_recoveries(episodes)
         del episodes  # the replay holds what it needs; the raw frames are freed
+    if config.bc_prior_kl is None:  # --bc_prior_kl auto
+        config.bc_prior_kl = demos_show_recoveries
+        if main_rank:
+            print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
+    if model_config.spread_limit is None:  # --spread_limit auto: SAC's entropy bonus was measured with the old clamp
+        model_config.spread_limit = KL_SPREAD_LIMIT if config.bc_prior_kl else OLD_SPREAD_LIMIT
+    model = ActorCritic(env_config.obs_shape, model_config).to(device)
+    if init_model is not None:
+        load_bc_start(model, init_model)
     step = 0
-    if config.target_entropy is None or config.bc_prior_kl is None:  # a new run: settings that depend on the data
+    if resume_state is None:  # a new run: save the settings that depended on the data
         if config.target_entropy is None:
             config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
-        if config.bc_prior_kl is None:  # --bc_prior_kl auto
-            config.bc_prior_kl = demos_show_recoveries
-            if main_rank:
-                print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
         if main_rank and not config.bc_prior_kl and config.kl_limit:
             print("warning: --kl_limit acts on the KL cost, which is off: it changes nothing (--bc_prior_kl 1 turns it on)")
         if main_rank:
-            save_config(path, {**load_config(path), "train": asdict(config)})
+            save_config(path, {**load_config(path), "train": asdict(config), "model": asdict(model_config)})
     learner = SACLearner(model, config, device, ctx)
     bc_weight = AdaptiveBCWeight(config)
     best = {"raw": -np.inf, "step": -1}  # best periodic validation so far (step 0 = the BC start itself)

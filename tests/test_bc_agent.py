@@ -10,7 +10,7 @@ import main
 from agent import Agent
 from bc import BCConfig, bc_losses, train_bc, validate
 from env import EnvConfig
-from networks import ActorCritic, ModelConfig
+from networks import OLD_SPREAD_LIMIT, ActorCritic, ModelConfig
 from replay_buffer import demo_replay
 import demos
 
@@ -189,7 +189,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["env"]["obs_size"] == 48 and config["model"]["encoder"] == "small"  # the BC run's
     assert config["model"]["critic_layer_norm"] is True  # train_bc's default, kept by the fine-tuning
     assert config["model"]["policy_action"] == "expected"  # train_rl's default; Agent.load drives what is saved
-    assert config["model"]["spread_limit"] == 1.0  # train_rl's default, for its actor and the frozen BC actor
+    assert config["model"]["spread_limit"] == 1.0  # --spread_limit auto with the KL cost (both actors)
     assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
     assert config["train"]["bc_prior_kl"] is True  # --bc_prior_kl auto on DART laps
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
@@ -216,7 +216,12 @@ def test_kl_cost_to_the_bc_policy_is_off_for_clean_laps_unless_set(tmp_path, mon
     assert "KL cost to the BC policy: off" in out and "warning: --kl_limit acts on the KL cost, which is off" in out
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "forced", "--bc_prior_kl", "1"] + RL_TINY) == 0
     for run_id, expected in (("auto", False), ("forced", True)):
-        assert json.loads((tmp_path / "logs" / run_id / "config.json").read_text())["train"]["bc_prior_kl"] is expected
+        config = json.loads((tmp_path / "logs" / run_id / "config.json").read_text())
+        assert config["train"]["bc_prior_kl"] is expected
+        # --spread_limit auto: 1 with the KL cost, the old clamp with SAC's entropy bonus (as it was measured).
+        assert config["model"]["spread_limit"] == (1.0 if expected else OLD_SPREAD_LIMIT)
+        assert Agent.load(tmp_path / "logs" / run_id).model.actor.max_log_std == pytest.approx(
+            np.log(config["model"]["spread_limit"]))
 
 
 def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, monkeypatch):
