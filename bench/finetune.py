@@ -398,7 +398,7 @@ def plot(table: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    fig, axes = plt.subplots(1, len(STARTS), figsize=(6 * len(STARTS), 4.5), sharey=True)  # one panel per start
     for ax, start in zip(axes, STARTS):
         rows = [(policy, r) for (row_start, policy), r in table.items() if row_start == start and "curve" in r]
         for policy, r in rows:

@@ -65,3 +65,16 @@ def test_rows_measured_now_come_first_and_replace_their_earlier_versions(tmp_pat
     merged = finetune.with_earlier_rows({("weak", "default"): {"v": 9}, ("weak", "new"): {"v": 8}}, earlier)
     assert list(merged) == [("strong", "old"), ("weak", "default"), ("weak", "new"), ("weak", "old row")]
     assert merged[("weak", "default")] == {"v": 9}
+
+
+def test_plot_has_a_panel_per_start_with_its_rows(tmp_path, monkeypatch):
+    """Every start gets its panel (the recovery start's rows were dropped when the plot had two)."""
+    import matplotlib.figure
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: saved.append(fig))
+    curve = {"steps": [0, 5000], "raw": [900.0, 910.0]}
+    finetune.plot({("recovery", "a variant"): {"runs": ["r0", "r1"], "curve": curve}}, tmp_path / "curves.png")
+    axes = saved[0].axes
+    assert [ax.get_title() for ax in axes] == [f"{start} BC start" for start in finetune.STARTS]
+    assert [len(ax.lines) for ax in axes][-1] == 2  # the recovery row's curve and the 900 line
