@@ -96,8 +96,8 @@ SHOVES_ON_DEFAULTS = ("today's default with training shoves (--train_shove 0.02 
 # temperature only while the policy is further than 1 nat from BC's (runs without shoves logged 0.2-0.8), at 10x
 # SAC's temperature rate: x10 in ~800 updates. Alone it hardly engaged; with shoves it held the validation.
 # The default since 2026-12-02, sixth session: the policy's spread (and the frozen BC policy's it is charged
-# against) limited to 1 in pre-tanh units (train_rl --spread_limit 1). BC's brake mean sits far below the bound with a
-# spread of about 4: the average action the fine-tuned policy drives braked a little from the start, and the KL
+# against) limited to 1 in pre-tanh units (train_rl --spread_limit auto with the KL cost). BC's brake mean sits far below a
+# bound with a spread of about 4: the average action the fine-tuned policy drives braked a little from the start, and the KL
 # cost let the critic move that mean cheaply; from a recovery start the car crawled (validation 912 -> -10, README).
 # Every row below was measured without it: each variant's flags get the old limit (see VARIANTS).
 SPREAD_1 = ("today's default: the KL cost (--bc_prior_kl auto) with the policy's spread limited to 1 (train_rl "
@@ -205,7 +205,7 @@ WITH_FLOOR_30 = (DEFAULT, SPREAD_1, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_
 WITH_DASHBOARD = (DEFAULT, SPREAD_1, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
 WITH_MEAN_ACTION_Q = (DEFAULT, SPREAD_1, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
 DRIVE_EXPECTED = (DEFAULT, SPREAD_1, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
-SPREAD_LIMITED = (SPREAD_1,)  # measured with the policy's spread limited to 1 (train_rl's --spread_limit default)
+SPREAD_LIMITED = (SPREAD_1,)  # measured with the policy's spread limited to 1 (train_rl's --spread_limit auto, KL cost on)
 VARIANTS = {label: (key, [*flags, *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
