@@ -115,7 +115,7 @@ class RLConfig:
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
-    target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's own entropy when fine-tuning
+    target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's entropy when fine-tuning (SAC's bonus)
     train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
     augment_pad: int = 4
     # bfloat16 autocast of the update's forward passes: for CUDA GPUs and CPUs with AMX (Intel Sapphire Rapids and
@@ -218,7 +218,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learning rate of the entropy temperature (how fast it corrects the policy's spread)")
     parser.add_argument("--init_temperature", type=float, default=c.init_temperature, help="initial entropy temperature alpha")
     parser.add_argument("--target_entropy", type=float, default=c.target_entropy,
-                        help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning)")
+                        help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning "
+                             "with SAC's entropy bonus; the KL cost has none)")
     parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
     parser.add_argument("--train_encoder", type=int, choices=(0, 1), default=None,
                         help="1: the critic loss trains the encoder; 0: keep it fixed (default: 1 from scratch, 0 when "
@@ -762,7 +763,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         load_bc_start(model, init_model)
     step = 0
     if resume_state is None:  # a new run: save the settings that depended on the data
-        if config.target_entropy is None:
+        if config.target_entropy is None and not config.bc_prior_kl:  # the KL cost has no entropy target
             config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
         if main_rank and not config.bc_prior_kl and config.kl_limit:
             print("warning: --kl_limit acts on the KL cost, which is off: it changes nothing (--bc_prior_kl 1 turns it on)")

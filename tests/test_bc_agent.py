@@ -190,7 +190,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["model"]["critic_layer_norm"] is True  # train_bc's default, kept by the fine-tuning
     assert config["model"]["policy_action"] == "expected"  # train_rl's default; Agent.load drives what is saved
     assert config["model"]["spread_limit"] == 1.0  # --spread_limit auto with the KL cost (both actors)
-    assert isinstance(config["train"]["target_entropy"], float)  # resolved from the BC policy
+    assert config["train"]["target_entropy"] is None  # the KL cost has no entropy target
     assert config["train"]["bc_prior_kl"] is True  # --bc_prior_kl auto on DART laps
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
@@ -218,6 +218,8 @@ def test_kl_cost_to_the_bc_policy_is_off_for_clean_laps_unless_set(tmp_path, mon
     for run_id, expected in (("auto", False), ("forced", True)):
         config = json.loads((tmp_path / "logs" / run_id / "config.json").read_text())
         assert config["train"]["bc_prior_kl"] is expected
+        # SAC's entropy bonus targets the BC policy's own entropy; the KL cost has no target.
+        assert (config["train"]["target_entropy"] is None) is expected
         # --spread_limit auto: 1 with the KL cost, the old clamp with SAC's entropy bonus (as it was measured).
         assert config["model"]["spread_limit"] == (1.0 if expected else OLD_SPREAD_LIMIT)
         assert Agent.load(tmp_path / "logs" / run_id).model.actor.max_log_std == pytest.approx(
