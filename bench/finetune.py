@@ -210,7 +210,7 @@ WITH_FLOOR_30 = (DEFAULT, SPREAD_1, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_
 WITH_DASHBOARD = (DEFAULT, SPREAD_1, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
 WITH_MEAN_ACTION_Q = (DEFAULT, SPREAD_1, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
 DRIVE_EXPECTED = (DEFAULT, SPREAD_1, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
-SPREAD_LIMITED = (SPREAD_1, SPREAD_1_SAC,)  # measured with the policy's spread limited to 1 (train_rl's --spread_limit auto, KL cost on)
+SPREAD_LIMITED = (SPREAD_1, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
 VARIANTS = {label: (key, [*flags, *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
