@@ -37,7 +37,8 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
         assert (label in finetune.WITH_FLOOR_30) != ("--bc_weight_floor" in flags)
-        assert (label in finetune.SPREAD_LIMITED) != ("--spread_limit" in flags)
+        old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
+        assert (label in finetune.SPREAD_LIMITED) != old_limit
 
 
 def test_auto_dashboard_follows_train_bc_per_start(monkeypatch):
