@@ -240,10 +240,11 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
     episodes = demos.load_named_dataset(config.dataset, skip_bad=config.skip_bad)
     if config.max_episodes:
         episodes = episodes[: config.max_episodes]
-    if main_rank:
-        demos.warn_if_no_recoveries(episodes)
+    no_recoveries = demos.lacks_recoveries(episodes)
+    if main_rank and no_recoveries:
+        demos.warn_no_recoveries(episodes)
     if model_config.dashboard_inputs is None:  # --dashboard_inputs auto
-        model_config = replace(model_config, dashboard_inputs=not demos.lacks_recoveries(episodes))
+        model_config = replace(model_config, dashboard_inputs=not no_recoveries)
         if main_rank:
             print(f"dashboard inputs: {'on' if model_config.dashboard_inputs else 'off (no recovery in the demonstrations)'}")
     train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)

@@ -359,11 +359,9 @@ def lacks_recoveries(episodes: list[Episode]) -> bool:
     return not (perturbed or maybe_off_road)
 
 
-def warn_if_no_recoveries(episodes: list[Episode]) -> None:
-    """One line on stderr, naming the recording option that fixes it, when the episodes show no recovery:
-    the clone of laps that never leave the ideal line has never seen how to come back to it."""
-    if not lacks_recoveries(episodes):
-        return
+def warn_no_recoveries(episodes: list[Episode]) -> None:
+    """One line on stderr, naming the recording option that fixes it, for episodes that show no recovery
+    (`lacks_recoveries`): the clone of laps that never leave the ideal line has never seen how to come back to it."""
     recorders = sorted({ep.source for ep in episodes} & set(SOURCES)) or list(SOURCES)
     fixes = " or ".join(f"{recorder} --noise {DART_NOISE}" for recorder in recorders)
     print(f"warning: no episode shows a recovery (no perturbed steering, never off the road), so the clone will "

@@ -29,7 +29,8 @@ def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | Non
     """`test` of a run (its own checkpoint unless named, its own action), run once, then read back."""
     if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
         checkpoint = None  # the run's own policy: the same test as without a name
-    result = results_file(LOG_ROOT / run_id, checkpoint, TEST_SEED_START, episodes, shove, None)
+    result = results_file(LOG_ROOT / run_id, checkpoint, TEST_SEED_START, episodes, shove,
+                          policy_action=None)
     if not result.exists():
         cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
             *(["--checkpoint", checkpoint] if checkpoint else []))

@@ -16,6 +16,7 @@ checkout's logs/) are kept as they were.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -393,11 +394,17 @@ def markdown(table: dict, episodes: int) -> str:
     return "\n".join(lines)
 
 
-def eval_curve(run_id: str, tag: str = "eval/raw_return") -> tuple[list[int], list[float]]:
+@functools.cache  # a run's curve and its training episodes come from one reading of its event files
+def run_events(run_id: str):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(LOG_ROOT / run_id), size_guidance={"scalars": 0})
     events.Reload()
+    return events
+
+
+def eval_curve(run_id: str, tag: str = "eval/raw_return") -> tuple[list[int], list[float]]:
+    events = run_events(run_id)
     scalars = events.Scalars(tag) if tag in events.Tags()["scalars"] else []
     return [s.step for s in scalars], [s.value for s in scalars]
 
