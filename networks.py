@@ -6,7 +6,6 @@ is what lets pixel actor-critics learn from few samples.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -57,9 +56,6 @@ class ModelConfig:
     # average braked, and the KL cost let the critic move that mean cheaply (README, Design notes). train_rl's
     # --spread_limit auto: 1 with the KL cost; the old clamp here (BC runs, runs saved before it existed).
     spread_limit: float | None = OLD_SPREAD_LIMIT  # None only until train_rl decides it (--spread_limit auto)
-    # A running average of the actor's weights rides along under `average_actor` and drives instead of the actor
-    # (validation, test, Agent.load); exploration still samples the actor (train_rl --actor_average).
-    actor_average: bool = False
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.
@@ -225,9 +221,8 @@ def check_spread_limit(spread_limit: float) -> None:
 
 
 class ActorCritic(nn.Module):
-    """Everything a run saves: encoder, actor, critic, the target encoder + critic for TD targets,
-    (fine-tuned runs) the frozen BC actor under its own key `bc_actor`, and (`actor_average`) the averaged
-    actor that drives, under `average_actor`."""
+    """Everything a run saves: encoder, actor, critic, the target encoder + critic for TD targets, and
+    (fine-tuned runs) the frozen BC actor under its own key `bc_actor`."""
 
     def __init__(self, obs_shape: tuple[int, int, int], config: ModelConfig):
         super().__init__()
@@ -244,7 +239,6 @@ class ActorCritic(nn.Module):
         self.actor = Actor(inputs, config.hidden_dim, config.spread_limit)
         self.bc_actor = (Actor(inputs, config.hidden_dim, config.spread_limit).requires_grad_(False)
                          if config.bc_actor else None)
-        self.average_actor = (copy.deepcopy(self.actor).requires_grad_(False) if config.actor_average else None)
         self.critic = Critic(inputs, config.hidden_dim, config.num_qs, config.critic_layer_norm)
         self.target_encoder = Encoder(obs_shape, config)
         self.target_critic = Critic(inputs, config.hidden_dim, config.num_qs, config.critic_layer_norm)
@@ -275,16 +269,11 @@ class ActorCritic(nn.Module):
         """The actor's deterministic action of this run (`policy_action`) from its Gaussian's parameters."""
         return self.actor.expected_from(mean, log_std) if self.policy_action == "expected" else self.actor.squash(mean)
 
-    @property
-    def driver(self) -> "Actor":
-        """The actor whose deterministic action the run drives: the averaged one if the run keeps it."""
-        return self.actor if self.average_actor is None else self.average_actor
-
     @torch.no_grad()
     def policy(self, features: torch.Tensor, explore: bool = False) -> torch.Tensor:
-        """The actions the run drives with: a sample of the actor (`explore`) or the driver's deterministic
-        `policy_action`, passed through the BC selection when the run has it. Collection and `Agent` both use it."""
-        action = self.actor.sample(features)[0] if explore else self.driven_action(*self.driver(features))
+        """The actions the run drives with: a sample (`explore`) or the actor's deterministic `policy_action`,
+        passed through the BC selection when the run has it. Collection and `Agent` both use it."""
+        action = self.actor.sample(features)[0] if explore else self.driven_action(*self.actor(features))
         return self.select(features, action)[0]
 
     @torch.no_grad()

@@ -64,8 +64,7 @@ from distributed import DistContext
 from env import MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
-from networks import (ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit,
-                      polyak_update)
+from networks import ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config, set_latest)
@@ -104,9 +103,6 @@ class RLConfig:
     # ascent, as SAC's tracks its entropy target), and falls back to init_temperature, never below, while it is
     # under; 0 keeps the temperature fixed at init_temperature.
     kl_limit: float = 0.0
-    # The policy validation, test and Agent.load drive is a running average of the actor's weights with this
-    # weight on the past per actor update (0: the actor itself). Exploration still samples the actor.
-    actor_average: float = 0.0
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
@@ -210,10 +206,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
                              "the racing line and what coming back from them earns (0 = none)")
-    parser.add_argument("--actor_average", type=float, default=c.actor_average,
-                        help="the driven policy (validation, test, Agent.load) is a running average of the actor's weights "
-                             "with this weight on the past per update, e.g. 0.999 (about the last 1,000 updates); "
-                             "exploration still samples the actor; 0 (default) = the actor itself")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
@@ -331,8 +323,6 @@ class SACLearner:
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.actor_optimizer.step()
-        if model.average_actor is not None:
-            polyak_update(model.average_actor, model.actor, 1.0 - self.config.actor_average)
         # Critic parameters got gradients from this loss too; the critic step clears them before use.
         metrics = {"actor_loss": sac_loss.item(), "bc_loss": bc_loss.item(), "entropy": -log_prob.mean().item(),
                    "alpha": self.alpha.item()}
@@ -548,14 +538,14 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             # The frozen BC actor rides along: reference for diagnostics, proposals for BC selection.
             model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection,
                                    policy_action=args.policy_action, dashboard_inputs=bool(args.dashboard_inputs),
-                                   spread_limit=args.spread_limit, actor_average=config.actor_average > 0)
+                                   spread_limit=args.spread_limit)
             init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
             config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else False
         else:
             env_config, model_config = env_and_model_configs(args)
             model_config.policy_action, model_config.dashboard_inputs = args.policy_action, bool(args.dashboard_inputs)
-            model_config.spread_limit, model_config.actor_average = args.spread_limit, config.actor_average > 0
+            model_config.spread_limit = args.spread_limit
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
                              bc_selection=False, learn_std=True, bc_prior_kl=False)  # no BC policy to propose, keep or stay near
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
@@ -598,8 +588,6 @@ def validate_config(config: RLConfig) -> None:
     for name in ("demo_ratio", "bc_weight_floor", "train_shove"):
         if not 0 <= getattr(config, name) <= 1:
             raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
-    if not 0 <= config.actor_average < 1:
-        raise UserError(f"--actor_average must be in [0, 1), got {config.actor_average}")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
         raise UserError("--gamma and --tau must be in (0, 1]")
     if config.init_temperature <= 0:
@@ -713,15 +701,13 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
 
 
 def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
-    """A BC run's weights into a fine-tuning model; the frozen BC actor and the averaged actor start as copies of
-    its actor."""
+    """A BC run's weights into a fine-tuning model; the frozen BC actor starts as a copy of its actor."""
     keys = model.load_state_dict(with_zero_dashboard_weights(bc_state, model), strict=False)
-    unknown = [k for k in keys.missing_keys if not k.startswith(("bc_actor.", "average_actor."))] + keys.unexpected_keys
+    unknown = [k for k in keys.missing_keys if not k.startswith("bc_actor.")] + keys.unexpected_keys
     if unknown:
         raise UserError(f"the BC checkpoint does not match the fine-tuning networks ({', '.join(unknown[:3])})")
-    for copy_of_actor in (model.bc_actor, model.average_actor):
-        if copy_of_actor is not None:
-            copy_of_actor.load_state_dict(model.actor.state_dict())
+    if model.bc_actor is not None:
+        model.bc_actor.load_state_dict(model.actor.state_dict())
     model.sync_targets(1.0)
 
 

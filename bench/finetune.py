@@ -108,10 +108,6 @@ SPREAD_1_SAC = "today's default with the spread limited to 1 under SAC's entropy
 # From clean laps the default's validation was still climbing at 15,000 steps on one demo set (491 -> 849 over the last
 # 5,000) and its best checkpoint was chosen on 10 tracks: twice the budget, still within the hour, and 20 tracks.
 DEFAULT_30K_VAL20 = "today's default at 30,000 steps, validation on 20 tracks (--total_steps 30000 --eval_episodes 20)"
-# The weak runs' validation swung by 150 points and more between checkpoints (448 -> 839 -> 691 -> 824); BC's
-# own clone drove far better as the running average of its epochs' weights (train_bc --weight_average). The same
-# for the fine-tuned actor: the driven policy averages about its last 1,000 updates, exploration samples the actor.
-ACTOR_AVERAGE = "today's default driving a running average of the actor's weights (--actor_average 0.999)"
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -176,9 +172,6 @@ VARIANTS = {
     DEFAULT_30K_VAL20: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_30k_val20",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--total_steps", 30_000, "--eval_episodes", 20]),
-    ACTOR_AVERAGE: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_actoravg999",
-                    ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                     "--bc_prior_kl", "auto", "--actor_average", 0.999]),
     KL_COOL: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_t001",
               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1,
                "--init_temperature", 0.01]),
@@ -220,18 +213,18 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_FLOOR_30 = (DEFAULT, SPREAD_1, ACTOR_AVERAGE, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
-WITH_DASHBOARD = (DEFAULT, SPREAD_1, ACTOR_AVERAGE, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, SPREAD_1, ACTOR_AVERAGE, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, SPREAD_1, ACTOR_AVERAGE, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
-SPREAD_LIMITED = (SPREAD_1, ACTOR_AVERAGE, DEFAULT_30K_VAL20, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
+WITH_FLOOR_30 = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
+WITH_MEAN_ACTION_Q = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
+DRIVE_EXPECTED = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+SPREAD_LIMITED = (SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
 VARIANTS = {label: (key, [*flags, *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in DRIVE_EXPECTED else ["--policy_action", "mean"])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (BC_START, BC_DASHBOARD_START, BC_AVERAGED_START, DEFAULT, SPREAD_1, ACTOR_AVERAGE, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
+SHOVED = (BC_START, BC_DASHBOARD_START, BC_AVERAGED_START, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}

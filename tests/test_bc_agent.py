@@ -204,17 +204,6 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 
 
-def test_actor_average_is_saved_and_drives_agent_load(workdir, monkeypatch):
-    monkeypatch.chdir(workdir)
-    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "avg", "--actor_average", "0.9"] + RL_TINY) == 0
-    agent = Agent.load(workdir / "logs" / "avg")
-    assert agent.model.average_actor is not None and agent.model.driver is agent.model.average_actor
-    averaged, actor = agent.model.average_actor.state_dict(), agent.model.actor.state_dict()
-    assert any(not torch.equal(averaged[k], actor[k]) for k in actor)  # it trails the trained actor
-    plain = Agent.load(workdir / "logs" / "bc")
-    assert plain.model.average_actor is None and plain.model.driver is plain.model.actor
-
-
 def test_kl_cost_to_the_bc_policy_is_off_for_clean_laps_unless_set(tmp_path, monkeypatch, capsys):
     """--bc_prior_kl auto: a clone of laps without recoveries is no prior to stay near."""
     monkeypatch.chdir(tmp_path)

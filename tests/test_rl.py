@@ -228,27 +228,6 @@ def test_bc_start_copies_actor_into_frozen_bc_actor():
     assert not any(p.requires_grad for p in model.bc_actor.parameters())
 
 
-def test_averaged_actor_starts_as_the_bc_actor_trails_the_actor_and_drives():
-    torch.manual_seed(0)
-    bc_state = ActorCritic(OBS_SHAPE, TINY).state_dict()
-    model = ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True, actor_average=True))
-    load_bc_start(model, bc_state)
-    for a, b in zip(model.actor.parameters(), model.average_actor.parameters()):
-        assert torch.equal(a, b) and not b.requires_grad
-    learner = SACLearner(model, replace(RLConfig(), augment_pad=2, actor_average=0.9, actor_lr=1e-2), torch.device("cpu"))
-    before = [p.clone() for p in model.actor.parameters()]
-    batch = make_batch(np.random.default_rng(0))
-    learner.update(batch, bc_weight=1.0)
-    for old, actor, average in zip(before, model.actor.parameters(), model.average_actor.parameters()):
-        torch.testing.assert_close(average, 0.9 * old + 0.1 * actor)  # one step of the running average
-    obs = torch.as_tensor(batch["obs"][:4])
-    features = model.encoder(obs)
-    with torch.no_grad():
-        driven = model.driven_action(*model.average_actor(features))
-        actor_action = model.driven_action(*model.actor(features))
-    assert torch.equal(model.act(obs), driven) and not torch.allclose(driven, actor_action)
-
-
 def test_bc_selection_executes_the_higher_q_proposal():
     model = fine_tuning_model()
     with torch.no_grad():
