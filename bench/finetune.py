@@ -213,10 +213,13 @@ VARIANTS = {
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     DEFAULT_30K: ("critic_ln_meanq_driveexp_30k", ["--critic_layer_norm", 1, "--total_steps", 30_000]),
 }
-WITH_FLOOR_30 = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
-WITH_DASHBOARD = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED)  # measured with the dashboard inputs (train_rl's default)
-WITH_MEAN_ACTION_Q = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, MEAN_DRIVEN, STALL, STALL_EXPECTED, DEFAULT_30K)  # measured with the actor loss also on tanh(mean)
-DRIVE_EXPECTED = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, KL_FLOOR_10, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+# A row measured with a newer default had every older one too, so each tuple extends the next newer default's: a new
+# row on today's defaults is listed once, in WITH_FLOOR_30.
+WITH_FLOOR_30 = (DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS,
+                 KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
+WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the dashboard inputs (train_rl's default)
+DRIVE_EXPECTED = (*WITH_DASHBOARD, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default)
+WITH_MEAN_ACTION_Q = (*DRIVE_EXPECTED, MEAN_DRIVEN, STALL)  # measured with the actor loss also on tanh(mean)
 SPREAD_LIMITED = (SPREAD_1, DEFAULT_30K_VAL20, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
 VARIANTS = {label: (key, [*flags, *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
