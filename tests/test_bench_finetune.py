@@ -2,6 +2,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import finetune  # noqa: E402
@@ -79,3 +81,14 @@ def test_plot_has_a_panel_per_start_with_its_rows(tmp_path, monkeypatch):
     axes = saved[0].axes
     assert [ax.get_title() for ax in axes] == [f"{start} BC start" for start in finetune.STARTS]
     assert [len(ax.lines) for ax in axes][-1] == 2  # the recovery row's curve and the 900 line
+
+
+def test_unknown_variant_is_a_short_error_and_list_prints_every_label(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--variants", "nonsense"])
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main()
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no variant labelled 'nonsense'" in error and len(error) < 600
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--list"])
+    finetune.main()
+    assert capsys.readouterr().out.splitlines() == list(finetune.VARIANTS)
