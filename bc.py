@@ -29,7 +29,7 @@ import demos
 import distributed
 from agent import Agent
 from distributed import DistContext
-from env import EnvConfig
+from env import CLEAN_LAPS_STALL_LIMIT, EnvConfig
 from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ACTION_NAMES, ENCODERS, ActorCritic, Encoder, ModelConfig, polyak_update
@@ -84,7 +84,8 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"consecutive off-track frames ending an episode, 0 = never (default {env.offtrack_limit}; fine-tuning: the BC run's)")
     parser.add_argument("--stall_limit", type=int, default=None,
                         help=f"frames without a newly visited tile ending a training episode at the cost of leaving the "
-                             f"road, 0 = never (default {env.stall_limit}; fine-tuning: the BC run's)")
+                             f"road, 0 = never (default {env.stall_limit}; fine-tuning: the BC run's if it set one, else "
+                             f"{CLEAN_LAPS_STALL_LIMIT} when the demonstrations show no recovery)")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=model.encoder, help="CNN encoder")
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")

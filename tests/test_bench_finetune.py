@@ -35,7 +35,12 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         finetune.VARIANTS[finetune.DEFAULT][1])
     assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
     for label, (_, flags) in finetune.VARIANTS.items():
-        assert (flags[-2:] == ["--policy_action", "mean"]) == (label not in finetune.DRIVE_EXPECTED)
+        # train_rl's --stall_limit auto would turn the stall limit on for clean laps: rows without it say 0.
+        stall_limits = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--stall_limit"]
+        stalled = label in (finetune.STALL_ON_DEFAULTS, finetune.STALL, finetune.STALL_EXPECTED)
+        assert stall_limits == [100 if stalled else 0]
+        older_flags = flags if stalled else flags[:-2]
+        assert (older_flags[-2:] == ["--policy_action", "mean"]) == (label not in finetune.DRIVE_EXPECTED)
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
         assert (label in finetune.WITH_FLOOR_30) != ("--bc_weight_floor" in flags)
