@@ -34,6 +34,9 @@ action and the dashboard inputs; the others are flags that lost or tied the abla
     loss and the TD target, at a fixed temperature: SAC's bonus widened the BC steering many-fold and pulled
     the saturated brake into tanh's slope within 400 updates of the actor's start, and the car crashed.
     With `kl_limit` the temperature rises while the batch's mean KL exceeds the limit (`update_temperature`).
+  - the stall limit (EnvConfig.stall_limit; auto: on when the demonstrations show no recovery): a training
+    episode without a new tile for 100 frames ends at the cost of leaving the road, so a car that brakes to a
+    stop facing the grass no longer finds a harbour there.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters

@@ -110,8 +110,8 @@ SPREAD_1_SAC = "today's default with the spread limited to 1 under SAC's entropy
 # 5,000) and its best checkpoint was chosen on 10 tracks: twice the budget, still within the hour, and 20 tracks.
 DEFAULT_30K_VAL20 = "today's default at 30,000 steps, validation on 20 tracks (--total_steps 30000 --eval_episodes 20)"
 # Demo set 1's default run ends 7 of its 10 unfinished test laps "stuck" (bench/failures.py): the car overshoots a
-# sharp corner, brakes to a standstill facing the grass and holds the brake; the frozen BC policy there drives
-# straight off the road. Standing still costs -0.1 a frame, leaving the road -200: the stall limit prices both alike.
+# sharp corner, brakes to a standstill and holds the brake, where the frozen BC policy would not brake at all
+# (bench/standstill.py). Standing still costs -0.1 a frame, leaving the road -200: the stall limit prices both alike.
 # train_rl's default on clean laps since 2026-12-03 (--stall_limit auto); every other row was measured without it.
 STALL_ON_DEFAULTS = ("today's default on clean laps: training episodes end after 100 frames without a new tile "
                      "(--stall_limit auto, since 2026-12-03)")
