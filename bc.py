@@ -57,6 +57,9 @@ class BCConfig:
     # same training: 924.8; bench/finetune.py).
     weight_average: float = 0.9
     eval_every: int = 10  # epochs between held-out evaluations (0 = never)
+    # Every epoch is checkpointed (resume needs the last), but only every Nth epoch's file is kept beside the
+    # best and the last: a checkpoint is ~8 MB, 100 of them were 0.75 GB per run.
+    checkpoint_every: int = 10
     eval_episodes: int = 4
     eval_video: bool = True  # each evaluation also puts a clip of one episode in TensorBoard
     seed: int = 0
@@ -139,6 +142,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the run's policy is this running average of its end-of-epoch weights: each epoch the older "
                              "ones decay by this factor (about 1/(1-x) epochs averaged; 0 = the last epoch's weights)")
     parser.add_argument("--eval_every", type=int, default=c.eval_every, help="epochs between held-out evaluations (0 = never)")
+    parser.add_argument("--checkpoint_every", type=int, default=c.checkpoint_every,
+                        help="keep checkpoints/epoch_N.pt of every Nth epoch (the last epoch's and best.pt are always kept)")
     parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per evaluation")
     parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
                         help="1: each evaluation also shows the first 8 s of one validation episode as a clip in "
@@ -202,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             path = run_dir(run_id, must_exist=False)
             if (path / "config.json").exists():
                 raise UserError(f"--run_id {run_id}: {path} already exists; pick another id or --resume_run_id it")
-        for name in ("epochs", "batch_size", "eval_episodes"):
+        for name in ("epochs", "batch_size", "eval_episodes", "checkpoint_every"):
             if getattr(config, name) < 1:
                 raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
         if config.batch_size > MAX_BATCH_SIZE:
@@ -341,6 +346,8 @@ def end_of_epoch(path, writer, model, trained_model, optimizer, agent, val_data,
     if val_actor < best_val:
         save_checkpoint(path, "best", state)
     save_checkpoint(path, f"epoch_{epoch}", state)
+    if (epoch - 1) % config.checkpoint_every:  # the previous epoch's file, now that this one is on disk
+        (path / "checkpoints" / f"epoch_{epoch - 1}.pt").unlink(missing_ok=True)
     if config.eval_every and epoch % config.eval_every == 0:
         summary = validate_on_tracks(agent, config.eval_episodes, 2, writer, step, clip=config.eval_video)
         line += f" | eval raw {summary['raw']['mean']:.0f} penalized {summary['penalized']['mean']:.0f}"

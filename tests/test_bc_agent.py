@@ -25,7 +25,7 @@ def workdir(tmp_path_factory):
         mp.chdir(path)
         assert main.main(["expert", "--dataset", "tiny", "--episodes", "2", "--max_frames", "80"]) == 0
         assert main.main(["train_bc", "--dataset", "tiny", "--run_id", "bc", "--epochs", "2", "--batch_size", "32",
-                          "--eval_every", "0", "--val_fraction", "0.5"] + TINY) == 0
+                          "--eval_every", "0", "--val_fraction", "0.5", "--checkpoint_every", "1"] + TINY) == 0
     return path
 
 
@@ -92,6 +92,17 @@ def test_checkpoints_and_config_round_trip(workdir, monkeypatch):
         assert torch.equal(value, state["model"][key])
     assert agent.env_config.obs_size == 48 and agent.env_config.frame_stack == 2
     assert list(run.glob("events.out.tfevents.*"))
+
+
+def test_only_every_nth_epoch_checkpoint_is_kept_beside_the_last_and_best(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    bc_args = ["train_bc", "--dataset", "tiny", "--batch_size", "32", "--eval_every", "0", "--val_fraction", "0.5"] + TINY
+    assert main.main([*bc_args, "--run_id", "every2", "--epochs", "3", "--checkpoint_every", "2"]) == 0
+    checkpoints = workdir / "logs" / "every2" / "checkpoints"
+    assert sorted(p.stem for p in checkpoints.glob("*.pt")) == ["best", "epoch_2", "epoch_3"]
+    assert main.main(["train_bc", "--resume_run_id", "every2", "--epochs", "4"]) == 0  # resumes from epoch_3
+    assert sorted(p.stem for p in checkpoints.glob("*.pt")) == ["best", "epoch_2", "epoch_4"]
+    assert (checkpoints / "latest").read_text().strip() == "epoch_4.pt"
 
 
 def test_resume_bc_run_continues_epochs(workdir, monkeypatch, capsys):
