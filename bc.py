@@ -74,6 +74,16 @@ def auto_bool(text: str) -> bool | None:
     return None if text == "auto" else text == "1"
 
 
+def auto_int(text: str) -> int | None:
+    """argparse type of --stall_limit: None for auto (decided by the command from the data), else an integer."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"choose auto or an integer (got {text!r})") from None
+
+
 def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Observation and network flags shared by train_bc and train_rl (from scratch)."""
     env, model = EnvConfig(), ModelConfig()
@@ -85,10 +95,10 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"reward penalty per off-track frame (default {env.offtrack_penalty}; fine-tuning: the BC run's)")
     parser.add_argument("--offtrack_limit", type=int, default=None,
                         help=f"consecutive off-track frames ending an episode, 0 = never (default {env.offtrack_limit}; fine-tuning: the BC run's)")
-    parser.add_argument("--stall_limit", type=int, default=None,
+    parser.add_argument("--stall_limit", type=auto_int, default=None, metavar="{auto,N}",
                         help=f"frames without a newly visited tile ending a training episode at the cost of leaving the "
-                             f"road, 0 = never (default {env.stall_limit}; fine-tuning: the BC run's if it set one, else "
-                             f"{CLEAN_LAPS_STALL_LIMIT} when the demonstrations show no recovery)")
+                             f"road, 0 = never (auto, the default: {env.stall_limit}; fine-tuning: the BC run's if it set "
+                             f"one, else {CLEAN_LAPS_STALL_LIMIT} when the demonstrations show no recovery, else 0)")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=model.encoder, help="CNN encoder")
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")

@@ -167,6 +167,9 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:  # argparse's own error: usage line, then the reason
         main.main(["train_rl", "--bc_prior_kl", "yes"])
     assert exit_info.value.code == 2 and "--bc_prior_kl: choose from auto, 0, 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["train_rl", "--stall_limit", "soon"])
+    assert exit_info.value.code == 2 and "--stall_limit: choose auto or an integer (got 'soon')" in capsys.readouterr().err
 
 
 def feature_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict:
