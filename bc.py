@@ -29,7 +29,7 @@ import demos
 import distributed
 from agent import Agent
 from distributed import DistContext
-from env import CLEAN_LAPS_STALL_LIMIT, EnvConfig
+from env import FINE_TUNING_STALL_LIMIT, EnvConfig
 from errors import UserError
 from evaluate import validate_on_tracks
 from networks import ACTION_NAMES, ENCODERS, ActorCritic, Encoder, ModelConfig, polyak_update
@@ -98,7 +98,7 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stall_limit", type=auto_int, default=None, metavar="{auto,N}",
                         help=f"frames without a newly visited tile ending a training episode at the cost of leaving the "
                              f"road, 0 = never (auto, the default: {env.stall_limit}; fine-tuning: the BC run's if it set "
-                             f"one, else {CLEAN_LAPS_STALL_LIMIT} when the demonstrations show no recovery, else 0)")
+                             f"one, else {FINE_TUNING_STALL_LIMIT})")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=model.encoder, help="CNN encoder")
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")

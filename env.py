@@ -33,9 +33,10 @@ FRAME_SHAPE = (96, 96, 3)
 MAX_NUM_ENVS = 64  # environment processes per command: more only thrash the CPU (each is a whole Python process)
 
 
-# train_rl's --stall_limit auto when the demonstrations show no recovery: a clone of clean laps learns to brake
-# where it would leave the road, and a car stopped facing the grass pays only -0.1 a frame (README: Stalls).
-CLEAN_LAPS_STALL_LIMIT = 100  # frames: 2 s
+# train_rl's --stall_limit auto when fine-tuning: a clone of clean laps learns to brake where it would leave the
+# road, and a car stopped facing the grass pays only -0.1 a frame (README: Stalls). From DART laps no training
+# episode stalled, so the runs were the same with it or without (bench/finetune.py).
+FINE_TUNING_STALL_LIMIT = 100  # frames: 2 s
 
 
 @dataclass
@@ -50,8 +51,7 @@ class EnvConfig:
     offtrack_limit: int = 20  # consecutive off-track frames that end an episode (0 = never)
     # Frames without a newly visited road tile that end an episode (0 = never), at the cost of leaving the
     # road (offtrack_penalty x offtrack_limit): else standing still is a safe harbour from that penalty.
-    # None only until train_rl decides `--stall_limit auto` from the demonstrations.
-    stall_limit: int | None = 0
+    stall_limit: int = 0
     max_frames: int = 1000  # physics frames per episode, as CarRacing-v3's time limit
     domain_randomize: bool = False
     lap_complete_percent: float = 0.95
@@ -68,7 +68,7 @@ class EnvConfig:
             raise ValueError(f"offtrack_penalty must be a finite number >= 0, got {self.offtrack_penalty}")
         if self.offtrack_limit < 0:
             raise ValueError(f"offtrack_limit must be >= 0, got {self.offtrack_limit}")
-        if self.stall_limit is not None and self.stall_limit < 0:
+        if self.stall_limit < 0:
             raise ValueError(f"stall_limit must be >= 0, got {self.stall_limit}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")

@@ -34,9 +34,9 @@ action and the dashboard inputs; the others are flags that lost or tied the abla
     loss and the TD target, at a fixed temperature: SAC's bonus widened the BC steering many-fold and pulled
     the saturated brake into tanh's slope within 400 updates of the actor's start, and the car crashed.
     With `kl_limit` the temperature rises while the batch's mean KL exceeds the limit (`update_temperature`).
-  - the stall limit (EnvConfig.stall_limit; auto: on when the demonstrations show no recovery): a training
-    episode without a new tile for 100 frames ends at the cost of leaving the road, so a car that brakes to a
-    stop facing the grass no longer finds a harbour there.
+  - the stall limit (EnvConfig.stall_limit, on when fine-tuning): a training episode without a new tile for
+    100 frames ends at the cost of leaving the road, so a car that brakes to a stop facing the grass no longer
+    finds a harbour there.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -64,7 +64,7 @@ import distributed
 from agent import Agent
 from bc import add_env_and_model_arguments, auto_bool, env_and_model_configs, override_reward
 from distributed import DistContext
-from env import CLEAN_LAPS_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
+from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
 from networks import ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
@@ -535,8 +535,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             if saved.get("kind") != "bc":
                 raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run (kind {saved.get('kind')!r})")
             env_config = override_reward(EnvConfig(**saved["env"]), args)
-            if args.stall_limit is None and not env_config.stall_limit:  # auto: decided in train_rl from the demos
-                env_config.stall_limit = None
+            if args.stall_limit is None and not env_config.stall_limit:  # auto: on unless the BC run set one
+                env_config.stall_limit = FINE_TUNING_STALL_LIMIT
             if saved["model"].get("dashboard_inputs") and not args.dashboard_inputs:
                 raise UserError(f"--resume_run_id {args.resume_run_id}: this BC run reads the dashboard; "
                                 "--dashboard_inputs 0 needs a BC run trained with train_bc --dashboard_inputs 0")
@@ -761,10 +761,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         config.bc_prior_kl = demos_show_recoveries
         if main_rank:
             print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
-    if env_config.stall_limit is None:  # --stall_limit auto: a clone of clean laps learns to stop (CLEAN_LAPS_STALL_LIMIT)
-        env_config.stall_limit = 0 if demos_show_recoveries else CLEAN_LAPS_STALL_LIMIT
-        if main_rank:
-            print(f"stall limit: {env_config.stall_limit} frames without a new tile" if env_config.stall_limit else "stall limit: off")
+    if main_rank:
+        print(f"stall limit: {env_config.stall_limit} frames without a new tile" if env_config.stall_limit else "stall limit: off")
     if model_config.spread_limit is None:  # --spread_limit auto: SAC's entropy bonus was measured with the old clamp
         model_config.spread_limit = KL_SPREAD_LIMIT if config.bc_prior_kl else OLD_SPREAD_LIMIT
     model = ActorCritic(env_config.obs_shape, model_config).to(device)

@@ -101,9 +101,8 @@ SHOVES_ON_DEFAULTS = ("today's default with training shoves (--train_shove 0.02 
 # bound with a spread of about 4: the average action the fine-tuned policy drives braked a little from the start, and the KL
 # cost let the critic move that mean cheaply; from a recovery start the car crawled (validation 912 -> -10, README).
 # Every row below was measured without it: each variant's flags get the old limit (see VARIANTS).
-SPREAD_1 = ("today's default on DART laps: the KL cost (--bc_prior_kl auto) with the policy's spread limited to 1 (train_rl "
-            "--spread_limit 1, the default since 2026-12-02, sixth session); on clean laps the default until 2026-12-03 "
-            "(no stall limit)")
+SPREAD_1 = ("the default until 2026-12-03, without the stall limit: on DART laps the KL cost (--bc_prior_kl auto) with the "
+            "policy's spread limited to 1 (train_rl --spread_limit 1, since 2026-12-02, sixth session)")
 # On clean laps auto keeps SAC's entropy bonus and the old limit e^2: does the limit of 1 help there too?
 SPREAD_1_SAC = "today's default with the spread limited to 1 under SAC's entropy bonus too (--spread_limit 1; clean laps)"
 # From clean laps the default's validation was still climbing at 15,000 steps on one demo set (491 -> 849 over the last
@@ -112,9 +111,11 @@ DEFAULT_30K_VAL20 = "today's default at 30,000 steps, validation on 20 tracks (-
 # Demo set 1's default run ends 7 of its 10 unfinished test laps "stuck" (bench/failures.py): the car overshoots a
 # sharp corner, brakes to a standstill and holds the brake, where the frozen BC policy would not brake at all
 # (bench/standstill.py). Standing still costs -0.1 a frame, leaving the road -200: the stall limit prices both alike.
-# train_rl's default on clean laps since 2026-12-03 (--stall_limit auto); every other row was measured without it.
-STALL_ON_DEFAULTS = ("today's default on clean laps: training episodes end after 100 frames without a new tile "
-                     "(--stall_limit auto, since 2026-12-03)")
+# train_rl's default since 2026-12-03 (--stall_limit auto): first for clean laps, then, as no training episode from
+# DART laps stalled (the runs were the same step for step), for every fine-tuning. Every other row was measured
+# without it.
+STALL_ON_DEFAULTS = ("today's default: training episodes end after 100 frames without a new tile (--stall_limit auto, "
+                     "since 2026-12-03)")
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")

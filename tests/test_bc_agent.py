@@ -9,7 +9,7 @@ import torch
 import main
 from agent import Agent
 from bc import BCConfig, bc_losses, train_bc, validate
-from env import CLEAN_LAPS_STALL_LIMIT, EnvConfig
+from env import FINE_TUNING_STALL_LIMIT, EnvConfig
 from networks import OLD_SPREAD_LIMIT, ActorCritic, ModelConfig
 from replay_buffer import demo_replay
 import demos
@@ -203,7 +203,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["model"]["spread_limit"] == 1.0  # --spread_limit auto with the KL cost (both actors)
     assert config["train"]["target_entropy"] is None  # the KL cost has no entropy target
     assert config["train"]["bc_prior_kl"] is True  # --bc_prior_kl auto on DART laps
-    assert config["env"]["stall_limit"] == 0  # --stall_limit auto on DART laps
+    assert config["env"]["stall_limit"] == FINE_TUNING_STALL_LIMIT  # --stall_limit auto when fine-tuning
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
     capsys.readouterr()
@@ -216,9 +216,9 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert second["step"] == 60 and second["updates"] >= first["updates"]
 
 
-def test_kl_cost_off_and_stall_limit_on_for_clean_laps_unless_set(tmp_path, monkeypatch, capsys):
+def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
     """--bc_prior_kl auto: a clone of laps without recoveries is no prior to stay near; --stall_limit auto:
-    its training episodes end when the car stops making progress."""
+    its training episodes end when the car stops making progress; --stall_limit 0 turns that off."""
     monkeypatch.chdir(tmp_path)
     assert main.main(["expert", "--dataset", "clean", "--episodes", "1", "--max_frames", "80", "--noise", "0"]) == 0
     assert main.main(["train_bc", "--dataset", "clean", "--run_id", "bc", "--epochs", "1", "--batch_size", "16",
@@ -234,7 +234,7 @@ def test_kl_cost_off_and_stall_limit_on_for_clean_laps_unless_set(tmp_path, monk
     for run_id, expected in (("auto", False), ("forced", True)):
         config = json.loads((tmp_path / "logs" / run_id / "config.json").read_text())
         assert config["train"]["bc_prior_kl"] is expected
-        assert config["env"]["stall_limit"] == (0 if expected else CLEAN_LAPS_STALL_LIMIT)
+        assert config["env"]["stall_limit"] == (0 if expected else FINE_TUNING_STALL_LIMIT)
         # SAC's entropy bonus targets the BC policy's own entropy; the KL cost has no target.
         assert (config["train"]["target_entropy"] is None) is expected
         # --spread_limit auto: 1 with the KL cost, the old clamp with SAC's entropy bonus (as it was measured).

@@ -35,7 +35,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         finetune.VARIANTS[finetune.DEFAULT][1])
     assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
     for label, (_, flags) in finetune.VARIANTS.items():
-        # train_rl's --stall_limit auto would turn the stall limit on for clean laps: rows without it say 0.
+        # train_rl's --stall_limit auto turns the stall limit on when fine-tuning: rows measured without it say 0.
         stall_limits = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--stall_limit"]
         stalled = label in (finetune.STALL_ON_DEFAULTS, finetune.STALL, finetune.STALL_EXPECTED)
         assert stall_limits == [100 if stalled else 0]
