@@ -58,7 +58,7 @@ class BCConfig:
     weight_average: float = 0.9
     eval_every: int = 10  # epochs between held-out evaluations (0 = never)
     # Every epoch is checkpointed (resume needs the last), but only every Nth epoch's file is kept beside the
-    # best and the last: a checkpoint is ~8 MB, 100 of them were 0.75 GB per run.
+    # best and the last: a checkpoint is 8-22 MB, 100 of them were 0.75-2.2 GB per run.
     checkpoint_every: int = 10
     eval_episodes: int = 4
     eval_video: bool = True  # each evaluation also puts a clip of one episode in TensorBoard
