@@ -74,14 +74,17 @@ def auto_bool(text: str) -> bool | None:
     return None if text == "auto" else text == "1"
 
 
-def auto_int(text: str) -> int | None:
-    """argparse type of --stall_limit: None for auto (decided by the command from the data), else an integer."""
-    if text == "auto":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"choose auto or an integer (got {text!r})") from None
+def auto_or(kind: type, words: str):
+    """argparse type of the auto|value flags (--stall_limit, --spread_limit): None for auto (the command decides
+    from the data or the loss), else `kind(text)`; `words` names the value in the error."""
+    def parse(text: str):
+        if text == "auto":
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"choose auto or {words} (got {text!r})") from None
+    return parse
 
 
 def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +98,7 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"reward penalty per off-track frame (default {env.offtrack_penalty}; fine-tuning: the BC run's)")
     parser.add_argument("--offtrack_limit", type=int, default=None,
                         help=f"consecutive off-track frames ending an episode, 0 = never (default {env.offtrack_limit}; fine-tuning: the BC run's)")
-    parser.add_argument("--stall_limit", type=auto_int, default=None, metavar="{auto,N}",
+    parser.add_argument("--stall_limit", type=auto_or(int, "an integer"), default=None, metavar="{auto,N}",
                         help=f"frames without a newly visited tile ending a training episode at the cost of leaving the "
                              f"road, 0 = never (auto, the default: {env.stall_limit}; fine-tuning: the BC run's if it set "
                              f"one, else {FINE_TUNING_STALL_LIMIT})")

@@ -62,7 +62,7 @@ from tqdm import tqdm
 import demos
 import distributed
 from agent import Agent
-from bc import add_env_and_model_arguments, auto_bool, env_and_model_configs, override_reward
+from bc import add_env_and_model_arguments, auto_bool, auto_or, env_and_model_configs, override_reward
 from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
@@ -131,16 +131,6 @@ class RLConfig:
     dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
 
 
-def spread_limit_arg(text: str) -> float | None:
-    """argparse type of --spread_limit: None for auto (decided with the KL cost), else a number."""
-    if text == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"auto or a number (got {text!r})") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = RLConfig()
     parser.add_argument("--resume_run_id", default=None,
@@ -195,7 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gyroscope bars) as pixels beside the encoder features, with zero weights at the start of "
                              "fine-tuning: the BC features alone hardly tell a stopped car from a moving one; 0: the "
                              "features alone (the default before 2026-12-01's sixth session)")
-    parser.add_argument("--spread_limit", type=spread_limit_arg, default=MODEL_FLAG_DEFAULTS["spread_limit"],
+    parser.add_argument("--spread_limit", type=auto_or(float, "a number"), default=MODEL_FLAG_DEFAULTS["spread_limit"],
                         metavar="{auto,X}",
                         help="largest standard deviation of the policy and of the frozen BC policy it is charged against, "
                              "in pre-tanh units: wider, the samples pile up at the action bounds and the average action "
