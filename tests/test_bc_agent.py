@@ -225,7 +225,7 @@ def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monk
                       "--eval_every", "0", "--val_fraction", "0"] + TINY) == 0
     capsys.readouterr()
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "auto", "--kl_limit", "1",
-                      "--stall_limit", "auto"] + RL_TINY) == 0  # auto is also the default (the DART test below)
+                      "--stall_limit", "auto"] + RL_TINY) == 0  # auto is also the default (the DART test above)
     out = capsys.readouterr().out
     assert "KL cost to the BC policy: off" in out and "warning: --kl_limit acts on the KL cost, which is off" in out
     assert "stall limit: 100 frames without a new tile" in out
