@@ -42,8 +42,9 @@ class ModelConfig:
     bc_selection: bool = False  # acting picks the higher-Q of the RL and BC proposals (IBRL; needs bc_actor)
     # The action test, validation and Agent.load drive: "mean" = tanh of the Gaussian's mean (what BC fits),
     # "expected" = the policy's average action E[tanh(u)], u ~ N(mean, std) (what SAC's samples are trained as).
-    # "mean" here (BC runs, runs saved before it existed); train_rl's --policy_action defaults to "expected".
-    policy_action: str = "mean"
+    # "mean" here (BC runs, runs saved before it existed); train_rl's --policy_action auto: "mean" with the KL
+    # cost, "expected" with SAC's entropy bonus.
+    policy_action: str | None = "mean"  # None only until train_rl decides it (--policy_action auto)
     # The dashboard strip at the bottom of every stacked frame (CarRacing's speed, ABS, steering and gyroscope
     # bars) goes, as raw pixels, beside the encoder's features to the actor and critics. BC features hardly
     # tell a stopped car from a moving one (bench/speed_probe.py). On by default in train_bc and train_rl

@@ -25,8 +25,9 @@ action and the dashboard inputs; the others are flags that lost or tied the abla
     (`train_bc --critic_layer_norm`), so a fine-tuning run has its BC run's critics;
   - the actor loss values the deterministic action tanh(mean) as much as its samples:
     -(Q(s, a~pi) + Q(s, tanh mean))/2 (`mean_action_q`), on by default since it won the ablation;
-  - validation, test and Agent.load drive the policy's average action E[tanh(u)] (`policy_action`
-    "expected"), not tanh(mean): where the learnt spread stays wide the two are different drivers;
+  - validation, test and Agent.load drive (`policy_action` auto) tanh(mean) with the KL cost, the action both
+    actor terms shape and BC drives, and the policy's average action E[tanh(u)] with SAC's entropy bonus, whose
+    learnt spread stays wide where the critic is unsure: there the two are different drivers;
   - the actor and critics also read the dashboard strip of the frames (`dashboard_inputs`: the speed bar
     above all, which the frozen BC features hardly encode), through zero weights at the start.
   - `bc_prior_kl` (auto: on unless the demonstrations show no recovery): the soft objective charges
@@ -75,7 +76,7 @@ from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
 # train_rl's defaults of the model settings it chooses (the rest are the BC run's or train_bc's)
-MODEL_FLAG_DEFAULTS = {"policy_action": "expected", "dashboard_inputs": 1, "spread_limit": None}
+MODEL_FLAG_DEFAULTS = {"policy_action": None, "dashboard_inputs": 1, "spread_limit": None}
 KL_SPREAD_LIMIT = 1.0  # --spread_limit auto with the KL cost (ModelConfig.spread_limit)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
@@ -131,6 +132,12 @@ class RLConfig:
     dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
 
 
+def policy_action_choice(text: str) -> str:
+    if text not in POLICY_ACTIONS:
+        raise ValueError(text)
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = RLConfig()
     parser.add_argument("--resume_run_id", default=None,
@@ -176,10 +183,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with the KL cost: while KL(policy || BC policy), averaged over each batch, exceeds this many "
                              "nats the temperature rises (at --alpha_lr), and it falls back to --init_temperature, never "
                              "below, while it is under; 0 (default) = the temperature stays at --init_temperature")
-    parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=MODEL_FLAG_DEFAULTS["policy_action"],
+    parser.add_argument("--policy_action", type=auto_or(policy_action_choice, "one of mean, expected"),
+                        default=MODEL_FLAG_DEFAULTS["policy_action"], metavar="{auto,mean,expected}",
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
-                             "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits, the "
-                             "default before 2026-12-01's fourth session)")
+                             "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits and "
+                             "BC runs drive); auto (default) = mean with the KL cost, expected with SAC's entropy bonus")
     parser.add_argument("--dashboard_inputs", type=int, choices=(0, 1), default=MODEL_FLAG_DEFAULTS["dashboard_inputs"],
                         help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, steering, "
                              "gyroscope bars) as pixels beside the encoder features, with zero weights at the start of "
@@ -755,6 +763,10 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         print(f"stall limit: {env_config.stall_limit} frames without a new tile" if env_config.stall_limit else "stall limit: off")
     if model_config.spread_limit is None:  # --spread_limit auto: SAC's entropy bonus was measured with the old clamp
         model_config.spread_limit = KL_SPREAD_LIMIT if config.bc_prior_kl else OLD_SPREAD_LIMIT
+    if model_config.policy_action is None:  # --policy_action auto: the spread stays near BC's only under the KL cost
+        model_config.policy_action = "mean" if config.bc_prior_kl else "expected"
+        if main_rank:
+            print(f"driven action: {'tanh(mean)' if config.bc_prior_kl else 'the average of the squashed samples'}")
     model = ActorCritic(env_config.obs_shape, model_config).to(device)
     if init_model is not None:
         load_bc_start(model, init_model)

@@ -199,7 +199,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["train"]["bc_run"] == "bc" and config["train"]["dataset"] == "tiny"
     assert config["env"]["obs_size"] == 48 and config["model"]["encoder"] == "small"  # the BC run's
     assert config["model"]["critic_layer_norm"] is True  # train_bc's default, kept by the fine-tuning
-    assert config["model"]["policy_action"] == "expected"  # train_rl's default; Agent.load drives what is saved
+    assert config["model"]["policy_action"] == "mean"  # --policy_action auto with the KL cost; Agent.load drives it
     assert config["model"]["spread_limit"] == 1.0  # --spread_limit auto with the KL cost (both actors)
     assert config["train"]["target_entropy"] is None  # the KL cost has no entropy target
     assert config["train"]["bc_prior_kl"] is True  # --bc_prior_kl auto on DART laps
@@ -239,8 +239,10 @@ def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monk
         assert (config["train"]["target_entropy"] is None) is expected
         # --spread_limit auto: 1 with the KL cost, the old clamp with SAC's entropy bonus (as it was measured).
         assert config["model"]["spread_limit"] == (1.0 if expected else OLD_SPREAD_LIMIT)
-        assert Agent.load(tmp_path / "logs" / run_id).model.actor.max_log_std == pytest.approx(
-            np.log(config["model"]["spread_limit"]))
+        agent = Agent.load(tmp_path / "logs" / run_id)
+        assert agent.model.actor.max_log_std == pytest.approx(np.log(config["model"]["spread_limit"]))
+        # --policy_action auto: tanh(mean) with the KL cost, the average of the samples with SAC's bonus.
+        assert config["model"]["policy_action"] == agent.model.policy_action == ("mean" if expected else "expected")
 
 
 def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, monkeypatch):

@@ -170,6 +170,9 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main.main(["train_rl", "--stall_limit", "soon"])
     assert exit_info.value.code == 2 and "--stall_limit: choose auto or an integer (got 'soon')" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["train_rl", "--policy_action", "fast"])
+    assert exit_info.value.code == 2 and "--policy_action: choose auto or one of mean, expected (got 'fast')" in capsys.readouterr().err
 
 
 def feature_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict:
