@@ -109,6 +109,10 @@ class RLConfig:
     kl_limit: float = 0.0
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
+    # Validations within this share of the best one count as tied, and of tied checkpoints the most trained is the
+    # run's policy: 10 tracks tell a BC start and its fine-tuning apart by hundredths of a point, while the test's
+    # 50 tracks find the tail the fine-tuning removed (README, Results). 0 = strictly the best.
+    validation_tie: float = 0.005
     train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
@@ -203,6 +207,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
                         help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
                              "periodic validation return, the BC start's own evaluation included, or the last one")
+    parser.add_argument("--validation_tie", type=float, default=c.validation_tie,
+                        help="with --final_policy best: validations within this share of the best one count as tied, "
+                             "and the most trained of the tied checkpoints is the policy (0 = strictly the best)")
     parser.add_argument("--train_shove", type=float, default=c.train_shove,
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
@@ -572,6 +579,16 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
     return path, config, env_config, model_config, init_model, resume_state
 
 
+def note_validation(best: dict, raw: float, step: int, tie: float) -> bool:
+    """Record the periodic validation `raw` of `step` in `best`; True if that checkpoint is now the run's policy:
+    the most trained one whose validation is within `tie` (a share) of the best so far."""
+    best["raw"] = max(best["raw"], raw)
+    if raw < best["raw"] - tie * abs(best["raw"]):
+        return False
+    best.update(step=step, policy_raw=raw)
+    return True
+
+
 def validate_config(config: RLConfig) -> None:
     for name, value in asdict(config).items():  # nan passes every `<` check below, inf hangs or overflows
         if isinstance(value, float) and not np.isfinite(value):
@@ -588,7 +605,7 @@ def validate_config(config: RLConfig) -> None:
                  "kl_limit"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("demo_ratio", "bc_weight_floor", "train_shove"):
+    for name in ("demo_ratio", "bc_weight_floor", "train_shove", "validation_tie"):
         if not 0 <= getattr(config, name) <= 1:
             raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
@@ -781,13 +798,14 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                                "model": asdict(model_config)})
     learner = SACLearner(model, config, device, ctx)
     bc_weight = AdaptiveBCWeight(config)
-    best = {"raw": -np.inf, "step": -1}  # best periodic validation so far (step 0 = the BC start itself)
+    # best periodic validation so far (step 0 = the BC start itself), and the step and validation of the policy
+    best = {"raw": -np.inf, "step": -1, "policy_raw": -np.inf}
     shoves = TrainingShoves(config.num_envs, config.train_shove, env_config.action_repeat) if config.train_shove else None
     if resume_state is not None:
         learner.load_state_dict(resume_state)
         if "bc_weight" in resume_state:  # runs saved before the adaptive weight lack both
             bc_weight.load_state_dict(resume_state["bc_weight"])
-            best.update(resume_state["best_validation"])
+            best.update({"policy_raw": resume_state["best_validation"]["raw"], **resume_state["best_validation"]})
         if shoves is not None and "training_shoves" in resume_state:
             shoves.load_state_dict(resume_state["training_shoves"])
         step = resume_state["step"]
@@ -901,8 +919,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if not main_rank:
             return  # the other ranks wait for rank 0 at their next gradient all-reduce
         summary = validate_on_tracks(agent, config.eval_episodes, config.num_envs, writer, step, clip=config.eval_video)
-        if summary["raw"]["mean"] > best["raw"]:
-            best.update(raw=summary["raw"]["mean"], step=step)
+        checkpoint(f"step_{step}")  # every validated state stays testable: test --checkpoint step_N
+        if note_validation(best, summary["raw"]["mean"], step, config.validation_tie):
             checkpoint("best")
         tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f} "
                    f"(min {summary['raw']['min']:.0f}, laps {summary['laps_completed']}/{summary['episodes']}), "
@@ -949,8 +967,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         # The run's policy (what `test` and Agent.load drive) is the best validated one; resuming still
         # continues from latest_step.
         set_latest(path, "best")
-        print(f"policy: the step-{best['step']} checkpoint (validation raw {best['raw']:.1f}, the best periodic "
-              f"evaluation{'; step 0 is the BC start' if best['step'] == 0 else ''}); the last state is latest_step")
+        print(f"policy: the step-{best['step']} checkpoint (validation raw {best['policy_raw']:.1f}; the best periodic "
+              f"evaluation {best['raw']:.1f}{'; step 0 is the BC start' if best['step'] == 0 else ''}); the last "
+              "state is latest_step")
     if writer:
         log_hparams(writer)
         writer.close()

@@ -282,6 +282,10 @@ def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys
     assert last["best_validation"]["raw"] >= best["raw"]  # the last state knows the best score so far
     expected = "best.pt" if best["step"] < 40 else "latest_step.pt"  # the run's policy: best validated
     assert (folder / "latest").read_text().strip() == expected
+    # Every validated state is kept, so any of them can be tested (test --checkpoint step_N).
+    assert {"step_0.pt", "step_20.pt", "step_40.pt"} <= {p.name for p in folder.glob("*.pt")}
+    chosen = torch.load(folder / f"step_{best['step']}.pt", weights_only=True)["model"]
+    assert all(torch.equal(chosen[k], v) for k, v in torch.load(folder / expected, weights_only=True)["model"].items())
     assert main.main(["train_rl", "--resume_run_id", "rl_best", "--total_steps", "60", "--eval_every", "0"]) == 0
     assert "resuming rl_best at step 40" in capsys.readouterr().out  # resume continues the last state, not best
 

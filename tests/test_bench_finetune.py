@@ -31,16 +31,18 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     assert finetune.rl_run_id(finetune.NO_DASHBOARD, "weak", 1) == "ft_critic_ln_meanq_driveexp_weak_1_e100"
     # The default is train_rl's defaults; every other row keeps the inputs, actor loss and driven action it was
     # measured with.
-    assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs", "--bc_weight_floor"} & set(
-        finetune.VARIANTS[finetune.DEFAULT][1])
+    assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs", "--bc_weight_floor", "--validation_tie",
+                "--spread_limit"} & set(finetune.VARIANTS[finetune.TIED_TO_TRAINED][1])
     assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
     for label, (_, flags) in finetune.VARIANTS.items():
         # train_rl's --stall_limit auto turns the stall limit on when fine-tuning: rows measured without it say 0.
         stall_limits = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--stall_limit"]
-        stalled = label in (finetune.STALL_ON_DEFAULTS, finetune.STALL, finetune.STALL_EXPECTED)
+        stalled = label in (finetune.TIED_TO_TRAINED, finetune.STALL_ON_DEFAULTS, finetune.STALL, finetune.STALL_EXPECTED)
         assert stall_limits == [100 if stalled else 0]
         older_flags = flags if stalled else flags[:-2]
-        assert (older_flags[-2:] == ["--policy_action", "mean"]) == (label not in finetune.DRIVE_EXPECTED)
+        # Rows before 2026-12-03's third session: the action they drove, strictly the best validation.
+        driven = "expected" if label in finetune.DRIVE_EXPECTED else "mean"
+        assert (older_flags[-4:] == ["--policy_action", driven, "--validation_tie", 0]) == (label != finetune.TIED_TO_TRAINED)
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
         assert (label in finetune.WITH_FLOOR_30) != ("--bc_weight_floor" in flags)
