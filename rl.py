@@ -12,15 +12,16 @@ action `policy_action` drives: valuing the average of the samples there lost the
 (detached, at least 1), so lambda does not depend on the reward scale.
 a_ref is the expert's action on demo rows and, with `bc_anchor_all`, the frozen BC policy's on online rows.
 Fine-tuning a BC run adds, each measured in bench/finetune.py (on by default: the first, the adaptive
-lambda, the best checkpoint, LayerNorm critics, the deterministic action's value, driving the average
-action and the dashboard inputs; the others are flags that lost or tied the ablation):
+lambda, the best checkpoint, LayerNorm critics, the deterministic action's value, the driven action's choice
+and the dashboard inputs; the others are flags that lost or tied the ablation):
   - the BC encoder stays fixed and the replay holds its features (computed once), so an update is a few
     MLP steps; with `learn_std` off the policy's spread stays the one BC fitted;
   - BC selection (IBRL): the frozen BC actor proposes an action beside the RL actor, and the one with the
     higher min-Q is executed, evaluated and bootstrapped from;
   - an adaptive lambda (`AdaptiveBCWeight`): stiff at first, relaxed while the training episodes keep up
     with the BC start's;
-  - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included;
+  - the run's policy is its best periodic validation checkpoint, the BC start's own evaluation included; of
+    checkpoints within `validation_tie` of the best, the most trained (`note_validation`);
   - critics with LayerNorm (RLPD), on by default since it won the ablation; set when BC pre-trains them
     (`train_bc --critic_layer_norm`), so a fine-tuning run has its BC run's critics;
   - the actor loss values the deterministic action tanh(mean) as much as its samples:

@@ -99,3 +99,11 @@ def test_unknown_variant_is_a_short_error_and_list_prints_every_label(monkeypatc
     monkeypatch.setattr(sys, "argv", ["finetune.py", "--list"])
     finetune.main()
     assert capsys.readouterr().out.splitlines() == list(finetune.VARIANTS)
+
+
+def test_validation_choice_replays_train_rls_rule_per_tie():
+    import validation_choice
+
+    steps, returns = [0, 5000, 10000, 15000], [918.17, 918.21, 918.69, 918.07]  # a strong run of 2026-12-03
+    assert validation_choice.chosen_step(steps, returns, 0.0) == 10000  # strictly the best
+    assert validation_choice.chosen_step(steps, returns, 0.005) == 15000  # the most trained of the tied
