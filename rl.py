@@ -971,6 +971,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         print(f"policy: the step-{best['step']} checkpoint (validation raw {best['policy_raw']:.1f}; the best periodic "
               f"evaluation {best['raw']:.1f}{'; step 0 is the BC start' if best['step'] == 0 else ''}); the last "
               "state is latest_step")
+    elif main_rank and config.final_policy == "best" and best["step"] == step:
+        print(f"policy: the last state (validation raw {best['policy_raw']:.1f}; the best periodic evaluation "
+              f"{best['raw']:.1f})")
     if writer:
         log_hparams(writer)
         writer.close()

@@ -275,6 +275,7 @@ def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys
     flags = [f for f in RL_TINY if f not in ("--eval_every", "0")]
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "rl_best", "--eval_every", "20",
                       "--eval_episodes", "1"] + flags) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("policy: ")]
     folder = workdir / "logs" / "rl_best" / "checkpoints"
     best = torch.load(folder / "best.pt", weights_only=True)["best_validation"]
     last = torch.load(folder / "latest_step.pt", weights_only=True)
@@ -282,6 +283,7 @@ def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys
     assert last["best_validation"]["raw"] >= best["raw"]  # the last state knows the best score so far
     expected = "best.pt" if best["step"] < 40 else "latest_step.pt"  # the run's policy: best validated
     assert (folder / "latest").read_text().strip() == expected
+    assert len(said) == 1 and ("last state" in said[0]) == (best["step"] == 40)  # the run says which it ends on
     # Every validated state is kept, so any of them can be tested (test --checkpoint step_N).
     assert {"step_0.pt", "step_20.pt", "step_40.pt"} <= {p.name for p in folder.glob("*.pt")}
     chosen = torch.load(folder / f"step_{best['step']}.pt", weights_only=True)["model"]
