@@ -356,9 +356,7 @@ def end_of_epoch(path, writer, model, trained_model, optimizer, agent, val_data,
     model.sync_targets(1.0)  # RL starts from target critics equal to the pre-trained ones
     state = {"model": model.state_dict(), "trained_model": trained_model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
              "best_val": min(best_val, val_actor), "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state()}
-    if val_actor < best_val:
-        save_checkpoint(path, "best", state)
-    save_checkpoint(path, f"epoch_{epoch}", state)
+    save_checkpoint(path, f"epoch_{epoch}", state, copies=("best",) if val_actor < best_val else ())
     if (epoch - 1) % config.checkpoint_every:  # the previous epoch's file, now that this one is on disk
         (path / "checkpoints" / f"epoch_{epoch - 1}.pt").unlink(missing_ok=True)
     if config.eval_every and epoch % config.eval_every == 0:

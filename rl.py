@@ -580,6 +580,11 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
     return path, config, env_config, model_config, init_model, resume_state
 
 
+def no_validation() -> dict:
+    """`note_validation`'s record before any validation: the best so far, and the policy's step and validation."""
+    return {"raw": -np.inf, "step": -1, "policy_raw": -np.inf}
+
+
 def note_validation(best: dict, raw: float, step: int, tie: float) -> bool:
     """Record the periodic validation `raw` of `step` in `best`; True if that checkpoint is now the run's policy:
     the most trained one whose validation is within `tie` (a share) of the best so far."""
@@ -799,8 +804,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                                "model": asdict(model_config)})
     learner = SACLearner(model, config, device, ctx)
     bc_weight = AdaptiveBCWeight(config)
-    # best periodic validation so far (step 0 = the BC start itself), and the step and validation of the policy
-    best = {"raw": -np.inf, "step": -1, "policy_raw": -np.inf}
+    best = no_validation()  # step 0's validation is the BC start's
     shoves = TrainingShoves(config.num_envs, config.train_shove, env_config.action_repeat) if config.train_shove else None
     if resume_state is not None:
         learner.load_state_dict(resume_state)
@@ -908,21 +912,21 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         log("speed/steps_per_s_overall", collected_since_start * ctx.world_size / (time.time() - timer["start"]))
         bar.set_postfix(upd=learner.updates, alpha=f"{learner.alpha.item():.3f}")
 
-    def checkpoint(name: str = "latest_step") -> None:
+    def checkpoint(name: str = "latest_step", copies: tuple[str, ...] = ()) -> None:
         if main_rank:
             state = {**learner.state_dict(), "step": step, "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state(),
                      "bc_weight": bc_weight.state_dict(), "best_validation": dict(best)}
             if shoves is not None:
                 state["training_shoves"] = shoves.state_dict()
-            save_checkpoint(path, name, state)
+            save_checkpoint(path, name, state, copies)
 
     def evaluate_now() -> None:
         if not main_rank:
             return  # the other ranks wait for rank 0 at their next gradient all-reduce
         summary = validate_on_tracks(agent, config.eval_episodes, config.num_envs, writer, step, clip=config.eval_video)
-        checkpoint(f"step_{step}")  # every validated state stays testable: test --checkpoint step_N
-        if note_validation(best, summary["raw"]["mean"], step, config.validation_tie):
-            checkpoint("best")
+        is_policy = note_validation(best, summary["raw"]["mean"], step, config.validation_tie)
+        # Every validated state stays testable (test --checkpoint step_N); the policy's is also `best`.
+        checkpoint(f"step_{step}", copies=("best",) if is_policy else ())
         tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f} "
                    f"(min {summary['raw']['min']:.0f}, laps {summary['laps_completed']}/{summary['episodes']}), "
                    f"penalized {summary['penalized']['mean']:.0f}, off-track frames {summary['offtrack_frames']['mean']:.0f}")

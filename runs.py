@@ -112,13 +112,17 @@ def _has_type(value: Any, hint: Any) -> bool:
     return False
 
 
-def save_checkpoint(path: Path, name: str, state: dict[str, Any]) -> Path:
-    """Write `checkpoints/<name>.pt` atomically and point `latest` at it."""
+def save_checkpoint(path: Path, name: str, state: dict[str, Any], copies: tuple[str, ...] = ()) -> Path:
+    """Write `checkpoints/<name>.pt` atomically, the same bytes under each name in `copies` (serialized once),
+    and point `latest` at `<name>.pt`."""
     folder = path / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.pt"
     with replacing(target, "wb") as f:  # on disk before it replaces the previous checkpoint
         torch.save(state, f)
+    for copy in copies:
+        with open(target, "rb") as source, replacing(folder / f"{copy}.pt", "wb") as f:
+            shutil.copyfileobj(source, f)
     atomic_write_text(folder / "latest", target.name)
     return target
 

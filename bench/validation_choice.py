@@ -19,12 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))
 
 from finetune import eval_curve  # noqa: E402
-from rl import RLConfig, note_validation  # noqa: E402
+from rl import RLConfig, no_validation, note_validation  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
 
 
 def chosen_step(steps: list[int], returns: list[float], tie: float) -> int:
-    best = {"raw": float("-inf"), "step": -1, "policy_raw": float("-inf")}
+    best = no_validation()
     for step, raw in zip(steps, returns):
         note_validation(best, raw, step, tie)
     return best["step"]

@@ -10,7 +10,7 @@ from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
-from rl import EpisodeTracker, RLConfig, SACLearner, gaussian_kl, load_bc_start, note_validation, record_step, to_batch
+from rl import EpisodeTracker, RLConfig, SACLearner, gaussian_kl, load_bc_start, no_validation, note_validation, record_step, to_batch
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -469,12 +469,12 @@ def test_training_shoves_hold_a_full_steer_without_gas_then_give_the_policy_back
 
 def test_policy_is_the_most_trained_checkpoint_tied_with_the_best_validation():
     """Validations within the tie share of the best count as equal; the latest of them is the policy."""
-    best = {"raw": -np.inf, "step": -1, "policy_raw": -np.inf}
+    best = no_validation()
     chosen = [note_validation(best, raw, step, tie=0.005) for step, raw in
               ((0, 918.84), (5000, 918.83), (10000, 918.80), (15000, 660.9))]  # a run of 2026-12-03 (drive mean)
     assert chosen == [True, True, True, False] and best == {"raw": 918.84, "step": 10000, "policy_raw": 918.80}
     assert note_validation(best, 930.0, 20000, tie=0.005)  # a clearly better one wins
     assert not note_validation(best, 925.0, 25000, tie=0.005)  # 5 below 930 is more than 0.5 %
     assert best["step"] == 20000
-    strict = {"raw": -np.inf, "step": -1, "policy_raw": -np.inf}
+    strict = no_validation()
     assert [note_validation(strict, raw, step, tie=0.0) for step, raw in ((0, 918.84), (5000, 918.83))] == [True, False]

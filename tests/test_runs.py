@@ -50,6 +50,15 @@ def test_checkpoint_with_generator_state_round_trips(tmp_path):
     assert rng_from_state(state["numpy_rng"]).random() == rng.random()
 
 
+def test_checkpoint_copies_are_the_same_bytes_and_latest_names_the_written_one(tmp_path):
+    save_checkpoint(tmp_path, "step_20", {"model": {"w": torch.arange(3.0)}}, copies=("best",))
+    folder = tmp_path / "checkpoints"
+    assert (folder / "best.pt").read_bytes() == (folder / "step_20.pt").read_bytes()
+    assert (folder / "latest").read_text() == "step_20.pt"
+    save_checkpoint(tmp_path, "step_40", {"model": {"w": torch.zeros(3)}})  # no copy: best stays step 20's
+    assert load_checkpoint(folder / "best.pt")["model"]["w"].tolist() == [0.0, 1.0, 2.0]
+
+
 def test_checkpoint_names_resolve_only_inside_the_run(tmp_path, monkeypatch):
     run = tmp_path / "run"
     save_checkpoint(run, "best", {"model": {}})
