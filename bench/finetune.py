@@ -120,7 +120,7 @@ STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training epi
 # the row above, seed for seed, train identically: both act only on validation and test):
 # - with the KL cost the run drives tanh(mean) (--policy_action auto): the spread stays near BC's, and tanh(mean) is
 #   the action both actor terms shape and the one BC drives; the average of the squashed samples gives less gas
-#   (the row above's runs tested driving tanh(mean): 924.3 and 924.8 against 923.8 and 924.3, 6 frames a lap faster);
+#   (the row above's runs tested driving tanh(mean): 924.3 and 924.8 against 923.8 and 924.3);
 # - of checkpoints whose validation is within 0.5 % of the best, the most trained is the policy (--validation_tie):
 #   driving tanh(mean), demo set 0's validations were 918.84, 918.83 and 918.80 at steps 0, 5,000 and 10,000, and
 #   strictly the best was the BC start itself, whose test tail the fine-tuning had removed (742 -> 909).
