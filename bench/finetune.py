@@ -127,6 +127,13 @@ STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training epi
 # Every other row was measured before them: each variant's flags get --validation_tie 0 and its --policy_action.
 TIED_TO_TRAINED = ("today's default: with the KL cost it drives tanh(mean) (--policy_action auto), and its policy is the "
                    "most trained checkpoint validated within 0.5 % of the best (--validation_tie 0.005)")
+# Off the road the critic, taught by a few training excursions, never steered the actor back more often than BC did,
+# though BC's fixed features hold what a recovery needs (bench/frozen_features.py). Self-imitation keeps the
+# policy's own successful recoveries from the training shoves and fits them as demonstrations (recoveries.py);
+# the same shoves without it are the control.
+SHOVES_TIED = "today's default with training shoves (--train_shove 0.02 --offtrack_limit 100)"
+SELF_IMITATION = ("today's default with training shoves and self-imitation of the recoveries they cause (--train_shove "
+                  "0.02 --offtrack_limit 100 --imitate_recoveries 1)")
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -194,6 +201,13 @@ VARIANTS = {
     TIED_TO_TRAINED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie",
                       ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                        "--bc_prior_kl", "auto", "--stall_limit", 100]),
+    SHOVES_TIED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100",
+                  ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                   "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100]),
+    SELF_IMITATION: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100_selfimit",
+                     ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                      "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100,
+                      "--imitate_recoveries", 1]),
     STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--stall_limit", 100]),
@@ -240,21 +254,22 @@ VARIANTS = {
 }
 # A row measured with a newer default had every older one too, so each tuple extends the next newer default's: a new
 # row on today's defaults is listed once, in WITH_FLOOR_30.
-WITH_FLOOR_30 = (TIED_TO_TRAINED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS,
+TIED = (TIED_TO_TRAINED, SHOVES_TIED, SELF_IMITATION)  # measured with --policy_action auto and --validation_tie 0.005
+WITH_FLOOR_30 = (*TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS,
                  KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
 WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the dashboard inputs (train_rl's default)
 DRIVE_EXPECTED = (*WITH_DASHBOARD, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default until 2026-12-03, third session)
 WITH_MEAN_ACTION_Q = (*DRIVE_EXPECTED, MEAN_DRIVEN, STALL)  # measured with the actor loss also on tanh(mean)
-SPREAD_LIMITED = (TIED_TO_TRAINED, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
+SPREAD_LIMITED = (*TIED, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
 VARIANTS = {label: (key, [*flags, *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
-                          *([] if label == TIED_TO_TRAINED else
+                          *([] if label in TIED else
                             ["--policy_action", "expected" if label in DRIVE_EXPECTED else "mean", "--validation_tie", 0]),
                           *([] if "--stall_limit" in flags else ["--stall_limit", 0])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (BC_START, BC_DASHBOARD_START, BC_AVERAGED_START, TIED_TO_TRAINED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
+SHOVED = (BC_START, BC_DASHBOARD_START, BC_AVERAGED_START, *TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}

@@ -37,12 +37,12 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     for label, (_, flags) in finetune.VARIANTS.items():
         # train_rl's --stall_limit auto turns the stall limit on when fine-tuning: rows measured without it say 0.
         stall_limits = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--stall_limit"]
-        stalled = label in (finetune.TIED_TO_TRAINED, finetune.STALL_ON_DEFAULTS, finetune.STALL, finetune.STALL_EXPECTED)
+        stalled = label in (*finetune.TIED, finetune.STALL_ON_DEFAULTS, finetune.STALL, finetune.STALL_EXPECTED)
         assert stall_limits == [100 if stalled else 0]
         older_flags = flags if stalled else flags[:-2]
         # Rows before 2026-12-03's third session: the action they drove, strictly the best validation.
         driven = "expected" if label in finetune.DRIVE_EXPECTED else "mean"
-        assert (older_flags[-4:] == ["--policy_action", driven, "--validation_tie", 0]) == (label != finetune.TIED_TO_TRAINED)
+        assert (older_flags[-4:] == ["--policy_action", driven, "--validation_tie", 0]) == (label not in finetune.TIED)
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
         assert (label in finetune.WITH_FLOOR_30) != ("--bc_weight_floor" in flags)
