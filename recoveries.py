@@ -19,8 +19,9 @@ class RecoveryMemory:
     """A ring of (features, action) pairs from the training episodes' recoveries, and per environment the pairs
     of the excursion in progress."""
 
-    def __init__(self, num_envs: int, feature_dim: int, window: int, capacity: int = 20_000):
-        self.window = window
+    def __init__(self, num_envs: int, feature_dim: int, window: int, steer_offset: float = 0.0, capacity: int = 20_000):
+        self.window, self.steer_offset = window, steer_offset
+        self.offset = np.zeros(num_envs, np.float32)  # the current excursion's steering offset (`explore`)
         self.features = np.zeros((capacity, feature_dim), np.float32)
         self.actions = np.zeros((capacity, 3), np.float32)
         self.size = self.next = 0
@@ -31,6 +32,16 @@ class RecoveryMemory:
 
     def __len__(self) -> int:
         return self.size
+
+    def explore(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The actions to execute: off the road, the steering shifted by an offset drawn uniformly from
+        [-steer_offset, steer_offset] when the excursion starts and held through it, so the recoveries kept
+        include ways back the policy itself would not have tried (the policy's spread stays near BC's)."""
+        drawn = rng.uniform(-self.steer_offset, self.steer_offset, len(actions)).astype(np.float32)
+        self.offset = np.where(self.off_road & (self.steps_away == 0), drawn, self.offset)
+        explored = actions.copy()
+        explored[:, 0] = np.where(self.off_road, np.clip(actions[:, 0] + self.offset, -1.0, 1.0), actions[:, 0])
+        return explored
 
     def add(self, features: np.ndarray, actions: np.ndarray, chosen: np.ndarray, off_road_next: np.ndarray,
             done: np.ndarray) -> None:

@@ -119,6 +119,7 @@ class RLConfig:
     # Fine-tuning: the policy's own recoveries in training (off the road, back within the test's 2 s) join the
     # demonstrations the BC term fits (recoveries.py); needs excursions, so training shoves.
     imitate_recoveries: bool = False
+    recovery_exploration: float = 0.0  # with imitate_recoveries: largest steering offset held through an excursion
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
@@ -223,6 +224,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning: 1 = the policy's own actions from leaving the road to being back on it within "
                              "2 s, in training, are fitted by the BC term like the demonstrations (self-imitation; "
                              "pair it with --train_shove and --offtrack_limit 100 so there are excursions to learn from)")
+    parser.add_argument("--recovery_exploration", type=float, default=c.recovery_exploration,
+                        help="with --imitate_recoveries 1: off the road in training, the steering is shifted by an offset "
+                             "drawn uniformly from [-X, X] at each excursion's start and held through it (0 = none)")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
@@ -594,6 +598,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             check_spread_limit(model_config.spread_limit)
     except ValueError as error:
         raise UserError(f"--{error}") from None
+    if not 0 <= config.recovery_exploration <= 2:
+        raise UserError(f"--recovery_exploration must be in [0, 2] (a steering offset), got {config.recovery_exploration}")
     if config.imitate_recoveries and config.train_encoder:
         raise UserError("--imitate_recoveries 1 needs a fixed encoder: fine-tune a BC run (--resume_run_id BC_RUN) "
                         "without --train_encoder 1")
@@ -838,8 +844,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     best = no_validation()  # step 0's validation is the BC start's
     shoves = TrainingShoves(config.num_envs, config.train_shove, env_config.action_repeat) if config.train_shove else None
     # Not saved with a checkpoint, like the replay: a resumed run gathers recoveries anew.
-    recoveries = (RecoveryMemory(config.num_envs, model.encoder.output_dim, RECOVERY_FRAMES // env_config.action_repeat)
-                  if config.imitate_recoveries else None)
+    recoveries = (RecoveryMemory(config.num_envs, model.encoder.output_dim, RECOVERY_FRAMES // env_config.action_repeat,
+                                 config.recovery_exploration) if config.imitate_recoveries else None)
     if resume_state is not None:
         learner.load_state_dict(resume_state)
         if "bc_weight" in resume_state:  # runs saved before the adaptive weight lack both
@@ -917,6 +923,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                 tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy() / model.reward_scale)
             metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
             actions = actions.cpu().numpy()
+            if recoveries is not None and config.recovery_exploration:
+                actions = recoveries.explore(actions, rng)
         if shoves is not None:
             actions = shoves.apply(actions, rng)
         next_obs, reward, terminated, truncated, info = envs.step(actions)

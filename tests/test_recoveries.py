@@ -59,3 +59,17 @@ def test_recovery_loss_pulls_the_deterministic_action_toward_the_kept_actions():
             return float((model.actor.deterministic(states) - actions).norm(dim=-1).mean())
 
     assert distance(True) < 0.5 * distance(False)
+
+
+def test_exploration_shifts_the_steering_by_one_offset_per_excursion_and_only_off_the_road():
+    memory = RecoveryMemory(2, 4, window=5, steer_offset=1.0)
+    rng = np.random.default_rng(0)
+    policy = np.tile(np.array([[0.2, 0.5, 0.0]], np.float32), (2, 1))
+    assert np.array_equal(memory.explore(policy, rng), policy)  # both on the road
+    memory.add(np.zeros((2, 4), np.float32), policy, np.ones(2, bool), np.array([True, False]), np.zeros(2, bool))
+    first = memory.explore(policy, rng)
+    assert first[0, 0] != policy[0, 0] and np.array_equal(first[0, 1:], policy[0, 1:])  # env 0 off: steering only
+    assert np.array_equal(first[1], policy[1])
+    memory.add(np.zeros((2, 4), np.float32), first, np.ones(2, bool), np.array([True, False]), np.zeros(2, bool))
+    assert np.array_equal(memory.explore(policy, rng)[0], first[0])  # the same offset through the excursion
+    assert -1.0 <= first[0, 0] <= 1.0

@@ -166,6 +166,8 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--demo_ratio" in err
     code, err = run_cli(capsys, "train_rl", "--imitate_recoveries", "1")  # from scratch the encoder trains
     assert code == 2 and "--imitate_recoveries 1 needs a fixed encoder" in err and len(err.strip().splitlines()) == 1
+    code, err = run_cli(capsys, "train_rl", "--recovery_exploration", "3")
+    assert code == 2 and "--recovery_exploration must be in [0, 2]" in err
     with pytest.raises(SystemExit) as exit_info:  # argparse's own error: usage line, then the reason
         main.main(["train_rl", "--bc_prior_kl", "yes"])
     assert exit_info.value.code == 2 and "--bc_prior_kl: choose from auto, 0, 1" in capsys.readouterr().err
