@@ -319,3 +319,28 @@ def test_interrupt_writes_final_checkpoint(workdir, tmp_path, signal_name):
     assert process.returncode == 130, err[-2000:]
     state = torch.load(tmp_path / "logs" / "stop" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert 20 <= state["step"] < 100000 and "interrupted" in err
+
+
+def test_frozen_features_bench_clones_a_new_actor_on_the_bc_runs_fixed_encoder(workdir, monkeypatch):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import frozen_features
+
+    monkeypatch.chdir(workdir)
+    run_id = frozen_features.train_head("bc", "tiny")
+    head, bc = Agent.load(workdir / "logs" / run_id).model, Agent.load(workdir / "logs" / "bc").model
+    assert all(torch.equal(a, b) for a, b in zip(head.encoder.state_dict().values(), bc.encoder.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(head.actor.state_dict().values(), bc.actor.state_dict().values()))
+    data = demo_replay(demos.load_dataset(str(workdir / "data" / "tiny")), EnvConfig(obs_size=48, frame_stack=2), 0.99)
+    batch = data.sample(64, np.random.default_rng(0))
+    torch.manual_seed(0)  # the head's starting actor
+    untrained = ActorCritic((2, 48, 48), ModelConfig(**json.loads((workdir / "logs" / "bc" / "config.json").read_text())["model"]))
+    untrained.encoder.load_state_dict(bc.encoder.state_dict())
+
+    def actor_error(model: ActorCritic) -> float:
+        with torch.no_grad():
+            return bc_losses(model, model, batch, torch.device("cpu"), 0, 0.0)["actor_loss"].item()
+
+    assert actor_error(head) < actor_error(untrained)  # the new actor learnt the laps
+    assert frozen_features.train_head("bc", "tiny") == run_id  # trained once, then read back
