@@ -68,8 +68,7 @@ from bc import add_env_and_model_arguments, auto_bool, auto_or, env_and_model_co
 from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
-from evaluate import RECOVERY_FRAMES, SHOVE_HOLD_FRAMES, validate_on_tracks
-from recoveries import RecoveryMemory
+from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
 from networks import ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
@@ -116,10 +115,6 @@ class RLConfig:
     # 50 tracks find the tail the fine-tuning removed (README, Results). 0 = strictly the best.
     validation_tie: float = 0.005
     train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
-    # Fine-tuning: the policy's own recoveries in training (off the road, back within the test's 2 s) join the
-    # demonstrations the BC term fits (recoveries.py); needs excursions, so training shoves.
-    imitate_recoveries: bool = False
-    recovery_exploration: float = 0.0  # with imitate_recoveries: largest steering offset held through an excursion
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
@@ -220,13 +215,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
                              "the racing line and what coming back from them earns (0 = none)")
-    parser.add_argument("--imitate_recoveries", type=int, choices=(0, 1), default=int(c.imitate_recoveries),
-                        help="fine-tuning: 1 = the policy's own actions from leaving the road to being back on it within "
-                             "2 s, in training, are fitted by the BC term like the demonstrations (self-imitation; "
-                             "pair it with --train_shove and --offtrack_limit 100 so there are excursions to learn from)")
-    parser.add_argument("--recovery_exploration", type=float, default=c.recovery_exploration,
-                        help="with --imitate_recoveries 1: off the road in training, the steering is shifted by an offset "
-                             "drawn uniformly from [-X, X] at each excursion's start and held through it (0 = none)")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
@@ -324,15 +312,10 @@ class SACLearner:
                 metrics[f"diag/td_error_{name}"] = td_error[rows].mean().item()
         return metrics, features.detach()
 
-    def update_actor(self, features: torch.Tensor, batch: Batch, bc_weight: float,
-                     recovered: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
-        """SAC actor loss / |Q| + bc_weight * (BC loss + the loss on the kept recoveries); then the temperature
-        step."""
+    def update_actor(self, features: torch.Tensor, batch: Batch, bc_weight: float) -> dict:
+        """SAC actor loss / |Q| + bc_weight * BC loss; then the temperature step."""
         model, nets = self.model, self.nets
-        n = len(features)
-        # One forward serves every term (DDP wants one per backward): the batch, then the recoveries' states.
-        mean, log_std = nets.actor(features if recovered is None else torch.cat([features, recovered[0]]))
-        mean, log_std, recovered_mean = mean[:n], log_std[:n], mean[n:]
+        mean, log_std = nets.actor(features)  # one forward serves both terms (DDP wants one per backward)
         if not self.config.learn_std:  # keep the BC policy's spread: the critic cannot judge wider actions
             log_std = log_std.detach()
         action, log_prob = model.actor.sample_from(mean, log_std)
@@ -344,18 +327,14 @@ class SACLearner:
         cost = self.policy_cost(features, mean, log_std, log_prob)
         sac_loss = (self.alpha * cost - value).mean()
         bc_loss = self.bc_loss(features, mean, batch) if bc_weight > 0 else torch.zeros((), device=self.device)
-        recovery_loss = (self.recovery_loss(recovered_mean, recovered[1]) if recovered is not None
-                         else torch.zeros((), device=self.device))
         # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.
-        loss = sac_loss / q.abs().mean().detach().clamp(min=1.0) + bc_weight * (bc_loss + recovery_loss)
+        loss = sac_loss / q.abs().mean().detach().clamp(min=1.0) + bc_weight * bc_loss
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.actor_optimizer.step()
         # Critic parameters got gradients from this loss too; the critic step clears them before use.
         metrics = {"actor_loss": sac_loss.item(), "bc_loss": bc_loss.item(), "entropy": -log_prob.mean().item(),
                    "alpha": self.alpha.item()}
-        if recovered is not None:
-            metrics["recovery_loss"] = recovery_loss.item()
         if not self.config.bc_prior_kl:
             return {**metrics, **self.update_temperature(log_prob.detach() + self.target_entropy)}
         metrics["kl_to_bc"] = cost.mean().item()
@@ -399,10 +378,6 @@ class SACLearner:
             return torch.zeros((), device=self.device)
         return F.mse_loss(self.model.actor.squash(mean[rows]), target[rows])
 
-    def recovery_loss(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """MSE of the deterministic action to the policy's own actions of its kept recoveries (recoveries.py)."""
-        return F.mse_loss(self.model.actor.squash(mean), action)
-
     @torch.no_grad()
     def bc_diagnostics(self, features: torch.Tensor, batch: Batch) -> dict:
         """Where the policy stands relative to the frozen BC policy on the online (policy's own) states:
@@ -426,16 +401,13 @@ class SACLearner:
                 "diag/kl_to_bc": kl.mean().item(), "diag/off_track_share": off_track.float().mean().item(),
                 **off_road, **spread}
 
-    def update(self, batch: dict, bc_weight: float, train_actor: bool = True,
-               recovered: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-        """One learner step on a numpy batch from `sample_mixed` (and features and actions of kept recoveries)."""
+    def update(self, batch: dict, bc_weight: float, train_actor: bool = True) -> dict:
+        """One learner step on a numpy batch from `sample_mixed`."""
         batch = to_batch(batch, self.device, self.model.reward_scale)
-        if recovered is not None:
-            recovered = tuple(torch.as_tensor(v, device=self.device) for v in recovered)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             metrics, features = self.update_critic(batch)
             if train_actor:
-                metrics.update(self.update_actor(features, batch, bc_weight, recovered))
+                metrics.update(self.update_actor(features, batch, bc_weight))
         if self.updates % DIAGNOSE_EVERY == 0:
             metrics.update(self.bc_diagnostics(features, batch))
         self.model.sync_targets(self.config.tau)
@@ -598,11 +570,6 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             check_spread_limit(model_config.spread_limit)
     except ValueError as error:
         raise UserError(f"--{error}") from None
-    if not 0 <= config.recovery_exploration <= 2:
-        raise UserError(f"--recovery_exploration must be in [0, 2] (a steering offset), got {config.recovery_exploration}")
-    if config.imitate_recoveries and config.train_encoder:
-        raise UserError("--imitate_recoveries 1 needs a fixed encoder: fine-tune a BC run (--resume_run_id BC_RUN) "
-                        "without --train_encoder 1")
     if config.num_min_qs > model_config.num_qs:
         raise UserError(f"--num_min_qs {config.num_min_qs} exceeds the critic ensemble ({model_config.num_qs} members)")
     distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
@@ -707,7 +674,6 @@ class TrainingShoves:
         self.probability, self.action_repeat = probability, action_repeat
         self.hold = np.zeros(num_envs, np.int64)  # frames of the current shove still to come
         self.push = np.zeros((num_envs, 3), np.float32)
-        self.shoved = np.zeros(num_envs, bool)
 
     def apply(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The actions to execute (and store): the policy's, or a shove's."""
@@ -717,7 +683,6 @@ class TrainingShoves:
         self.hold[starts] = SHOVE_HOLD_FRAMES
         shoved = self.hold > 0
         self.hold[shoved] -= self.action_repeat
-        self.shoved = shoved  # which environments' actions were a shove's this step
         return np.where(shoved[:, None], self.push, actions)
 
     def end_episodes(self, done: np.ndarray) -> None:
@@ -743,12 +708,10 @@ class Every:
         return True
 
 
-def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info, entry
-                ) -> tuple[np.ndarray, np.ndarray]:
+def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info, entry) -> np.ndarray:
     """Store one vector-env step (same-step autoreset): the final observation of a finished episode is in
     info['final_obs'] and the returned observation already starts the next episode. `entry` maps stacked
-    observations to what the replay keeps (newest frame, or features). Returns which episodes ended and which
-    cars are off the road at the step's (final) observation."""
+    observations to what the replay keeps (newest frame, or features)."""
     done = terminated | truncated
     off_track = np.where(info.get("_off_track", False), info.get("off_track", False), False)  # a reset's info has none
     if done.any():
@@ -760,7 +723,7 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
         online.add(i, actions[i], reward[i], stored[i], bool(terminated[i]), bool(off_track[i]))
     for i, restart in zip(np.flatnonzero(done), restarts):
         online.start(i, restart)
-    return done, off_track
+    return done
 
 
 def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
@@ -843,9 +806,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     bc_weight = AdaptiveBCWeight(config)
     best = no_validation()  # step 0's validation is the BC start's
     shoves = TrainingShoves(config.num_envs, config.train_shove, env_config.action_repeat) if config.train_shove else None
-    # Not saved with a checkpoint, like the replay: a resumed run gathers recoveries anew.
-    recoveries = (RecoveryMemory(config.num_envs, model.encoder.output_dim, RECOVERY_FRAMES // env_config.action_repeat,
-                                 config.recovery_exploration) if config.imitate_recoveries else None)
     if resume_state is not None:
         learner.load_state_dict(resume_state)
         if "bc_weight" in resume_state:  # runs saved before the adaptive weight lack both
@@ -917,21 +877,14 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         else:
             with torch.no_grad():
                 features = model.encoder(torch.as_tensor(obs, device=device))
-                if recoveries is not None:
-                    seen = features.float().cpu().numpy()  # what the replay stores for obs (cached features)
                 actions, rl_wins = model.select(features, model.actor.sample(features)[0])
                 tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy() / model.reward_scale)
             metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
             actions = actions.cpu().numpy()
-            if recoveries is not None and config.recovery_exploration:
-                actions = recoveries.explore(actions, rng)
         if shoves is not None:
             actions = shoves.apply(actions, rng)
         next_obs, reward, terminated, truncated, info = envs.step(actions)
-        done, off_track = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
-        if recoveries is not None:
-            chosen = ~shoves.shoved if shoves is not None else np.ones(len(actions), bool)
-            recoveries.add(seen, actions, chosen, off_track, done)
+        done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
         if shoves is not None:
             shoves.end_episodes(done)
         for episode in tracker.add(reward, info, done):
@@ -946,10 +899,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         train_actor = step >= config.learning_starts + config.critic_warmup_steps
         while update_debt >= 1:
             batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma, config.n_step)
-            # As many recovery rows as demo rows, once there are any.
-            recovered = (recoveries.sample(round(config.demo_ratio * config.batch_size), rng)
-                         if recoveries is not None and len(recoveries) else None)
-            metrics.update(learner.update(batch, bc_weight.value(step), train_actor, recovered))
+            metrics.update(learner.update(batch, bc_weight.value(step), train_actor))
             update_debt -= 1
             timer["updates"] += 1
 
@@ -957,8 +907,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         for k, v in metrics.items():
             log(k if k.startswith("diag/") else f"train/{k}", v)
         log("train/bc_weight", bc_weight.value(step))
-        if recoveries is not None:
-            log("train/recoveries_kept", recoveries.recoveries)
         log("speed/env_frames_per_s", timer["frames"] / max(timer["env"], 1e-9))
         log("speed/updates_per_s", timer["updates"] / max(timer["learn"], 1e-9))
         log("speed/steps_per_s_overall", collected_since_start * ctx.world_size / (time.time() - timer["start"]))

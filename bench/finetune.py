@@ -127,18 +127,9 @@ STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training epi
 # Every other row was measured before them: each variant's flags get --validation_tie 0 and its --policy_action.
 TIED_TO_TRAINED = ("today's default: with the KL cost it drives tanh(mean) (--policy_action auto), and its policy is the "
                    "most trained checkpoint validated within 0.5 % of the best (--validation_tie 0.005)")
-# Off the road the critic, taught by a few training excursions, never steered the actor back more often than BC did,
-# though BC's fixed features hold what a recovery needs (bench/frozen_features.py). Self-imitation keeps the
-# policy's own successful recoveries from the training shoves and fits them as demonstrations (recoveries.py);
-# the same shoves without it are the control.
+# Training shoves on today's defaults: the control of the self-imitation of their recoveries (2026-12-03, fourth session:
+# the flags --imitate_recoveries and --recovery_exploration lost and are gone, last at commit 8426379).
 SHOVES_TIED = "today's default with training shoves (--train_shove 0.02 --offtrack_limit 100)"
-SELF_IMITATION = ("today's default with training shoves and self-imitation of the recoveries they cause (--train_shove "
-                  "0.02 --offtrack_limit 100 --imitate_recoveries 1)")
-# Self-imitation alone keeps the ways back the policy already knew: off the road the spread stays near BC's.
-# A steering offset drawn per excursion and held through it tries others; the ones that come back are kept.
-EXPLORED_RECOVERIES = ("today's default with training shoves and self-imitation of the recoveries they cause, steering "
-                       "offsets up to 1 held through each training excursion (--train_shove 0.02 --offtrack_limit 100 "
-                       "--imitate_recoveries 1 --recovery_exploration 1)")
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -209,14 +200,6 @@ VARIANTS = {
     SHOVES_TIED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100",
                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                    "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100]),
-    SELF_IMITATION: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100_selfimit",
-                     ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                      "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100,
-                      "--imitate_recoveries", 1]),
-    EXPLORED_RECOVERIES: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100_selfimit_explore1",
-                          ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                           "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100,
-                           "--imitate_recoveries", 1, "--recovery_exploration", 1]),
     STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--stall_limit", 100]),
@@ -263,7 +246,7 @@ VARIANTS = {
 }
 # A row measured with a newer default had every older one too, so each tuple extends the next newer default's: a new
 # row on today's defaults is listed once, in WITH_FLOOR_30.
-TIED = (TIED_TO_TRAINED, SHOVES_TIED, SELF_IMITATION, EXPLORED_RECOVERIES)  # measured with --policy_action auto and --validation_tie 0.005
+TIED = (TIED_TO_TRAINED, SHOVES_TIED)  # measured with --policy_action auto and --validation_tie 0.005
 WITH_FLOOR_30 = (*TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS,
                  KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
 WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the dashboard inputs (train_rl's default)
