@@ -39,6 +39,7 @@ import finetune  # noqa: E402
 from bc import BCConfig  # noqa: E402
 from cli_runner import cli, tested  # noqa: E402
 from env import EnvConfig  # noqa: E402
+from errors import UserError  # noqa: E402
 from networks import ActorCritic, ModelConfig, polyak_update  # noqa: E402
 from replay_buffer import demo_replay  # noqa: E402
 from runs import LOG_ROOT, checkpoint_path, load_checkpoint, load_config, run_dir, save_checkpoint, save_config  # noqa: E402
@@ -142,4 +143,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # a missing run or dataset: one line, as the CLI says it
+        sys.exit(f"error: {error}")
