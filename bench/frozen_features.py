@@ -7,7 +7,7 @@ BC-SAC fine-tuning keeps the BC encoder fixed (README, Design notes), so whateve
 road they learn on features trained to imitate laps that hardly leave it. For each strong demo set k of
 bench/finetune.py (its BC run at train_bc's defaults, trained if missing) this clones, into a freshly initialised
 actor reading that BC run's encoder, fixed, with train_bc's batch size, learning rate, epochs, augmentation and
-weight average, (a) the same laps and (b) the recovery laps: the same tracks recorded with the robustness test's
+weight average (on all the laps: train_bc held one in ten out for validation), (a) the same laps and (b) the recovery laps: the same tracks recorded with the robustness test's
 shoves (`expert --noise 0.05 --shove 0.01`: the autopilot drives back; recorded if missing). Every policy is tested
 on the same held-out tracks with and without shoves. If (b) recovers about as often as BC trained end to end on
 recovery laps, the fixed features are enough and the fine-tuning's failure to recover is in the actions it learns;
