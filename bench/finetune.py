@@ -133,6 +133,11 @@ SHOVES_TIED = "today's default with training shoves (--train_shove 0.02 --offtra
 # lambda reached its floor of 30 at step 13,000 on demo set 0, and the periodic validation fell at 15,000 (661, or 894
 # with training shoves) though the run's policy, the tied checkpoint at 10,000, tested 924.3: does a floor of 50 hold it?
 FLOOR_50_TIED = "today's default with lambda's floor at 50 (--bc_weight_floor 0.5)"
+# The training shoves' excursions show the critic only the ways back the policy tries, and the KL cost keeps those
+# near BC's; a steering offset held through each excursion (--off_road_steer) shows it others, which the actor
+# follows only as far as the critic values them (self-imitating them lost: 8426379).
+OFF_ROAD_STEER = ("today's default with training shoves and a steering offset off the road (--train_shove 0.02 "
+                  "--offtrack_limit 100 --off_road_steer 1)")
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -206,6 +211,10 @@ VARIANTS = {
     FLOOR_50_TIED: ("critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
                     ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                      "--bc_prior_kl", "auto", "--stall_limit", 100, "--bc_weight_floor", 0.5]),
+    OFF_ROAD_STEER: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100_steer1",
+                     ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                      "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100,
+                      "--off_road_steer", 1]),
     STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--stall_limit", 100]),
@@ -252,7 +261,7 @@ VARIANTS = {
 }
 # A row measured with a newer default had every older one too, so each tuple extends the next newer default's: a new
 # row on today's defaults is listed once, in WITH_FLOOR_30.
-TIED = (TIED_TO_TRAINED, SHOVES_TIED, FLOOR_50_TIED)  # measured with --policy_action auto and --validation_tie 0.005
+TIED = (TIED_TO_TRAINED, SHOVES_TIED, FLOOR_50_TIED, OFF_ROAD_STEER)  # measured with --policy_action auto and --validation_tie 0.005
 WITH_FLOOR_30 = (*TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS,
                  KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default)
 WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the dashboard inputs (train_rl's default)
