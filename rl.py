@@ -115,10 +115,6 @@ class RLConfig:
     # 50 tracks find the tail the fine-tuning removed (README, Results). 0 = strictly the best.
     validation_tie: float = 0.005
     train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
-    # Collection off the road: the steering is shifted by an offset drawn from [-off_road_steer, off_road_steer]
-    # when the car leaves the road and held until it is back (0 = off). The critic learns what those ways back are
-    # worth; the actor only follows the critic, it never imitates them.
-    off_road_steer: float = 0.0
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
@@ -219,9 +215,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
                              "the racing line and what coming back from them earns (0 = none)")
-    parser.add_argument("--off_road_steer", type=float, default=c.off_road_steer,
-                        help="off the road, collection shifts the policy's steering by an offset drawn from [-X, X] "
-                             "per excursion, so the critic learns ways back the policy does not try (0 = off)")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
@@ -633,8 +626,6 @@ def validate_config(config: RLConfig) -> None:
             raise UserError(f"--{name} must be > 0, got {getattr(config, name)}")
     if config.augment_pad < 0:
         raise UserError(f"--augment_pad must be >= 0, got {config.augment_pad}")
-    if not 0 <= config.off_road_steer <= 2:
-        raise UserError(f"--off_road_steer must be in [0, 2] (a steering offset), got {config.off_road_steer}")
 
 
 class EpisodeTracker:
@@ -705,37 +696,6 @@ class TrainingShoves:
         self.hold, self.push = np.array(state["hold"], np.int64), np.array(state["push"], np.float32)
 
 
-class OffRoadExploration:
-    """`off_road_steer`: each training excursion (the car off the road) gets a steering offset, drawn when the car
-    leaves the road and held until it is back or the episode ends. Held, not redrawn per step: a way back is a
-    turn kept for a second or more, which independent noise around the policy's steering almost never makes."""
-
-    def __init__(self, num_envs: int, largest_offset: float):
-        self.largest_offset = largest_offset
-        self.off_road = np.zeros(num_envs, bool)  # the car is off the road at the current observation
-        self.offset = np.zeros(num_envs, np.float32)
-
-    def apply(self, actions: np.ndarray) -> np.ndarray:
-        """The actions to execute (and store): the policy's, steering shifted where the car is off the road."""
-        explored = actions.copy()
-        explored[:, 0] = np.clip(actions[:, 0] + np.where(self.off_road, self.offset, 0.0), -1.0, 1.0)
-        return explored
-
-    def observe(self, off_road: np.ndarray, done: np.ndarray, rng: np.random.Generator) -> None:
-        """Where the cars are after a step (a finished episode's next observation starts a new track, on the
-        road); an excursion that starts now draws its offset."""
-        drawn = rng.uniform(-self.largest_offset, self.largest_offset, len(off_road)).astype(np.float32)
-        now_off = off_road & ~done
-        self.offset = np.where(now_off & ~self.off_road, drawn, self.offset)
-        self.off_road = now_off
-
-    def state_dict(self) -> dict:
-        return {"off_road": self.off_road.tolist(), "offset": self.offset.tolist()}  # plain lists: weights_only checkpoints
-
-    def load_state_dict(self, state: dict) -> None:
-        self.off_road, self.offset = np.array(state["off_road"], bool), np.array(state["offset"], np.float32)
-
-
 class Every:
     """True once per `every` steps (steps advance by num_envs x world_size, so compare distances)."""
 
@@ -749,12 +709,10 @@ class Every:
         return True
 
 
-def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info, entry
-                ) -> tuple[np.ndarray, np.ndarray]:
+def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info, entry) -> np.ndarray:
     """Store one vector-env step (same-step autoreset): the final observation of a finished episode is in
     info['final_obs'] and the returned observation already starts the next episode. `entry` maps stacked
-    observations to what the replay keeps (newest frame, or features). Returns which episodes ended and
-    whether each car was off the road after the step (at the final observation for the ended ones)."""
+    observations to what the replay keeps (newest frame, or features)."""
     done = terminated | truncated
     off_track = np.where(info.get("_off_track", False), info.get("off_track", False), False)  # a reset's info has none
     if done.any():
@@ -766,7 +724,7 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
         online.add(i, actions[i], reward[i], stored[i], bool(terminated[i]), bool(off_track[i]))
     for i, restart in zip(np.flatnonzero(done), restarts):
         online.start(i, restart)
-    return done, off_track
+    return done
 
 
 def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
@@ -849,7 +807,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     bc_weight = AdaptiveBCWeight(config)
     best = no_validation()  # step 0's validation is the BC start's
     shoves = TrainingShoves(config.num_envs, config.train_shove, env_config.action_repeat) if config.train_shove else None
-    exploration = OffRoadExploration(config.num_envs, config.off_road_steer) if config.off_road_steer else None
     if resume_state is not None:
         learner.load_state_dict(resume_state)
         if "bc_weight" in resume_state:  # runs saved before the adaptive weight lack both
@@ -857,8 +814,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             best.update({"policy_raw": resume_state["best_validation"]["raw"], **resume_state["best_validation"]})
         if shoves is not None and "training_shoves" in resume_state:
             shoves.load_state_dict(resume_state["training_shoves"])
-        if exploration is not None and "off_road_exploration" in resume_state:
-            exploration.load_state_dict(resume_state["off_road_exploration"])
         step = resume_state["step"]
         if ctx.rank == 0:  # exact continuation of the saved random streams (rank 0's; others reseed)
             rng = rng_from_state(resume_state["numpy_rng"])
@@ -927,16 +882,12 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                 tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy() / model.reward_scale)
             metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
             actions = actions.cpu().numpy()
-        if exploration is not None:
-            actions = exploration.apply(actions)
-        if shoves is not None:  # a shove overrides whatever the policy chose
+        if shoves is not None:
             actions = shoves.apply(actions, rng)
         next_obs, reward, terminated, truncated, info = envs.step(actions)
-        done, off_track = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
+        done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
         if shoves is not None:
             shoves.end_episodes(done)
-        if exploration is not None:
-            exploration.observe(off_track, done, rng)
         for episode in tracker.add(reward, info, done):
             for name, value in episode.items():
                 log(f"train/episode_{name}", value)
@@ -968,8 +919,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                      "bc_weight": bc_weight.state_dict(), "best_validation": dict(best)}
             if shoves is not None:
                 state["training_shoves"] = shoves.state_dict()
-            if exploration is not None:
-                state["off_road_exploration"] = exploration.state_dict()
             save_checkpoint(path, name, state, copies)
 
     def evaluate_now() -> None:

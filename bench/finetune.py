@@ -127,20 +127,16 @@ STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training epi
 # Every other row was measured before them: each variant's flags get --validation_tie 0 and its --policy_action.
 TIED_TO_TRAINED = ("lambda's floor at 30 (the default until 2026-12-03, fifth session): with the KL cost it drives tanh(mean) (--policy_action auto), and its policy is the "
                    "most trained checkpoint validated within 0.5 % of the best (--validation_tie 0.005)")
-# Training shoves on today's defaults: the control of the self-imitation of their recoveries (2026-12-03, fourth session:
-# the flags --imitate_recoveries and --recovery_exploration lost and are gone, last at commit 8426379).
+# Training shoves on the defaults of 2026-12-03's fourth session: the control of the self-imitation of their recoveries
+# (fourth session: the flags --imitate_recoveries and --recovery_exploration lost and are gone, last at commit 8426379)
+# and of a steering offset held through each training excursion (fifth session: --off_road_steer lost and is gone,
+# last at commit 49619b3).
 SHOVES_TIED = ("lambda's floor at 30 (the default until 2026-12-03, fifth session) with training shoves (--train_shove 0.02 "
                "--offtrack_limit 100)")
 # With lambda's floor at 30, lambda reached it at step 13,000 on strong demo set 0 and the periodic validation fell at
 # 15,000 (661, or 894 with training shoves; the run's policy, the tied checkpoint at 10,000, tested 924.3). At 50 every
 # validation held, and the tests were alike from both starts: train_rl's default since 2026-12-03, fifth session.
 FLOOR_50_TIED = "today's default: lambda's floor at 50 (--bc_weight_floor 0.5, since 2026-12-03, fifth session)"
-# The training shoves' excursions show the critic only the ways back the policy tries, and the KL cost keeps those
-# near BC's; a steering offset held through each excursion (--off_road_steer) shows it others, which the actor
-# follows only as far as the critic values them (self-imitating them lost: 8426379).
-OFF_ROAD_STEER = ("lambda's floor at 30 (the default until 2026-12-03, fifth session) with training shoves and a steering "
-                  "offset off the road (--train_shove 0.02 "
-                  "--offtrack_limit 100 --off_road_steer 1)")
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -214,10 +210,6 @@ VARIANTS = {
     SHOVES_TIED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100",
                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                    "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100]),
-    OFF_ROAD_STEER: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100_steer1",
-                     ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                      "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100,
-                      "--off_road_steer", 1]),
     STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--stall_limit", 100]),
@@ -265,7 +257,7 @@ VARIANTS = {
 # A row measured with a newer default had every older one too, so each tuple extends the next newer default's: a new
 # row on today's defaults is listed once, in WITH_FLOOR_50.
 WITH_FLOOR_50 = (FLOOR_50_TIED,)  # measured with lambda's floor at 50 (train_rl's default)
-TIED = (*WITH_FLOOR_50, TIED_TO_TRAINED, SHOVES_TIED, OFF_ROAD_STEER)  # measured with --policy_action auto and --validation_tie 0.005
+TIED = (*WITH_FLOOR_50, TIED_TO_TRAINED, SHOVES_TIED)  # measured with --policy_action auto and --validation_tie 0.005
 WITH_FLOOR_30 = (*TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS,
                  KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 or above
 WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the dashboard inputs (train_rl's default)

@@ -262,13 +262,12 @@ def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, mon
 def test_train_rl_collects_with_training_shoves_and_checkpoints_them(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "shoved", "--train_shove", "1",
-                      "--bc_prior_kl", "1", "--off_road_steer", "1"] + RL_TINY) == 0
+                      "--bc_prior_kl", "1"] + RL_TINY) == 0
     state = torch.load(workdir / "logs" / "shoved" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert state["training_shoves"]["hold"] and max(state["training_shoves"]["hold"]) < 16  # pushing at the end
     assert abs(state["training_shoves"]["push"][0][0]) == 1.0
-    assert len(state["off_road_exploration"]["offset"]) == len(state["training_shoves"]["hold"])
     saved = json.loads((workdir / "logs" / "shoved" / "config.json").read_text())["train"]
-    assert saved["train_shove"] == 1.0 and saved["bc_prior_kl"] is True and saved["off_road_steer"] == 1.0
+    assert saved["train_shove"] == 1.0 and saved["bc_prior_kl"] is True
 
 
 def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys):

@@ -10,7 +10,7 @@ from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
-from rl import EpisodeTracker, OffRoadExploration, RLConfig, SACLearner, gaussian_kl, load_bc_start, no_validation, note_validation, record_step, to_batch
+from rl import EpisodeTracker, RLConfig, SACLearner, gaussian_kl, load_bc_start, no_validation, note_validation, record_step, to_batch
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -119,7 +119,7 @@ def test_vector_collection_stores_final_frames_and_restarts():
         actions = np.tile(np.array([[0.0, 0.5, 0.0]], np.float32), (2, 1))
         next_obs, reward, terminated, truncated, info = envs.step(actions)
         tracker.note_start_values(np.array([7.0, 8.0]))
-        done, _ = record_step(buffer, actions, reward, next_obs, terminated, truncated, info, lambda o: o[:, -1:])
+        done = record_step(buffer, actions, reward, next_obs, terminated, truncated, info, lambda o: o[:, -1:])
         step_rewards.append(reward[0])
         finished = tracker.add(reward, info, done)
         if done[0]:
@@ -146,10 +146,9 @@ def test_record_step_stores_whether_each_frame_is_off_the_road():
     next_obs = np.ones((2, 1, 2, 2), np.uint8)
     info = {"off_track": np.array([True, False]), "_off_track": np.array([True, False]),
             "final_info": {"off_track": np.array([False, True])}, "final_obs": [None, next_obs[1]]}
-    done, off_track = record_step(buffer, np.zeros((2, 3), np.float32), np.zeros(2), next_obs, np.array([False, True]),
-                                  np.array([False, False]), info, lambda o: o)
+    record_step(buffer, np.zeros((2, 3), np.float32), np.zeros(2), next_obs, np.array([False, True]),
+                np.array([False, False]), info, lambda o: o)
     assert buffer.off_track[0, 1] and buffer.off_track[1, 1] and not buffer.off_track[1, 2]
-    assert done.tolist() == [False, True] and off_track.tolist() == [True, True]
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
@@ -165,8 +164,6 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--batch_size" in err
     code, err = run_cli(capsys, "train_rl", "--demo_ratio", "1.5")
     assert code == 2 and "--demo_ratio" in err
-    code, err = run_cli(capsys, "train_rl", "--off_road_steer", "3")
-    assert code == 2 and "--off_road_steer" in err
     with pytest.raises(SystemExit) as exit_info:  # argparse's own error: usage line, then the reason
         main.main(["train_rl", "--bc_prior_kl", "yes"])
     assert exit_info.value.code == 2 and "--bc_prior_kl: choose from auto, 0, 1" in capsys.readouterr().err
@@ -481,30 +478,3 @@ def test_policy_is_the_most_trained_checkpoint_tied_with_the_best_validation():
     assert best["step"] == 20000
     strict = no_validation()
     assert [note_validation(strict, raw, step, tie=0.0) for step, raw in ((0, 918.84), (5000, 918.83))] == [True, False]
-
-
-def test_off_road_exploration_holds_one_steering_offset_per_excursion():
-    """On the road the policy's action passes unchanged; off it the steering is shifted by an offset drawn
-    when the car left the road and held until it is back; the next excursion draws a new one."""
-    rng = np.random.default_rng(0)
-    exploration = OffRoadExploration(2, largest_offset=1.0)
-    policy = np.array([[0.1, 0.5, 0.0], [-0.2, 0.3, 0.1]], np.float32)
-    assert np.array_equal(exploration.apply(policy), policy)
-    exploration.observe(np.array([True, False]), np.array([False, False]), rng)  # car 0 leaves the road
-    first = exploration.apply(policy)
-    offset = first[0, 0] - policy[0, 0]
-    assert offset != 0 and np.array_equal(first[0, 1:], policy[0, 1:]) and np.array_equal(first[1], policy[1])
-    for _ in range(5):  # still off: the same offset
-        exploration.observe(np.array([True, False]), np.array([False, False]), rng)
-        assert exploration.apply(policy)[0, 0] == first[0, 0]
-    restored = OffRoadExploration(2, largest_offset=1.0)
-    restored.load_state_dict(exploration.state_dict())  # mid-excursion state survives a checkpoint
-    assert np.array_equal(restored.apply(policy), first)
-    exploration.observe(np.array([False, False]), np.array([False, False]), rng)  # back on the road
-    assert np.array_equal(exploration.apply(policy), policy)
-    exploration.observe(np.array([True, True]), np.array([False, True]), rng)  # car 1's episode ended off the road
-    second = exploration.apply(policy)
-    assert second[0, 0] != first[0, 0] and np.array_equal(second[1], policy[1])
-    big = OffRoadExploration(1, largest_offset=2.0)
-    big.observe(np.array([True]), np.array([False]), np.random.default_rng(1))
-    assert -1.0 <= big.apply(np.array([[0.9, 0.0, 0.0]], np.float32))[0, 0] <= 1.0  # clipped to the action range
