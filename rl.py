@@ -459,12 +459,12 @@ class AdaptiveBCWeight:
     It starts at bc_weight (the actor barely moves). Measured: letting it fall to bc_weight / 100 undid the
     gains of the steps before; at bc_weight / 10 the policy still drifted from its peak late in the run (with
     the dashboard inputs); at 0.3 x bc_weight one strong start's validation still fell late (919 -> 661), at
-    0.5 x (`bc_weight_floor`) it held, and the tests were alike (README, Results). Reference: the mean raw return of the training episodes
-    driven before the actor trains (the BC policy itself, with its exploration noise). Once the actor
-    trains, each finished episode compares the mean of the last `window` returns with it: below the
-    reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by `down`, within
-    [bc_weight_floor * bc_weight, bc_weight]. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly decayed
-    over bc_decay_steps if set).
+    0.5 x (`bc_weight_floor`) it held, and the tests were alike (README, Results). Reference: the mean raw
+    return of the training episodes driven before the actor trains (the BC policy itself, with its exploration
+    noise). Once the actor trains, each finished episode compares the mean of the last `window` returns with
+    it: below the reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by
+    `down`, within [bc_weight_floor * bc_weight, bc_weight]. With `adaptive_bc_weight` off lambda stays at
+    bc_weight (linearly decayed over bc_decay_steps if set).
     """
 
     window, up, down, tolerance = 6, 1.25, 1.15, 0.03

@@ -125,8 +125,9 @@ STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training epi
 #   driving tanh(mean), demo set 0's validations were 918.84, 918.83 and 918.80 at steps 0, 5,000 and 10,000, and
 #   strictly the best was the BC start itself, whose test tail the fine-tuning had removed (742 -> 909).
 # Every other row was measured before them: each variant's flags get --validation_tie 0 and its --policy_action.
-TIED_TO_TRAINED = ("lambda's floor at 30 (the default until 2026-12-03, fifth session): with the KL cost it drives tanh(mean) (--policy_action auto), and its policy is the "
-                   "most trained checkpoint validated within 0.5 % of the best (--validation_tie 0.005)")
+TIED_TO_TRAINED = ("lambda's floor at 30 (the default until 2026-12-03, fifth session): with the KL cost it drives tanh(mean) "
+                   "(--policy_action auto), and its policy is the most trained checkpoint validated within 0.5 % of the "
+                   "best (--validation_tie 0.005)")
 # Training shoves on the defaults of 2026-12-03's fourth session: the control of the self-imitation of their recoveries
 # (fourth session: the flags --imitate_recoveries and --recovery_exploration lost and are gone, last at commit 8426379)
 # and of a steering offset held through each training excursion (fifth session: --off_road_steer lost and is gone,
