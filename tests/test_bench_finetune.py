@@ -32,7 +32,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     # The default is train_rl's defaults; every other row keeps the inputs, actor loss and driven action it was
     # measured with.
     assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs", "--bc_weight_floor", "--validation_tie",
-                "--spread_limit"} & set(finetune.VARIANTS[finetune.FLOOR_50_TIED][1])
+                "--spread_limit"} & set(finetune.VARIANTS[finetune.TIED_TO_TRAINED][1])
     assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
     for label, (_, flags) in finetune.VARIANTS.items():
         # train_rl's --stall_limit auto turns the stall limit on when fine-tuning: rows measured without it say 0.
@@ -46,7 +46,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
         floors = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--bc_weight_floor"]
-        assert floors == ([] if label in finetune.WITH_FLOOR_50 else [0.3] if label in finetune.WITH_FLOOR_30 else [0.1])
+        assert floors == ([0.5] if label == finetune.FLOOR_50_TIED else [] if label in finetune.WITH_FLOOR_30 else [0.1])
         old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
         assert (label in finetune.SPREAD_LIMITED) != old_limit
 

@@ -390,7 +390,7 @@ def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
     floored.add_episode(900.0, actor_training=False)
     for _ in range(200):
         floored.add_episode(930.0, actor_training=True)
-    assert floored.value(0) == 50.0  # --bc_weight_floor (default 0.5): the share of bc_weight it keeps
+    assert floored.value(0) == 30.0  # --bc_weight_floor (default 0.3): the share of bc_weight it keeps
     constant = AdaptiveBCWeight(replace(RLConfig(), bc_weight=10.0, adaptive_bc_weight=False))
     constant.add_episode(900.0, actor_training=False)
     for _ in range(20):
