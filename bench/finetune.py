@@ -184,9 +184,6 @@ STALL_EXPECTED = "default with training episodes ending after 100 frames without
 # were still climbing at 15,000 steps.
 DEFAULT_30K = "default at 30,000 steps"
 VARIANTS = {
-    FLOOR_50_TIED: ("critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
-                    ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                     "--bc_prior_kl", "auto", "--stall_limit", 100, "--bc_weight_floor", 0.5]),
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
     DEFAULT: ("critic_ln_meanq_driveexp_dash_floor30", ["--critic_layer_norm", 1]),
@@ -209,6 +206,9 @@ VARIANTS = {
     SHOVES_TIED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100",
                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                    "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100]),
+    FLOOR_50_TIED: ("critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
+                    ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                     "--bc_prior_kl", "auto", "--stall_limit", 100, "--bc_weight_floor", 0.5]),
     STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--stall_limit", 100]),

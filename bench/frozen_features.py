@@ -42,7 +42,7 @@ from env import EnvConfig  # noqa: E402
 from errors import UserError  # noqa: E402
 from networks import ActorCritic, ModelConfig, polyak_update  # noqa: E402
 from replay_buffer import demo_replay  # noqa: E402
-from runs import LOG_ROOT, checkpoint_path, load_checkpoint, load_config, run_dir, save_checkpoint, save_config  # noqa: E402
+from runs import checkpoint_path, load_checkpoint, load_config, run_dir, save_checkpoint, save_config  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SHOVE = 0.01  # the robustness test of the README
@@ -55,7 +55,7 @@ def head_run_id(bc_run: str, dataset: str) -> str:
 def train_head(bc_run: str, dataset: str, seed: int = 0) -> str:
     """A fresh actor on BC_RUN's fixed encoder cloned from DATASET's laps (once); returns its run id."""
     run_id = head_run_id(bc_run, dataset)
-    if (LOG_ROOT / run_id / "checkpoints" / "latest").exists():
+    if finetune.finished(run_id):
         return run_id
     source = run_dir(bc_run)
     saved = load_config(source)
