@@ -39,6 +39,8 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
   - the stall limit (EnvConfig.stall_limit, on when fine-tuning): a training episode without a new tile for
     100 frames ends at the cost of leaving the road, so a car that brakes to a stop facing the grass no longer
     finds a harbour there.
+  - lambda's floor follows the start (`bc_weight_floor` auto): half of bc_weight with the KL cost, where a strong
+    start is to be held, 0.3 with SAC's bonus, where a weak start has far to go.
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -53,7 +55,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -79,6 +81,9 @@ SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
 # train_rl's defaults of the model settings it chooses (the rest are the BC run's or train_bc's)
 MODEL_FLAG_DEFAULTS = {"policy_action": None, "dashboard_inputs": 1, "spread_limit": None}
 KL_SPREAD_LIMIT = 1.0  # --spread_limit auto with the KL cost (ModelConfig.spread_limit)
+# --bc_weight_floor auto: with the KL cost (DART laps, a strong start) lambda held at 0.3 x bc_weight let one strong
+# run's validation fall late, 0.5 held all; with SAC's bonus (clean laps, a weak start) 0.5 held a weak start back.
+KL_BC_WEIGHT_FLOOR, BONUS_BC_WEIGHT_FLOOR = 0.5, 0.3
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
@@ -96,7 +101,9 @@ class RLConfig:
     bc_weight: float = 100.0  # lambda of the BC term on demo rows (0 = plain SAC); adaptive: its start and maximum
     bc_decay_steps: int = 0  # linearly decay lambda to 0 over this many steps (0 = constant)
     adaptive_bc_weight: bool = True  # lambda rises while training returns are below the BC start's, else falls
-    bc_weight_floor: float = 0.3  # the adaptive lambda never falls below this share of bc_weight
+    # The adaptive lambda never falls below this share of bc_weight. None (auto): 0.5 with the KL cost (a strong
+    # start to hold), 0.3 with SAC's bonus (clean laps: a weak start with far to go; README, Design notes).
+    bc_weight_floor: float | None = None
     bc_selection: bool = False  # fine-tuning: act and bootstrap with the higher-Q of RL and frozen-BC proposals (IBRL)
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
@@ -135,6 +142,9 @@ class RLConfig:
     device: str = "cpu"
     bc_run: str = ""  # the BC run this fine-tunes ('' = SAC from scratch)
     dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
+    # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
+    # a tenth.
+    SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1}
 
 
 def policy_action_choice(text: str) -> str:
@@ -165,8 +175,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: lambda starts at --bc_weight, grows while the training episodes return less than the BC "
                              "policy did before the actor trained and shrinks otherwise (down to --bc_weight_floor x "
                              "--bc_weight); 0: constant")
-    parser.add_argument("--bc_weight_floor", type=float, default=c.bc_weight_floor,
-                        help="the share of --bc_weight the adaptive lambda never falls below")
+    parser.add_argument("--bc_weight_floor", type=auto_or(float, "a share in [0, 1]"), default=c.bc_weight_floor,
+                        metavar="{auto,X}",
+                        help="the share of --bc_weight the adaptive lambda never falls below; auto (default) = "
+                             f"{KL_BC_WEIGHT_FLOOR} with the KL cost (--bc_prior_kl), {BONUS_BC_WEIGHT_FLOOR} with SAC's "
+                             "entropy bonus")
     parser.add_argument("--bc_selection", type=int, choices=(0, 1), default=int(c.bc_selection),
                         help="fine-tuning: 1 = the frozen BC policy proposes an action too, and the one the critic values "
                              "more is executed and bootstrapped from (IBRL); 0 = the RL actor alone")
@@ -458,7 +471,8 @@ class AdaptiveBCWeight:
 
     It starts at bc_weight (the actor barely moves). Measured: letting it fall to bc_weight / 100 undid the
     gains of the steps before; at bc_weight / 10 the policy still drifted from its peak late in the run (with
-    the dashboard inputs), at 0.3 x bc_weight (`bc_weight_floor`) it held. Reference: the mean raw return of the training episodes
+    the dashboard inputs); at 0.3 x bc_weight (`bc_weight_floor`) it held on average, but one strong start's validation
+    fell late, which 0.5 held (auto: 0.5 with the KL cost). Reference: the mean raw return of the training episodes
     driven before the actor trains (the BC policy itself, with its exploration noise). Once the actor
     trains, each finished episode compares the mean of the last `window` returns with it: below the
     reference (minus `tolerance` of its size) lambda grows by `up`, otherwise it shrinks by `down`, within
@@ -521,8 +535,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
     saved = load_config(run_dir(args.resume_run_id)) if args.resume_run_id else {}
     if saved.get("kind") == "rl":
         path = run_dir(args.resume_run_id)
-        # Runs saved before --bc_prior_kl trained with SAC's entropy bonus.
-        config = RLConfig(**{"bc_prior_kl": False, **saved["train"],
+        config = RLConfig(**{**saved["train"],
                              "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
         env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         saved_flags = {**asdict(config), **{k: getattr(model_config, k) for k in MODEL_FLAG_DEFAULTS}}
@@ -612,7 +625,7 @@ def validate_config(config: RLConfig) -> None:
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
     for name in ("demo_ratio", "bc_weight_floor", "train_shove", "validation_tie"):
-        if not 0 <= getattr(config, name) <= 1:
+        if getattr(config, name) is not None and not 0 <= getattr(config, name) <= 1:
             raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
         raise UserError("--gamma and --tau must be in (0, 1]")
@@ -782,6 +795,10 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         config.bc_prior_kl = demos_show_recoveries
         if main_rank:
             print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
+    if config.bc_weight_floor is None:  # --bc_weight_floor auto
+        config.bc_weight_floor = KL_BC_WEIGHT_FLOOR if config.bc_prior_kl else BONUS_BC_WEIGHT_FLOOR
+        if main_rank:
+            print(f"lambda's floor: {config.bc_weight_floor:g} x --bc_weight")
     if main_rank:
         print(f"stall limit: {env_config.stall_limit} frames without a new tile" if env_config.stall_limit else "stall limit: off")
     if model_config.spread_limit is None:  # --spread_limit auto: SAC's entropy bonus was measured with the old clamp

@@ -94,7 +94,8 @@ def checked_settings(file: Path, section: str, values: Any, cls: type) -> dict[s
     notes += [f"missing (defaults used): {', '.join(missing)}"] if missing else []
     if notes:
         print(f"warning: {file}: {section} settings " + "; ".join(notes), file=sys.stderr)
-    return asdict(cls(**{key: values[key] for key in names & set(values)}))
+    before = getattr(cls, "SAVED_BEFORE", {})  # what a setting was before it existed, where not its default
+    return asdict(cls(**{**before, **{key: values[key] for key in names & set(values)}}))
 
 
 def _has_type(value: Any, hint: Any) -> bool:

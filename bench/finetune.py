@@ -42,6 +42,15 @@ STARTS = {  # name -> expert flags (episodes, noise, shoves) and the first track
     "recovery": (["--episodes", 20, "--noise", 0.05, "--shove", 0.01], lambda k: 200_000 + 1000 * k),
 }
 BC_START = "BC (the start)"
+
+
+def dart_laps(start: str) -> bool:
+    """Whether a start's laps carry the autopilot's noise, and with it recoveries: train_bc's --dashboard_inputs auto
+    and train_rl's --bc_prior_kl auto turn on for them."""
+    expert_flags = STARTS[start][0]
+    return expert_flags[expert_flags.index("--noise") + 1] > 0
+
+
 # label -> (run-id key, flags). DEFAULT is train_rl's defaults from the plain BC starts; BC_DASHBOARD and
 # BC_AVERAGED the same from BC runs at train_bc's defaults since 2026-12-02 (--dashboard_inputs auto: on for
 # the strong start's DART laps, off for the weak start's clean laps); the others were tried beside them.
@@ -125,17 +134,25 @@ STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training epi
 #   driving tanh(mean), demo set 0's validations were 918.84, 918.83 and 918.80 at steps 0, 5,000 and 10,000, and
 #   strictly the best was the BC start itself, whose test tail the fine-tuning had removed (742 -> 909).
 # Every other row was measured before them: each variant's flags get --validation_tie 0 and its --policy_action.
-TIED_TO_TRAINED = ("today's default: with the KL cost it drives tanh(mean) (--policy_action auto), and its policy is the "
-                   "most trained checkpoint validated within 0.5 % of the best (--validation_tie 0.005)")
+TIED_TO_TRAINED = ("the default until 2026-12-03's sixth session: with the KL cost it drives tanh(mean) (--policy_action "
+                   "auto), and its policy is the most trained checkpoint validated within 0.5 % of the best "
+                   "(--validation_tie 0.005); lambda's floor at 30 on every start")
 # Training shoves on the defaults of 2026-12-03's fourth session: the control of the self-imitation of their recoveries
 # (fourth session: the flags --imitate_recoveries and --recovery_exploration lost and are gone, last at commit 8426379)
 # and of a steering offset held through each training excursion (fifth session: --off_road_steer lost and is gone,
 # last at commit 49619b3).
-SHOVES_TIED = "today's default with training shoves (--train_shove 0.02 --offtrack_limit 100)"
+SHOVES_TIED = ("the default of 2026-12-03's fourth and fifth sessions (lambda's floor at 30) with training shoves "
+               "(--train_shove 0.02 --offtrack_limit 100)")
 # With lambda's floor at 30, lambda reached it at step 13,000 on strong demo set 0 and the periodic validation fell at
 # 15,000 (661, or 894 with training shoves; the run's policy, the tied checkpoint at 10,000, tested 924.3). At 50 every
-# validation held on 3 strong demo sets, but weak demo set 2 fell from 923.7 to 857.7 (31 laps): not adopted.
-FLOOR_50_TIED = "today's default with lambda's floor at 50 (--bc_weight_floor 0.5; 2026-12-03, fifth session)"
+# validation held on 3 strong demo sets, but weak demo set 2 fell from 923.7 to 857.7 (31 laps): not on every start.
+FLOOR_50_TIED = "lambda's floor at 50 on every start (--bc_weight_floor 0.5; 2026-12-03, fifth session)"
+# train_rl's default since 2026-12-03's sixth session (--bc_weight_floor auto): lambda's floor at 50 with the KL cost,
+# at 30 with SAC's entropy bonus. --bc_prior_kl auto turns the KL cost on for laps that show recoveries (the strong and
+# recovery starts' DART laps), so this row trains as the floor-50 row there and as the floor-30 row on clean laps, and
+# shares their runs (see FLOOR_KEYS).
+FLOOR_AUTO = ("today's default: lambda's floor follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART "
+              "laps; 30 with SAC's entropy bonus, on clean laps)")
 KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -183,6 +200,9 @@ STALL_EXPECTED = "default with training episodes ending after 100 frames without
 # The default at twice its budget (about 15 minutes alone on the 2 cores, within the hour): its weak runs
 # were still climbing at 15,000 steps.
 DEFAULT_30K = "default at 30,000 steps"
+# Run-id keys of today's defaults by lambda's floor, 50 (True: DART laps, the KL cost) or 30 (False: clean laps).
+FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
+              False: "critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie"}
 VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
@@ -200,13 +220,16 @@ VARIANTS = {
     DEFAULT_30K_VAL20: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_30k_val20",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--total_steps", 30_000, "--eval_episodes", 20]),
-    TIED_TO_TRAINED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie",
+    FLOOR_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] for start in STARTS},
+                 ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                  "--bc_prior_kl", "auto", "--stall_limit", 100]),
+    TIED_TO_TRAINED: (FLOOR_KEYS[False],
                       ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                        "--bc_prior_kl", "auto", "--stall_limit", 100]),
     SHOVES_TIED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100",
                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                    "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100]),
-    FLOOR_50_TIED: ("critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
+    FLOOR_50_TIED: (FLOOR_KEYS[True],
                     ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                      "--bc_prior_kl", "auto", "--stall_limit", 100, "--bc_weight_floor", 0.5]),
     STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100",
@@ -255,15 +278,16 @@ VARIANTS = {
 }
 # A row measured with a newer default had every older one too, so each tuple extends the next newer default's: a new
 # row on today's defaults is listed once, in TIED.
-TIED = (TIED_TO_TRAINED, SHOVES_TIED, FLOOR_50_TIED)  # measured with --policy_action auto and --validation_tie 0.005
+TIED = (FLOOR_AUTO, TIED_TO_TRAINED, SHOVES_TIED, FLOOR_50_TIED)  # measured with --policy_action auto and --validation_tie 0.005
 WITH_FLOOR_30 = (*TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS,
-                 KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default) or above
+                 KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default until 2026-12-03, sixth session) or above
 WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the dashboard inputs (train_rl's default)
 DRIVE_EXPECTED = (*WITH_DASHBOARD, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default until 2026-12-03, third session)
 WITH_MEAN_ACTION_Q = (*DRIVE_EXPECTED, MEAN_DRIVEN, STALL)  # measured with the actor loss also on tanh(mean)
 SPREAD_LIMITED = (*TIED, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
 VARIANTS = {label: (key, [*flags, *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
-                          *([] if label in WITH_FLOOR_30 else ["--bc_weight_floor", 0.1]),
+                          *([] if label == FLOOR_AUTO or "--bc_weight_floor" in flags else
+                            ["--bc_weight_floor", 0.3 if label in WITH_FLOOR_30 else 0.1]),
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in TIED else
@@ -312,8 +336,7 @@ def bc_time_flags(flags: list, start: str = "") -> tuple[dict, list]:
             bc[flag] = rl[at + 1]
             del rl[at:at + 2]
     if bc["--bc_dashboard_inputs"] == "auto":
-        expert_flags = STARTS[start][0]
-        bc["--bc_dashboard_inputs"] = int(expert_flags[expert_flags.index("--noise") + 1] > 0)
+        bc["--bc_dashboard_inputs"] = int(dart_laps(start))
     return bc, rl
 
 
@@ -356,7 +379,8 @@ def bc_starts(start: str, candidates: tuple = BC_ROWS[BC_START]) -> list[str]:
 
 
 def rl_run_id(variant: str, start: str, k: int) -> str:
-    return f"ft_{VARIANTS[variant][0]}_{start}_{k}_e{BC_EPOCHS}"
+    key = VARIANTS[variant][0]
+    return f"ft_{key[start] if isinstance(key, dict) else key}_{start}_{k}_e{BC_EPOCHS}"
 
 
 def rl_finished(run_id: str) -> bool:

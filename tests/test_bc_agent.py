@@ -1,5 +1,6 @@
 """BC training, checkpoints, Agent on a stock env, `test` results, and clear errors for bad runs/datasets."""
 import json
+from contextlib import ExitStack
 
 import gymnasium as gym
 import numpy as np
@@ -7,8 +8,10 @@ import pytest
 import torch
 
 import main
+import rl
 from agent import Agent
 from bc import BCConfig, bc_losses, train_bc, validate
+from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, EnvConfig
 from networks import OLD_SPREAD_LIMIT, ActorCritic, ModelConfig
 from replay_buffer import demo_replay
@@ -203,6 +206,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["model"]["spread_limit"] == 1.0  # --spread_limit auto with the KL cost (both actors)
     assert config["train"]["target_entropy"] is None  # the KL cost has no entropy target
     assert config["train"]["bc_prior_kl"] is True  # --bc_prior_kl auto on DART laps
+    assert config["train"]["bc_weight_floor"] == 0.5  # --bc_weight_floor auto with the KL cost
     assert config["env"]["stall_limit"] == FINE_TUNING_STALL_LIMIT  # --stall_limit auto when fine-tuning
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
@@ -214,6 +218,15 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert "ignoring --bc_weight, --dashboard_inputs" in out  # a resume keeps its saved settings and says so
     second = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert second["step"] == 60 and second["updates"] >= first["updates"]
+    # A run saved before --bc_prior_kl and --bc_weight_floor existed trained with SAC's entropy bonus and lambda's
+    # floor at a tenth, and resumes so (not as the auto of today's defaults).
+    saved = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
+    del saved["train"]["bc_prior_kl"], saved["train"]["bc_weight_floor"]
+    (workdir / "logs" / "rl" / "config.json").write_text(json.dumps(saved))
+    with ExitStack() as claim:
+        config = rl.resolve_run(main.build_parser().parse_args(["train_rl", "--resume_run_id", "rl"]), DistContext(),
+                                claim)[1]
+    assert config.bc_prior_kl is False and config.bc_weight_floor == 0.1
 
 
 def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
@@ -234,6 +247,7 @@ def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monk
     for run_id, expected in (("auto", False), ("forced", True)):
         config = json.loads((tmp_path / "logs" / run_id / "config.json").read_text())
         assert config["train"]["bc_prior_kl"] is expected
+        assert config["train"]["bc_weight_floor"] == (0.5 if expected else 0.3)  # --bc_weight_floor auto
         assert config["env"]["stall_limit"] == (0 if expected else FINE_TUNING_STALL_LIMIT)
         # SAC's entropy bonus targets the BC policy's own entropy; the KL cost has no target.
         assert (config["train"]["target_entropy"] is None) is expected

@@ -32,7 +32,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     # The default is train_rl's defaults; every other row keeps the inputs, actor loss and driven action it was
     # measured with.
     assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs", "--bc_weight_floor", "--validation_tie",
-                "--spread_limit"} & set(finetune.VARIANTS[finetune.TIED_TO_TRAINED][1])
+                "--spread_limit"} & set(finetune.VARIANTS[finetune.FLOOR_AUTO][1])
     assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
     for label, (_, flags) in finetune.VARIANTS.items():
         # train_rl's --stall_limit auto turns the stall limit on when fine-tuning: rows measured without it say 0.
@@ -46,9 +46,25 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
         floors = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--bc_weight_floor"]
-        assert floors == ([0.5] if label == finetune.FLOOR_50_TIED else [] if label in finetune.WITH_FLOOR_30 else [0.1])
+        assert floors == ([] if label == finetune.FLOOR_AUTO else [0.5] if label == finetune.FLOOR_50_TIED else
+                          [0.3] if label in finetune.WITH_FLOOR_30 else [0.1])
         old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
         assert (label in finetune.SPREAD_LIMITED) != old_limit
+
+
+def test_auto_floor_shares_the_runs_of_the_floor_it_resolves_to(monkeypatch):
+    """--bc_weight_floor auto trains as the floor-50 row on DART laps (the KL cost on), as the floor-30 row on clean
+    laps: the default's row reuses their runs, and theirs name their floor."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    for start, floor_row in (("strong", finetune.FLOOR_50_TIED), ("recovery", finetune.FLOOR_50_TIED),
+                             ("weak", finetune.TIED_TO_TRAINED)):
+        assert finetune.rl_run_id(finetune.FLOOR_AUTO, start, 1) == finetune.rl_run_id(floor_row, start, 1)
+    assert finetune.rl_run_id(finetune.FLOOR_AUTO, "weak", 1) != finetune.rl_run_id(finetune.FLOOR_50_TIED, "weak", 1)
+    rl_flags = lambda label: finetune.bc_time_flags(finetune.VARIANTS[label][1], "strong")[1]
+    # Apart from the floor each row leaves to auto or names, the three train alike.
+    without_floor = lambda flags: [f for i, f in enumerate(flags) if "--bc_weight_floor" not in flags[i - 1:i + 1]]
+    assert (without_floor(rl_flags(finetune.FLOOR_AUTO)) == without_floor(rl_flags(finetune.FLOOR_50_TIED))
+            == without_floor(rl_flags(finetune.TIED_TO_TRAINED)))
 
 
 def test_auto_dashboard_follows_train_bc_per_start(monkeypatch):

@@ -164,6 +164,11 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--batch_size" in err
     code, err = run_cli(capsys, "train_rl", "--demo_ratio", "1.5")
     assert code == 2 and "--demo_ratio" in err
+    code, err = run_cli(capsys, "train_rl", "--bc_weight_floor", "2")
+    assert code == 2 and "--bc_weight_floor must be in [0, 1], got 2.0" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["train_rl", "--bc_weight_floor", "high"])
+    assert exit_info.value.code == 2 and "--bc_weight_floor: choose auto or a share in [0, 1] (got 'high')" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # argparse's own error: usage line, then the reason
         main.main(["train_rl", "--bc_prior_kl", "yes"])
     assert exit_info.value.code == 2 and "--bc_prior_kl: choose from auto, 0, 1" in capsys.readouterr().err
@@ -386,11 +391,11 @@ def test_adaptive_bc_weight_rises_below_the_bc_start_and_falls_above():
     for _ in range(100):
         control.add_episode(400.0, actor_training=True)
     assert control.value(0) == 100.0
-    floored = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0))  # train_rl's default floor
+    floored = AdaptiveBCWeight(replace(RLConfig(), bc_weight=100.0, bc_weight_floor=0.3))  # auto's without the KL cost
     floored.add_episode(900.0, actor_training=False)
     for _ in range(200):
         floored.add_episode(930.0, actor_training=True)
-    assert floored.value(0) == 30.0  # --bc_weight_floor (default 0.3): the share of bc_weight it keeps
+    assert floored.value(0) == 30.0  # --bc_weight_floor: the share of bc_weight it keeps
     constant = AdaptiveBCWeight(replace(RLConfig(), bc_weight=10.0, adaptive_bc_weight=False))
     constant.add_episode(900.0, actor_training=False)
     for _ in range(20):
