@@ -96,10 +96,10 @@ BC_AVERAGED_START = "BC averaging its weights, no dashboard (train_bc's defaults
 KL_PRIOR = ("default for DART laps since 2026-12-02, second session: the temperature charges KL(policy || frozen BC "
             "policy) instead of rewarding entropy (--bc_prior_kl auto = 1), from train_bc's defaults; forced on for "
             "clean laps (auto = 0 there)")
-# Training shoves on today's defaults: the shoves put the ways back to the road in the replay, and from DART
+# Training shoves on the defaults of their day: the shoves put the ways back to the road in the replay, and from DART
 # laps the KL cost, unlike SAC's bonus (SHOVE_TRAINED), was to keep the policy near BC's while their penalties move
 # lambda. It did not: the critic overvalued the shoved states and the policy drifted (README, Reading).
-SHOVES_ON_DEFAULTS = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto: "
+SHOVES_ON_DEFAULTS = ("the default of its day with training shoves (--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto: "
              "the KL cost from DART laps, SAC's entropy bonus from clean ones)")
 # The KL cost's price is fixed, and the actor loss divides the critic's pull by |Q|: where the critic errs far
 # from the demos (shoved states: 9.6 nats) nothing stops the drift. A limit on the batch's mean KL raises the
@@ -113,10 +113,10 @@ SHOVES_ON_DEFAULTS = ("today's default with training shoves (--train_shove 0.02 
 SPREAD_1 = ("the default until 2026-12-03, without the stall limit: on DART laps the KL cost (--bc_prior_kl auto) with the "
             "policy's spread limited to 1 (train_rl --spread_limit 1, since 2026-12-02, sixth session)")
 # On clean laps auto keeps SAC's entropy bonus and the old limit e^2: does the limit of 1 help there too?
-SPREAD_1_SAC = "today's default with the spread limited to 1 under SAC's entropy bonus too (--spread_limit 1; clean laps)"
+SPREAD_1_SAC = "the default of its day with the spread limited to 1 under SAC's entropy bonus too (--spread_limit 1; clean laps)"
 # From clean laps the default's validation was still climbing at 15,000 steps on one demo set (491 -> 849 over the last
 # 5,000) and its best checkpoint was chosen on 10 tracks: twice the budget, still within the hour, and 20 tracks.
-DEFAULT_30K_VAL20 = "today's default at 30,000 steps, validation on 20 tracks (--total_steps 30000 --eval_episodes 20)"
+DEFAULT_30K_VAL20 = "the default of its day at 30,000 steps, validation on 20 tracks (--total_steps 30000 --eval_episodes 20)"
 # Demo set 1's default run ends 7 of its 10 unfinished test laps "stuck" (bench/failures.py): the car overshoots a
 # sharp corner, brakes to a standstill and holds the brake, where the frozen BC policy would not brake at all
 # (bench/standstill.py). Standing still costs -0.1 a frame, leaving the road -200: the stall limit prices both alike.
@@ -153,8 +153,8 @@ FLOOR_50_TIED = "lambda's floor at 50 on every start (--bc_weight_floor 0.5; 202
 # shares their runs (see FLOOR_KEYS).
 FLOOR_AUTO = ("today's default: lambda's floor follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART "
               "laps; 30 with SAC's entropy bonus, on clean laps)")
-KL_LIMIT = "today's default with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
-KL_LIMIT_SHOVES = ("today's default with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
+KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
+KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
 # With the spread held, can lambda let go further? Its floor at 10 let the policy drift before (SAC's bonus on).
 KL_FLOOR_10 = "the KL cost with lambda's floor at 10 (--bc_prior_kl 1 --bc_weight_floor 0.1)"
