@@ -91,10 +91,14 @@ def checked_settings(file: Path, section: str, values: Any, cls: type) -> dict[s
             raise UserError(f"{file}: {section}.{key} must be {expected}, got {json.dumps(values[key])[:60]}")
     unknown, missing = sorted(set(values) - names), sorted(names - set(values))
     notes = [f"ignored (unknown to this version): {', '.join(unknown)}"] if unknown else []
-    notes += [f"missing (defaults used): {', '.join(missing)}"] if missing else []
+    # A setting that did not exist when the run was saved takes the value it had then (the class's SAVED_BEFORE,
+    # where that is not its default).
+    before = {key: value for key, value in getattr(cls, "SAVED_BEFORE", {}).items() if key in missing}
+    defaulted = [key for key in missing if key not in before]
+    notes += [f"missing (defaults used): {', '.join(defaulted)}"] if defaulted else []
+    notes += [f"missing (as before they existed): {', '.join(f'{k} {v}' for k, v in before.items())}"] if before else []
     if notes:
         print(f"warning: {file}: {section} settings " + "; ".join(notes), file=sys.stderr)
-    before = getattr(cls, "SAVED_BEFORE", {})  # what a setting was before it existed, where not its default
     return asdict(cls(**{**before, **{key: values[key] for key in names & set(values)}}))
 
 

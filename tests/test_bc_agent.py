@@ -227,6 +227,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
         config = rl.resolve_run(main.build_parser().parse_args(["train_rl", "--resume_run_id", "rl"]), DistContext(),
                                 claim)[1]
     assert config.bc_prior_kl is False and config.bc_weight_floor == 0.1
+    assert "missing (as before they existed): bc_prior_kl False, bc_weight_floor 0.1" in capsys.readouterr().err
 
 
 def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
