@@ -46,7 +46,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
         floors = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--bc_weight_floor"]
-        assert floors == ([] if label == finetune.FLOOR_AUTO else [0.5] if label == finetune.FLOOR_50_TIED else
+        assert floors == ([] if label in finetune.FLOOR_FOLLOWS_START else [0.5] if label == finetune.FLOOR_50_TIED else
                           [0.3] if label in finetune.WITH_FLOOR_30 else [0.1])
         old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
         assert (label in finetune.SPREAD_LIMITED) != old_limit
