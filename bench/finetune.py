@@ -205,6 +205,9 @@ STALL_EXPECTED = "default with training episodes ending after 100 frames without
 # were still climbing at 15,000 steps.
 DEFAULT_30K = "default at 30,000 steps"
 # Run-id keys of today's defaults by lambda's floor, 50 (True: DART laps, the KL cost) or 30 (False: clean laps).
+# The flags of the rows on today's defaults (and of the stall row they grew from), each row adding its own.
+STALLED_TIED_FLAGS = ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                      "--bc_prior_kl", "auto", "--stall_limit", 100]
 FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
               False: "critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie"}
 VARIANTS = {
@@ -224,24 +227,14 @@ VARIANTS = {
     DEFAULT_30K_VAL20: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_30k_val20",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--total_steps", 30_000, "--eval_episodes", 20]),
-    FLOOR_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] for start in STARTS},
-                 ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                  "--bc_prior_kl", "auto", "--stall_limit", 100]),
+    FLOOR_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] for start in STARTS}, STALLED_TIED_FLAGS),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
-                     ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                      "--bc_prior_kl", "auto", "--stall_limit", 100, "--total_steps", 30_000]),
-    TIED_TO_TRAINED: (FLOOR_KEYS[False],
-                      ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                       "--bc_prior_kl", "auto", "--stall_limit", 100]),
+                     [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
+    TIED_TO_TRAINED: (FLOOR_KEYS[False], STALLED_TIED_FLAGS),
     SHOVES_TIED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100",
-                  ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                   "--bc_prior_kl", "auto", "--stall_limit", 100, "--train_shove", 0.02, "--offtrack_limit", 100]),
-    FLOOR_50_TIED: (FLOOR_KEYS[True],
-                    ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                     "--bc_prior_kl", "auto", "--stall_limit", 100, "--bc_weight_floor", 0.5]),
-    STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100",
-                        ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
-                         "--bc_prior_kl", "auto", "--stall_limit", 100]),
+                  [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100]),
+    FLOOR_50_TIED: (FLOOR_KEYS[True], [*STALLED_TIED_FLAGS, "--bc_weight_floor", 0.5]),
+    STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100", STALLED_TIED_FLAGS),
     KL_COOL: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_t001",
               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1,
                "--init_temperature", 0.01]),
