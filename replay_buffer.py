@@ -147,12 +147,14 @@ class FrameReplay:
         }
 
 
-def demo_replay(episodes, env_config: EnvConfig, gamma: float) -> FrameReplay:
+def demo_replay(episodes, env_config: EnvConfig, gamma: float, executed: bool = False) -> FrameReplay:
     """Demonstrations (recorded one action per frame) as agent-rate transitions.
 
     With action repeat k, each recorded episode gives k streams, one per phase (frames o, o+k, o+2k...):
-    the action is the expert's action at the decision frame, the reward the penalized sum over the k
-    frames. Monte-Carlo discounted returns are stored for critic pre-training.
+    the action is the expert's action at the decision frame (with `executed`, the action the car executed
+    there: what a critic must be taught, since a shove's override, not the driver's intent, made the next
+    frame), the reward the penalized sum over the k frames. Monte-Carlo discounted returns are stored for
+    critic pre-training.
     """
     k = env_config.action_repeat
     streams = []
@@ -168,7 +170,7 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float) -> FrameReplay:
             terminated = bool(ep.terminated) and decisions[-1] + k == T
             # Off the road at the frame each decision leads to (ep.off_track[j]: after the action of frame j).
             off = [bool(ep.off_track is not None and ep.off_track[j + k - 1]) for j in decisions]
-            streams.append((frames, decisions, rewards, terminated, ep.actions, off))
+            streams.append((frames, decisions, rewards, terminated, ep.driven_actions if executed else ep.actions, off))
     if not streams:
         raise UserError(f"demonstrations are too short: every episode needs at least {2 * k} frames at action repeat {k}")
     capacity = max(len(s[1]) for s in streams) + 1
@@ -202,15 +204,23 @@ def encode_replay(buffer: FrameReplay, encode, batch_size: int = 1024) -> FrameR
 
 
 def sample_mixed(demos: FrameReplay | None, online: FrameReplay | None, batch_size: int, demo_ratio: float,
-                 rng: np.random.Generator, gamma: float, n_step: int) -> dict:
-    """A batch with round(demo_ratio * batch_size) demo transitions and the rest online; key 'is_demo' marks them."""
-    n_demo = batch_size if online is None or len(online) == 0 else int(round(demo_ratio * batch_size))
+                 rng: np.random.Generator, gamma: float, n_step: int, critic_demos: FrameReplay | None = None,
+                 critic_demo_ratio: float = 0.0) -> dict:
+    """A batch with round(demo_ratio * batch_size) demo transitions, round(critic_demo_ratio * batch_size) from
+    `critic_demos` and the rest online; keys 'is_demo' and 'critic_only' mark the first two kinds."""
+    online_empty = online is None or len(online) == 0
+    n_critic = 0 if critic_demos is None else int(round(critic_demo_ratio * batch_size))
+    n_demo = batch_size - n_critic if online_empty else int(round(demo_ratio * batch_size))
     n_demo = 0 if demos is None else n_demo
-    parts = []
+    n_critic = batch_size - n_demo if online_empty and critic_demos is not None else n_critic
+    parts = []  # (transitions, is_demo, critic_only)
     if n_demo:
-        parts.append((demos.sample(n_demo, rng, gamma, n_step), True))
-    if batch_size - n_demo:
-        parts.append((online.sample(batch_size - n_demo, rng, gamma, n_step), False))
-    batch = parts[0][0] if len(parts) == 1 else {k: np.concatenate([p[k] for p, _ in parts]) for k in parts[0][0]}
-    batch["is_demo"] = np.concatenate([np.full(len(p["reward"]), d) for p, d in parts])
+        parts.append((demos.sample(n_demo, rng, gamma, n_step), True, False))
+    if n_critic:
+        parts.append((critic_demos.sample(n_critic, rng, gamma, n_step), False, True))
+    if batch_size - n_demo - n_critic:
+        parts.append((online.sample(batch_size - n_demo - n_critic, rng, gamma, n_step), False, False))
+    batch = {k: np.concatenate([p[k] for p, _, _ in parts]) for k in parts[0][0]}
+    batch["is_demo"] = np.concatenate([np.full(len(p["reward"]), d) for p, d, _ in parts])
+    batch["critic_only"] = np.concatenate([np.full(len(p["reward"]), c) for p, _, c in parts])
     return batch

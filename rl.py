@@ -142,6 +142,10 @@ class RLConfig:
     device: str = "cpu"
     bc_run: str = ""  # the BC run this fine-tunes ('' = SAC from scratch)
     dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
+    # Demonstrations for the critic alone (recovery laps: expert --shove): their transitions, with the actions the
+    # car executed, join the TD step (target at least their own return) and the actor's Q term, not the BC term.
+    critic_dataset: str = ""
+    critic_demo_ratio: float = 0.25  # share of each batch from critic_dataset
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1}
@@ -229,6 +233,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
                              "the racing line and what coming back from them earns (0 = none)")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
+    parser.add_argument("--critic_dataset", default=c.critic_dataset,
+                        help="demonstrations for the critic only, e.g. recovery laps (expert --shove): their transitions "
+                             "(the executed actions) join every batch's TD step, with their own discounted return as the "
+                             "least target, and the actor's Q term, but not the BC term (default: none)")
+    parser.add_argument("--critic_demo_ratio", type=float, default=c.critic_demo_ratio,
+                        help="share of each batch from --critic_dataset")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -311,6 +321,9 @@ class SACLearner:
             next_q = self.combine(model.target_critic(next_features, next_action))
             # The entropy bonus (or KL cost) belongs to the RL policy's own samples only.
             target = batch.reward + batch.discount * (next_q - self.alpha * next_cost * rl_wins)
+            # A critic-only demonstration's own return is one way its action earns, whatever the policy would do
+            # next: a floor under the target. Else a way back is valued by the policy's next action, which lost it.
+            target = torch.where(batch.critic_only, torch.maximum(target, batch.mc_return), target)
         features = self.encode(batch.obs)
         q = self.nets.critic(features, batch.action)
         loss = ((q - target) ** 2).mean(1).sum()  # every member regresses the same target
@@ -320,7 +333,8 @@ class SACLearner:
         td_error = (q.detach() - target).abs().mean(0)
         metrics = {"critic_loss": loss.item(), "q": q.mean().item(), "target_q": target.mean().item(),
                    "diag/rl_action_wins_td_target": rl_wins.float().mean().item()}
-        for name, rows in (("demo", batch.is_demo), ("online", ~batch.is_demo)):
+        for name, rows in (("demo", batch.is_demo), ("critic_demo", batch.critic_only),
+                           ("online", ~batch.is_demo & ~batch.critic_only)):
             if rows.any():
                 metrics[f"diag/td_error_{name}"] = td_error[rows].mean().item()
         return metrics, features.detach()
@@ -395,7 +409,7 @@ class SACLearner:
     def bc_diagnostics(self, features: torch.Tensor, batch: Batch) -> dict:
         """Where the policy stands relative to the frozen BC policy on the online (policy's own) states:
         how much more the critic values it, and how far its action is."""
-        rows = ~batch.is_demo
+        rows = ~batch.is_demo & ~batch.critic_only
         if self.model.bc_actor is None or not rows.any():
             return {}
         features, off_track = features[rows], batch.off_track[rows]
@@ -458,12 +472,15 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor
     is_demo: torch.Tensor
     off_track: torch.Tensor  # the car is off the road at obs
+    critic_only: torch.Tensor  # rows of --critic_dataset: the critic's TD step and the actor's Q term, not BC's
+    mc_return: torch.Tensor  # discounted return from obs on (demo rows; times reward_scale)
 
 
 def to_batch(batch: dict, device: torch.device, reward_scale: float) -> Batch:
     as_tensor = lambda key: torch.as_tensor(batch[key], device=device)
     return Batch(as_tensor("obs"), as_tensor("action"), as_tensor("reward") * reward_scale, as_tensor("discount"),
-                 as_tensor("next_obs"), as_tensor("is_demo"), as_tensor("off_track"))
+                 as_tensor("next_obs"), as_tensor("is_demo"), as_tensor("off_track"),
+                 as_tensor("critic_only"), as_tensor("mc_return") * reward_scale)
 
 
 class AdaptiveBCWeight:
@@ -624,9 +641,12 @@ def validate_config(config: RLConfig) -> None:
                  "kl_limit"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("demo_ratio", "bc_weight_floor", "train_shove", "validation_tie"):
+    for name in ("demo_ratio", "critic_demo_ratio", "bc_weight_floor", "train_shove", "validation_tie"):
         if getattr(config, name) is not None and not 0 <= getattr(config, name) <= 1:
             raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
+    if config.critic_dataset and config.demo_ratio + config.critic_demo_ratio > 1:
+        raise UserError(f"--demo_ratio plus --critic_demo_ratio must be at most 1, got {config.demo_ratio} + "
+                        f"{config.critic_demo_ratio}")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
         raise UserError("--gamma and --tau must be in (0, 1]")
     if config.init_temperature <= 0:
@@ -791,6 +811,10 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         demo_buffer = demo_replay(episodes, env_config, config.gamma)
         demos_show_recoveries = not demos.lacks_recoveries(episodes)
         del episodes  # the replay holds what it needs; the raw frames are freed
+    critic_demos = None
+    if config.critic_dataset:
+        critic_demos = demo_replay(demos.load_named_dataset(config.critic_dataset, skip_bad=True), env_config,
+                                   config.gamma, executed=True)
     if config.bc_prior_kl is None:  # --bc_prior_kl auto
         config.bc_prior_kl = demos_show_recoveries
         if main_rank:
@@ -853,6 +877,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
 
     if demo_buffer is not None and cache_features:
         demo_buffer = encode_replay(demo_buffer, replay_entry)
+    if critic_demos is not None and cache_features:
+        critic_demos = encode_replay(critic_demos, replay_entry)
     capacity = max(config.buffer_size // config.num_envs, 64)
     online = (FrameReplay(capacity, config.num_envs, (model.encoder.output_dim,), 1, dtype=np.float32) if cache_features
               else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
@@ -865,7 +891,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
               f"BC selection {'on' if model_config.bc_selection else 'off'}, {temperature}, "
               f"{'cached features' if cache_features else 'encoder trained'}, "
               f"world size {ctx.world_size} x {config.num_envs} envs on {device}, effective batch "
-              f"{config.batch_size * ctx.world_size}, demos: {len(demo_buffer) if demo_buffer else 0} transitions")
+              f"{config.batch_size * ctx.world_size}, demos: {len(demo_buffer) if demo_buffer else 0} transitions"
+              + (f", critic-only demos: {len(critic_demos)} transitions" if critic_demos else ""))
         print(f"TensorBoard: tensorboard --logdir {path.parent}")
 
     writer = SummaryWriter(str(path)) if main_rank else None
@@ -915,7 +942,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         nonlocal update_debt
         train_actor = step >= config.learning_starts + config.critic_warmup_steps
         while update_debt >= 1:
-            batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma, config.n_step)
+            batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma,
+                                 config.n_step, critic_demos, config.critic_demo_ratio)
             metrics.update(learner.update(batch, bc_weight.value(step), train_actor))
             update_debt -= 1
             timer["updates"] += 1

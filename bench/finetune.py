@@ -156,7 +156,14 @@ FLOOR_AUTO = ("today's default: lambda's floor follows the start (--bc_weight_fl
 # At 50 the strong runs' validation stayed at the BC start's (919) from the first step to the last: does twice the
 # budget, still within the hour, let the policy move further (the strong bar is 925)?
 FLOOR_AUTO_30K = "today's default at 30,000 steps (--total_steps 30000)"
-FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K)  # measured with --bc_weight_floor auto
+# The critics that saw the car off the road ranked the autopilot's ways back below the policy's own action
+# (bench/critic_recoveries.py): they had never tried them. Here the critic is shown them: the recovery laps of the
+# same demo tracks (the `recovery` start's laps) join its TD batches alone, valued at least at their own return,
+# beside the training shoves' excursions (the policy's own tries off the road). Strong start only (its tracks).
+RECOVERY_LAPS = "ft_recovery_{k}"  # the recovery laps of demo set k, recorded by rl_run when missing
+CRITIC_RECOVERIES = ("today's default with training shoves and the autopilot's recovery laps in the critic's batches "
+                     "only (--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks>)")
+FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -230,6 +237,9 @@ VARIANTS = {
     FLOOR_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] for start in STARTS}, STALLED_TIED_FLAGS),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
+    CRITIC_RECOVERIES: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec"},
+                        [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100,
+                         "--critic_dataset", RECOVERY_LAPS]),
     TIED_TO_TRAINED: (FLOOR_KEYS[False], STALLED_TIED_FLAGS),
     SHOVES_TIED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100",
                   [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100]),
@@ -387,6 +397,14 @@ def rl_finished(run_id: str) -> bool:
     return (LOG_ROOT / run_id / "wall_time_s").exists()  # written once train_rl returned
 
 
+def recovery_laps(k: int) -> str:
+    """The recovery laps of demo set k (the `recovery` start's), recorded once."""
+    dataset = RECOVERY_LAPS.format(k=k)
+    flags, first_seed = STARTS["recovery"]
+    cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags)
+    return dataset
+
+
 def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
     run_id = rl_run_id(variant, start, k)
     bc_flags, flags = bc_time_flags(VARIANTS[variant][1], start)
@@ -394,6 +412,7 @@ def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
         raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")
     if not rl_finished(run_id):
         start_run = bc_run(start, k, bc_flags)  # trained first if missing: not part of the RL wall time
+        flags = [recovery_laps(k) if flag == RECOVERY_LAPS else flag for flag in flags]
         started = time.time()
         cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", k,
             "--total_steps", total_steps, *flags)

@@ -31,7 +31,8 @@ if __name__ == "__main__":
         batch = {"obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
                  "next_obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
                  "action": rng.uniform(0, 1, (n, 3)).astype(np.float32), "reward": rng.normal(size=n).astype(np.float32),
-                 "discount": np.full(n, 0.99, np.float32), "is_demo": np.arange(n) < 4, "off_track": np.zeros(n, bool)}
+                 "discount": np.full(n, 0.99, np.float32), "is_demo": np.arange(n) < 4, "off_track": np.zeros(n, bool),
+                 "critic_only": np.zeros(n, bool), "mc_return": np.zeros(n, np.float32)}
         if not train_encoder:  # a fixed encoder: the replay holds its features
             batch["obs"], batch["next_obs"] = (rng.uniform(-1, 1, (n, 8)).astype(np.float32) for _ in range(2))
         learner.update(batch, bc_weight=1.0)

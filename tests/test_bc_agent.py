@@ -285,6 +285,20 @@ def test_train_rl_collects_with_training_shoves_and_checkpoints_them(workdir, mo
     assert saved["train_shove"] == 1.0 and saved["bc_prior_kl"] is True
 
 
+def test_train_rl_keeps_critic_only_demonstrations_apart(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "critic_demos", "--critic_dataset", "tiny",
+                      "--critic_demo_ratio", "0.5"] + RL_TINY) == 0
+    out = capsys.readouterr().out
+    demos_count = int(out.split(", demos: ")[1].split(" transitions")[0])
+    assert f"critic-only demos: {demos_count} transitions" in out  # the same laps, loaded a second time
+    saved = json.loads((workdir / "logs" / "critic_demos" / "config.json").read_text())["train"]
+    assert saved["critic_dataset"] == "tiny" and saved["critic_demo_ratio"] == 0.5
+    assert "missing" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--critic_dataset", "missing"])
+    assert "--critic_demo_ratio" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--critic_dataset",
+                                                            "tiny", "--critic_demo_ratio", "0.9"])
+
+
 def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     flags = [f for f in RL_TINY if f not in ("--eval_every", "0")]

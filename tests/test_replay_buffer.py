@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import demos
 import replay_buffer
 from env import EnvConfig
 from errors import UserError
@@ -86,6 +87,9 @@ class FakeEpisode:
         self.rewards = np.ones(T, np.float32)
         self.terminated = terminated
         self.off_track = None
+        self.executed_actions = None
+
+    driven_actions = demos.Episode.driven_actions
 
 
 def test_demo_replay_phases_actions_rewards_and_returns():
@@ -107,6 +111,26 @@ def test_sample_mixed_ratio():
     assert batch["is_demo"].sum() == 10 and len(batch["reward"]) == 40
     only_demo = sample_mixed(demo, None, 8, 0.25, np.random.default_rng(0), 0.99, 1)
     assert only_demo["is_demo"].all()
+    assert not batch["critic_only"].any()
+
+
+def test_sample_mixed_marks_critic_only_rows_apart_from_demos_and_online():
+    demo, online, critic = filled_buffer(), filled_buffer(), filled_buffer()
+    batch = sample_mixed(demo, online, 40, 0.25, np.random.default_rng(0), 0.99, 1, critic, 0.5)
+    assert batch["is_demo"].sum() == 10 and batch["critic_only"].sum() == 20 and len(batch["reward"]) == 40
+    assert not (batch["is_demo"] & batch["critic_only"]).any()
+    before_online = sample_mixed(demo, None, 8, 0.25, np.random.default_rng(0), 0.99, 1, critic, 0.5)
+    assert before_online["is_demo"].sum() == 4 and before_online["critic_only"].sum() == 4
+
+
+def test_demo_replay_teaches_executed_actions_on_request():
+    """A shove overrides what the driver meant; a critic must learn from what the car did."""
+    config = EnvConfig(action_repeat=2, frame_stack=2, obs_size=96)
+    ep = FakeEpisode(T=8)
+    ep.executed_actions = ep.actions + np.float32(0.25)
+    meant = demo_replay([ep], config, gamma=0.5).sample(50, np.random.default_rng(0))["action"]
+    done = demo_replay([ep], config, gamma=0.5, executed=True).sample(50, np.random.default_rng(0))["action"]
+    assert np.allclose(done, meant + 0.25)
 
 
 def test_demo_replay_penalizes_off_track_frames():

@@ -25,6 +25,8 @@ def make_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict
         "discount": np.full(n, 0.99, np.float32),
         "is_demo": np.full(n, demo),
         "off_track": np.zeros(n, bool),
+        "critic_only": np.zeros(n, bool),
+        "mc_return": np.zeros(n, np.float32),
     }
 
 
@@ -62,6 +64,23 @@ def test_td_target_includes_the_entropy_bonus():
         metrics = learner.update(make_batch(np.random.default_rng(0)), bc_weight=0.0, train_actor=False)
         targets.append(metrics["target_q"])
     assert targets[0] != targets[1]
+
+
+def test_critic_only_rows_teach_the_critic_from_their_own_return_and_leave_the_bc_term_alone():
+    """--critic_dataset rows: the TD target is at least their Monte-Carlo return (a way back is worth what it earned,
+    not what the policy's next action would make of it), and the BC term never pulls the actor toward them."""
+    rng = np.random.default_rng(0)
+    batch = make_batch(rng, n=8, demo=False)
+    batch["critic_only"][:4] = True
+    batch["mc_return"][:] = 1e4  # far above any bootstrapped target: the floor decides the critic-only rows
+    learner = make_learner(init_temperature=1e-3)
+    metrics = learner.update(batch, bc_weight=0.0, train_actor=False)
+    torch_batch = to_batch(batch, torch.device("cpu"), learner.model.reward_scale)
+    floored = 1e4 * learner.model.reward_scale
+    assert metrics["target_q"] > floored / 2 - 1 and metrics["target_q"] < floored / 2 + 100
+    assert "diag/td_error_critic_demo" in metrics and "diag/td_error_demo" not in metrics
+    # The BC term sees no demo row in this batch: zero, whatever the critic-only rows' actions.
+    assert learner.bc_loss(learner.encode(torch_batch.obs), torch.zeros(8, 3), torch_batch).item() == 0.0
 
 
 def test_bc_weight_keeps_actor_on_demo_actions():
@@ -429,7 +448,8 @@ def test_dashboard_inputs_start_as_the_bc_run_and_carry_the_speed_bar():
         pair = model.encoder(torch.cat([still, moving])).numpy()
     batch = {"obs": np.tile(pair, (8, 1)), "next_obs": np.tile(pair, (8, 1)), "action": np.zeros((16, 3), np.float32),
              "reward": np.tile([0.0, 10.0], 8).astype(np.float32), "discount": np.zeros(16, np.float32),
-             "is_demo": np.zeros(16, bool), "off_track": np.zeros(16, bool)}
+             "is_demo": np.zeros(16, bool), "off_track": np.zeros(16, bool), "critic_only": np.zeros(16, bool),
+             "mc_return": np.zeros(16, np.float32)}
     for _ in range(100):
         learner.update(batch, bc_weight=0.0)
     with torch.no_grad():
