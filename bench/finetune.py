@@ -388,6 +388,12 @@ def bc_starts(start: str, candidates: tuple = BC_ROWS[BC_START]) -> list[str]:
     return runs
 
 
+def measured_from(variant: str, start: str) -> bool:
+    """Whether a variant is defined for a start: one keyed by start (a dict) names the starts it applies to."""
+    key = VARIANTS[variant][0]
+    return not isinstance(key, dict) or start in key
+
+
 def rl_run_id(variant: str, start: str, k: int) -> str:
     key = VARIANTS[variant][0]
     return f"ft_{key[start] if isinstance(key, dict) else key}_{start}_{k}_e{BC_EPOCHS}"
@@ -558,6 +564,8 @@ def main() -> None:
         for start in args.starts:
             for k in range(args.seeds):
                 for variant in args.variants:
+                    if not measured_from(variant, start):
+                        raise SystemExit(f"error: --variants {variant!r} is not defined for --starts {start}")
                     rl_run(variant, start, k, total_steps)
     # The table holds every finished run, whichever invocation trained it.
     RESULTS.mkdir(exist_ok=True)
@@ -566,7 +574,7 @@ def main() -> None:
         for label, candidates in BC_ROWS.items():
             if bcs := bc_starts(start, candidates):
                 table[(start, label)] = row(bcs, args.test_episodes, args.shove if label in SHOVED else 0.0)
-        for variant in VARIANTS:
+        for variant in (v for v in VARIANTS if measured_from(v, start)):
             run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
             if run_ids:
                 table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in SHOVED else 0.0,

@@ -124,3 +124,26 @@ def test_validation_choice_replays_train_rls_rule_per_tie():
     steps, returns = [0, 5000, 10000, 15000], [918.17, 918.21, 918.69, 918.07]  # a strong run of 2026-12-03
     assert validation_choice.chosen_step(steps, returns, 0.0) == 10000  # strictly the best
     assert validation_choice.chosen_step(steps, returns, 0.005) == 15000  # the most trained of the tied
+
+
+def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeypatch, tmp_path):
+    """The row's critic sees the recovery laps of the tracks its BC start learnt from (recorded when missing), and the
+    row exists for the strong start alone."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # the BC starts exist
+    calls = []
+
+    def cli(*argv):
+        calls.append(argv)
+        if argv[0] == "train_rl":
+            (tmp_path / argv[argv.index("--run_id") + 1]).mkdir()
+
+    monkeypatch.setattr(finetune, "cli", cli)
+    finetune.rl_run(finetune.CRITIC_RECOVERIES, "strong", 1, 100)
+    expert, train = calls
+    assert expert[:5] == ("expert", "--dataset", "ft_recovery_1", "--seed", 201_000) and "--shove" in expert
+    assert train[train.index("--critic_dataset") + 1] == "ft_recovery_1"
+    assert finetune.measured_from(finetune.CRITIC_RECOVERIES, "strong")
+    assert not finetune.measured_from(finetune.CRITIC_RECOVERIES, "weak")
+    assert finetune.measured_from(finetune.FLOOR_AUTO, "weak")
