@@ -415,12 +415,14 @@ class SACLearner:
 
     @torch.no_grad()
     def q_filter_rows(self, features: torch.Tensor, mean: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Critic-only rows whose recorded action the critic (min over the ensemble) values above the policy's own
-        deterministic action: the demonstrations the actor may imitate (the Q-filter of Nair et al., 2018)."""
+        """Critic-only rows off the road whose recorded action the critic (min over the ensemble) values above the
+        policy's own deterministic action: the ways back the actor may imitate (the Q-filter of Nair et al., 2018).
+        On the road the demos already teach, and recovery laps there hold the shoves' overrides: imitating every
+        preferred row collapsed the policy (one seed, validation 919 -> 381 within 5,000 steps)."""
         critic = self.model.critic
         recorded_better = critic(features, batch.action).min(0).values > critic(
             features, self.model.actor.squash(mean)).min(0).values
-        return batch.critic_only & recorded_better
+        return batch.critic_only & batch.off_track & recorded_better
 
     @torch.no_grad()
     def bc_diagnostics(self, features: torch.Tensor, batch: Batch) -> dict:

@@ -165,10 +165,12 @@ CRITIC_RECOVERIES = ("today's default with training shoves and the autopilot's r
                      "only (--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks>)")
 # That critic ranked the ways back above the policy's own action on recovery laps of unseen tracks (bench/
 # critic_recoveries.py), yet the actor hardly moved toward them: here the BC term also imitates the recorded actions
-# the critic values higher (the Q-filter).
+# the critic values higher off the road (the Q-filter). On every row it lost at once (strong demo set 0, 2026-12-03,
+# seventh session: validation 919 -> 381 at step 5,000, 614 at 15,000; its policy the step-0 state; stopped there).
 CRITIC_RECOVERIES_Q_FILTER = ("today's default with training shoves and the autopilot's recovery laps in the critic's "
-                              "batches, imitated where the critic values them above the policy's action (--train_shove "
-                              "0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks> --q_filter 1)")
+                              "batches, imitated off the road where the critic values them above the policy's action "
+                              "(--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo "
+                              "tracks> --q_filter 1)")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_Q_FILTER)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
@@ -246,7 +248,7 @@ VARIANTS = {
     CRITIC_RECOVERIES: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec"},
                         [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100,
                          "--critic_dataset", RECOVERY_LAPS]),
-    CRITIC_RECOVERIES_Q_FILTER: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_qfilter"},
+    CRITIC_RECOVERIES_Q_FILTER: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_qfilteroff"},
                                  [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100,
                                   "--critic_dataset", RECOVERY_LAPS, "--q_filter", 1]),
     TIED_TO_TRAINED: (FLOOR_KEYS[False], STALLED_TIED_FLAGS),

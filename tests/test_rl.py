@@ -86,7 +86,7 @@ def test_critic_only_rows_teach_the_critic_from_their_own_return_and_leave_the_b
 def test_q_filter_imitates_critic_only_actions_only_where_the_critic_prefers_them():
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
-    batch = batch._replace(critic_only=torch.ones(8, dtype=torch.bool),
+    batch = batch._replace(critic_only=torch.ones(8, dtype=torch.bool), off_track=torch.ones(8, dtype=torch.bool),
                            action=torch.as_tensor(rng.uniform(-1, 1, (8, 3)), dtype=torch.float32))
     learner = make_learner(q_filter=True)
     features, mean = learner.encode(batch.obs), torch.zeros(8, 3)
@@ -100,6 +100,8 @@ def test_q_filter_imitates_critic_only_actions_only_where_the_critic_prefers_the
     assert learner.bc_diagnostics(features, batch)["diag/critic_demo_action_preferred"] == own
     unfiltered = make_learner(q_filter=False)
     assert unfiltered.bc_loss(unfiltered.encode(batch.obs), mean, batch).item() == 0.0  # critic-only: BC ignores them
+    on_road = batch._replace(off_track=torch.zeros(8, dtype=torch.bool))  # the filter keeps to the ways back
+    assert not learner.q_filter_rows(features, mean, on_road).any()
 
 
 def test_bc_weight_keeps_actor_on_demo_actions():
