@@ -171,7 +171,9 @@ CRITIC_RECOVERIES_Q_FILTER = ("today's default with training shoves and the auto
                               "batches, imitated off the road where the critic values them above the policy's action "
                               "(--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo "
                               "tracks> --q_filter 1)")
-FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_Q_FILTER)  # measured with --bc_weight_floor auto
+SHOVES_FLOOR_AUTO = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100): the control of the "
+                     "recovery laps in the critic's batches")
+FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_Q_FILTER, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -248,6 +250,8 @@ VARIANTS = {
     CRITIC_RECOVERIES: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec"},
                         [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100,
                          "--critic_dataset", RECOVERY_LAPS]),
+    SHOVES_FLOOR_AUTO: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100" for start in STARTS},
+                        [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100]),
     CRITIC_RECOVERIES_Q_FILTER: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_qfilteroff"},
                                  [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100,
                                   "--critic_dataset", RECOVERY_LAPS, "--q_filter", 1]),
