@@ -146,7 +146,6 @@ class RLConfig:
     # car executed, join the TD step (target at least their own return) and the actor's Q term, not the BC term.
     critic_dataset: str = ""
     critic_demo_ratio: float = 0.25  # share of each batch from critic_dataset
-    q_filter: bool = False  # the BC term also imitates critic_dataset's actions where the critic values them higher
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1}
@@ -240,10 +239,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "least target, and the actor's Q term, but not the BC term (default: none)")
     parser.add_argument("--critic_demo_ratio", type=float, default=c.critic_demo_ratio,
                         help="share of each batch from --critic_dataset")
-    parser.add_argument("--q_filter", type=int, choices=(0, 1), default=int(c.q_filter),
-                        help="1: the BC term also pulls the actor toward --critic_dataset's recorded actions where the "
-                             "critic values them above the policy's own action (Q-filter); 0: only the critic learns "
-                             "from them")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -400,11 +395,8 @@ class SACLearner:
 
     def bc_loss(self, features: torch.Tensor, mean: torch.Tensor, batch: Batch) -> torch.Tensor:
         """MSE of the deterministic action to the expert's on demo rows and, with `bc_anchor_all`, to the
-        frozen BC policy's on the online rows (the policy's own states, where the demos say nothing); with
-        `q_filter`, also to the recorded action on the critic-only rows where the critic values it higher."""
+        frozen BC policy's on the online rows (the policy's own states, where the demos say nothing)."""
         target, rows = batch.action, batch.is_demo
-        if self.config.q_filter and batch.critic_only.any():
-            rows = rows | self.q_filter_rows(features, mean, batch)
         if self.config.bc_anchor_all and self.model.bc_actor is not None:
             with torch.no_grad():
                 target = torch.where(rows[:, None], target, self.model.bc_actor.deterministic(features))
@@ -414,25 +406,16 @@ class SACLearner:
         return F.mse_loss(self.model.actor.squash(mean[rows]), target[rows])
 
     @torch.no_grad()
-    def q_filter_rows(self, features: torch.Tensor, mean: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Critic-only rows off the road whose recorded action the critic (min over the ensemble) values above the
-        policy's own deterministic action: the ways back the actor may imitate (the Q-filter of Nair et al., 2018).
-        On the road the demos already teach, and recovery laps there hold the shoves' overrides: imitating every
-        preferred row collapsed the policy (one seed, validation 919 -> 381 within 5,000 steps)."""
-        critic = self.model.critic
-        recorded_better = critic(features, batch.action).min(0).values > critic(
-            features, self.model.actor.squash(mean)).min(0).values
-        return batch.critic_only & batch.off_track & recorded_better
-
-    @torch.no_grad()
     def bc_diagnostics(self, features: torch.Tensor, batch: Batch) -> dict:
         """Where the policy stands relative to the frozen BC policy on the online (policy's own) states:
         how much more the critic values it, and how far its action is; and how often the critic prefers the
         recorded action of a critic-only row (a way back, on recovery laps) to the policy's own."""
         preferred = {}
-        if batch.critic_only.any():
-            passed = self.q_filter_rows(features, self.model.actor(features)[0], batch)
-            preferred["diag/critic_demo_action_preferred"] = (passed.sum() / batch.critic_only.sum()).item()
+        if batch.critic_only.any():  # bench/critic_recoveries.py's question, asked during training
+            demo_features, recorded = features[batch.critic_only], batch.action[batch.critic_only]
+            own = self.model.actor.squash(self.model.actor(demo_features)[0])
+            q = lambda action: self.model.critic(demo_features, action).min(0).values
+            preferred["diag/critic_demo_action_preferred"] = (q(recorded) > q(own)).float().mean().item()
         rows = ~batch.is_demo & ~batch.critic_only
         if self.model.bc_actor is None or not rows.any():
             return preferred

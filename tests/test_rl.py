@@ -83,25 +83,19 @@ def test_critic_only_rows_teach_the_critic_from_their_own_return_and_leave_the_b
     assert learner.bc_loss(learner.encode(torch_batch.obs), torch.zeros(8, 3), torch_batch).item() == 0.0
 
 
-def test_q_filter_imitates_critic_only_actions_only_where_the_critic_prefers_them():
+def test_diagnostics_say_how_often_the_critic_prefers_a_critic_only_rows_action():
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
-    batch = batch._replace(critic_only=torch.ones(8, dtype=torch.bool), off_track=torch.ones(8, dtype=torch.bool),
+    batch = batch._replace(critic_only=torch.arange(8) < 6,
                            action=torch.as_tensor(rng.uniform(-1, 1, (8, 3)), dtype=torch.float32))
-    learner = make_learner(q_filter=True)
-    features, mean = learner.encode(batch.obs), torch.zeros(8, 3)
-    passed = learner.q_filter_rows(features, mean, batch)
-    assert 0 < passed.sum() < 8  # an untrained critic prefers the recorded action on some rows, not all
-    # The BC term covers exactly the rows the filter passed: their error to the recorded action, the others' none.
-    errors = ((learner.model.actor.squash(mean) - batch.action) ** 2).mean(1)
-    assert torch.isclose(learner.bc_loss(features, mean, batch), errors[passed].mean())
-    with torch.no_grad():  # the diagnostic: the same filter at the actor's own action
-        own = learner.q_filter_rows(features, learner.model.actor(features)[0], batch).float().mean().item()
-    assert learner.bc_diagnostics(features, batch)["diag/critic_demo_action_preferred"] == own
-    unfiltered = make_learner(q_filter=False)
-    assert unfiltered.bc_loss(unfiltered.encode(batch.obs), mean, batch).item() == 0.0  # critic-only: BC ignores them
-    on_road = batch._replace(off_track=torch.zeros(8, dtype=torch.bool))  # the filter keeps to the ways back
-    assert not learner.q_filter_rows(features, mean, on_road).any()
+    learner = make_learner()
+    features = learner.encode(batch.obs)
+    with torch.no_grad():
+        own = learner.model.actor.squash(learner.model.actor(features)[0])
+        q = lambda action: learner.model.critic(features, action).min(0).values
+        preferred = (q(batch.action) > q(own))[:6].float().mean().item()
+    assert 0 < preferred < 1  # an untrained critic prefers the recorded action on some rows, not all
+    assert learner.bc_diagnostics(features, batch)["diag/critic_demo_action_preferred"] == preferred
 
 
 def test_bc_weight_keeps_actor_on_demo_actions():
