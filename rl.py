@@ -115,6 +115,7 @@ class RLConfig:
     # ascent, as SAC's tracks its entropy target), and falls back to init_temperature, never below, while it is
     # under; 0 keeps the temperature fixed at init_temperature.
     kl_limit: float = 0.0
+    kl_on_road_only: bool = False  # the actor pays the KL cost on states on the road only (free to follow its critic off it)
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     # Validations within this share of the best one count as tied, and of tied checkpoints the most trained is the
@@ -205,6 +206,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with the KL cost: while KL(policy || BC policy), averaged over each batch, exceeds this many "
                              "nats the temperature rises (at --alpha_lr), and it falls back to --init_temperature, never "
                              "below, while it is under; 0 (default) = the temperature stays at --init_temperature")
+    parser.add_argument("--kl_on_road_only", type=int, choices=(0, 1), default=int(c.kl_on_road_only),
+                        help="with the KL cost: 1 = the actor loss charges it on states on the road only, so off the "
+                             "road (where the BC policy only extrapolates) the policy follows its critic alone")
     parser.add_argument("--policy_action", type=auto_or(policy_action_choice, "one of mean, expected"),
                         default=MODEL_FLAG_DEFAULTS["policy_action"], metavar="{auto,mean,expected}",
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
@@ -352,6 +356,8 @@ class SACLearner:
         else:
             q = value = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
         cost = self.policy_cost(features, mean, log_std, log_prob)
+        if self.config.kl_on_road_only and self.config.bc_prior_kl:  # off the road the BC policy only extrapolates
+            cost = cost * ~batch.off_track
         sac_loss = (self.alpha * cost - value).mean()
         bc_loss = self.bc_loss(features, mean, batch) if bc_weight > 0 else torch.zeros((), device=self.device)
         # Dividing the SAC term by |Q| (at least 1) makes bc_weight independent of the reward scale.

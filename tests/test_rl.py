@@ -340,6 +340,31 @@ def test_bc_prior_kl_keeps_the_bc_spread_that_the_entropy_bonus_widens():
     assert abs(spread_change(True)) < 0.05
 
 
+def test_kl_on_road_only_frees_the_policy_off_the_road():
+    """--kl_on_road_only: the KL cost pulls a policy that left the BC policy back on road states, not off the road."""
+    batch = feature_batch(np.random.default_rng(0), n=64, demo=False)
+    features = torch.as_tensor(batch["obs"])
+
+    def pulled_back(off_track: bool) -> float:
+        model = fine_tuning_model(seed=3, selection=False)
+        with torch.no_grad():
+            model.critic.net[-1].weight.zero_()  # a critic indifferent to the action: only the KL cost acts
+            model.actor.net[-1].bias[:3] += 0.5  # the policy's mean away from the BC policy's
+        learner = SACLearner(model, replace(RLConfig(), train_encoder=False, actor_lr=1e-3, init_temperature=1.0,
+                                            critic_lr=1e-9, bc_prior_kl=True, kl_on_road_only=True), torch.device("cpu"))
+        gap = lambda: float((model.actor(features)[0] - model.bc_actor(features)[0]).abs().mean())
+        with torch.no_grad():
+            before = gap()
+        for _ in range(10):
+            learner.update({**batch, "off_track": np.full(64, off_track)}, bc_weight=0.0)
+        with torch.no_grad():
+            return before - gap()
+
+    on_road = pulled_back(False)
+    assert on_road > 0.01
+    assert abs(pulled_back(True)) < on_road / 20  # what is left: Adam's scaling of the near-zero critic's gradient
+
+
 @pytest.mark.parametrize("shift, rises", [(0.0, False), (1.0, True)])
 def test_kl_limit_raises_the_temperature_only_while_the_policy_exceeds_it(shift, rises):
     """With --kl_limit the temperature rises while the policy is further from the BC policy than the limit
