@@ -415,10 +415,11 @@ class SACLearner:
     def bc_diagnostics(self, features: torch.Tensor, batch: Batch) -> dict:
         """Where the policy stands relative to the frozen BC policy on the online (policy's own) states:
         how much more the critic values it, and how far its action is; and how often the critic prefers the
-        recorded action of a critic-only row (a way back, on recovery laps) to the policy's own."""
+        recorded action of a critic-only row off the road (a way back, on recovery laps) to the policy's own."""
         preferred = {}
-        if batch.critic_only.any():  # bench/critic_recoveries.py's question, asked during training
-            demo_features, recorded = features[batch.critic_only], batch.action[batch.critic_only]
+        ways_back = batch.critic_only & batch.off_track
+        if ways_back.any():  # bench/critic_recoveries.py's question, asked during training
+            demo_features, recorded = features[ways_back], batch.action[ways_back]
             own = self.model.actor.squash(self.model.actor(demo_features)[0])
             q = lambda action: self.model.critic(demo_features, action).min(0).values
             preferred["diag/critic_demo_action_preferred"] = (q(recorded) > q(own)).float().mean().item()
@@ -851,8 +852,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     if resume_state is None:  # a new run: save the settings that depended on the data
         if config.target_entropy is None and not config.bc_prior_kl:  # the KL cost has no entropy target
             config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
-        if main_rank and not config.bc_prior_kl and config.kl_limit:
-            print("warning: --kl_limit acts on the KL cost, which is off: it changes nothing (--bc_prior_kl 1 turns it on)")
+        for flag, value in (("--kl_limit", config.kl_limit), ("--kl_on_road_only", config.kl_on_road_only)):
+            if main_rank and not config.bc_prior_kl and value:
+                print(f"warning: {flag} acts on the KL cost, which is off: it changes nothing (--bc_prior_kl 1 turns it on)")
         if main_rank:
             save_config(path, {**load_config(path), "train": asdict(config), "env": asdict(env_config),
                                "model": asdict(model_config)})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import sys
@@ -577,12 +578,13 @@ def main() -> None:
     global BC_EPOCHS
     BC_EPOCHS = args.bc_epochs or BCConfig().epochs
     total_steps = args.total_steps or RLConfig().total_steps
+    for start, variant in itertools.product(args.starts, args.variants):  # before anything trains
+        if not measured_from(variant, start):
+            raise SystemExit(f"error: --variants {variant!r} is not defined for --starts {start}")
     if not args.only_table:
         for start in args.starts:
             for k in range(args.seeds):
                 for variant in args.variants:
-                    if not measured_from(variant, start):
-                        raise SystemExit(f"error: --variants {variant!r} is not defined for --starts {start}")
                     rl_run(variant, start, k, total_steps)
     # The table holds every finished run, whichever invocation trained it.
     RESULTS.mkdir(exist_ok=True)

@@ -147,3 +147,9 @@ def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeyp
     assert finetune.measured_from(finetune.CRITIC_RECOVERIES, "strong")
     assert not finetune.measured_from(finetune.CRITIC_RECOVERIES, "weak")
     assert finetune.measured_from(finetune.FLOOR_AUTO, "weak")
+    # Asked for a start it does not apply to, the bench says so before anything trains.
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--starts", "strong", "weak", "--variants", finetune.CRITIC_RECOVERIES])
+    calls.clear()
+    with pytest.raises(SystemExit, match="not defined for --starts weak"):
+        finetune.main()
+    assert calls == []
