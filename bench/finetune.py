@@ -226,6 +226,8 @@ STALL_EXPECTED = "default with training episodes ending after 100 frames without
 DEFAULT_30K = "default at 30,000 steps"
 # Run-id keys of today's defaults by lambda's floor, 50 (True: DART laps, the KL cost) or 30 (False: clean laps).
 # The flags of the rows on today's defaults (and of the stall row they grew from), each row adding its own.
+# The test's shoves during training, with 2 s off the road before a training episode ends.
+TRAINING_SHOVES = ["--train_shove", 0.02, "--offtrack_limit", 100]
 STALLED_TIED_FLAGS = ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                       "--bc_prior_kl", "auto", "--stall_limit", 100]
 FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
@@ -251,16 +253,16 @@ VARIANTS = {
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
     CRITIC_RECOVERIES: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec"},
-                        [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100,
+                        [*STALLED_TIED_FLAGS, *TRAINING_SHOVES,
                          "--critic_dataset", RECOVERY_LAPS]),
     CRITIC_RECOVERIES_FREE: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_klroad"},
-                             [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100,
+                             [*STALLED_TIED_FLAGS, *TRAINING_SHOVES,
                               "--critic_dataset", RECOVERY_LAPS, "--kl_on_road_only", 1]),
     SHOVES_FLOOR_AUTO: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100" for start in STARTS},
-                        [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100]),
+                        [*STALLED_TIED_FLAGS, *TRAINING_SHOVES]),
     TIED_TO_TRAINED: (FLOOR_KEYS[False], STALLED_TIED_FLAGS),
     SHOVES_TIED: ("critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie_shove02_off100",
-                  [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100]),
+                  [*STALLED_TIED_FLAGS, *TRAINING_SHOVES]),
     FLOOR_50_TIED: (FLOOR_KEYS[True], [*STALLED_TIED_FLAGS, "--bc_weight_floor", 0.5]),
     STALL_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100", STALLED_TIED_FLAGS),
     KL_COOL: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_t001",
