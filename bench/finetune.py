@@ -36,11 +36,12 @@ from networks import OLD_SPREAD_LIMIT, ModelConfig  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+TEST_SHOVE = 0.01  # shove probability of the robustness test, and of the laps recorded with its shoves
 STARTS = {  # name -> expert flags (episodes, noise, shoves) and the first track seed of demo set k
     "strong": (["--episodes", 20, "--noise", 0.05], lambda k: 200_000 + 1000 * k),
     "weak": (["--episodes", 10, "--noise", 0], lambda k: 300_000 + 1000 * k),
     # The strong start's laps (the same tracks and noise) with the test's shoves: recovery demos.
-    "recovery": (["--episodes", 20, "--noise", 0.05, "--shove", 0.01], lambda k: 200_000 + 1000 * k),
+    "recovery": (["--episodes", 20, "--noise", 0.05, "--shove", TEST_SHOVE], lambda k: 200_000 + 1000 * k),
 }
 BC_START = "BC (the start)"
 
@@ -161,7 +162,7 @@ FLOOR_AUTO_30K = "today's default at 30,000 steps (--total_steps 30000)"
 # (bench/critic_recoveries.py): they had never tried them. Here the critic is shown them: the recovery laps of the
 # same demo tracks (the `recovery` start's laps) join its TD batches alone, valued at least at their own return,
 # beside the training shoves' excursions (the policy's own tries off the road). Strong start only (its tracks).
-RECOVERY_LAPS = "ft_recovery_{k}"  # the recovery laps of demo set k, recorded by rl_run when missing
+RECOVERY_LAPS = "<recovery laps>"  # stands for the recovery laps of the run's demo set, recorded by rl_run when missing
 CRITIC_RECOVERIES = ("today's default with training shoves and the autopilot's recovery laps in the critic's batches "
                      "only (--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks>)")
 # That critic ranked the ways back above the policy's own action on recovery laps of unseen tracks (bench/
@@ -174,9 +175,15 @@ CRITIC_RECOVERIES = ("today's default with training shoves and the autopilot's r
 CRITIC_RECOVERIES_FREE = ("today's default with training shoves, the autopilot's recovery laps in the critic's batches "
                           "and the KL cost on the road only (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
                           "<recovery laps of the demo tracks> --kl_on_road_only 1)")
+# On clean laps (SAC's entropy bonus, no KL cost: the actor already follows its critic off the road) the recovery
+# laps are the demo tracks driven again, as carefully, with the test's shoves; with and without training shoves (which
+# alone cost the weak start much: 692.0 +- 34.2 on the default of 2026-12-02, second session).
+CRITIC_RECOVERIES_ONLY = ("today's default with the autopilot's recovery laps in the critic's batches only, no "
+                          "training shoves (--critic_dataset <recovery laps of the demo tracks>)")
 SHOVES_FLOOR_AUTO = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100): the control of the "
                      "recovery laps in the critic's batches")
-FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
+FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
+                       SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -252,12 +259,13 @@ VARIANTS = {
     FLOOR_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] for start in STARTS}, STALLED_TIED_FLAGS),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
-    CRITIC_RECOVERIES: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec"},
+    CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec" for start in ("strong", "weak")},
                         [*STALLED_TIED_FLAGS, *TRAINING_SHOVES,
                          "--critic_dataset", RECOVERY_LAPS]),
     CRITIC_RECOVERIES_FREE: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_klroad"},
                              [*STALLED_TIED_FLAGS, *TRAINING_SHOVES,
                               "--critic_dataset", RECOVERY_LAPS, "--kl_on_road_only", 1]),
+    CRITIC_RECOVERIES_ONLY: ({"weak": f"{FLOOR_KEYS[False]}_criticrec"}, [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS]),
     SHOVES_FLOOR_AUTO: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100" for start in STARTS},
                         [*STALLED_TIED_FLAGS, *TRAINING_SHOVES]),
     TIED_TO_TRAINED: (FLOOR_KEYS[False], STALLED_TIED_FLAGS),
@@ -423,11 +431,12 @@ def rl_finished(run_id: str) -> bool:
     return (LOG_ROOT / run_id / "wall_time_s").exists()  # written once train_rl returned
 
 
-def recovery_laps(k: int) -> str:
-    """The recovery laps of demo set k (the `recovery` start's), recorded once."""
-    dataset = RECOVERY_LAPS.format(k=k)
-    flags, first_seed = STARTS["recovery"]
-    cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags)
+def recovery_laps(start: str, k: int) -> str:
+    """Demo set k of a start driven again with the robustness test's shoves, recorded once (for the strong start
+    these are the `recovery` start's laps)."""
+    flags, first_seed = STARTS[start]
+    dataset = f"ft_recovery_{k}" if start == "strong" else f"ft_{start}_recovery_{k}"
+    cli("expert", "--dataset", dataset, "--seed", first_seed(k), "--skip_existing", *flags, "--shove", TEST_SHOVE)
     return dataset
 
 
@@ -438,7 +447,7 @@ def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
         raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")
     if not rl_finished(run_id):
         start_run = bc_run(start, k, bc_flags)  # trained first if missing: not part of the RL wall time
-        flags = [recovery_laps(k) if flag == RECOVERY_LAPS else flag for flag in flags]
+        flags = [recovery_laps(start, k) if flag == RECOVERY_LAPS else flag for flag in flags]
         started = time.time()
         cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", k,
             "--total_steps", total_steps, *flags)
@@ -564,7 +573,7 @@ def main() -> None:
     parser.add_argument("--bc_epochs", type=int, default=None, help="train_bc epochs of the starts (default: train_bc's)")
     parser.add_argument("--total_steps", type=int, default=None, help="train_rl budget (default: train_rl's)")
     parser.add_argument("--test_episodes", type=int, default=50)
-    parser.add_argument("--shove", type=float, default=0.01, help="shove probability of the robustness test")
+    parser.add_argument("--shove", type=float, default=TEST_SHOVE, help="shove probability of the robustness test")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), type=variant_label, metavar="LABEL",
                         help="rows to measure, by their label in the table (default: every variant)")
     parser.add_argument("--list", action="store_true", help="print the variants' labels and exit")
