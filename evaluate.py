@@ -276,21 +276,31 @@ def format_table(summary: dict) -> str:
 
 
 def side_by_side(argv: list[str] | None = None) -> None:
-    """`python evaluate.py RUN_DIR [RUN_DIR ...] --episodes N`: the runs' latest test results as one table."""
+    """`python evaluate.py RUN_DIR [RUN_DIR ...] --episodes N [--shove P]`: the runs' latest test results as one
+    table; with --shove, also their results under `test --shove P`."""
     parser = argparse.ArgumentParser(description=side_by_side.__doc__)
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--shove", type=float, default=0.0, help="also show the results of test --shove P")
     args = parser.parse_args(argv)
     rows = [("raw return", lambda s: f"{s['raw']['mean']:.1f} ± {s['raw']['std']:.1f}"),
             ("min raw return", lambda s: f"{s['raw']['min']:.1f}"),
             ("penalized return", lambda s: f"{s['penalized']['mean']:.1f}"),
             ("off-track frames", lambda s: f"{s['offtrack_frames']['mean']:.1f}"),
             ("laps completed", lambda s: f"{s['laps_completed']}/{s['episodes']}")]
-    summaries = [json.loads((Path(run) / RESULTS_DIR / f"latest_seed{TEST_SEED_START}_n{args.episodes}.json")
-                            .read_text())["summary"] for run in args.runs]
-    print(f"{'':18}" + "".join(f"{Path(run).name:>24}" for run in args.runs))
-    for name, cell in rows:
-        print(f"{name:18}" + "".join(f"{cell(s):>24}" for s in summaries))
+    shoved_rows = [(f"  with shoves {args.shove:g}", rows[0][1]),
+                   ("  recovered", lambda s: f"{s['recoveries']} of {s['excursions']} excursions")]
+    print(f"{'':20}" + "".join(f"{Path(run).name:>24}" for run in args.runs))
+    for table, shove in [(rows, 0.0)] + ([(shoved_rows, args.shove)] if args.shove else []):
+        summaries = []
+        for run in args.runs:
+            path = results_file(Path(run), None, TEST_SEED_START, args.episodes, shove, None)
+            if not path.is_file():
+                raise SystemExit(f"error: {path} not found: test {Path(run).name} with --episodes {args.episodes}"
+                                 f"{f' --shove {shove:g}' if shove else ''} first")
+            summaries.append(json.loads(path.read_text())["summary"])
+        for name, cell in table:
+            print(f"{name:20}" + "".join(f"{cell(s):>24}" for s in summaries))
 
 
 if __name__ == "__main__":

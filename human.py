@@ -15,6 +15,10 @@ every frame, so it drifts a little off the line you steer, on screen as in the p
 it as you would any slip. Your keys are recorded as the action, the perturbed steering as
 executed_actions. Careful laps never leave the ideal line, so their clone has never seen how to come
 back to it and drifts off at its first mistake; these corrections are what it needs to learn.
+--shove P (recovery laps, try 0.01): now and then the car is shoved off its line as in `test --shove` (a full
+random steer without gas for 16 frames, the same shoves on the same track); your keys during a shove are recorded,
+but what counts is the way back after it. Shown to the critic alone (`train_rl --critic_dataset`), such laps teach it
+the value of coming back to the road, which careful laps never show.
 --autopilot lets the autopilot drive in your place through the same recorder (the stand-in for a
 person in bench/human_dart.py); its episodes are stored with source 'expert'.
 
@@ -31,6 +35,7 @@ import pygame
 import demos
 from env import TRAIN_SEED_LIMIT, EnvConfig, make_env
 from errors import UserError
+from evaluate import check_shove
 from expert import STYLES, Autopilot, Driver, autopilot_driver, check_noise, record_episode
 
 STEER_LEFT, STEER_RIGHT, GAS, BRAKE = pygame.K_LEFT, pygame.K_RIGHT, pygame.K_UP, pygame.K_DOWN
@@ -98,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", type=float, default=0.0,
                         help=f"DART: std of gaussian noise added to the steering the car executes (your keys are "
                              f"recorded); {demos.DART_NOISE} gives laps with recoveries that BC can learn from")
+    parser.add_argument("--shove", type=float, default=0.0,
+                        help="recovery laps: probability per 2 frames that test --shove's shove pushes the car off its "
+                             "line (e.g. 0.01; default 0: none); for train_rl --critic_dataset")
     parser.add_argument("--autopilot", action="store_true",
                         help="the (calm) autopilot drives instead of you, through the same recorder: a stand-in "
                              "for a person, to measure what --noise does")
@@ -109,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames < 1:
         raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
     check_noise(args.noise)
+    check_shove(args.shove)
     out_dir = demos.recording_dir(args.dataset)
     # One frame per action and no off-track cut-off: the recorded episode is exactly what was driven.
     env = make_env(
@@ -117,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     print(__doc__.split("\n\n")[1])
     if args.noise:
         print(f"DART: the car executes your steering plus gaussian noise of std {args.noise}; correct it like any slip")
+    if args.shove:
+        print("shoves: now and then the car is pushed off its line for a third of a second; drive it back to the road")
     keyboard = KeyboardState()
     if args.autopilot:
         driver, source = autopilot_driver(Autopilot(STYLES["calm"])), "expert"
@@ -128,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         seed = next(seeds)
         while True:
             keyboard.restart = False
-            episode = record_episode(env, driver, seed, args.noise, source, keyboard.interrupted)
+            episode = record_episode(env, driver, seed, args.noise, source, keyboard.interrupted, args.shove)
             if keyboard.quit:
                 break
             if episode is None:

@@ -180,10 +180,15 @@ CRITIC_RECOVERIES_FREE = ("today's default with training shoves, the autopilot's
 # alone cost the weak start much: 692.0 +- 34.2 on the default of 2026-12-02, second session).
 CRITIC_RECOVERIES_ONLY = ("today's default with the autopilot's recovery laps in the critic's batches only, no "
                           "training shoves (--critic_dataset <recovery laps of the demo tracks>)")
+# Are the training shoves needed beside the recovery laps once the KL cost stops at the roadside? The recipe without
+# them is two flags, and a training shove is a push the test makes, not one a user's track does.
+CRITIC_RECOVERIES_FREE_UNSHOVED = ("today's default with the autopilot's recovery laps in the critic's batches and the "
+                                   "KL cost on the road only, no training shoves (--critic_dataset <recovery laps of the "
+                                   "demo tracks> --kl_on_road_only 1)")
 SHOVES_FLOOR_AUTO = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100): the control of the "
                      "recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
-                       SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
+                       CRITIC_RECOVERIES_FREE_UNSHOVED, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -265,6 +270,8 @@ VARIANTS = {
     CRITIC_RECOVERIES_FREE: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_klroad"},
                              [*STALLED_TIED_FLAGS, *TRAINING_SHOVES,
                               "--critic_dataset", RECOVERY_LAPS, "--kl_on_road_only", 1]),
+    CRITIC_RECOVERIES_FREE_UNSHOVED: ({"strong": f"{FLOOR_KEYS[True]}_criticrec_klroad"},
+                                      [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--kl_on_road_only", 1]),
     CRITIC_RECOVERIES_ONLY: ({"weak": f"{FLOOR_KEYS[False]}_criticrec"}, [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS]),
     SHOVES_FLOOR_AUTO: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100" for start in STARTS},
                         [*STALLED_TIED_FLAGS, *TRAINING_SHOVES]),

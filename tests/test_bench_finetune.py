@@ -127,8 +127,8 @@ def test_validation_choice_replays_train_rls_rule_per_tie():
 
 
 def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeypatch, tmp_path):
-    """The row's critic sees the recovery laps of the tracks its BC start learnt from (recorded when missing), and the
-    row exists for the strong start alone."""
+    """The row's critic sees the recovery laps of the tracks its BC start learnt from (recorded when missing: the
+    start's own laps with the test's shoves), and a row keyed by start exists for those starts alone."""
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
     monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
     monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # the BC starts exist
@@ -140,15 +140,19 @@ def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeyp
             (tmp_path / argv[argv.index("--run_id") + 1]).mkdir()
 
     monkeypatch.setattr(finetune, "cli", cli)
-    finetune.rl_run(finetune.CRITIC_RECOVERIES, "strong", 1, 100)
-    expert, train = calls
-    assert expert[:5] == ("expert", "--dataset", "ft_recovery_1", "--seed", 201_000) and "--shove" in expert
-    assert train[train.index("--critic_dataset") + 1] == "ft_recovery_1"
-    assert finetune.measured_from(finetune.CRITIC_RECOVERIES, "strong")
-    assert not finetune.measured_from(finetune.CRITIC_RECOVERIES, "weak")
+    for start, k, dataset, seed, noise in (("strong", 1, "ft_recovery_1", 201_000, 0.05),
+                                           ("weak", 0, "ft_weak_recovery_0", 300_000, 0)):
+        calls.clear()
+        finetune.rl_run(finetune.CRITIC_RECOVERIES, start, k, 100)
+        expert, train = calls
+        assert expert[:5] == ("expert", "--dataset", dataset, "--seed", seed)
+        assert expert[expert.index("--noise") + 1] == noise and expert[expert.index("--shove") + 1] == finetune.TEST_SHOVE
+        assert train[train.index("--critic_dataset") + 1] == dataset
+    assert finetune.measured_from(finetune.CRITIC_RECOVERIES_FREE, "strong")
+    assert not finetune.measured_from(finetune.CRITIC_RECOVERIES_FREE, "weak")
     assert finetune.measured_from(finetune.FLOOR_AUTO, "weak")
     # Asked for a start it does not apply to, the bench says so before anything trains.
-    monkeypatch.setattr(sys, "argv", ["finetune.py", "--starts", "strong", "weak", "--variants", finetune.CRITIC_RECOVERIES])
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--starts", "strong", "weak", "--variants", finetune.CRITIC_RECOVERIES_FREE])
     calls.clear()
     with pytest.raises(SystemExit, match="not defined for --starts weak"):
         finetune.main()

@@ -8,7 +8,8 @@ import pytest
 import demos
 import human
 import main
-from env import TRAIN_SEED_LIMIT
+from env import TRAIN_SEED_LIMIT, EnvConfig
+from evaluate import FrameShoves
 from expert import SteeringNoise
 
 ACTIONS = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
@@ -101,10 +102,26 @@ def test_autopilot_stand_in_records_what_expert_records(dataset, tmp_path):
     assert not np.array_equal(stand_in.executed_actions, stand_in.actions)
 
 
-def test_bad_noise_is_a_one_line_error(dataset, capsys):
-    assert main.main(["human", "--dataset", "mine", "--noise", "nan"]) == 2  # before any window opens
+def test_shoves_push_the_car_but_record_the_keys(dataset, display):
+    """Recovery laps by keyboard: the held keys are the recorded action, the car executes test --shove's pushes at
+    the same steps of the same track, and the episode re-simulates from what it executed."""
+    post_key(pygame.K_UP)
+    assert drive("--seed", "3", "--shove", "0.05", "--max_frames", "120") == 0
+    (episode,) = demos.load_dataset(dataset)
+    assert episode.actions.tolist() == [[0, 1, 0]] * 120
+    shoves, marker = FrameShoves(episode.seed, 0.05, EnvConfig().action_repeat), np.full(3, 9.0, np.float32)
+    pushed = np.array([not np.array_equal(shoves(marker), marker) for _ in episode.actions])
+    assert pushed.any() and not pushed.all()
+    assert np.all(np.abs(episode.executed_actions[pushed, 0]) == 1) and np.all(episode.executed_actions[pushed, 1:] == 0)
+    np.testing.assert_array_equal(episode.executed_actions[~pushed], episode.actions[~pushed])
+    assert main.main(["replay", "--dataset", "mine", "--verify"]) == 0
+
+
+@pytest.mark.parametrize("flag", ["--noise", "--shove"])
+def test_bad_noise_or_shove_is_a_one_line_error(flag, dataset, capsys):
+    assert main.main(["human", "--dataset", "mine", flag, "nan"]) == 2  # before any window opens
     err = capsys.readouterr().err
-    assert err.startswith("error: --noise") and err.count("\n") == 1
+    assert err.startswith(f"error: {flag}") and err.count("\n") == 1
 
 
 def test_escape_quits_without_saving_the_unfinished_episode(dataset, display):

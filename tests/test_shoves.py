@@ -1,10 +1,12 @@
-"""`test --shove`: deterministic pushes, the same for every policy, and how excursions/recoveries are counted."""
+"""`test --shove`: deterministic pushes, the same for every policy, how excursions/recoveries are counted, and how
+they are shown beside the plain results."""
 import json
 
 import numpy as np
+import pytest
 
 import main
-from evaluate import RECOVERY_FRAMES, SHOVE_HOLD_FRAMES, Shoves
+from evaluate import RECOVERY_FRAMES, SHOVE_HOLD_FRAMES, Shoves, side_by_side, summarize
 from test_bc_agent import workdir  # noqa: F401  (the tiny BC run fixture)
 
 
@@ -47,3 +49,27 @@ def test_test_command_reports_shoves(workdir, monkeypatch, capsys):  # noqa: F81
     result = json.loads((workdir / "logs" / "bc" / "test_results" / "latest_seed1000000_n1_shove0.05.json").read_text())
     assert result["summary"]["shoves"] > 10 and result["episodes"][0]["excursions"] <= result["summary"]["shoves"]
     assert main.main(["test", "--resume_run_id", "bc", "--shove", "2"]) == 2
+
+
+def test_side_by_side_adds_the_shoved_results(tmp_path, capsys):
+    """`evaluate.py RUN RUN --shove P` (pipeline.sh's last table): each run's return with shoves and its
+    recoveries under the plain results; a missing test is named in one line."""
+    def write(run: str, name: str, raw: float, recoveries: int | None = None):
+        episode = {"raw_return": raw, "penalized_return": raw, "offtrack_frames": 0, "lap_complete": True}
+        if recoveries is not None:
+            episode.update(shoves=9, excursions=5, recoveries=recoveries)
+        (tmp_path / run / "test_results").mkdir(parents=True, exist_ok=True)
+        (tmp_path / run / "test_results" / name).write_text(json.dumps({"summary": summarize([episode])}))
+
+    for run, recoveries in (("bc", 1), ("bcsac", 4)):
+        write(run, "latest_seed1000000_n3.json", 900.0)
+        write(run, "latest_seed1000000_n3_shove0.01.json", 100.0 * recoveries, recoveries)
+    runs = [str(tmp_path / "bc"), str(tmp_path / "bcsac")]
+    side_by_side([*runs, "--episodes", "3", "--shove", "0.01"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split()[:4] == ["with", "shoves", "0.01", "100.0"] and "400.0" in lines[-2]
+    assert lines[-1].split() == ["recovered", "1", "of", "5", "excursions", "4", "of", "5", "excursions"]
+    side_by_side([*runs, "--episodes", "3"])
+    assert "recovered" not in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="n3_shove0.05.json not found: test bc with --episodes 3 --shove 0.05 first"):
+        side_by_side([*runs, "--episodes", "3", "--shove", "0.05"])
