@@ -20,11 +20,11 @@ RL_BUDGET=()
 python main.py expert --dataset autopilot --episodes "$EPISODES" --noise 0.05 --skip_existing
 RECOVERY=()
 if [ "$RECOVERY_EPISODES" -gt 0 ]; then
-  # The robust recipe (README, Results: RL fine-tuning): recovery laps for the critic alone, the KL cost to the BC
-  # policy charged on the road only, and the test's shoves during training.
+  # The robust recipe (README, Results: RL fine-tuning): recovery laps for the critic alone; given them, train_rl's
+  # auto settings add the test's shoves during training and charge the KL cost to the BC policy on the road only.
   python main.py expert --dataset autopilot_recovery --episodes "$RECOVERY_EPISODES" --noise 0.05 --shove "$SHOVE" \
     --skip_existing
-  RECOVERY=(--critic_dataset autopilot_recovery --kl_on_road_only 1 --train_shove 0.02 --offtrack_limit 100)
+  RECOVERY=(--critic_dataset autopilot_recovery)
 fi
 python main.py train_bc --dataset autopilot "${BC_BUDGET[@]}" --run_id "bc_$STAMP"
 python main.py train_rl --resume_run_id "bc_$STAMP" --run_id "bcsac_$STAMP" "${RL_BUDGET[@]}" "${RECOVERY[@]}"

@@ -84,6 +84,9 @@ KL_SPREAD_LIMIT = 1.0  # --spread_limit auto with the KL cost (ModelConfig.sprea
 # --bc_weight_floor auto: with the KL cost (DART laps, a strong start) lambda held at 0.3 x bc_weight let one strong
 # run's validation fall late, 0.5 held all; with SAC's bonus (clean laps, a weak start) 0.5 held a weak start back.
 KL_BC_WEIGHT_FLOOR, BONUS_BC_WEIGHT_FLOOR = 0.5, 0.3
+# The robust recipe's auto settings with --critic_dataset: the test's shoves during training, and 2 s off the road
+# before a training episode ends, so the replay holds the policy's own tries at coming back.
+RECOVERY_TRAIN_SHOVE, RECOVERY_OFFTRACK_LIMIT = 0.02, 100
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
@@ -115,14 +118,18 @@ class RLConfig:
     # ascent, as SAC's tracks its entropy target), and falls back to init_temperature, never below, while it is
     # under; 0 keeps the temperature fixed at init_temperature.
     kl_limit: float = 0.0
-    kl_on_road_only: bool = False  # the actor pays the KL cost on states on the road only (free to follow its critic off it)
+    # The actor pays the KL cost on states on the road only (free to follow its critic off it). None (auto): on with a
+    # critic_dataset (the robust recipe, below).
+    kl_on_road_only: bool | None = None
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     # Validations within this share of the best one count as tied, and of tied checkpoints the most trained is the
     # run's policy: 10 tracks tell a BC start and its fine-tuning apart by hundredths of a point, while the test's
     # 50 tracks find the tail the fine-tuning removed (README, Results). 0 = strictly the best.
     validation_tie: float = 0.005
-    train_shove: float = 0.0  # probability per agent step that collection pushes the car as `test --shove` does
+    # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
+    # critic_dataset (the robust recipe, below), else 0.
+    train_shove: float | None = None
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
@@ -145,6 +152,8 @@ class RLConfig:
     dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
     # Demonstrations for the critic alone (recovery laps: expert --shove): their transitions, with the actions the
     # car executed, join the TD step (target at least their own return) and the actor's Q term, not the BC term.
+    # Given one, the auto settings are the robust recipe (README, Results: RL fine-tuning): training shoves, 2 s off
+    # the road before a training episode ends, and under the KL cost the actor free off the road.
     critic_dataset: str = ""
     critic_demo_ratio: float = 0.25  # share of each batch from critic_dataset
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
@@ -206,9 +215,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with the KL cost: while KL(policy || BC policy), averaged over each batch, exceeds this many "
                              "nats the temperature rises (at --alpha_lr), and it falls back to --init_temperature, never "
                              "below, while it is under; 0 (default) = the temperature stays at --init_temperature")
-    parser.add_argument("--kl_on_road_only", type=int, choices=(0, 1), default=int(c.kl_on_road_only),
+    parser.add_argument("--kl_on_road_only", type=auto_bool, default=c.kl_on_road_only, metavar="{auto,0,1}",
                         help="with the KL cost: 1 = the actor loss charges it on states on the road only, so off the "
-                             "road (where the BC policy only extrapolates) the policy follows its critic alone")
+                             "road (where the BC policy only extrapolates) the policy follows its critic alone; auto "
+                             "(default) = 1 with --critic_dataset")
     parser.add_argument("--policy_action", type=auto_or(policy_action_choice, "one of mean, expected"),
                         default=MODEL_FLAG_DEFAULTS["policy_action"], metavar="{auto,mean,expected}",
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
@@ -232,15 +242,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation_tie", type=float, default=c.validation_tie,
                         help="with --final_policy best: validations within this share of the best one count as tied, "
                              "and the most trained of the tied checkpoints is the policy (0 = strictly the best)")
-    parser.add_argument("--train_shove", type=float, default=c.train_shove,
+    parser.add_argument("--train_shove", type=auto_or(float, "a probability"), default=c.train_shove,
+                        metavar="{auto,P}",
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
-                             "the racing line and what coming back from them earns (0 = none)")
+                             f"the racing line and what coming back from them earns (0 = none); auto (default) = "
+                             f"{RECOVERY_TRAIN_SHOVE:g} with --critic_dataset, else 0")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_dataset", default=c.critic_dataset,
                         help="demonstrations for the critic only, e.g. recovery laps (expert --shove): their transitions "
                              "(the executed actions) join every batch's TD step, with their own discounted return as the "
-                             "least target, and the actor's Q term, but not the BC term (default: none)")
+                             "least target, and the actor's Q term, but not the BC term (default: none). With them the "
+                             "auto settings are the robust recipe: --train_shove "
+                             f"{RECOVERY_TRAIN_SHOVE:g}, --offtrack_limit {RECOVERY_OFFTRACK_LIMIT} (unless given) and "
+                             "--kl_on_road_only 1")
     parser.add_argument("--critic_demo_ratio", type=float, default=c.critic_demo_ratio,
                         help="share of each batch from --critic_dataset")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
@@ -604,6 +619,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
                              bc_selection=False, learn_std=True, bc_prior_kl=False)  # no BC policy to propose, keep or stay near
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
+        if config.critic_dataset and args.offtrack_limit is None:  # the robust recipe's auto setting
+            env_config.offtrack_limit = RECOVERY_OFFTRACK_LIMIT
         run_id = distributed.broadcast_object(args.run_id or new_run_id("rl"), ctx)
         path = run_dir(run_id, must_exist=False)
         if (path / "config.json").exists():
@@ -833,6 +850,13 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         config.bc_prior_kl = demos_show_recoveries
         if main_rank:
             print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
+    if config.kl_on_road_only is None:  # --kl_on_road_only auto: shown the ways back, the actor may follow them
+        config.kl_on_road_only = bool(config.critic_dataset) and config.bc_prior_kl
+    if config.train_shove is None:  # --train_shove auto
+        config.train_shove = RECOVERY_TRAIN_SHOVE if config.critic_dataset else 0.0
+    if main_rank and config.critic_dataset:
+        print(f"robust recipe: training shoves {config.train_shove:g}, {env_config.offtrack_limit} frames off the road "
+              f"allowed, the KL cost {'on the road only' if config.kl_on_road_only else 'everywhere' if config.bc_prior_kl else 'off'}")
     if config.bc_weight_floor is None:  # --bc_weight_floor auto
         config.bc_weight_floor = KL_BC_WEIGHT_FLOOR if config.bc_prior_kl else BONUS_BC_WEIGHT_FLOOR
         if main_rank:

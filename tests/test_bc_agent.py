@@ -281,19 +281,31 @@ def test_train_rl_collects_with_training_shoves_and_checkpoints_them(workdir, mo
     state = torch.load(workdir / "logs" / "shoved" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert state["training_shoves"]["hold"] and max(state["training_shoves"]["hold"]) < 16  # pushing at the end
     assert abs(state["training_shoves"]["push"][0][0]) == 1.0
-    saved = json.loads((workdir / "logs" / "shoved" / "config.json").read_text())["train"]
-    assert saved["train_shove"] == 1.0 and saved["bc_prior_kl"] is True
+    saved = json.loads((workdir / "logs" / "shoved" / "config.json").read_text())
+    assert saved["train"]["train_shove"] == 1.0 and saved["train"]["bc_prior_kl"] is True
+    # Without laps for the critic the robust recipe's auto settings stay off.
+    assert saved["train"]["kl_on_road_only"] is False and saved["env"]["offtrack_limit"] == EnvConfig().offtrack_limit
 
 
 def test_train_rl_keeps_critic_only_demonstrations_apart(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "critic_demos", "--critic_dataset", "tiny",
-                      "--critic_demo_ratio", "0.5"] + RL_TINY) == 0
+                      "--critic_demo_ratio", "0.5", "--bc_prior_kl", "1"] + RL_TINY) == 0
     out = capsys.readouterr().out
     demos_count = int(out.split(", demos: ")[1].split(" transitions")[0])
     assert f"critic-only demos: {demos_count} transitions" in out  # the same laps, loaded a second time
-    saved = json.loads((workdir / "logs" / "critic_demos" / "config.json").read_text())["train"]
-    assert saved["critic_dataset"] == "tiny" and saved["critic_demo_ratio"] == 0.5
+    saved = json.loads((workdir / "logs" / "critic_demos" / "config.json").read_text())
+    assert saved["train"]["critic_dataset"] == "tiny" and saved["train"]["critic_demo_ratio"] == 0.5
+    # Given laps for the critic, the auto settings are the robust recipe; flags given still win.
+    assert saved["train"]["train_shove"] == rl.RECOVERY_TRAIN_SHOVE and saved["train"]["kl_on_road_only"] is True
+    assert saved["env"]["offtrack_limit"] == rl.RECOVERY_OFFTRACK_LIMIT
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "critic_demos_plain", "--critic_dataset", "tiny",
+                      "--bc_prior_kl", "1", "--train_shove", "0", "--kl_on_road_only", "0", "--offtrack_limit", "20"]
+                     + RL_TINY) == 0
+    saved = json.loads((workdir / "logs" / "critic_demos_plain" / "config.json").read_text())
+    assert saved["train"]["train_shove"] == 0 and saved["train"]["kl_on_road_only"] is False
+    assert saved["env"]["offtrack_limit"] == 20
+    capsys.readouterr()
     assert "missing" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--critic_dataset", "missing"])
     assert "--critic_demo_ratio" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--critic_dataset",
                                                             "tiny", "--critic_demo_ratio", "0.9"])
