@@ -157,3 +157,15 @@ def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeyp
     with pytest.raises(SystemExit, match="not defined for --starts weak"):
         finetune.main()
     assert calls == []
+
+
+def test_first_seed_trains_the_later_demo_sets_only(monkeypatch, tmp_path):
+    trained = []
+    monkeypatch.setattr(finetune, "rl_run", lambda variant, start, k, total_steps: trained.append((start, k)))
+    monkeypatch.setattr(finetune, "rl_finished", lambda run_id: False)  # nothing to tabulate
+    monkeypatch.setattr(finetune, "bc_starts", lambda start, candidates=(): [])
+    monkeypatch.setattr(finetune, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--seeds", "4", "--first_seed", "2", "--starts", "weak",
+                                      "--variants", finetune.FLOOR_AUTO])
+    finetune.main()
+    assert trained == [("weak", 2), ("weak", 3)]
