@@ -603,6 +603,8 @@ def main() -> None:
     if args.list:
         print("\n".join(VARIANTS))
         return
+    if not 0 <= args.first_seed < args.seeds:
+        parser.error(f"--first_seed must be in [0, --seeds), got {args.first_seed} with --seeds {args.seeds}")
     from bc import BCConfig
     from rl import RLConfig
 

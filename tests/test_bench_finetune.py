@@ -169,3 +169,7 @@ def test_first_seed_trains_the_later_demo_sets_only(monkeypatch, tmp_path):
                                       "--variants", finetune.FLOOR_AUTO])
     finetune.main()
     assert trained == [("weak", 2), ("weak", 3)]
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--seeds", "2", "--first_seed", "2"])  # nothing would train
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main()
+    assert exit_info.value.code == 2 and trained == [("weak", 2), ("weak", 3)]
