@@ -16,7 +16,7 @@ from env import EnvConfig, preprocess_frame
 from errors import UserError
 
 MAX_BATCH_SIZE = 65_536  # transitions per update: a batch of frame stacks this large already takes GBs
-SLOT_BYTES = 3 * 4 + 4 + 1 + 4 + 4  # stored beside each frame: action, reward, terminated, episode_pos, return
+SLOT_BYTES = 3 * 4 + 4 + 1 + 1 + 1 + 4 + 4  # stored beside each frame: action, reward, flags, episode_pos, return
 
 
 def physical_memory() -> int | None:
@@ -51,6 +51,9 @@ class FrameReplay:
         self.rewards = np.zeros(shape, dtype=np.float32)  # the reward received on the way to this frame
         self.terminated = np.zeros(shape, dtype=bool)  # this frame ends the episode (no bootstrap)
         self.off_track = np.zeros(shape, dtype=bool)  # the car is off the road in this frame
+        # The action that led here was forced (a training shove): n-step sums stop before it, so the values of
+        # the policy's own actions never count the chance of being pushed (see RLConfig.cut_returns_at_shoves).
+        self.forced = np.zeros(shape, dtype=bool)
         self.episode_pos = np.zeros(shape, dtype=np.int32)  # 0 = first frame of an episode
         self.returns = np.zeros(shape, dtype=np.float32)  # Monte-Carlo return from here (demos only)
         self.written = np.zeros(num_streams, dtype=np.int64)  # frames ever written per stream
@@ -61,18 +64,19 @@ class FrameReplay:
         self._write(stream, frame, np.zeros(3, np.float32), 0.0, False, False, 0)
 
     def add(self, stream: int, action, reward: float, next_frame: np.ndarray, terminated: bool,
-            off_track: bool = False) -> None:
+            off_track: bool = False, forced: bool = False) -> None:
         """One environment step on `stream`: the action taken, its reward and the frame it led to."""
         last = (self.written[stream] - 1) % self.capacity
-        self._write(stream, next_frame, action, reward, terminated, off_track, self.episode_pos[stream, last] + 1)
+        self._write(stream, next_frame, action, reward, terminated, off_track, self.episode_pos[stream, last] + 1, forced)
 
-    def _write(self, stream, frame, action, reward, terminated, off_track, pos) -> None:
+    def _write(self, stream, frame, action, reward, terminated, off_track, pos, forced=False) -> None:
         slot = self.written[stream] % self.capacity
         self.frames[stream, slot] = frame
         self.actions[stream, slot] = action
         self.rewards[stream, slot] = reward
         self.terminated[stream, slot] = terminated
         self.off_track[stream, slot] = off_track
+        self.forced[stream, slot] = forced
         self.episode_pos[stream, slot] = pos
         self.written[stream] += 1
 
@@ -86,8 +90,8 @@ class FrameReplay:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminated, self.off_track, self.episode_pos,
-                                  self.returns))
+        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminated, self.off_track, self.forced,
+                                  self.episode_pos, self.returns))
 
     # ---------------------------------------------------------------- reading
     def stack(self, streams: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -118,7 +122,8 @@ class FrameReplay:
     def sample(self, batch_size: int, rng: np.random.Generator, gamma: float = 0.99, n_step: int = 1) -> dict:
         """A batch of n-step transitions: obs, action, reward (discounted n-step sum), discount, next_obs,
         mc_return (demo streams only), off_track (the car off the road at obs).
-        discount = gamma^n' * (1 - terminated), n' the steps actually taken."""
+        discount = gamma^n' * (1 - terminated), n' the steps actually taken. The first action may be a forced one
+        (what it is worth is data too); later ones may not."""
         streams, t = self.sample_indices(batch_size, rng)
         reward = np.zeros(batch_size, np.float32)
         discount = np.ones(batch_size, np.float32)
@@ -127,10 +132,12 @@ class FrameReplay:
         start_pos = self.episode_pos[streams, t % self.capacity]
         for m in range(n_step):
             idx = t + m
-            # Stop at the newest frame, at an episode change, or after a terminal step.
+            # Stop at the newest frame, at an episode change, after a terminal step, or before a forced action.
             valid = alive & (idx < self.written[streams])
-            valid &= self.episode_pos[streams, idx % self.capacity] == start_pos + m
             slot = idx % self.capacity
+            valid &= self.episode_pos[streams, slot] == start_pos + m
+            if m:
+                valid &= ~self.forced[streams, slot]
             reward += np.where(valid, discount * self.rewards[streams, slot], 0.0)
             discount = np.where(valid, discount * gamma, discount)
             end = np.where(valid, idx, end)
@@ -197,7 +204,7 @@ def encode_replay(buffer: FrameReplay, encode, batch_size: int = 1024) -> FrameR
     features = np.concatenate([encode(buffer.stack(streams[i:i + batch_size], t[i:i + batch_size]))
                                for i in range(0, len(t), batch_size)])
     encoded = FrameReplay(buffer.capacity, buffer.num_streams, features.shape[1:], 1, dtype=np.float32)
-    for name in ("actions", "rewards", "terminated", "off_track", "episode_pos", "returns", "written"):
+    for name in ("actions", "rewards", "terminated", "off_track", "forced", "episode_pos", "returns", "written"):
         setattr(encoded, name, getattr(buffer, name).copy())
     encoded.frames[streams, t] = features
     return encoded

@@ -130,6 +130,9 @@ class RLConfig:
     # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
     # critic_dataset (the robust recipe, below), else 0.
     train_shove: float | None = None
+    # n-step targets stop before a training shove (bootstrapping from the state it interrupted): the critic then
+    # values the policy's own driving, and shoves teach what coming back is worth without making caution pay.
+    cut_returns_at_shoves: bool = False
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
@@ -248,6 +251,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
                              f"the racing line and what coming back from them earns (0 = none); auto (default) = "
                              f"{RECOVERY_TRAIN_SHOVE:g} with --critic_dataset, else 0")
+    parser.add_argument("--cut_returns_at_shoves", type=int, choices=(0, 1), default=int(c.cut_returns_at_shoves),
+                        help="1: n-step targets stop before a training shove, so the critic never counts the chance of "
+                             "being pushed against driving fast, only what coming back from a push is worth")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_dataset", default=c.critic_dataset,
                         help="demonstrations for the critic only, e.g. recovery laps (expert --shove): their transitions "
@@ -738,6 +744,7 @@ class TrainingShoves:
         self.probability, self.action_repeat = probability, action_repeat
         self.hold = np.zeros(num_envs, np.int64)  # frames of the current shove still to come
         self.push = np.zeros((num_envs, 3), np.float32)
+        self.active = np.zeros(num_envs, bool)  # the last `apply` replaced this environment's action
 
     def apply(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The actions to execute (and store): the policy's, or a shove's."""
@@ -745,9 +752,9 @@ class TrainingShoves:
         self.push[starts] = 0.0
         self.push[starts, 0] = rng.choice((-1.0, 1.0), size=int(starts.sum()))
         self.hold[starts] = SHOVE_HOLD_FRAMES
-        shoved = self.hold > 0
-        self.hold[shoved] -= self.action_repeat
-        return np.where(shoved[:, None], self.push, actions)
+        self.active = self.hold > 0
+        self.hold[self.active] -= self.action_repeat
+        return np.where(self.active[:, None], self.push, actions)
 
     def end_episodes(self, done: np.ndarray) -> None:
         self.hold[done] = 0  # a new track starts unshoved
@@ -772,10 +779,12 @@ class Every:
         return True
 
 
-def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info, entry) -> np.ndarray:
+def record_step(online: FrameReplay, actions, reward, next_obs, terminated, truncated, info, entry,
+                forced: np.ndarray | None = None) -> np.ndarray:
     """Store one vector-env step (same-step autoreset): the final observation of a finished episode is in
     info['final_obs'] and the returned observation already starts the next episode. `entry` maps stacked
-    observations to what the replay keeps (newest frame, or features)."""
+    observations to what the replay keeps (newest frame, or features); `forced` marks actions that were not
+    the policy's (FrameReplay.forced)."""
     done = terminated | truncated
     off_track = np.where(info.get("_off_track", False), info.get("off_track", False), False)  # a reset's info has none
     if done.any():
@@ -784,7 +793,8 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
     stored = entry(finals)
     restarts = entry(next_obs[done]) if done.any() else []
     for i in range(len(actions)):
-        online.add(i, actions[i], reward[i], stored[i], bool(terminated[i]), bool(off_track[i]))
+        online.add(i, actions[i], reward[i], stored[i], bool(terminated[i]), bool(off_track[i]),
+                   forced is not None and bool(forced[i]))
     for i, restart in zip(np.flatnonzero(done), restarts):
         online.start(i, restart)
     return done
@@ -967,7 +977,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if shoves is not None:
             actions = shoves.apply(actions, rng)
         next_obs, reward, terminated, truncated, info = envs.step(actions)
-        done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry)
+        forced = shoves.active if shoves is not None and config.cut_returns_at_shoves else None
+        done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry, forced)
         if shoves is not None:
             shoves.end_episodes(done)
         for episode in tracker.add(reward, info, done):

@@ -191,10 +191,16 @@ CRITIC_RECOVERIES_30K = ("the robust recipe (training shoves, recovery laps for 
 # leaves a weak policy little whole-lap driving to learn speed from. At the test's rate, half of it?
 CRITIC_RECOVERIES_SHOVE01 = ("the robust recipe with training shoves at the test's rate (--train_shove 0.01 "
                              "--offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks>)")
+# Why caution? An n-step target that spans a shove charges the policy's action before it with the shove's cost: the
+# faster the car, the dearer a push, so the critic learns that slowness pays. Stop the targets before a shove
+# (bootstrap from the state it interrupted): shoves still show what coming back is worth, but no longer tax speed.
+CRITIC_RECOVERIES_CUT = ("the robust recipe with n-step targets cut before training shoves (--train_shove 0.02 "
+                         "--offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks> "
+                         "--cut_returns_at_shoves 1)")
 SHOVES_FLOOR_AUTO = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100): the control of the "
                      "recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
-                       CRITIC_RECOVERIES_30K, CRITIC_RECOVERIES_SHOVE01, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
+                       CRITIC_RECOVERIES_30K, CRITIC_RECOVERIES_SHOVE01, CRITIC_RECOVERIES_CUT, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -282,6 +288,10 @@ VARIANTS = {
     CRITIC_RECOVERIES_SHOVE01: ({"weak": f"{FLOOR_KEYS[False]}_shove01_off100_criticrec"},
                                 [*STALLED_TIED_FLAGS, "--train_shove", 0.01, "--offtrack_limit", 100,
                                  "--critic_dataset", RECOVERY_LAPS]),
+    CRITIC_RECOVERIES_CUT: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_klroad_cut",
+                             "weak": f"{FLOOR_KEYS[False]}_shove02_off100_criticrec_cut"},
+                            [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS,
+                             "--cut_returns_at_shoves", 1]),
     CRITIC_RECOVERIES_ONLY: ({"weak": f"{FLOOR_KEYS[False]}_criticrec"},
                              [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0,
                               "--offtrack_limit", 20]),

@@ -59,6 +59,20 @@ def test_n_step_stops_at_terminal_and_episode_end():
             assert (reward, discount, int(nxt[-1, 0, 0])) == (3.0, 0.5, 21)
 
 
+def test_n_step_stops_before_a_forced_action_but_may_start_with_one():
+    buf = FrameReplay(capacity=50, num_streams=1, frame_shape=(1, 2, 2), frame_stack=1)
+    buf.start(0, frame(0))
+    for value, forced in ((1, False), (2, True), (3, True), (4, False), (5, False)):  # a shove drove steps 2 and 3
+        buf.add(0, [0, 0, 0], float(value), frame(value), False, forced=forced)
+    batch = buf.sample(400, np.random.default_rng(2), gamma=0.5, n_step=3)
+    seen = {}
+    for obs, reward, discount, nxt in zip(batch["obs"], batch["reward"], batch["discount"], batch["next_obs"]):
+        seen[int(obs[0, 0, 0])] = (float(reward), float(discount), int(nxt[0, 0, 0]))
+    assert seen[0] == (1.0, 0.5, 1)  # the policy's step, then bootstrap from where the shove interrupted it
+    assert seen[1] == (2.0, 0.5, 2)  # a forced first action is data, but the shove's next step is not summed
+    assert seen[3] == (4.0 + 0.5 * 5.0, 0.25, 5)  # after the shove the policy's steps sum as usual
+
+
 def test_ring_overwrite_never_returns_stale_frames():
     buf = FrameReplay(capacity=8, num_streams=2, frame_shape=(1, 2, 2), frame_stack=2)
     for s in range(2):

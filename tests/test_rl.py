@@ -172,7 +172,7 @@ def test_vector_collection_stores_final_frames_and_restarts():
     assert np.allclose(buffer.actions[0, 1], [0.0, 0.5, 0.0])
 
 
-def test_record_step_stores_whether_each_frame_is_off_the_road():
+def test_record_step_stores_whether_each_frame_is_off_the_road_and_each_action_forced():
     """Env 0 steps off the road; env 1's episode ends off it (its step info is in final_info, the reset's has no
     off_track) and restarts on the road."""
     buffer = FrameReplay(10, 2, (1, 2, 2), frame_stack=1)
@@ -182,8 +182,9 @@ def test_record_step_stores_whether_each_frame_is_off_the_road():
     info = {"off_track": np.array([True, False]), "_off_track": np.array([True, False]),
             "final_info": {"off_track": np.array([False, True])}, "final_obs": [None, next_obs[1]]}
     record_step(buffer, np.zeros((2, 3), np.float32), np.zeros(2), next_obs, np.array([False, True]),
-                np.array([False, False]), info, lambda o: o)
+                np.array([False, False]), info, lambda o: o, forced=np.array([False, True]))
     assert buffer.off_track[0, 1] and buffer.off_track[1, 1] and not buffer.off_track[1, 2]
+    assert buffer.forced[1, 1] and not buffer.forced[0, 1]  # env 1's action was a shove's
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
@@ -519,10 +520,12 @@ def test_training_shoves_hold_a_full_steer_without_gas_then_give_the_policy_back
     rng = np.random.default_rng(0)
     first = shoves.apply(policy, rng)
     assert np.array_equal(np.abs(first[:, 0]), [1, 1, 1]) and not first[:, 1:].any()  # full steer, no gas or brake
+    assert shoves.active.all()  # what the replay marks forced
     shoves.probability = 0.0
     held = [shoves.apply(policy, rng) for _ in range(SHOVE_HOLD_FRAMES // 2 - 1)]
     assert all(np.array_equal(h, first) for h in held)  # one side for the whole shove
     assert np.array_equal(shoves.apply(policy, rng), policy)  # then the policy drives again
+    assert not shoves.active.any()
     shoves.probability = 1.0
     shoves.apply(policy, rng)
     shoves.end_episodes(np.array([True, False, False]))
