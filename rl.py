@@ -130,6 +130,8 @@ class RLConfig:
     # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
     # critic_dataset (the robust recipe, below), else 0.
     train_shove: float | None = None
+    # Share of training episodes that meet the shoves: the others drive whole laps, where speed is learnt.
+    train_shove_share: float = 1.0
     # n-step targets stop before a training shove (bootstrapping from the state it interrupted): the critic then
     # values the policy's own driving, and shoves teach what coming back is worth without making caution pay.
     cut_returns_at_shoves: bool = False
@@ -251,6 +253,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
                              f"the racing line and what coming back from them earns (0 = none); auto (default) = "
                              f"{RECOVERY_TRAIN_SHOVE:g} with --critic_dataset, else 0")
+    parser.add_argument("--train_shove_share", type=float, default=c.train_shove_share,
+                        help="share of training episodes (drawn per episode; the first ones all) that meet --train_shove's "
+                             "shoves: the others drive whole laps undisturbed")
     parser.add_argument("--cut_returns_at_shoves", type=int, choices=(0, 1), default=int(c.cut_returns_at_shoves),
                         help="1: n-step targets stop before a training shove, so the critic never counts the chance of "
                              "being pushed against driving fast, only what coming back from a push is worth")
@@ -678,7 +683,7 @@ def validate_config(config: RLConfig) -> None:
                  "kl_limit"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("demo_ratio", "critic_demo_ratio", "bc_weight_floor", "train_shove", "validation_tie"):
+    for name in ("demo_ratio", "critic_demo_ratio", "bc_weight_floor", "train_shove", "train_shove_share", "validation_tie"):
         if getattr(config, name) is not None and not 0 <= getattr(config, name) <= 1:
             raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
     if config.critic_dataset and config.demo_ratio + config.critic_demo_ratio > 1:
@@ -740,15 +745,16 @@ class TrainingShoves:
     shove (evaluate.Shoves: full steer to a random side, no gas, for SHOVE_HOLD_FRAMES frames). Without them
     a good start rarely leaves the road, so the critic never learns what getting back is worth."""
 
-    def __init__(self, num_envs: int, probability: float, action_repeat: int):
-        self.probability, self.action_repeat = probability, action_repeat
+    def __init__(self, num_envs: int, probability: float, action_repeat: int, share: float = 1.0):
+        self.probability, self.action_repeat, self.share = probability, action_repeat, share
         self.hold = np.zeros(num_envs, np.int64)  # frames of the current shove still to come
         self.push = np.zeros((num_envs, 3), np.float32)
         self.active = np.zeros(num_envs, bool)  # the last `apply` replaced this environment's action
+        self.on = np.ones(num_envs, bool)  # this environment's episode meets shoves (drawn per episode after the first)
 
     def apply(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The actions to execute (and store): the policy's, or a shove's."""
-        starts = (self.hold <= 0) & (rng.random(len(actions)) < self.probability)
+        starts = self.on & (self.hold <= 0) & (rng.random(len(actions)) < self.probability)
         self.push[starts] = 0.0
         self.push[starts, 0] = rng.choice((-1.0, 1.0), size=int(starts.sum()))
         self.hold[starts] = SHOVE_HOLD_FRAMES
@@ -756,14 +762,17 @@ class TrainingShoves:
         self.hold[self.active] -= self.action_repeat
         return np.where(self.active[:, None], self.push, actions)
 
-    def end_episodes(self, done: np.ndarray) -> None:
+    def end_episodes(self, done: np.ndarray, rng: np.random.Generator) -> None:
         self.hold[done] = 0  # a new track starts unshoved
+        if self.share < 1:  # (no draw otherwise: runs without a share keep their random stream)
+            self.on[done] = rng.random(int(done.sum())) < self.share
 
-    def state_dict(self) -> dict:
-        return {"hold": self.hold.tolist(), "push": self.push.tolist()}  # plain lists: weights_only checkpoints
+    def state_dict(self) -> dict:  # plain lists: weights_only checkpoints
+        return {"hold": self.hold.tolist(), "push": self.push.tolist(), "on": self.on.tolist()}
 
     def load_state_dict(self, state: dict) -> None:
         self.hold, self.push = np.array(state["hold"], np.int64), np.array(state["push"], np.float32)
+        self.on = np.array(state.get("on", np.ones(len(self.hold), bool)), bool)  # runs saved before shares: all on
 
 
 class Every:
@@ -895,7 +904,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     learner = SACLearner(model, config, device, ctx)
     bc_weight = AdaptiveBCWeight(config)
     best = no_validation()  # step 0's validation is the BC start's
-    shoves = TrainingShoves(config.num_envs, config.train_shove, env_config.action_repeat) if config.train_shove else None
+    shoves = (TrainingShoves(config.num_envs, config.train_shove, env_config.action_repeat, config.train_shove_share)
+              if config.train_shove else None)
     if resume_state is not None:
         learner.load_state_dict(resume_state)
         if "bc_weight" in resume_state:  # runs saved before the adaptive weight lack both
@@ -980,7 +990,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         forced = shoves.active if shoves is not None and config.cut_returns_at_shoves else None
         done = record_step(online, actions, reward, next_obs, terminated, truncated, info, replay_entry, forced)
         if shoves is not None:
-            shoves.end_episodes(done)
+            shoves.end_episodes(done, rng)
         for episode in tracker.add(reward, info, done):
             for name, value in episode.items():
                 log(f"train/episode_{name}", value)

@@ -511,6 +511,24 @@ def test_augmentation_shifts_the_cnn_input_but_never_the_dashboard():
     assert torch.equal(plain[:, TINY.feature_dim:], shifted[:, TINY.feature_dim:])  # the speed bar is what it reads
 
 
+def test_a_share_of_training_episodes_meets_no_shoves():
+    from rl import TrainingShoves
+
+    shoves = TrainingShoves(1000, probability=1.0, action_repeat=2, share=0.3)
+    rng = np.random.default_rng(0)
+    policy = np.zeros((1000, 3), np.float32)
+    assert shoves.apply(policy, rng)[:, 0].all()  # the first episodes all meet them
+    shoves.hold[:] = 0
+    shoves.end_episodes(np.ones(1000, bool), rng)
+    shoved = shoves.apply(policy, rng)[:, 0] != 0
+    assert 0.25 < shoved.mean() < 0.35  # then about `share` of the new episodes
+    assert np.array_equal(shoved, shoves.on)
+    saved = shoves.state_dict()
+    restored = TrainingShoves(1000, probability=1.0, action_repeat=2, share=0.3)
+    restored.load_state_dict(saved)
+    assert np.array_equal(restored.on, shoves.on)  # a resumed run keeps which episodes are shoved
+
+
 def test_training_shoves_hold_a_full_steer_without_gas_then_give_the_policy_back():
     from evaluate import SHOVE_HOLD_FRAMES
     from rl import TrainingShoves
@@ -528,7 +546,7 @@ def test_training_shoves_hold_a_full_steer_without_gas_then_give_the_policy_back
     assert not shoves.active.any()
     shoves.probability = 1.0
     shoves.apply(policy, rng)
-    shoves.end_episodes(np.array([True, False, False]))
+    shoves.end_episodes(np.array([True, False, False]), rng)
     shoves.probability = 0.0
     assert np.array_equal(shoves.apply(policy, rng)[0], policy[0])  # a new track starts unshoved
     restored = TrainingShoves(3, probability=0.0, action_repeat=2)
