@@ -87,6 +87,7 @@ KL_BC_WEIGHT_FLOOR, BONUS_BC_WEIGHT_FLOOR = 0.5, 0.3
 # The robust recipe's auto settings with --critic_dataset: the test's shoves during training, and 2 s off the road
 # before a training episode ends, so the replay holds the policy's own tries at coming back.
 RECOVERY_TRAIN_SHOVE, RECOVERY_OFFTRACK_LIMIT = 0.02, 100
+BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
@@ -130,11 +131,14 @@ class RLConfig:
     # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
     # critic_dataset (the robust recipe, below), else 0.
     train_shove: float | None = None
-    # Share of training episodes that meet the shoves: the others drive whole laps, where speed is learnt.
-    train_shove_share: float = 1.0
+    # Share of training episodes that meet the shoves: the others drive whole laps, where speed is learnt. None (auto):
+    # 0.5 under SAC's bonus (clean laps: with every episode shoved a weak start's all stalled early and it learnt to
+    # drive too slowly), 1 under the KL cost (a strong start: at 0.5 it recovered less; README, Results).
+    train_shove_share: float | None = None
     # n-step targets stop before a training shove (bootstrapping from the state it interrupted): the critic then
     # values the policy's own driving, and shoves teach what coming back is worth without making caution pay.
-    cut_returns_at_shoves: bool = False
+    # None (auto): on under SAC's bonus, with train_shove_share (measured together).
+    cut_returns_at_shoves: bool | None = None
     critic_warmup_steps: int = 2_000  # steps (after learning_starts) training critics only, actor frozen
     num_min_qs: int = 2  # ensemble members the TD target takes the min over (REDQ)
     gamma: float = 0.99
@@ -163,7 +167,8 @@ class RLConfig:
     critic_demo_ratio: float = 0.25  # share of each batch from critic_dataset
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
-    SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1}
+    SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
+                                    "cut_returns_at_shoves": False}
 
 
 def policy_action_choice(text: str) -> str:
@@ -253,12 +258,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
                              f"the racing line and what coming back from them earns (0 = none); auto (default) = "
                              f"{RECOVERY_TRAIN_SHOVE:g} with --critic_dataset, else 0")
-    parser.add_argument("--train_shove_share", type=float, default=c.train_shove_share,
+    parser.add_argument("--train_shove_share", type=auto_or(float, "a share"), default=c.train_shove_share,
+                        metavar="{auto,S}",
                         help="share of training episodes (drawn per episode; the first ones all) that meet --train_shove's "
-                             "shoves: the others drive whole laps undisturbed")
-    parser.add_argument("--cut_returns_at_shoves", type=int, choices=(0, 1), default=int(c.cut_returns_at_shoves),
+                             f"shoves: the others drive whole laps undisturbed; auto (default) = {BONUS_SHOVE_SHARE:g} under "
+                             "SAC's entropy bonus (clean laps), 1 under the KL cost")
+    parser.add_argument("--cut_returns_at_shoves", type=auto_bool, default=c.cut_returns_at_shoves, metavar="{auto,0,1}",
                         help="1: n-step targets stop before a training shove, so the critic never counts the chance of "
-                             "being pushed against driving fast, only what coming back from a push is worth")
+                             "being pushed against driving fast, only what coming back from a push is worth; auto "
+                             "(default) = 1 under SAC's entropy bonus, 0 under the KL cost")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_dataset", default=c.critic_dataset,
                         help="demonstrations for the critic only, e.g. recovery laps (expert --shove): their transitions "
@@ -873,9 +881,14 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         config.kl_on_road_only = bool(config.critic_dataset) and config.bc_prior_kl
     if config.train_shove is None:  # --train_shove auto
         config.train_shove = RECOVERY_TRAIN_SHOVE if config.critic_dataset else 0.0
+    if config.train_shove_share is None:  # --train_shove_share auto
+        config.train_shove_share = 1.0 if config.bc_prior_kl else BONUS_SHOVE_SHARE
+    if config.cut_returns_at_shoves is None:  # --cut_returns_at_shoves auto
+        config.cut_returns_at_shoves = not config.bc_prior_kl
     if main_rank and config.critic_dataset:
-        print(f"robust recipe: training shoves {config.train_shove:g}, {env_config.offtrack_limit} frames off the road "
-              f"allowed, the KL cost {'on the road only' if config.kl_on_road_only else 'everywhere' if config.bc_prior_kl else 'off'}")
+        print(f"robust recipe: training shoves {config.train_shove:g} in {config.train_shove_share:.0%} of the episodes"
+              f"{', returns cut at them' if config.cut_returns_at_shoves else ''}, {env_config.offtrack_limit} frames off "
+              f"the road allowed, the KL cost {'on the road only' if config.kl_on_road_only else 'everywhere' if config.bc_prior_kl else 'off'}")
     if config.bc_weight_floor is None:  # --bc_weight_floor auto
         config.bc_weight_floor = KL_BC_WEIGHT_FLOOR if config.bc_prior_kl else BONUS_BC_WEIGHT_FLOOR
         if main_rank:

@@ -258,7 +258,8 @@ DEFAULT_30K = "default at 30,000 steps"
 # Run-id keys of today's defaults by lambda's floor, 50 (True: DART laps, the KL cost) or 30 (False: clean laps).
 # The flags of the rows on today's defaults (and of the stall row they grew from), each row adding its own.
 # The test's shoves during training, with 2 s off the road before a training episode ends.
-TRAINING_SHOVES = ["--train_shove", 0.02, "--offtrack_limit", 100]
+# (every episode shoved, returns summed through the shoves: train_rl's auto on every start until 2026-12-04's fourth session)
+TRAINING_SHOVES = ["--train_shove", 0.02, "--offtrack_limit", 100, "--train_shove_share", 1, "--cut_returns_at_shoves", 0]
 STALLED_TIED_FLAGS = ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                       "--bc_prior_kl", "auto", "--stall_limit", 100]
 FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
@@ -293,7 +294,8 @@ VARIANTS = {
                             [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS,
                              "--total_steps", 30_000]),
     CRITIC_RECOVERIES_SHOVE01: ({"weak": f"{FLOOR_KEYS[False]}_shove01_off100_criticrec"},
-                                [*STALLED_TIED_FLAGS, "--train_shove", 0.01, "--offtrack_limit", 100,
+                                [*STALLED_TIED_FLAGS, "--train_shove", 0.01, "--offtrack_limit", 100, "--train_shove_share", 1,
+                                 "--cut_returns_at_shoves", 0,
                                  "--critic_dataset", RECOVERY_LAPS]),
     CRITIC_RECOVERIES_CUT: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_klroad_cut",
                              "weak": f"{FLOOR_KEYS[False]}_shove02_off100_criticrec_cut"},

@@ -221,13 +221,16 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     # A run saved before --bc_prior_kl and --bc_weight_floor existed trained with SAC's entropy bonus and lambda's
     # floor at a tenth, and resumes so (not as the auto of today's defaults).
     saved = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
-    del saved["train"]["bc_prior_kl"], saved["train"]["bc_weight_floor"]
+    for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves"):
+        del saved["train"][key]
     (workdir / "logs" / "rl" / "config.json").write_text(json.dumps(saved))
     with ExitStack() as claim:
         config = rl.resolve_run(main.build_parser().parse_args(["train_rl", "--resume_run_id", "rl"]), DistContext(),
                                 claim)[1]
     assert config.bc_prior_kl is False and config.bc_weight_floor == 0.1
-    assert "missing (as before they existed): bc_prior_kl False, bc_weight_floor 0.1" in capsys.readouterr().err
+    assert config.train_shove_share == 1.0 and config.cut_returns_at_shoves is False  # every episode shoved, no cut
+    assert ("missing (as before they existed): bc_prior_kl False, bc_weight_floor 0.1, train_shove_share 1.0, "
+            "cut_returns_at_shoves False") in capsys.readouterr().err
 
 
 def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
@@ -249,6 +252,9 @@ def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monk
         config = json.loads((tmp_path / "logs" / run_id / "config.json").read_text())
         assert config["train"]["bc_prior_kl"] is expected
         assert config["train"]["bc_weight_floor"] == (0.5 if expected else 0.3)  # --bc_weight_floor auto
+        # Training shoves (when on): in every episode with the KL cost, in half of them, returns cut, with SAC's bonus.
+        assert config["train"]["train_shove_share"] == (1.0 if expected else 0.5)
+        assert config["train"]["cut_returns_at_shoves"] is (not expected)
         assert config["env"]["stall_limit"] == (0 if expected else FINE_TUNING_STALL_LIMIT)
         # SAC's entropy bonus targets the BC policy's own entropy; the KL cost has no target.
         assert (config["train"]["target_entropy"] is None) is expected
@@ -277,12 +283,13 @@ def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, mon
 def test_train_rl_collects_with_training_shoves_and_checkpoints_them(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "shoved", "--train_shove", "1",
-                      "--bc_prior_kl", "1"] + RL_TINY) == 0
+                      "--bc_prior_kl", "1", "--cut_returns_at_shoves", "1"] + RL_TINY) == 0  # (the cut: its path runs)
     state = torch.load(workdir / "logs" / "shoved" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert state["training_shoves"]["hold"] and max(state["training_shoves"]["hold"]) < 16  # pushing at the end
     assert abs(state["training_shoves"]["push"][0][0]) == 1.0
     saved = json.loads((workdir / "logs" / "shoved" / "config.json").read_text())
     assert saved["train"]["train_shove"] == 1.0 and saved["train"]["bc_prior_kl"] is True
+    assert saved["train"]["cut_returns_at_shoves"] is True and saved["train"]["train_shove_share"] == 1.0  # given; auto
     # Without laps for the critic the robust recipe's auto settings stay off.
     assert saved["train"]["kl_on_road_only"] is False and saved["env"]["offtrack_limit"] == EnvConfig().offtrack_limit
 
