@@ -181,7 +181,8 @@ def split_episodes(episodes: list, val_fraction: float, seed: int) -> tuple[list
 
 def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augment_pad: int,
               critic_weight: float) -> dict[str, torch.Tensor]:
-    """Actor MSE, spread likelihood and critic Monte-Carlo regression; `nets` are the (maybe DDP) parts."""
+    """Actor MSE, spread likelihood and critic Monte-Carlo regression; `nets` are the (maybe DDP) parts. Also
+    returns the policy's (detached) pre-tanh mean and log std, which `validate` reports on."""
     obs = torch.as_tensor(batch["obs"], device=device)
     action = torch.as_tensor(batch["action"], device=device)
     target = torch.as_tensor(batch["mc_return"], device=device) * model.reward_scale
@@ -197,7 +198,8 @@ def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augme
     critic_features = features.detach() + critic_weight * (features - features.detach())
     q = nets.critic(critic_features, action)  # (num_qs, B): every member regresses the same returns
     critic_loss = ((q - target) ** 2).mean(1).sum()
-    return {"actor_loss": actor_loss, "std_loss": std_loss, "critic_loss": critic_loss, "q_mean": q.detach().mean()}
+    return {"actor_loss": actor_loss, "std_loss": std_loss, "critic_loss": critic_loss, "q_mean": q.detach().mean(),
+            "mean": mean.detach(), "log_std": log_std.detach()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -314,8 +316,8 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v.item()
+                for k in ("actor_loss", "std_loss", "critic_loss", "q_mean"):  # the scalars
+                    sums[k] = sums.get(k, 0.0) + losses[k].item()
                 bar.set_postfix(actor=f"{losses['actor_loss'].item():.4f}")
             polyak_update(averaged, model, 1.0 if epoch == 1 else 1.0 - config.weight_average)
             if main_rank:
@@ -383,7 +385,7 @@ def validate(model: ActorCritic, data: FrameReplay, config: BCConfig, device: to
         losses = bc_losses(model, model, batch, device, 0, config.critic_weight)
         add("actor_loss", losses["actor_loss"])
         add("critic_loss", losses["critic_loss"])
-        mean, log_std = model.actor(model.encoder(torch.as_tensor(batch["obs"], device=device)))
+        mean, log_std = losses["mean"], losses["log_std"]
         offset = model.actor.expected_from(mean, log_std) - model.actor.squash(mean)
         for i, name in enumerate(ACTION_NAMES):
             add(f"spread_{name}", log_std[:, i].exp().mean())

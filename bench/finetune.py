@@ -203,11 +203,22 @@ CRITIC_RECOVERIES_CUT = ("the robust recipe with n-step targets cut before train
 CRITIC_RECOVERIES_CUT_HALF = ("the robust recipe with n-step targets cut before training shoves, and half the "
                               "training episodes unshoved (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
                               "<recovery laps of the demo tracks> --cut_returns_at_shoves 1 --train_shove_share 0.5)")
+# Under the robust recipe (2 s off the road at 10 a frame) a stall or a lost car costs 1,000 points: weak training
+# episodes returned -1,400 to -2,000 penalized at raw 90-400 (TensorBoard), so the critic priced any risk far above
+# speed. At 2 a frame either costs 200, as at the default's 20 frames at 10.
+CRITIC_RECOVERIES_PENALTY_2 = ("the robust recipe's auto settings at 2 penalty points per off-track frame "
+                               "(--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo "
+                               "tracks> --offtrack_penalty 2)")
+# The cut alone lost and the cut with half the episodes unshoved won: is the cut needed at all?
+CRITIC_RECOVERIES_HALF = ("the robust recipe with half the training episodes unshoved, n-step targets not cut "
+                          "(--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks> "
+                          "--train_shove_share 0.5 --cut_returns_at_shoves 0)")
 SHOVES_FLOOR_AUTO = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100): the control of the "
                      "recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
                        CRITIC_RECOVERIES_30K, CRITIC_RECOVERIES_SHOVE01, CRITIC_RECOVERIES_CUT,
-                       CRITIC_RECOVERIES_CUT_HALF, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
+                       CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
+                       SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -304,6 +315,13 @@ VARIANTS = {
                                   "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut"},
                                  [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS,
                                   "--cut_returns_at_shoves", 1, "--train_shove_share", 0.5]),
+    CRITIC_RECOVERIES_PENALTY_2: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100pen2_criticrec_klroad",
+                                   "weak": f"{FLOOR_KEYS[False]}_shove02half_off100pen2_criticrec_cut"},
+                                  [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--offtrack_penalty", 2]),
+    CRITIC_RECOVERIES_HALF: ({"strong": f"{FLOOR_KEYS[True]}_shove02half_off100_criticrec_klroad",
+                              "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec"},
+                             [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0.02,
+                              "--offtrack_limit", 100, "--train_shove_share", 0.5, "--cut_returns_at_shoves", 0]),
     CRITIC_RECOVERIES_ONLY: ({"weak": f"{FLOOR_KEYS[False]}_criticrec"},
                              [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0,
                               "--offtrack_limit", 20]),
