@@ -553,9 +553,16 @@ def mean_curve(run_ids: list[str]) -> dict | None:
 
 def with_earlier_rows(table: dict, earlier: Path) -> dict:
     """The rows measured now, then the rows of an earlier results file not measured now (a fresh checkout
-    keeps the results, not the runs) in that file's order, starts grouped."""
+    keeps the results, not the runs) in that file's order, starts grouped. A row this checkout holds fewer runs
+    of than the earlier file (e.g. 2 of another machine's 4 demo sets) keeps its earlier version."""
     old = {tuple(k.split(" | ", 1)): r for k, r in json.loads(earlier.read_text()).items()} if earlier.exists() else {}
-    merged = {**table, **{key: r for key, r in old.items() if key not in table}}
+    runs = lambda r: len(r.get("runs", []))
+    fewer = {key for key, r in table.items() if key in old and runs(old[key]) > runs(r)}
+    for start, policy in fewer:
+        print(f"kept the earlier row '{start} | {policy}': {runs(old[(start, policy)])} runs there, "
+              f"{runs(table[(start, policy)])} here")
+    merged = {**{key: old[key] if key in fewer else r for key, r in table.items()},
+              **{key: r for key, r in old.items() if key not in table}}
     return {key: merged[key] for start in STARTS for key in merged if key[0] == start}
 
 

@@ -94,6 +94,17 @@ def test_rows_measured_now_come_first_and_replace_their_earlier_versions(tmp_pat
     assert merged[("weak", "default")] == {"v": 9}
 
 
+def test_a_row_measured_from_fewer_runs_keeps_its_earlier_version(tmp_path, capsys):
+    """A checkout with 2 of the 4 demo sets an earlier machine measured must not shrink that row."""
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"strong | bc": {"runs": ["a", "b", "c", "d"]}, "strong | v": {"runs": ["a"]}}')
+    merged = finetune.with_earlier_rows({("strong", "bc"): {"runs": ["a", "b"]}, ("strong", "v"): {"runs": ["a", "b"]}},
+                                        earlier)
+    assert merged[("strong", "bc")] == {"runs": ["a", "b", "c", "d"]}
+    assert merged[("strong", "v")] == {"runs": ["a", "b"]}  # more runs now: replaced
+    assert "kept the earlier row 'strong | bc': 4 runs there, 2 here" in capsys.readouterr().out
+
+
 def test_plot_has_a_panel_per_start_with_its_rows(tmp_path, monkeypatch):
     """Every start gets its panel (the recovery start's rows were dropped when the plot had two)."""
     import matplotlib.figure
