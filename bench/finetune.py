@@ -315,9 +315,10 @@ VARIANTS = {
                                   "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut"},
                                  [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS,
                                   "--cut_returns_at_shoves", 1, "--train_shove_share", 0.5]),
-    CRITIC_RECOVERIES_PENALTY_2: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100pen2_criticrec_klroad",
-                                   "weak": f"{FLOOR_KEYS[False]}_shove02half_off100pen2_criticrec_cut"},
-                                  [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--offtrack_penalty", 2]),
+    CRITIC_RECOVERIES_PENALTY_2: ({"weak": f"{FLOOR_KEYS[False]}_shove02half_off100pen2_criticrec_cut"},  # its auto, spelt out
+                                  [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0.02,
+                                   "--offtrack_limit", 100, "--train_shove_share", 0.5, "--cut_returns_at_shoves", 1,
+                                   "--offtrack_penalty", 2]),
     CRITIC_RECOVERIES_HALF: ({"strong": f"{FLOOR_KEYS[True]}_shove02half_off100_criticrec_klroad",
                               "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec"},
                              [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0.02,
