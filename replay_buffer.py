@@ -48,6 +48,9 @@ class FrameReplay:
         shape = (num_streams, capacity)
         self.frames = np.zeros(shape + tuple(frame_shape), dtype=dtype)  # or encoder features, see `encode_replay`
         self.actions = np.zeros(shape + (3,), dtype=np.float32)  # the action that led to this frame
+        # What the BC term imitates there: the action itself, or on demos stored with the executed actions (recovery
+        # laps) the one the driver meant (see `demo_replay`).
+        self.bc_actions = self.actions
         self.rewards = np.zeros(shape, dtype=np.float32)  # the reward received on the way to this frame
         self.terminated = np.zeros(shape, dtype=bool)  # this frame ends the episode (no bootstrap)
         self.off_track = np.zeros(shape, dtype=bool)  # the car is off the road in this frame
@@ -146,6 +149,7 @@ class FrameReplay:
         return {
             "obs": self.stack(streams, t - 1),
             "action": self.actions[streams, t % self.capacity],
+            "bc_action": self.bc_actions[streams, t % self.capacity],
             "reward": reward,
             "discount": discount.astype(np.float32),
             "next_obs": self.stack(streams, end),
@@ -177,15 +181,19 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float, executed: bool = 
             terminated = bool(ep.terminated) and decisions[-1] + k == T
             # Off the road at the frame each decision leads to (ep.off_track[j]: after the action of frame j).
             off = [bool(ep.off_track is not None and ep.off_track[j + k - 1]) for j in decisions]
-            streams.append((frames, decisions, rewards, terminated, ep.driven_actions if executed else ep.actions, off))
+            streams.append((frames, decisions, rewards, terminated, ep.driven_actions if executed else ep.actions, ep.actions,
+                            off))
     if not streams:
         raise UserError(f"demonstrations are too short: every episode needs at least {2 * k} frames at action repeat {k}")
     capacity = max(len(s[1]) for s in streams) + 1
     buffer = FrameReplay(capacity, len(streams), frames[0].shape, env_config.frame_stack)
-    for i, (frames, decisions, rewards, terminated, actions, off) in enumerate(streams):
+    if executed:
+        buffer.bc_actions = np.zeros_like(buffer.actions)
+    for i, (frames, decisions, rewards, terminated, actions, intended, off) in enumerate(streams):
         buffer.start(i, frames[decisions[0]])
         for n, j in enumerate(decisions):
             buffer.add(i, actions[j], rewards[n], frames[j + k], terminated and n == len(decisions) - 1, off[n])
+            buffer.bc_actions[i, n + 1] = intended[j]
         returns, running = np.zeros(len(rewards), np.float32), 0.0
         for n in range(len(rewards) - 1, -1, -1):
             running = rewards[n] + gamma * running
@@ -206,6 +214,7 @@ def encode_replay(buffer: FrameReplay, encode, batch_size: int = 1024) -> FrameR
     encoded = FrameReplay(buffer.capacity, buffer.num_streams, features.shape[1:], 1, dtype=np.float32)
     for name in ("actions", "rewards", "terminated", "off_track", "forced", "episode_pos", "returns", "written"):
         setattr(encoded, name, getattr(buffer, name).copy())
+    encoded.bc_actions = encoded.actions if buffer.bc_actions is buffer.actions else buffer.bc_actions.copy()
     encoded.frames[streams, t] = features
     return encoded
 

@@ -165,6 +165,9 @@ class RLConfig:
     # the road before a training episode ends, and under the KL cost the actor free off the road.
     critic_dataset: str = ""
     critic_demo_ratio: float = 0.25  # share of each batch from critic_dataset
+    # The BC term also on critic_dataset rows, toward the actions the driver meant there (not the executed ones the
+    # critic learns from): the actor is shown the ways back, not only the critic.
+    imitate_critic_dataset: bool = False
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
@@ -277,6 +280,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--kl_on_road_only 1")
     parser.add_argument("--critic_demo_ratio", type=float, default=c.critic_demo_ratio,
                         help="share of each batch from --critic_dataset")
+    parser.add_argument("--imitate_critic_dataset", type=int, choices=(0, 1), default=int(c.imitate_critic_dataset),
+                        help="1: the BC term also imitates --critic_dataset's rows, with the actions the driver meant "
+                             "(a shove's override is what the critic learns from)")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -436,7 +442,9 @@ class SACLearner:
     def bc_loss(self, features: torch.Tensor, mean: torch.Tensor, batch: Batch) -> torch.Tensor:
         """MSE of the deterministic action to the expert's on demo rows and, with `bc_anchor_all`, to the
         frozen BC policy's on the online rows (the policy's own states, where the demos say nothing)."""
-        target, rows = batch.action, batch.is_demo
+        target, rows = batch.bc_action, batch.is_demo
+        if self.config.imitate_critic_dataset:
+            rows = rows | batch.critic_only
         if self.config.bc_anchor_all and self.model.bc_actor is not None:
             with torch.no_grad():
                 target = torch.where(rows[:, None], target, self.model.bc_actor.deterministic(features))
@@ -515,6 +523,7 @@ def gaussian_kl(mean: torch.Tensor, log_std: torch.Tensor, ref_mean: torch.Tenso
 class Batch(NamedTuple):
     obs: torch.Tensor  # uint8 frame stacks, or float features when the encoder is fixed
     action: torch.Tensor
+    bc_action: torch.Tensor  # what the BC term imitates: the action, or on recovery laps the one the driver meant
     reward: torch.Tensor  # n-step discounted sum, already times reward_scale
     discount: torch.Tensor
     next_obs: torch.Tensor
@@ -526,7 +535,7 @@ class Batch(NamedTuple):
 
 def to_batch(batch: dict, device: torch.device, reward_scale: float) -> Batch:
     as_tensor = lambda key: torch.as_tensor(batch[key], device=device)
-    return Batch(as_tensor("obs"), as_tensor("action"), as_tensor("reward") * reward_scale, as_tensor("discount"),
+    return Batch(as_tensor("obs"), as_tensor("action"), as_tensor("bc_action"), as_tensor("reward") * reward_scale, as_tensor("discount"),
                  as_tensor("next_obs"), as_tensor("is_demo"), as_tensor("off_track"),
                  as_tensor("critic_only"), as_tensor("mc_return") * reward_scale)
 

@@ -33,6 +33,7 @@ if __name__ == "__main__":
                  "action": rng.uniform(0, 1, (n, 3)).astype(np.float32), "reward": rng.normal(size=n).astype(np.float32),
                  "discount": np.full(n, 0.99, np.float32), "is_demo": np.arange(n) < 4, "off_track": np.zeros(n, bool),
                  "critic_only": np.zeros(n, bool), "mc_return": np.zeros(n, np.float32)}
+        batch["bc_action"] = batch["action"]
         if not train_encoder:  # a fixed encoder: the replay holds its features
             batch["obs"], batch["next_obs"] = (rng.uniform(-1, 1, (n, 8)).astype(np.float32) for _ in range(2))
         learner.update(batch, bc_weight=1.0)

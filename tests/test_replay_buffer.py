@@ -6,7 +6,7 @@ import demos
 import replay_buffer
 from env import EnvConfig
 from errors import UserError
-from replay_buffer import FrameReplay, demo_replay, sample_mixed
+from replay_buffer import FrameReplay, demo_replay, encode_replay, sample_mixed
 
 
 def frame(value: int) -> np.ndarray:
@@ -145,6 +145,21 @@ def test_demo_replay_teaches_executed_actions_on_request():
     meant = demo_replay([ep], config, gamma=0.5).sample(50, np.random.default_rng(0))["action"]
     done = demo_replay([ep], config, gamma=0.5, executed=True).sample(50, np.random.default_rng(0))["action"]
     assert np.allclose(done, meant + 0.25)
+
+
+def test_demo_replay_of_executed_actions_keeps_the_meant_ones_for_imitation():
+    """Recovery laps: the critic learns from the shove's override, the BC term imitates what the driver meant."""
+    config = EnvConfig(action_repeat=2, frame_stack=2, obs_size=96)
+    ep = FakeEpisode(T=8)
+    ep.executed_actions = ep.actions + np.float32(0.25)
+    buffer = demo_replay([ep], config, gamma=0.5, executed=True)
+    encoded = encode_replay(buffer, lambda stacks: stacks.reshape(len(stacks), -1)[:, :4].astype(np.float32))
+    for replay in (buffer, encoded):
+        batch = replay.sample(50, np.random.default_rng(0))
+        assert np.allclose(batch["action"], batch["bc_action"] + 0.25)
+        assert set(np.round(batch["bc_action"][:, 0], 4)) <= set(np.round(ep.actions[:, 0], 4))
+    plain = demo_replay([ep], config, gamma=0.5).sample(50, np.random.default_rng(0))
+    assert np.array_equal(plain["action"], plain["bc_action"])
 
 
 def test_demo_replay_penalizes_off_track_frames():

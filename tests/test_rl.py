@@ -21,6 +21,7 @@ def make_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict
         "obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
         "next_obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
         "action": np.tile(np.array([[0.5, 0.8, 0.2]], np.float32), (n, 1)),
+        "bc_action": np.tile(np.array([[0.5, 0.8, 0.2]], np.float32), (n, 1)),
         "reward": rng.normal(size=n).astype(np.float32),
         "discount": np.full(n, 0.99, np.float32),
         "is_demo": np.full(n, demo),
@@ -81,6 +82,22 @@ def test_critic_only_rows_teach_the_critic_from_their_own_return_and_leave_the_b
     assert "diag/td_error_critic_demo" in metrics and "diag/td_error_demo" not in metrics
     # The BC term sees no demo row in this batch: zero, whatever the critic-only rows' actions.
     assert learner.bc_loss(learner.encode(torch_batch.obs), torch.zeros(8, 3), torch_batch).item() == 0.0
+
+
+def test_imitate_critic_dataset_pulls_the_actor_toward_the_meant_action_on_critic_only_rows():
+    """--imitate_critic_dataset 1: the BC term covers the recovery laps' rows too, with the action the driver meant
+    (bc_action), not the shove's override the critic learns from (action)."""
+    rng = np.random.default_rng(0)
+    batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
+    meant = torch.tensor([[-0.5, 0.3, 0.0]]).repeat(8, 1)
+    batch = batch._replace(critic_only=torch.arange(8) < 4, action=torch.tensor([[1.0, 0.0, 0.0]]).repeat(8, 1),
+                           bc_action=meant)
+    learner = make_learner(imitate_critic_dataset=True)
+    features = learner.encode(batch.obs)
+    mean = torch.zeros(8, 3)  # squashes to (0, 0, 0)
+    expected = ((learner.model.actor.squash(mean[:4]) - meant[:4]) ** 2).mean().item()
+    assert learner.bc_loss(features, mean, batch).item() == pytest.approx(expected)
+    assert make_learner().bc_loss(features, mean, batch).item() == 0.0  # off by default: critic-only rows stay apart
 
 
 def test_diagnostics_say_how_often_the_critic_prefers_a_critic_only_way_back():
@@ -489,6 +506,7 @@ def test_dashboard_inputs_start_as_the_bc_run_and_carry_the_speed_bar():
     with torch.no_grad():
         pair = model.encoder(torch.cat([still, moving])).numpy()
     batch = {"obs": np.tile(pair, (8, 1)), "next_obs": np.tile(pair, (8, 1)), "action": np.zeros((16, 3), np.float32),
+             "bc_action": np.zeros((16, 3), np.float32),
              "reward": np.tile([0.0, 10.0], 8).astype(np.float32), "discount": np.zeros(16, np.float32),
              "is_demo": np.zeros(16, bool), "off_track": np.zeros(16, bool), "critic_only": np.zeros(16, bool),
              "mc_return": np.zeros(16, np.float32)}
