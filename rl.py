@@ -166,7 +166,7 @@ class RLConfig:
     critic_dataset: str = ""
     critic_demo_ratio: float = 0.25  # share of each batch from critic_dataset
     # The BC term also on critic_dataset rows, toward the actions the driver meant there (not the executed ones the
-    # critic learns from): the actor is shown the ways back, not only the critic.
+    # critic learns from): the actor is shown the ways back, not only the critic (README, Results: tried, not adopted).
     imitate_critic_dataset: bool = False
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
@@ -282,7 +282,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of each batch from --critic_dataset")
     parser.add_argument("--imitate_critic_dataset", type=int, choices=(0, 1), default=int(c.imitate_critic_dataset),
                         help="1: the BC term also imitates --critic_dataset's rows, with the actions the driver meant "
-                             "(a shove's override is what the critic learns from)")
+                             "(a shove's override is what the critic learns from); default 0")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -706,6 +706,8 @@ def validate_config(config: RLConfig) -> None:
     if config.critic_dataset and config.demo_ratio + config.critic_demo_ratio > 1:
         raise UserError(f"--demo_ratio plus --critic_demo_ratio must be at most 1, got {config.demo_ratio} + "
                         f"{config.critic_demo_ratio}")
+    if config.imitate_critic_dataset and not config.critic_dataset:
+        raise UserError("--imitate_critic_dataset 1 needs --critic_dataset (the laps to imitate)")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
         raise UserError("--gamma and --tau must be in (0, 1]")
     if config.init_temperature <= 0:

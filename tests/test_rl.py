@@ -84,20 +84,21 @@ def test_critic_only_rows_teach_the_critic_from_their_own_return_and_leave_the_b
     assert learner.bc_loss(learner.encode(torch_batch.obs), torch.zeros(8, 3), torch_batch).item() == 0.0
 
 
-def test_imitate_critic_dataset_pulls_the_actor_toward_the_meant_action_on_critic_only_rows():
+@pytest.mark.parametrize("imitate, imitated", [(True, [0, 1, 2, 3]), (False, [])])
+def test_imitate_critic_dataset_pulls_the_actor_toward_the_meant_action_on_critic_only_rows(imitate, imitated):
     """--imitate_critic_dataset 1: the BC term covers the recovery laps' rows too, with the action the driver meant
-    (bc_action), not the shove's override the critic learns from (action)."""
+    (bc_action), not the shove's override the critic learns from (action); online rows never."""
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
-    meant = torch.tensor([[-0.5, 0.3, 0.0]]).repeat(8, 1)
-    batch = batch._replace(critic_only=torch.arange(8) < 4, action=torch.tensor([[1.0, 0.0, 0.0]]).repeat(8, 1),
-                           bc_action=meant)
-    learner = make_learner(imitate_critic_dataset=True)
+    meant = torch.as_tensor(rng.uniform(-0.9, 0.9, (8, 3)), dtype=torch.float32)
+    batch = batch._replace(critic_only=torch.arange(8) < 4, off_track=torch.arange(8) % 2 == 1,
+                           action=torch.tensor([[1.0, 0.0, 0.0]]).repeat(8, 1), bc_action=meant)
+    learner = make_learner(imitate_critic_dataset=imitate)
     features = learner.encode(batch.obs)
     mean = torch.zeros(8, 3)  # squashes to (0, 0, 0)
-    expected = ((learner.model.actor.squash(mean[:4]) - meant[:4]) ** 2).mean().item()
+    squashed = learner.model.actor.squash(mean)
+    expected = ((squashed[imitated] - meant[imitated]) ** 2).mean().item() if imitated else 0.0
     assert learner.bc_loss(features, mean, batch).item() == pytest.approx(expected)
-    assert make_learner().bc_loss(features, mean, batch).item() == 0.0  # off by default: critic-only rows stay apart
 
 
 def test_diagnostics_say_how_often_the_critic_prefers_a_critic_only_way_back():
@@ -219,6 +220,8 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--demo_ratio" in err
     code, err = run_cli(capsys, "train_rl", "--bc_weight_floor", "2")
     assert code == 2 and "--bc_weight_floor must be in [0, 1], got 2.0" in err
+    code, err = run_cli(capsys, "train_rl", "--imitate_critic_dataset", "1")
+    assert code == 2 and "--imitate_critic_dataset 1 needs --critic_dataset" in err
     with pytest.raises(SystemExit) as exit_info:
         main.main(["train_rl", "--bc_weight_floor", "high"])
     assert exit_info.value.code == 2 and "--bc_weight_floor: choose auto or a share in [0, 1] (got 'high')" in capsys.readouterr().err
