@@ -164,8 +164,8 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float, executed: bool = 
     With action repeat k, each recorded episode gives k streams, one per phase (frames o, o+k, o+2k...):
     the action is the expert's action at the decision frame (with `executed`, the action the car executed
     there: what a critic must be taught, since a shove's override, not the driver's intent, made the next
-    frame), the reward the penalized sum over the k frames. Monte-Carlo discounted returns are stored for
-    critic pre-training.
+    frame; the meant one is kept as `bc_actions`, for the BC term), the reward the penalized sum over the k frames.
+    Monte-Carlo discounted returns are stored for critic pre-training.
     """
     k = env_config.action_repeat
     streams = []
@@ -187,13 +187,14 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float, executed: bool = 
         raise UserError(f"demonstrations are too short: every episode needs at least {2 * k} frames at action repeat {k}")
     capacity = max(len(s[1]) for s in streams) + 1
     buffer = FrameReplay(capacity, len(streams), frames[0].shape, env_config.frame_stack)
-    if executed:
+    if executed:  # the critic learns from what the car did, the BC term from what the driver meant
         buffer.bc_actions = np.zeros_like(buffer.actions)
     for i, (frames, decisions, rewards, terminated, actions, intended, off) in enumerate(streams):
         buffer.start(i, frames[decisions[0]])
         for n, j in enumerate(decisions):
             buffer.add(i, actions[j], rewards[n], frames[j + k], terminated and n == len(decisions) - 1, off[n])
-            buffer.bc_actions[i, n + 1] = intended[j]
+            if executed:
+                buffer.bc_actions[i, n + 1] = intended[j]  # slot n + 1 holds decision n's transition
         returns, running = np.zeros(len(rewards), np.float32), 0.0
         for n in range(len(rewards) - 1, -1, -1):
             running = rewards[n] + gamma * running

@@ -160,7 +160,8 @@ class RLConfig:
     bc_run: str = ""  # the BC run this fine-tunes ('' = SAC from scratch)
     dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
     # Demonstrations for the critic alone (recovery laps: expert --shove): their transitions, with the actions the
-    # car executed, join the TD step (target at least their own return) and the actor's Q term, not the BC term.
+    # car executed, join the TD step (target at least their own return) and the actor's Q term, not the BC term
+    # (unless imitate_critic_dataset).
     # Given one, the auto settings are the robust recipe (README, Results: RL fine-tuning): training shoves, 2 s off
     # the road before a training episode ends, and under the KL cost the actor free off the road.
     critic_dataset: str = ""
@@ -274,8 +275,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--critic_dataset", default=c.critic_dataset,
                         help="demonstrations for the critic only, e.g. recovery laps (expert --shove): their transitions "
                              "(the executed actions) join every batch's TD step, with their own discounted return as the "
-                             "least target, and the actor's Q term, but not the BC term (default: none). With them the "
-                             "auto settings are the robust recipe: --train_shove "
+                             "least target, and the actor's Q term, but not the BC term (unless --imitate_critic_dataset "
+                             "1; default: none). With them the auto settings are the robust recipe: --train_shove "
                              f"{RECOVERY_TRAIN_SHOVE:g}, --offtrack_limit {RECOVERY_OFFTRACK_LIMIT} (unless given) and "
                              "--kl_on_road_only 1")
     parser.add_argument("--critic_demo_ratio", type=float, default=c.critic_demo_ratio,
