@@ -91,11 +91,11 @@ def test_imitate_critic_dataset_pulls_the_actor_toward_the_meant_action_on_criti
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
     meant = torch.as_tensor(rng.uniform(-0.9, 0.9, (8, 3)), dtype=torch.float32)
-    batch = batch._replace(critic_only=torch.arange(8) < 4, off_track=torch.arange(8) % 2 == 1,
-                           action=torch.tensor([[1.0, 0.0, 0.0]]).repeat(8, 1), bc_action=meant)
+    batch = batch._replace(critic_only=torch.arange(8) < 4, action=torch.tensor([[1.0, 0.0, 0.0]]).repeat(8, 1),
+                           bc_action=meant)
     learner = make_learner(imitate_critic_dataset=imitate)
     features = learner.encode(batch.obs)
-    mean = torch.zeros(8, 3)  # squashes to (0, 0, 0)
+    mean = torch.zeros(8, 3)
     squashed = learner.model.actor.squash(mean)
     expected = ((squashed[imitated] - meant[imitated]) ** 2).mean().item() if imitated else 0.0
     assert learner.bc_loss(features, mean, batch).item() == pytest.approx(expected)
