@@ -48,9 +48,9 @@ class FrameReplay:
         shape = (num_streams, capacity)
         self.frames = np.zeros(shape + tuple(frame_shape), dtype=dtype)  # or encoder features, see `encode_replay`
         self.actions = np.zeros(shape + (3,), dtype=np.float32)  # the action that led to this frame
-        # What the BC term imitates there: the action itself, or on demos stored with the executed actions (recovery
-        # laps) the one the driver meant (see `demo_replay`).
-        self.bc_actions = self.actions
+        # What the BC term imitates there where it differs from `actions`: on demos stored with the executed actions
+        # (recovery laps), the one the driver meant (see `demo_replay`). None: the action itself.
+        self.bc_actions: np.ndarray | None = None
         self.rewards = np.zeros(shape, dtype=np.float32)  # the reward received on the way to this frame
         self.terminated = np.zeros(shape, dtype=bool)  # this frame ends the episode (no bootstrap)
         self.off_track = np.zeros(shape, dtype=bool)  # the car is off the road in this frame
@@ -149,7 +149,7 @@ class FrameReplay:
         return {
             "obs": self.stack(streams, t - 1),
             "action": self.actions[streams, t % self.capacity],
-            "bc_action": self.bc_actions[streams, t % self.capacity],
+            "bc_action": (self.actions if self.bc_actions is None else self.bc_actions)[streams, t % self.capacity],
             "reward": reward,
             "discount": discount.astype(np.float32),
             "next_obs": self.stack(streams, end),
@@ -215,7 +215,7 @@ def encode_replay(buffer: FrameReplay, encode, batch_size: int = 1024) -> FrameR
     encoded = FrameReplay(buffer.capacity, buffer.num_streams, features.shape[1:], 1, dtype=np.float32)
     for name in ("actions", "rewards", "terminated", "off_track", "forced", "episode_pos", "returns", "written"):
         setattr(encoded, name, getattr(buffer, name).copy())
-    encoded.bc_actions = encoded.actions if buffer.bc_actions is buffer.actions else buffer.bc_actions.copy()
+    encoded.bc_actions = None if buffer.bc_actions is None else buffer.bc_actions.copy()
     encoded.frames[streams, t] = features
     return encoded
 

@@ -536,8 +536,8 @@ class Batch(NamedTuple):
 
 def to_batch(batch: dict, device: torch.device, reward_scale: float) -> Batch:
     as_tensor = lambda key: torch.as_tensor(batch[key], device=device)
-    return Batch(as_tensor("obs"), as_tensor("action"), as_tensor("bc_action"), as_tensor("reward") * reward_scale, as_tensor("discount"),
-                 as_tensor("next_obs"), as_tensor("is_demo"), as_tensor("off_track"),
+    return Batch(as_tensor("obs"), as_tensor("action"), as_tensor("bc_action"), as_tensor("reward") * reward_scale,
+                 as_tensor("discount"), as_tensor("next_obs"), as_tensor("is_demo"), as_tensor("off_track"),
                  as_tensor("critic_only"), as_tensor("mc_return") * reward_scale)
 
 
