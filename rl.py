@@ -122,9 +122,6 @@ class RLConfig:
     # The actor pays the KL cost on states on the road only (free to follow its critic off it). None (auto): on with a
     # critic_dataset (the robust recipe, below).
     kl_on_road_only: bool | None = None
-    # With the KL cost: the soft TD target charges it too (a value penalty, as SAC's target carries the entropy);
-    # False leaves it to the actor's loss alone.
-    kl_in_target: bool = True
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
     # Validations within this share of the best one count as tied, and of tied checkpoints the most trained is the
@@ -287,9 +284,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--imitate_critic_dataset", type=int, choices=(0, 1), default=int(c.imitate_critic_dataset),
                         help="1: the BC term also imitates --critic_dataset's rows, with the actions the driver meant "
                              "(a shove's override is what the critic learns from); default 0")
-    parser.add_argument("--kl_in_target", type=int, choices=(0, 1), default=int(c.kl_in_target),
-                        help="with the KL cost, 1 (default): the TD target charges the next action's KL to the BC policy "
-                             "as SAC's charges its log-probability; 0: only the actor pays it")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -368,8 +362,6 @@ class SACLearner:
             next_mean, next_log_std = model.actor(next_features)
             next_action, next_log_prob = model.actor.sample_from(next_mean, next_log_std)
             next_cost = self.policy_cost(next_features, next_mean, next_log_std, next_log_prob)
-            if self.config.bc_prior_kl and not self.config.kl_in_target:
-                next_cost = torch.zeros_like(next_cost)
             next_action, rl_wins = model.select(next_features, next_action, model.target_critic)
             next_q = self.combine(model.target_critic(next_features, next_action))
             # The entropy bonus (or KL cost) belongs to the RL policy's own samples only.

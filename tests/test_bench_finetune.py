@@ -184,3 +184,9 @@ def test_first_seed_trains_the_later_demo_sets_only(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         finetune.main()
     assert exit_info.value.code == 2 and trained == [("weak", 2), ("weak", 3)]
+    # Without --variants: every variant defined for the start (some rows are keyed by start), none refused.
+    trained.clear()
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--seeds", "1", "--starts", "strong"])
+    finetune.main()
+    assert len(trained) == sum(finetune.measured_from(variant, "strong") for variant in finetune.VARIANTS)
+    assert len(trained) < len(finetune.VARIANTS)

@@ -387,22 +387,6 @@ def test_kl_on_road_only_frees_the_policy_off_the_road():
     assert abs(pulled_back(True)) < on_road / 20  # what is left: Adam's scaling of the near-zero critic's gradient
 
 
-def test_kl_in_target_0_leaves_the_kl_cost_out_of_the_td_target():
-    """--kl_in_target 0: a policy away from the BC policy no longer lowers the critics' targets (the KL cost is the
-    actor's alone); 1 charges it as SAC charges the log-probability."""
-    batch = feature_batch(np.random.default_rng(0), n=64, demo=False)
-
-    def target_q(kl_in_target: bool) -> float:
-        model = fine_tuning_model(seed=3, selection=False)
-        with torch.no_grad():
-            model.actor.net[-1].bias[:3] += 0.5  # the policy's mean away from the BC policy's: KL > 0
-        learner = SACLearner(model, replace(RLConfig(), train_encoder=False, init_temperature=1.0, bc_prior_kl=True,
-                                            kl_in_target=kl_in_target), torch.device("cpu"))
-        return learner.update(batch, bc_weight=0.0, train_actor=False)["target_q"]
-
-    assert target_q(False) > target_q(True) + 0.1
-
-
 @pytest.mark.parametrize("shift, rises", [(0.0, False), (1.0, True)])
 def test_kl_limit_raises_the_temperature_only_while_the_policy_exceeds_it(shift, rises):
     """With --kl_limit the temperature rises while the policy is further from the BC policy than the limit
