@@ -241,7 +241,8 @@ IMITATED_RECOVERIES = ("today's default with the autopilot's recovery laps for t
 # 0.05) came to 40-80 % of the reward: with the KL cost left to the actor alone (`--kl_in_target 0`, 2026-12-04,
 # seventh session) the critic's values held but the policy still moved against them, and only set 2 kept a trained
 # policy (913.9, 47 laps; 124 of 159 recovered): 4 sets 920.0 +- 4.7, 227 of 408 recovered (1.6 times BC's count),
-# 0.89 of its loss. Lost; the flag was deleted (last at commit f47aa92).
+# 0.89 of its loss. Lost; the flag was deleted (last at commit f47aa92). Weak sets 0 and 1: 850.1 and 900.3 (40 and 47
+# laps), 61 of 149 recovered: below the robust recipe's auto settings there.
 IMITATED_RECOVERIES_TENTH = ("today's default with the autopilot's recovery laps for the critic and the BC term, a tenth "
                              "of each batch (--critic_dataset <recovery laps of the demo tracks> --imitate_critic_dataset 1 "
                              "--critic_demo_ratio 0.1 --train_shove 0 --offtrack_limit 20 --kl_on_road_only 0)")
