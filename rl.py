@@ -88,6 +88,7 @@ KL_BC_WEIGHT_FLOOR, BONUS_BC_WEIGHT_FLOOR = 0.5, 0.3
 # before a training episode ends, so the replay holds the policy's own tries at coming back.
 RECOVERY_TRAIN_SHOVE, RECOVERY_OFFTRACK_LIMIT = 0.02, 100
 BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
+ACTOR_WARMUP_LR = 3e-4  # train_bc's learning rate: the warm-up is behaviour cloning
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
@@ -169,6 +170,11 @@ class RLConfig:
     # The BC term also on critic_dataset rows, toward the actions the driver meant there (not the executed ones the
     # critic learns from): the actor is shown the ways back, not only the critic (README, Results: tried, not adopted).
     imitate_critic_dataset: bool = False
+    # Fine-tuning with imitate_critic_dataset: BC-only actor updates before collection, on the demos and the critic's
+    # laps (half each, the actions meant); the frozen BC policy (the KL cost's reference, BC selection's proposer) is
+    # then the warmed actor. Without it the KL cost charges every step toward a way back the frozen policy never
+    # learnt, and the critic, whose soft target pays that charge, ranks the imitated ways back below it.
+    actor_warmup_steps: int = 0
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
@@ -284,6 +290,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--imitate_critic_dataset", type=int, choices=(0, 1), default=int(c.imitate_critic_dataset),
                         help="1: the BC term also imitates --critic_dataset's rows, with the actions the driver meant "
                              "(a shove's override is what the critic learns from); default 0")
+    parser.add_argument("--actor_warmup_steps", type=int, default=c.actor_warmup_steps,
+                        help="with --imitate_critic_dataset 1: BC-only actor updates before collection, on the demos and "
+                             "the critic's laps, half each; the frozen BC policy the KL cost charges against (and BC "
+                             "selection's proposer) then is the warmed actor (default: 0 = none)")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -417,6 +427,16 @@ class SACLearner:
             with torch.no_grad():  # a limit, not a target: under it the fixed temperature's price stands
                 self.log_alpha.clamp_(min=float(np.log(self.config.init_temperature)))
         return metrics
+
+    def imitate(self, batch: dict, optimizer: torch.optim.Optimizer) -> float:
+        """One BC-only actor step on a numpy batch of demonstrations (the actor warm-up); returns the BC loss."""
+        batch = to_batch(batch, self.device, self.model.reward_scale)
+        features = self.encode(batch.obs)
+        loss = self.bc_loss(features, self.nets.actor(features)[0], batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
 
     def update_temperature(self, excess: torch.Tensor) -> dict:
         """One dual step on log alpha: it rises while `excess` (what the temperature charges, minus its target:
@@ -698,7 +718,7 @@ def validate_config(config: RLConfig) -> None:
     if config.batch_size > MAX_BATCH_SIZE:
         raise UserError(f"--batch_size must be <= {MAX_BATCH_SIZE}, got {config.batch_size}")
     for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step",
-                 "kl_limit"):
+                 "kl_limit", "actor_warmup_steps"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
     for name in ("demo_ratio", "critic_demo_ratio", "bc_weight_floor", "train_shove", "train_shove_share", "validation_tie"):
@@ -709,6 +729,8 @@ def validate_config(config: RLConfig) -> None:
                         f"{config.critic_demo_ratio}")
     if config.imitate_critic_dataset and not config.critic_dataset:
         raise UserError("--imitate_critic_dataset 1 needs --critic_dataset (the laps to imitate)")
+    if config.actor_warmup_steps and not config.imitate_critic_dataset:
+        raise UserError("--actor_warmup_steps needs --imitate_critic_dataset 1 (else it only repeats the BC run)")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
         raise UserError("--gamma and --tau must be in (0, 1]")
     if config.init_temperature <= 0:
@@ -827,6 +849,19 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
     for i, restart in zip(np.flatnonzero(done), restarts):
         online.start(i, restart)
     return done
+
+
+def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_demos: FrameReplay, config: RLConfig,
+                  rng: np.random.Generator, log, disable_bar: bool = False) -> None:
+    """`actor_warmup_steps` BC-only actor steps on the demos and the critic's laps (half each), then the warmed actor
+    becomes the frozen BC policy: the reference of the KL cost and of the BC term's anchor knows the ways back."""
+    optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=ACTOR_WARMUP_LR)
+    for _ in tqdm(range(config.actor_warmup_steps), desc="actor warm-up", unit="step", disable=disable_bar):
+        batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
+                             critic_demos, 0.5)
+        loss = learner.imitate(batch, optimizer)
+    log("train/actor_warmup_bc_loss", loss)
+    learner.model.bc_actor.load_state_dict(learner.model.actor.state_dict())
 
 
 def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
@@ -981,6 +1016,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
 
     writer = SummaryWriter(str(path)) if main_rank else None
     log = (lambda tag, value: writer.add_scalar(tag, value, step)) if main_rank else (lambda tag, value: None)
+    if resume_state is None and config.actor_warmup_steps and model.bc_actor is not None:
+        warm_up_actor(learner, demo_buffer, critic_demos, config, rng, log, disable_bar=not main_rank)
     envs = make_vec_env(config.num_envs, env_config)
     # Training tracks only (seeds below TRAIN_SEED_LIMIT); each rank and each resume starts new ones.
     first_seed = (config.seed * 1000 + ctx.rank * config.num_envs + step) % (TRAIN_SEED_LIMIT - config.num_envs)

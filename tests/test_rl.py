@@ -101,6 +101,31 @@ def test_imitate_critic_dataset_pulls_the_actor_toward_the_meant_action_on_criti
     assert learner.bc_loss(features, mean, batch).item() == pytest.approx(expected)
 
 
+def test_actor_warmup_clones_the_meant_actions_of_both_datasets_and_becomes_the_kl_reference():
+    """--actor_warmup_steps: BC-only steps on the demos and the recovery laps (the actions meant, not a shove's
+    override), after which the frozen BC policy is the warmed actor: no KL cost for being where the warm-up led."""
+    from test_replay_buffer import FakeEpisode
+    from rl import warm_up_actor
+
+    config = EnvConfig(action_repeat=2, frame_stack=2)
+    meant = np.float32([-0.6, 0.2, 0.4])
+    laps, recovery = FakeEpisode(T=20), FakeEpisode(T=20)
+    laps.actions[:] = recovery.actions[:] = meant
+    recovery.executed_actions = np.tile(np.float32([0.9, 0.0, 0.0]), (20, 1))  # a shove's override throughout
+    demos, critic_demos = demo_replay([laps], config, 0.99), demo_replay([recovery], config, 0.99, executed=True)
+    torch.manual_seed(0)
+    rl_config = replace(RLConfig(), augment_pad=0, batch_size=32, imitate_critic_dataset=True, actor_warmup_steps=300)
+    learner = SACLearner(ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True)), rl_config, torch.device("cpu"))
+    frames = torch.as_tensor(critic_demos.sample(8, np.random.default_rng(0))["obs"])
+    action = lambda actor: actor.squash(actor(learner.model.encoder(frames))[0]).detach()
+    before = action(learner.model.actor)
+    warm_up_actor(learner, demos, critic_demos, rl_config, np.random.default_rng(0), log=lambda tag, value: None)
+    after = action(learner.model.actor)
+    target = torch.as_tensor(meant)
+    assert (after - target).abs().max() < 0.1 < (before - target).abs().max()
+    assert torch.equal(action(learner.model.bc_actor), after)
+
+
 def test_diagnostics_say_how_often_the_critic_prefers_a_critic_only_way_back():
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
@@ -222,6 +247,8 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--bc_weight_floor must be in [0, 1], got 2.0" in err
     code, err = run_cli(capsys, "train_rl", "--imitate_critic_dataset", "1")
     assert code == 2 and "--imitate_critic_dataset 1 needs --critic_dataset" in err
+    code, err = run_cli(capsys, "train_rl", "--actor_warmup_steps", "100")
+    assert code == 2 and "--actor_warmup_steps needs --imitate_critic_dataset 1" in err
     with pytest.raises(SystemExit) as exit_info:
         main.main(["train_rl", "--bc_weight_floor", "high"])
     assert exit_info.value.code == 2 and "--bc_weight_floor: choose auto or a share in [0, 1] (got 'high')" in capsys.readouterr().err
