@@ -253,9 +253,10 @@ IMITATED_RECOVERIES_TENTH = ("today's default with the autopilot's recovery laps
 # Probe (strong set 3, where the tenth-share row kept its BC start; one seed): validations 916 (the warmed start, 9
 # off-track frames) -> 824 -> 917 (none) -> 895; its policy step 10,000: 923.0, 50/50 laps; with shoves 562.8, 128 of
 # 158 recovered.
-IMITATED_WARM = ("the robust recipe with the recovery laps imitated too, from an actor warmed up on both lap sets that "
-                 "then is the KL cost's reference (--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery "
-                 "laps of the demo tracks> --imitate_critic_dataset 1 --actor_warmup_steps 5000 --kl_on_road_only 0)")
+IMITATED_WARM = ("the robust recipe's auto settings with the recovery laps imitated too, from an actor warmed up on both "
+                 "lap sets that then is the KL cost's reference (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
+                 "<recovery laps of the demo tracks> --imitate_critic_dataset 1 --actor_warmup_steps 5000 "
+                 "--kl_on_road_only 0)")
 SHOVES_FLOOR_AUTO = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100): the control of the "
                      "recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -377,9 +378,10 @@ VARIANTS = {
                                 [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--imitate_critic_dataset", 1,
                                  "--critic_demo_ratio", 0.1, "--train_shove", 0, "--offtrack_limit", 20,
                                  "--kl_on_road_only", 0]),
-    IMITATED_WARM: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_imitated_warm5k"},
-                    [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS, "--imitate_critic_dataset",
-                     1, "--actor_warmup_steps", 5000, "--kl_on_road_only", 0]),
+    IMITATED_WARM: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_imitated_warm5k",  # all shoved, no cut
+                     "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut_imitated_warm5k"},
+                    [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100, "--critic_dataset", RECOVERY_LAPS,
+                     "--imitate_critic_dataset", 1, "--actor_warmup_steps", 5000, "--kl_on_road_only", 0]),
     CRITIC_RECOVERIES_ONLY: ({"weak": f"{FLOOR_KEYS[False]}_criticrec"},
                              [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0,
                               "--offtrack_limit", 20]),
