@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: autopilot demos (and the same tracks driven again with the robustness test's shoves) -> behaviour
-# cloning -> BC-SAC fine-tuning, its critic also shown the ways back -> both tested on held-out tracks, with and
-# without shoves.
+# cloning -> BC-SAC fine-tuning that is shown the ways back (critic and actor) -> both tested on held-out tracks, with
+# and without shoves.
 # Budget knobs (environment variables): EPISODES, RECOVERY_EPISODES (default: EPISODES; 0 fine-tunes at train_rl's
 # defaults, without recovery laps), BC_EPOCHS, RL_STEPS (default: train_bc's and train_rl's), TEST_EPISODES.
 set -euo pipefail
@@ -20,11 +20,13 @@ RL_BUDGET=()
 python main.py expert --dataset autopilot --episodes "$EPISODES" --noise 0.05 --skip_existing
 RECOVERY=()
 if [ "$RECOVERY_EPISODES" -gt 0 ]; then
-  # The robust recipe (README, Results: RL fine-tuning): recovery laps for the critic alone; given them, train_rl's
-  # auto settings add the test's shoves during training and charge the KL cost to the BC policy on the road only.
+  # The robust recipe (README, Results: RL fine-tuning): recovery laps for the critic; given them, train_rl's auto
+  # settings add the test's shoves during training. The actor imitates them too, warmed up on both lap sets first,
+  # and the warmed actor is the policy the KL cost charges against, everywhere.
   python main.py expert --dataset autopilot_recovery --episodes "$RECOVERY_EPISODES" --noise 0.05 --shove "$SHOVE" \
     --skip_existing
-  RECOVERY=(--critic_dataset autopilot_recovery)
+  RECOVERY=(--critic_dataset autopilot_recovery --imitate_critic_dataset 1 --actor_warmup_steps 5000
+            --kl_on_road_only 0)
 fi
 python main.py train_bc --dataset autopilot "${BC_BUDGET[@]}" --run_id "bc_$STAMP"
 python main.py train_rl --resume_run_id "bc_$STAMP" --run_id "bcsac_$STAMP" "${RL_BUDGET[@]}" "${RECOVERY[@]}"
