@@ -168,7 +168,8 @@ class RLConfig:
     critic_dataset: str = ""
     critic_demo_ratio: float = 0.25  # share of each batch from critic_dataset
     # The BC term also on critic_dataset rows, toward the actions the driver meant there (not the executed ones the
-    # critic learns from): the actor is shown the ways back, not only the critic (README, Results: tried, not adopted).
+    # critic learns from): the actor is shown the ways back, not only the critic (README, Results; with the actor
+    # warm-up below, pipeline.sh's robust recipe).
     imitate_critic_dataset: bool = False
     # Fine-tuning with imitate_critic_dataset: BC-only actor updates before collection, on the demos and the critic's
     # laps (half each, the actions meant); the frozen BC policy (the KL cost's reference, BC selection's proposer) is
@@ -731,6 +732,8 @@ def validate_config(config: RLConfig) -> None:
         raise UserError("--imitate_critic_dataset 1 needs --critic_dataset (the laps to imitate)")
     if config.actor_warmup_steps and not config.imitate_critic_dataset:
         raise UserError("--actor_warmup_steps needs --imitate_critic_dataset 1 (else it only repeats the BC run)")
+    if config.actor_warmup_steps and not config.bc_run:
+        raise UserError("--actor_warmup_steps needs a BC run to fine-tune (--resume_run_id BC_RUN)")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
         raise UserError("--gamma and --tau must be in (0, 1]")
     if config.init_temperature <= 0:
@@ -1016,7 +1019,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
 
     writer = SummaryWriter(str(path)) if main_rank else None
     log = (lambda tag, value: writer.add_scalar(tag, value, step)) if main_rank else (lambda tag, value: None)
-    if resume_state is None and config.actor_warmup_steps and model.bc_actor is not None:
+    if resume_state is None and config.actor_warmup_steps:
         warm_up_actor(learner, demo_buffer, critic_demos, config, rng, log, disable_bar=not main_rank)
     envs = make_vec_env(config.num_envs, env_config)
     # Training tracks only (seeds below TRAIN_SEED_LIMIT); each rank and each resume starts new ones.

@@ -249,6 +249,9 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--imitate_critic_dataset 1 needs --critic_dataset" in err
     code, err = run_cli(capsys, "train_rl", "--actor_warmup_steps", "100")
     assert code == 2 and "--actor_warmup_steps needs --imitate_critic_dataset 1" in err
+    code, err = run_cli(capsys, "train_rl", "--actor_warmup_steps", "100", "--critic_dataset", "laps",
+                        "--imitate_critic_dataset", "1")
+    assert code == 2 and "--actor_warmup_steps needs a BC run to fine-tune" in err
     with pytest.raises(SystemExit) as exit_info:
         main.main(["train_rl", "--bc_weight_floor", "high"])
     assert exit_info.value.code == 2 and "--bc_weight_floor: choose auto or a share in [0, 1] (got 'high')" in capsys.readouterr().err
