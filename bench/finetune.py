@@ -254,7 +254,9 @@ IMITATED_RECOVERIES_TENTH = ("today's default with the autopilot's recovery laps
 # off-track frames) -> 824 -> 917 (none) -> 895; its policy step 10,000: 923.0, 50/50 laps; with shoves 562.8, 128 of
 # 158 recovered. Measured (4 strong sets, 2026-12-05): 922.0 +- 2.1 (48-50 laps), 504 of 629 recovered (3.5 times the BC
 # starts' count), 0.48 of their loss to shoves: both robustness bars met; pipeline.sh's recipe since. The warmed starts
-# alone (step_0): 887.7, 454 of 569 recovered, with shoves 434.8 against 568.0 after RL.
+# alone (step_0): 887.7, 454 of 569 recovered, with shoves 434.8 against 568.0 after RL. Weak (4 sets, the auto settings
+# there: half the episodes shoved, returns cut): 918.6 +- 5.0, 48-49 laps each (the weak bar met on every set), 513 of
+# 634 recovered against the BC starts' 110 of 255.
 IMITATED_WARM = ("the robust recipe's auto settings with the recovery laps imitated too, from an actor warmed up on both "
                  "lap sets that then is the KL cost's reference (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
                  "<recovery laps of the demo tracks> --imitate_critic_dataset 1 --actor_warmup_steps 5000 "
