@@ -66,7 +66,7 @@ from tqdm import tqdm
 import demos
 import distributed
 from agent import Agent
-from bc import add_env_and_model_arguments, auto_bool, auto_or, env_and_model_configs, override_reward
+from bc import BCConfig, add_env_and_model_arguments, auto_bool, auto_or, env_and_model_configs, override_reward
 from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
@@ -88,7 +88,6 @@ KL_BC_WEIGHT_FLOOR, BONUS_BC_WEIGHT_FLOOR = 0.5, 0.3
 # before a training episode ends, so the replay holds the policy's own tries at coming back.
 RECOVERY_TRAIN_SHOVE, RECOVERY_OFFTRACK_LIMIT = 0.02, 100
 BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
-ACTOR_WARMUP_LR = 3e-4  # train_bc's learning rate: the warm-up is behaviour cloning
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
@@ -858,7 +857,7 @@ def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_d
                   rng: np.random.Generator, log, disable_bar: bool = False) -> None:
     """`actor_warmup_steps` BC-only actor steps on the demos and the critic's laps (half each), then the warmed actor
     becomes the frozen BC policy: the reference of the KL cost and of the BC term's anchor knows the ways back."""
-    optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=ACTOR_WARMUP_LR)
+    optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=BCConfig.lr)  # the warm-up is behaviour cloning
     for _ in tqdm(range(config.actor_warmup_steps), desc="actor warm-up", unit="step", disable=disable_bar):
         batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
                              critic_demos, 0.5)
