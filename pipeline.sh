@@ -20,13 +20,12 @@ RL_BUDGET=()
 python main.py expert --dataset autopilot --episodes "$EPISODES" --noise 0.05 --skip_existing
 RECOVERY=()
 if [ "$RECOVERY_EPISODES" -gt 0 ]; then
-  # The robust recipe (README, Results: RL fine-tuning): recovery laps for the critic; given them, train_rl's auto
-  # settings add the test's shoves during training. The actor imitates them too, warmed up on both lap sets first,
-  # and the warmed actor is the policy the KL cost charges against, everywhere.
+  # The robust recipe (README, Results: RL fine-tuning): given recovery laps, train_rl's auto settings show them to
+  # the critic and the actor (warmed up on both lap sets first; the warmed actor is the policy the KL cost charges
+  # against) and add the test's shoves during training.
   python main.py expert --dataset autopilot_recovery --episodes "$RECOVERY_EPISODES" --noise 0.05 --shove "$SHOVE" \
     --skip_existing
-  RECOVERY=(--critic_dataset autopilot_recovery --imitate_critic_dataset 1 --actor_warmup_steps 5000
-            --kl_on_road_only 0)
+  RECOVERY=(--critic_dataset autopilot_recovery)
 fi
 python main.py train_bc --dataset autopilot "${BC_BUDGET[@]}" --run_id "bc_$STAMP"
 python main.py train_rl --resume_run_id "bc_$STAMP" --run_id "bcsac_$STAMP" "${RL_BUDGET[@]}" "${RECOVERY[@]}"

@@ -41,6 +41,9 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
     finds a harbour there.
   - lambda's floor follows the start (`bc_weight_floor` auto): half of bc_weight with the KL cost, where a strong
     start is to be held, 0.3 with SAC's bonus, where a weak start has far to go.
+  - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
+    the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
+    sets whose averaged weights become the frozen BC policy (`warm_up_actor`).
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -89,6 +92,7 @@ KL_BC_WEIGHT_FLOOR, BONUS_BC_WEIGHT_FLOOR = 0.5, 0.3
 # The robust recipe's auto settings with --critic_dataset: the test's shoves during training, and 2 s off the road
 # before a training episode ends, so the replay holds the policy's own tries at coming back.
 RECOVERY_TRAIN_SHOVE, RECOVERY_OFFTRACK_LIMIT = 0.02, 100
+RECOVERY_ACTOR_WARMUP_STEPS = 5_000  # --actor_warmup_steps auto when imitating the recovery laps (about 25 s)
 BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
@@ -122,7 +126,7 @@ class RLConfig:
     # under; 0 keeps the temperature fixed at init_temperature.
     kl_limit: float = 0.0
     # The actor pays the KL cost on states on the road only (free to follow its critic off it). None (auto): on with a
-    # critic_dataset (the robust recipe, below).
+    # critic_dataset the actor does not imitate (with imitate_critic_dataset the reference knows the ways back).
     kl_on_road_only: bool | None = None
     demo_ratio: float = 0.25  # share of each batch drawn from demonstrations
     final_policy: str = "best"  # the run's policy: 'best' periodic validation (BC start included) or 'last'
@@ -165,22 +169,24 @@ class RLConfig:
     # car executed, join the TD step (target at least their own return) and the actor's Q term, not the BC term
     # (unless imitate_critic_dataset).
     # Given one, the auto settings are the robust recipe (README, Results: RL fine-tuning): training shoves, 2 s off
-    # the road before a training episode ends, and under the KL cost the actor free off the road.
+    # the road before a training episode ends, the laps imitated after an actor warm-up on them.
     critic_dataset: str = ""
     critic_demo_ratio: float = 0.25  # share of each batch from critic_dataset
     # The BC term also on critic_dataset rows, toward the actions the driver meant there (not the executed ones the
     # critic learns from): the actor is shown the ways back, not only the critic (README, Results; with the actor
-    # warm-up below, pipeline.sh's robust recipe).
-    imitate_critic_dataset: bool = False
+    # warm-up below, the robust recipe). None (auto): on when fine-tuning a BC run with a critic_dataset.
+    imitate_critic_dataset: bool | None = None
     # Fine-tuning with imitate_critic_dataset: BC-only actor updates before collection, on the demos and the critic's
     # laps (half each, the actions meant); the frozen BC policy (the KL cost's reference, BC selection's proposer) is
     # then the warmed actor. Without it the KL cost charges every step toward a way back the frozen policy never
     # learnt, and the critic, whose soft target pays that charge, ranks the imitated ways back below it.
-    actor_warmup_steps: int = 0
+    # None (auto): RECOVERY_ACTOR_WARMUP_STEPS when imitating the critic's laps, else 0.
+    actor_warmup_steps: int | None = None
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
-                                    "cut_returns_at_shoves": False}
+                                    "cut_returns_at_shoves": False, "imitate_critic_dataset": False,
+                                    "actor_warmup_steps": 0}
 
 
 def policy_action_choice(text: str) -> str:
@@ -285,17 +291,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(the executed actions) join every batch's TD step, with their own discounted return as the "
                              "least target, and the actor's Q term, but not the BC term (unless --imitate_critic_dataset "
                              "1; default: none). With them the auto settings are the robust recipe: --train_shove "
-                             f"{RECOVERY_TRAIN_SHOVE:g}, --offtrack_limit {RECOVERY_OFFTRACK_LIMIT} (unless given) and "
-                             "--kl_on_road_only 1")
+                             f"{RECOVERY_TRAIN_SHOVE:g}, --offtrack_limit {RECOVERY_OFFTRACK_LIMIT} (unless given), "
+                             f"--imitate_critic_dataset 1 and --actor_warmup_steps {RECOVERY_ACTOR_WARMUP_STEPS} when "
+                             "fine-tuning a BC run")
     parser.add_argument("--critic_demo_ratio", type=float, default=c.critic_demo_ratio,
                         help="share of each batch from --critic_dataset")
-    parser.add_argument("--imitate_critic_dataset", type=int, choices=(0, 1), default=int(c.imitate_critic_dataset),
+    parser.add_argument("--imitate_critic_dataset", type=auto_bool, default=c.imitate_critic_dataset,
+                        metavar="{auto,0,1}",
                         help="1: the BC term also imitates --critic_dataset's rows, with the actions the driver meant "
-                             "(a shove's override is what the critic learns from); default 0")
-    parser.add_argument("--actor_warmup_steps", type=int, default=c.actor_warmup_steps,
+                             "(a shove's override is what the critic learns from); auto (default) = 1 when fine-tuning "
+                             "a BC run with --critic_dataset")
+    parser.add_argument("--actor_warmup_steps", type=auto_or(int, "a step count"), default=c.actor_warmup_steps,
+                        metavar="{auto,N}",
                         help="with --imitate_critic_dataset 1: BC-only actor updates before collection, on the demos and "
-                             "the critic's laps, half each; the frozen BC policy the KL cost charges against (and BC "
-                             "selection's proposer) then is the warmed actor (default: 0 = none)")
+                             "the critic's laps, half each, ending on a running average of the weights as train_bc does; "
+                             "the frozen BC policy the KL cost charges against (and BC selection's proposer) then is "
+                             f"the warmed actor; auto (default) = {RECOVERY_ACTOR_WARMUP_STEPS} when imitating "
+                             "--critic_dataset, else 0")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -670,8 +682,12 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
                              bc_selection=False, learn_std=True, bc_prior_kl=False)  # no BC policy to propose, keep or stay near
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
-        if config.critic_dataset and args.offtrack_limit is None:  # the robust recipe's auto setting
+        if config.critic_dataset and args.offtrack_limit is None:  # the robust recipe's auto settings
             env_config.offtrack_limit = RECOVERY_OFFTRACK_LIMIT
+        if config.imitate_critic_dataset is None:
+            config.imitate_critic_dataset = bool(config.critic_dataset and config.bc_run)
+        if config.actor_warmup_steps is None:
+            config.actor_warmup_steps = RECOVERY_ACTOR_WARMUP_STEPS if config.imitate_critic_dataset and config.bc_run else 0
         run_id = distributed.broadcast_object(args.run_id or new_run_id("rl"), ctx)
         path = run_dir(run_id, must_exist=False)
         if (path / "config.json").exists():
@@ -937,8 +953,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         config.bc_prior_kl = demos_show_recoveries
         if main_rank:
             print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
-    if config.kl_on_road_only is None:  # --kl_on_road_only auto: shown the ways back, the actor may follow them
-        config.kl_on_road_only = bool(config.critic_dataset) and config.bc_prior_kl
+    if config.kl_on_road_only is None:  # --kl_on_road_only auto: shown the ways back, the actor may follow them,
+        # unless it imitates them too: then its reference knows them, and the KL cost everywhere keeps it near them
+        config.kl_on_road_only = bool(config.critic_dataset) and config.bc_prior_kl and not config.imitate_critic_dataset
     if config.train_shove is None:  # --train_shove auto
         config.train_shove = RECOVERY_TRAIN_SHOVE if config.critic_dataset else 0.0
     if config.train_shove_share is None:  # --train_shove_share auto
@@ -948,7 +965,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     if main_rank and config.critic_dataset:
         print(f"robust recipe: training shoves {config.train_shove:g} in {config.train_shove_share:.0%} of the episodes"
               f"{', returns cut at them' if config.cut_returns_at_shoves else ''}, {env_config.offtrack_limit} frames off "
-              f"the road allowed, the KL cost {'on the road only' if config.kl_on_road_only else 'everywhere' if config.bc_prior_kl else 'off'}")
+              f"the road allowed, the KL cost {'on the road only' if config.kl_on_road_only else 'everywhere' if config.bc_prior_kl else 'off'}"
+              + (f", the laps imitated after {config.actor_warmup_steps} warm-up steps" if config.imitate_critic_dataset else ""))
     if config.bc_weight_floor is None:  # --bc_weight_floor auto
         config.bc_weight_floor = KL_BC_WEIGHT_FLOOR if config.bc_prior_kl else BONUS_BC_WEIGHT_FLOOR
         if main_rank:

@@ -466,7 +466,12 @@ VARIANTS = {label: (key, [*flags, *([] if label in SPREAD_LIMITED else ["--sprea
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in TIED else
                             ["--policy_action", "expected" if label in DRIVE_EXPECTED else "mean", "--validation_tie", 0]),
-                          *([] if "--stall_limit" in flags else ["--stall_limit", 0])])
+                          *([] if "--stall_limit" in flags else ["--stall_limit", 0]),
+                          # rows with recovery laps measured before --critic_dataset's auto settings imitated them
+                          *(["--imitate_critic_dataset", 0] if "--critic_dataset" in flags and
+                            "--imitate_critic_dataset" not in flags else []),
+                          *(["--actor_warmup_steps", 0] if "--imitate_critic_dataset" in flags and
+                            "--actor_warmup_steps" not in flags else [])])
             for label, (key, flags) in VARIANTS.items()}
 SHOVED = (BC_START, BC_DASHBOARD_START, BC_AVERAGED_START, *TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
