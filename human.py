@@ -17,8 +17,8 @@ executed_actions. Careful laps never leave the ideal line, so their clone has ne
 back to it and drifts off at its first mistake; these corrections are what it needs to learn.
 --shove P (recovery laps, try 0.01): now and then the car is shoved off its line as in `test --shove` (a full
 random steer without gas for 16 frames, the same shoves on the same track); your keys during a shove are recorded,
-but what counts is the way back after it. Shown to the critic alone (`train_rl --critic_dataset`), such laps teach it
-the value of coming back to the road, which careful laps never show.
+but what counts is the way back after it. Given to `train_rl --critic_dataset`, such laps teach the critic the value
+of coming back to the road and the actor the way, which careful laps never show.
 --autopilot lets the autopilot drive in your place through the same recorder (the stand-in for a
 person in bench/human_dart.py); its episodes are stored with source 'expert'.
 

@@ -165,9 +165,9 @@ class RLConfig:
     device: str = "cpu"
     bc_run: str = ""  # the BC run this fine-tunes ('' = SAC from scratch)
     dataset: str = ""  # demonstrations kept in the replay buffer ('' = none)
-    # Demonstrations for the critic alone (recovery laps: expert --shove): their transitions, with the actions the
-    # car executed, join the TD step (target at least their own return) and the actor's Q term, not the BC term
-    # (unless imitate_critic_dataset).
+    # Laps apart from the demos (recovery laps: expert --shove): their transitions, with the actions the car executed,
+    # join the TD step (target at least their own return) and the actor's Q term; the BC term only with
+    # imitate_critic_dataset (the auto when fine-tuning).
     # Given one, the auto settings are the robust recipe (README, Results: RL fine-tuning): training shoves, 2 s off
     # the road before a training episode ends, the laps imitated after an actor warm-up on them.
     critic_dataset: str = ""
@@ -246,7 +246,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kl_on_road_only", type=auto_bool, default=c.kl_on_road_only, metavar="{auto,0,1}",
                         help="with the KL cost: 1 = the actor loss charges it on states on the road only, so off the "
                              "road (where the BC policy only extrapolates) the policy follows its critic alone; auto "
-                             "(default) = 1 with --critic_dataset")
+                             "(default) = 1 with --critic_dataset when its laps are not imitated (--imitate_critic_dataset 0)")
     parser.add_argument("--policy_action", type=auto_or(policy_action_choice, "one of mean, expected"),
                         default=MODEL_FLAG_DEFAULTS["policy_action"], metavar="{auto,mean,expected}",
                         help="the deterministic action validation, test and Agent.load drive: expected = the average of "
@@ -287,10 +287,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default) = 1 under SAC's entropy bonus, 0 under the KL cost")
     parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
     parser.add_argument("--critic_dataset", default=c.critic_dataset,
-                        help="demonstrations for the critic only, e.g. recovery laps (expert --shove): their transitions "
+                        help="laps apart from the demos, e.g. recovery laps (expert --shove): their transitions "
                              "(the executed actions) join every batch's TD step, with their own discounted return as the "
-                             "least target, and the actor's Q term, but not the BC term (unless --imitate_critic_dataset "
-                             "1; default: none). With them the auto settings are the robust recipe: --train_shove "
+                             "least target, and the actor's Q term; the BC term only with --imitate_critic_dataset 1 "
+                             "(default: none). With them the auto settings are the robust recipe: --train_shove "
                              f"{RECOVERY_TRAIN_SHOVE:g}, --offtrack_limit {RECOVERY_OFFTRACK_LIMIT} (unless given), "
                              f"--imitate_critic_dataset 1 and --actor_warmup_steps {RECOVERY_ACTOR_WARMUP_STEPS} when "
                              "fine-tuning a BC run")
@@ -881,7 +881,9 @@ def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_d
     actor = learner.model.actor
     optimizer = torch.optim.Adam(actor.parameters(), lr=BCConfig.lr)
     averaged = copy.deepcopy(actor)  # starts as the BC run's own average
-    steps_per_pass = max(1, (len(demo_buffer or ()) + len(critic_demos)) // config.batch_size)
+    # A pass over both lap sets, on every rank; at least 10 snapshots however large the laps
+    steps_per_pass = (len(demo_buffer or ()) + len(critic_demos)) // (config.batch_size * learner.ctx.world_size)
+    steps_per_pass = max(1, min(steps_per_pass, config.actor_warmup_steps // 10))
     for step in tqdm(range(1, config.actor_warmup_steps + 1), desc="actor warm-up", unit="step", disable=disable_bar):
         batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
                              critic_demos, 0.5)

@@ -257,11 +257,8 @@ IMITATED_RECOVERIES_TENTH = ("today's default with the autopilot's recovery laps
 # alone (step_0): 887.7, 454 of 569 recovered, with shoves 434.8 against 568.0 after RL. Weak (4 sets, the auto settings
 # there: half the episodes shoved, returns cut): 918.6 +- 5.0, 48-49 laps each (the weak bar met on every set), 513 of
 # 634 recovered against the BC starts' 110 of 255.
-IMITATED_WARM = ("the robust recipe's auto settings with the recovery laps imitated too, from an actor warmed up on both "
-                 "lap sets that then is the KL cost's reference (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
-                 "<recovery laps of the demo tracks> --imitate_critic_dataset 1 --actor_warmup_steps 5000 "
-                 "--kl_on_road_only 0; the warm-up ended on its last step's weights: code of 2026-12-05's first session, "
-                 "last at commit e56ee5e)")
+# Its variant is gone (today's warm-up averages its weights, below): its runs' row stays in the results, labelled
+# "...; the warm-up ended on its last step's weights: code of 2026-12-05's first session, last at commit e56ee5e)".
 # The warmed starts above drove worse than BC on the road (validations 804-916 at step 0): the warm-up ended on its last
 # step's weights, where train_bc saves a running average of its epochs' weights (a single epoch's weights drive unseen
 # tracks far worse: 716.5 against 924.3 for one BC run). Since 2026-12-05's second session the warm-up ends on such an
@@ -278,7 +275,7 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        CRITIC_RECOVERIES_30K, CRITIC_RECOVERIES_SHOVE01, CRITIC_RECOVERIES_CUT,
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
-                       IMITATED_WARM, IMITATED_WARM_AVERAGED, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
+                       IMITATED_WARM_AVERAGED, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -335,8 +332,6 @@ STALLED_TIED_FLAGS = ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto",
                       "--bc_prior_kl", "auto", "--stall_limit", 100]
 FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
               False: "critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie"}
-IMITATED_WARM_FLAGS = [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100, "--critic_dataset",
-                       RECOVERY_LAPS, "--imitate_critic_dataset", 1, "--actor_warmup_steps", 5000, "--kl_on_road_only", 0]
 VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
@@ -395,11 +390,11 @@ VARIANTS = {
                                 [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--imitate_critic_dataset", 1,
                                  "--critic_demo_ratio", 0.1, "--train_shove", 0, "--offtrack_limit", 20,
                                  "--kl_on_road_only", 0]),
-    IMITATED_WARM: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_imitated_warm5k",  # all shoved, no cut
-                     "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut_imitated_warm5k"}, IMITATED_WARM_FLAGS),
-    IMITATED_WARM_AVERAGED: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_imitated_warm5kavg",
+    IMITATED_WARM_AVERAGED: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_imitated_warm5kavg",  # all shoved
                               "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut_imitated_warm5kavg"},
-                             IMITATED_WARM_FLAGS),
+                             [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100, "--critic_dataset",
+                              RECOVERY_LAPS, "--imitate_critic_dataset", 1, "--actor_warmup_steps", 5000,
+                              "--kl_on_road_only", 0]),
     CRITIC_RECOVERIES_ONLY: ({"weak": f"{FLOOR_KEYS[False]}_criticrec"},
                              [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0,
                               "--offtrack_limit", 20]),

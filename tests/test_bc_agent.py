@@ -221,7 +221,8 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     # A run saved before --bc_prior_kl and --bc_weight_floor existed trained with SAC's entropy bonus and lambda's
     # floor at a tenth, and resumes so (not as the auto of today's defaults).
     saved = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
-    for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves"):
+    for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves", "imitate_critic_dataset",
+                "actor_warmup_steps"):
         del saved["train"][key]
     (workdir / "logs" / "rl" / "config.json").write_text(json.dumps(saved))
     with ExitStack() as claim:
@@ -229,8 +230,9 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
                                 claim)[1]
     assert config.bc_prior_kl is False and config.bc_weight_floor == 0.1
     assert config.train_shove_share == 1.0 and config.cut_returns_at_shoves is False  # every episode shoved, no cut
+    assert config.imitate_critic_dataset is False and config.actor_warmup_steps == 0
     assert ("missing (as before they existed): bc_prior_kl False, bc_weight_floor 0.1, train_shove_share 1.0, "
-            "cut_returns_at_shoves False") in capsys.readouterr().err
+            "cut_returns_at_shoves False, imitate_critic_dataset False, actor_warmup_steps 0") in capsys.readouterr().err
 
 
 def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
