@@ -43,7 +43,7 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
     start is to be held, 0.3 with SAC's bonus, where a weak start has far to go.
   - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
     the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
-    sets whose averaged weights become the frozen BC policy (`warm_up_actor`).
+    sets that then is the frozen BC policy (`warm_up_actor`).
 From scratch the critic loss trains the encoder on augmented frames (the actor reads detached features).
 
 Resuming (`--resume_run_id` of an RL run) restores weights, optimisers, temperature, lambda, step counters
@@ -54,7 +54,6 @@ meanwhile are made, so the update count matches an uninterrupted run's.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
@@ -75,8 +74,7 @@ from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
 from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
-from networks import (ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit,
-                      polyak_update)
+from networks import ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
                   rng_state, run_dir, save_checkpoint, save_config, set_latest)
@@ -304,9 +302,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor_warmup_steps", type=auto_or(int, "a step count"), default=c.actor_warmup_steps,
                         metavar="{auto,N}",
                         help="with --imitate_critic_dataset 1: BC-only actor updates before collection, on the demos and "
-                             "the critic's laps, half each, ending on a running average of the weights as train_bc does; "
-                             "the frozen BC policy the KL cost charges against (and BC selection's proposer) then is "
-                             f"the warmed actor; auto (default) = {RECOVERY_ACTOR_WARMUP_STEPS} when imitating "
+                             "the critic's laps, half each; the frozen BC policy the KL cost charges against (and BC "
+                             "selection's proposer) then is the warmed actor; auto (default) = {RECOVERY_ACTOR_WARMUP_STEPS} when imitating "
                              "--critic_dataset, else 0")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
@@ -874,25 +871,14 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
 def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_demos: FrameReplay, config: RLConfig,
                   rng: np.random.Generator, log, disable_bar: bool = False) -> None:
     """`actor_warmup_steps` BC-only actor steps on the demos and the critic's laps (half each), then the warmed actor
-    becomes the frozen BC policy: the reference of the KL cost and of the BC term's anchor knows the ways back.
-    The warm-up is behaviour cloning, so it ends like train_bc: on a running average of its weights, one snapshot
-    per pass over the laps (BCConfig.weight_average), not on its last step's weights, which drive unseen tracks
-    far worse."""
-    actor = learner.model.actor
-    optimizer = torch.optim.Adam(actor.parameters(), lr=BCConfig.lr)
-    averaged = copy.deepcopy(actor)  # starts as the BC run's own average
-    # A pass over both lap sets, on every rank; at least 10 snapshots however large the laps
-    steps_per_pass = (len(demo_buffer or ()) + len(critic_demos)) // (config.batch_size * learner.ctx.world_size)
-    steps_per_pass = max(1, min(steps_per_pass, config.actor_warmup_steps // 10))
-    for step in tqdm(range(1, config.actor_warmup_steps + 1), desc="actor warm-up", unit="step", disable=disable_bar):
+    becomes the frozen BC policy: the reference of the KL cost and of the BC term's anchor knows the ways back."""
+    optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=BCConfig.lr)  # the warm-up is behaviour cloning
+    for _ in tqdm(range(config.actor_warmup_steps), desc="actor warm-up", unit="step", disable=disable_bar):
         batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
                              critic_demos, 0.5)
         loss = learner.imitate(batch, optimizer)
-        if step % steps_per_pass == 0:
-            polyak_update(averaged, actor, 1.0 - BCConfig.weight_average)
     log("train/actor_warmup_bc_loss", loss)
-    actor.load_state_dict(averaged.state_dict())
-    learner.model.bc_actor.load_state_dict(averaged.state_dict())
+    learner.model.bc_actor.load_state_dict(learner.model.actor.state_dict())
 
 
 def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
