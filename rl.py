@@ -303,8 +303,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="{auto,N}",
                         help="with --imitate_critic_dataset 1: BC-only actor updates before collection, on the demos and "
                              "the critic's laps, half each; the frozen BC policy the KL cost charges against (and BC "
-                             "selection's proposer) then is the warmed actor; auto (default) = {RECOVERY_ACTOR_WARMUP_STEPS} when imitating "
-                             "--critic_dataset, else 0")
+                             "selection's proposer) then is the warmed actor; auto (default) = "
+                             f"{RECOVERY_ACTOR_WARMUP_STEPS} when imitating --critic_dataset, else 0")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -684,7 +684,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         if config.imitate_critic_dataset is None:
             config.imitate_critic_dataset = bool(config.critic_dataset and config.bc_run)
         if config.actor_warmup_steps is None:
-            config.actor_warmup_steps = RECOVERY_ACTOR_WARMUP_STEPS if config.imitate_critic_dataset and config.bc_run else 0
+            imitating_from_bc = config.imitate_critic_dataset and config.bc_run
+            config.actor_warmup_steps = RECOVERY_ACTOR_WARMUP_STEPS if imitating_from_bc else 0
         run_id = distributed.broadcast_object(args.run_id or new_run_id("rl"), ctx)
         path = run_dir(run_id, must_exist=False)
         if (path / "config.json").exists():

@@ -309,12 +309,14 @@ def test_train_rl_keeps_critic_only_demonstrations_apart(workdir, monkeypatch, c
     assert saved["train"]["critic_dataset"] == "tiny" and saved["train"]["critic_demo_ratio"] == 0.5
     # Given laps for the critic, the auto settings are the robust recipe: training shoves, 2 s off the road, the laps
     # imitated after the actor's warm-up on them, and then the KL cost everywhere (its reference knows the ways back).
-    assert saved["train"]["train_shove"] == rl.RECOVERY_TRAIN_SHOVE and saved["env"]["offtrack_limit"] == rl.RECOVERY_OFFTRACK_LIMIT
+    assert saved["train"]["train_shove"] == rl.RECOVERY_TRAIN_SHOVE
+    assert saved["env"]["offtrack_limit"] == rl.RECOVERY_OFFTRACK_LIMIT
     assert saved["train"]["imitate_critic_dataset"] is True and saved["train"]["actor_warmup_steps"] == 10
     assert saved["train"]["kl_on_road_only"] is False and "the laps imitated after 10 warm-up steps" in out
     # Flags given still win; not imitating the laps, no warm-up, and the KL cost on the road only.
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "critic_demos_plain", "--critic_dataset", "tiny",
-                      "--bc_prior_kl", "1", "--train_shove", "0", "--imitate_critic_dataset", "0", "--offtrack_limit", "20"]
+                      "--bc_prior_kl", "1", "--train_shove", "0", "--imitate_critic_dataset", "0",
+                      "--offtrack_limit", "20"]
                      + RL_TINY) == 0
     saved = json.loads((workdir / "logs" / "critic_demos_plain" / "config.json").read_text())
     assert saved["train"]["train_shove"] == 0 and saved["env"]["offtrack_limit"] == 20
