@@ -955,7 +955,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         print(f"robust recipe: training shoves {config.train_shove:g} in {config.train_shove_share:.0%} of the episodes"
               f"{', returns cut at them' if config.cut_returns_at_shoves else ''}, {env_config.offtrack_limit} frames off "
               f"the road allowed, the KL cost {'on the road only' if config.kl_on_road_only else 'everywhere' if config.bc_prior_kl else 'off'}"
-              + (f", the laps imitated after {config.actor_warmup_steps} warm-up steps" if config.imitate_critic_dataset else ""))
+              + (", the laps imitated" if config.imitate_critic_dataset else "")
+              + (f" after {config.actor_warmup_steps} warm-up steps" if config.actor_warmup_steps and resume_state is None
+                 else ""))
     if config.bc_weight_floor is None:  # --bc_weight_floor auto
         config.bc_weight_floor = KL_BC_WEIGHT_FLOOR if config.bc_prior_kl else BONUS_BC_WEIGHT_FLOOR
         if main_rank:

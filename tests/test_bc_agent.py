@@ -313,6 +313,9 @@ def test_train_rl_keeps_critic_only_demonstrations_apart(workdir, monkeypatch, c
     assert saved["env"]["offtrack_limit"] == rl.RECOVERY_OFFTRACK_LIMIT
     assert saved["train"]["imitate_critic_dataset"] is True and saved["train"]["actor_warmup_steps"] == 10
     assert saved["train"]["kl_on_road_only"] is False and "the laps imitated after 10 warm-up steps" in out
+    assert main.main(["train_rl", "--resume_run_id", "critic_demos", "--total_steps", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "the laps imitated" in out and "warm-up steps" not in out  # a resume continues; it does not warm up again
     # Flags given still win; not imitating the laps, no warm-up, and the KL cost on the road only.
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "critic_demos_plain", "--critic_dataset", "tiny",
                       "--bc_prior_kl", "1", "--train_shove", "0", "--imitate_critic_dataset", "0",
