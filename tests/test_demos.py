@@ -77,13 +77,18 @@ def test_a_signal_during_the_write_never_loses_the_episode(tmp_path, monkeypatch
     """The kernel hands a process signal to any thread that does not block it (pygame's SDL threads, say);
     Python then interrupts the main thread, mid-write, unless the write holds the signal back."""
     previous = signal.signal(signal.SIGTERM, main.stop_on_sigterm)  # as main installs it
-    other_thread = threading.Thread(target=time.sleep, args=(0.5,))
+    release = threading.Event()
+    other_thread = threading.Thread(target=release.wait, args=(60,))
     other_thread.start()
     real_write = demos._write_npz
 
     def write_and_be_signalled(file, arrays):
-        os.kill(os.getpid(), signum)
-        time.sleep(0.1)  # an interrupt not held back is raised here, with half a file written
+        signal.pthread_kill(other_thread.ident, signum)  # the SDL-thread case, on purpose
+        release.set()
+        # The thread handles the signal before it can exit, so after the join it has reached Python, however
+        # loaded the machine (a timed sleep here once lost that race under load).
+        other_thread.join()
+        time.sleep(0.01)  # an interrupt not held back is raised here, with half a file written
         real_write(file, arrays)
 
     monkeypatch.setattr(demos, "_write_npz", write_and_be_signalled)
@@ -92,6 +97,7 @@ def test_a_signal_during_the_write_never_loses_the_episode(tmp_path, monkeypatch
             demos.write_episode(tmp_path, **fake_episode(seed=5))
     finally:
         signal.signal(signal.SIGTERM, previous)
+        release.set()
         other_thread.join()
     assert [ep.seed for ep in demos.load_dataset(tmp_path)] == [5]
     assert [p.name for p in tmp_path.iterdir()] == ["episode_0.npz"]
