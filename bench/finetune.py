@@ -11,7 +11,8 @@ also with `--shove`. Writes bench/results/finetune_bc<epochs>.json, .md (the REA
 finetune_bc<epochs>_curves.png (periodic validation return vs environment steps of the runs in this checkout's
 logs/); run ids end in _e<epochs>.
 Rows of the earlier results file that this invocation does not measure (their runs are gone from a fresh
-checkout's logs/) are kept as they were.
+checkout's logs/) are kept as they were, in their order; so are rows whose runs now test otherwise (BC starts
+retrained under the same ids) unless --replace_rows.
 """
 from __future__ import annotations
 
@@ -631,19 +632,38 @@ def mean_curve(run_ids: list[str]) -> dict | None:
     return {"steps": curves[0][0][:n], "raw": np.mean([raw[:n] for _, raw in curves], axis=0).tolist()} if n else None
 
 
-def with_earlier_rows(table: dict, earlier: Path) -> dict:
-    """The rows measured now, then the rows of an earlier results file not measured now (a fresh checkout
-    keeps the results, not the runs) in that file's order, starts grouped. A row this checkout holds fewer runs
-    of than the earlier file (e.g. 2 of another machine's 4 demo sets) keeps its earlier version."""
+def measured_alike(earlier: dict, now: dict) -> bool:
+    """Whether the runs the two rows share test as they did: `test` is deterministic, so a run id whose result
+    moved names other weights (BC starts trained again on another machine under the same ids)."""
+    before = dict(zip(earlier.get("runs", []), earlier.get("raw_per_seed", [])))
+    return all(abs(before[r] - v) < 0.05 for r, v in zip(now.get("runs", []), now.get("raw_per_seed", [])) if r in before)
+
+
+def with_earlier_rows(table: dict, earlier: Path, replace: bool = False) -> dict:
+    """The rows of an earlier results file (a fresh checkout keeps the results, not the runs) in that file's
+    order, updated by the rows measured now; rows new to it go after their start's leading BC rows. A row
+    keeps its earlier version where this checkout holds fewer of its runs (e.g. 2 of another machine's 4 demo
+    sets) or, unless `replace`, where its runs test otherwise than they did (same ids, other weights)."""
     old = {tuple(k.split(" | ", 1)): r for k, r in json.loads(earlier.read_text()).items()} if earlier.exists() else {}
     runs = lambda r: len(r.get("runs", []))
-    fewer = {key for key, r in table.items() if key in old and runs(old[key]) > runs(r)}
-    for start, policy in fewer:
-        print(f"kept the earlier row '{start} | {policy}': {runs(old[(start, policy)])} runs there, "
-              f"{runs(table[(start, policy)])} here")
-    merged = {**{key: old[key] if key in fewer else r for key, r in table.items()},
-              **{key: r for key, r in old.items() if key not in table}}
-    return {key: merged[key] for start in STARTS for key in merged if key[0] == start}
+    kept = {}
+    for key, r in table.items():
+        if key not in old:
+            continue
+        if runs(old[key]) > runs(r):
+            kept[key] = f"{runs(old[key])} runs there, {runs(r)} here"
+        elif not replace and not measured_alike(old[key], r):
+            kept[key] = "its runs test otherwise here (other weights under the same ids; --replace_rows takes these)"
+    for (start, policy), why in kept.items():
+        print(f"kept the earlier row '{start} | {policy}': {why}")
+    merged = {**old, **{key: r for key, r in table.items() if key not in kept}}
+    ordered = []
+    for start in STARTS:
+        earlier_keys = [key for key in old if key[0] == start]
+        lead = next((i for i, key in enumerate(earlier_keys) if key[1] not in BC_ROWS), len(earlier_keys))
+        new_keys = [key for key in table if key[0] == start and key not in old]
+        ordered += earlier_keys[:lead] + new_keys + earlier_keys[lead:]
+    return {key: merged[key] for key in ordered}
 
 
 def markdown(table: dict, episodes: int) -> str:
@@ -726,6 +746,9 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the variants' labels and exit")
     parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
     parser.add_argument("--only_table", action="store_true", help="train nothing: tabulate and plot the finished runs")
+    parser.add_argument("--replace_rows", action="store_true",
+                        help="rows whose runs test otherwise than the results file says (retrained under the same "
+                             "ids) take the new numbers (default: the file's are kept, and named)")
     args = parser.parse_args()
     if args.list:
         print("\n".join(VARIANTS))
@@ -765,7 +788,7 @@ def main() -> None:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
     name = f"finetune_bc{BC_EPOCHS}"
-    measured, table = table, with_earlier_rows(table, RESULTS / f"{name}.json")
+    measured, table = table, with_earlier_rows(table, RESULTS / f"{name}.json", args.replace_rows)
     (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
     (RESULTS / f"{name}.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))

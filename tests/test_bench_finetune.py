@@ -86,12 +86,28 @@ def test_bc_row_falls_back_to_the_layer_norm_bc_runs(monkeypatch):
     assert finetune.bc_starts("strong") == []
 
 
-def test_rows_measured_now_come_first_and_replace_their_earlier_versions(tmp_path):
+def test_rows_keep_their_place_and_new_rows_follow_the_bc_rows(tmp_path):
     earlier = tmp_path / "earlier.json"
-    earlier.write_text('{"weak | old row": {"v": 1}, "weak | default": {"v": 2}, "strong | old": {"v": 3}}')
+    bc = finetune.BC_DASHBOARD_START
+    earlier.write_text(f'{{"weak | {bc}": {{"v": 0}}, "weak | old row": {{"v": 1}}, "weak | default": {{"v": 2}}, '
+                       '"strong | old": {"v": 3}}')
     merged = finetune.with_earlier_rows({("weak", "default"): {"v": 9}, ("weak", "new"): {"v": 8}}, earlier)
-    assert list(merged) == [("strong", "old"), ("weak", "default"), ("weak", "new"), ("weak", "old row")]
+    assert list(merged) == [("strong", "old"), ("weak", bc), ("weak", "new"), ("weak", "old row"), ("weak", "default")]
     assert merged[("weak", "default")] == {"v": 9}
+
+
+def test_a_row_whose_runs_now_test_otherwise_keeps_its_earlier_version(tmp_path, capsys):
+    """BC starts retrained on another machine keep their ids: the README's row must not silently take their numbers."""
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"strong | bc": {"runs": ["a", "b"], "raw_per_seed": [924.1, 923.3]}, '
+                       '"strong | v": {"runs": ["c"], "raw_per_seed": [920.0]}}')
+    now = {("strong", "bc"): {"runs": ["a", "b"], "raw_per_seed": [917.1, 923.3]},
+           ("strong", "v"): {"runs": ["c", "d"], "raw_per_seed": [920.0, 922.0]}}
+    merged = finetune.with_earlier_rows(now, earlier)
+    assert merged[("strong", "bc")]["raw_per_seed"] == [924.1, 923.3]
+    assert merged[("strong", "v")]["runs"] == ["c", "d"]  # its run tests as before: a new seed joins it
+    assert "kept the earlier row 'strong | bc': its runs test otherwise here" in capsys.readouterr().out
+    assert finetune.with_earlier_rows(now, earlier, replace=True)[("strong", "bc")]["raw_per_seed"] == [917.1, 923.3]
 
 
 def test_a_row_measured_from_fewer_runs_keeps_its_earlier_version(tmp_path, capsys):
