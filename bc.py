@@ -56,9 +56,6 @@ class BCConfig:
     # differently on unseen tracks (one BC run's last epoch: 716.5 on 50 held-out tracks; the average of the
     # same training: 924.8; bench/finetune.py).
     weight_average: float = 0.9
-    # The actor's imitation loss on the squashed mean: "mse", or "l1", whose optimum is the teacher's median action
-    # where the frames leave it ambiguous (the mean of "brake" and "no brake" is a light brake all the way).
-    actor_loss: str = "mse"
     eval_every: int = 10  # epochs between held-out evaluations (0 = never)
     # Every epoch is checkpointed (resume needs the last), but only every Nth epoch's file is kept beside the
     # best and the last: a checkpoint is 8-22 MB, 100 of them were 0.75-2.2 GB per run.
@@ -68,9 +65,6 @@ class BCConfig:
     seed: int = 0
     skip_bad: bool = False
     device: str = "cpu"
-
-
-ACTOR_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
 def auto_bool(text: str) -> bool | None:
@@ -160,9 +154,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight_average", type=float, default=c.weight_average,
                         help="the run's policy is this running average of its end-of-epoch weights: each epoch the older "
                              "ones decay by this factor (about 1/(1-x) epochs averaged; 0 = the last epoch's weights)")
-    parser.add_argument("--actor_loss", choices=sorted(ACTOR_LOSSES), default=c.actor_loss,
-                        help="imitation loss of the actor's squashed mean: mse (the expert's average action where the "
-                             "frames leave it ambiguous) or l1 (its median: no half-hearted brake between braking and not)")
     parser.add_argument("--eval_every", type=int, default=c.eval_every, help="epochs between held-out evaluations (0 = never)")
     parser.add_argument("--checkpoint_every", type=int, default=c.checkpoint_every,
                         help="keep checkpoints/epoch_N.pt of every Nth epoch (the last epoch's and best.pt are always kept)")
@@ -189,7 +180,7 @@ def split_episodes(episodes: list, val_fraction: float, seed: int) -> tuple[list
 
 
 def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augment_pad: int,
-              critic_weight: float, actor_loss: str = "mse") -> dict[str, torch.Tensor]:
+              critic_weight: float) -> dict[str, torch.Tensor]:
     """Actor MSE, spread likelihood and critic Monte-Carlo regression; `nets` are the (maybe DDP) parts. Also
     returns the policy's (detached) pre-tanh mean and log std, which `validate` reports on."""
     obs = torch.as_tensor(batch["obs"], device=device)
@@ -197,7 +188,7 @@ def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augme
     target = torch.as_tensor(batch["mc_return"], device=device) * model.reward_scale
     features = nets.encoder(obs, augment_pad)
     mean, log_std = nets.actor(features)
-    actor_loss = ACTOR_LOSSES[actor_loss](model.actor.squash(mean), action)
+    actor_loss = F.mse_loss(model.actor.squash(mean), action)
     # Calibrate the policy's spread: Gaussian likelihood of the expert's pre-tanh action around the
     # (detached) mean, so SAC later explores about as widely as the imitation is uncertain.
     unit = ((action - model.actor.action_bias) / model.actor.action_scale).clamp(-0.99, 0.99)
@@ -320,8 +311,7 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
             bar = trange(updates_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not main_rank)
             for _ in bar:
                 batch = train_data.sample(config.batch_size, rng, config.gamma)
-                losses = bc_losses(model, nets, batch, device, config.augment_pad, config.critic_weight,
-                                    config.actor_loss)
+                losses = bc_losses(model, nets, batch, device, config.augment_pad, config.critic_weight)
                 loss = losses["actor_loss"] + STD_LOSS_WEIGHT * losses["std_loss"] + losses["critic_loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -392,7 +382,7 @@ def validate(model: ActorCritic, data: FrameReplay, config: BCConfig, device: to
 
     for _ in range(batches):
         batch = data.sample(config.batch_size, rng, config.gamma)
-        losses = bc_losses(model, model, batch, device, 0, config.critic_weight, config.actor_loss)
+        losses = bc_losses(model, model, batch, device, 0, config.critic_weight)
         add("actor_loss", losses["actor_loss"])
         add("critic_loss", losses["critic_loss"])
         mean, log_std = losses["mean"], losses["log_std"]
