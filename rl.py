@@ -180,7 +180,6 @@ class RLConfig:
     # learnt, and the critic, whose soft target pays that charge, ranks the imitated ways back below it.
     # None (auto): RECOVERY_ACTOR_WARMUP_STEPS when imitating the critic's laps, else 0.
     actor_warmup_steps: int | None = None
-    actor_warmup_share: float = 0.5  # share of each warm-up batch from the critic's laps (the rest: the demos)
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
@@ -303,11 +302,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor_warmup_steps", type=auto_or(int, "a step count"), default=c.actor_warmup_steps,
                         metavar="{auto,N}",
                         help="with --imitate_critic_dataset 1: BC-only actor updates before collection, on the demos and "
-                             "the critic's laps (--actor_warmup_share); the frozen BC policy the KL cost charges against (and BC "
+                             "the critic's laps, half each; the frozen BC policy the KL cost charges against (and BC "
                              "selection's proposer) then is the warmed actor; auto (default) = "
                              f"{RECOVERY_ACTOR_WARMUP_STEPS} when imitating --critic_dataset, else 0")
-    parser.add_argument("--actor_warmup_share", type=float, default=c.actor_warmup_share,
-                        help="share of each warm-up batch from --critic_dataset's laps, the rest from the demos")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -740,8 +737,7 @@ def validate_config(config: RLConfig) -> None:
                  "kl_limit", "actor_warmup_steps"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("demo_ratio", "critic_demo_ratio", "bc_weight_floor", "train_shove", "train_shove_share", "validation_tie",
-                 "actor_warmup_share"):
+    for name in ("demo_ratio", "critic_demo_ratio", "bc_weight_floor", "train_shove", "train_shove_share", "validation_tie"):
         if getattr(config, name) is not None and not 0 <= getattr(config, name) <= 1:
             raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
     if config.critic_dataset and config.demo_ratio + config.critic_demo_ratio > 1:
@@ -875,14 +871,12 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
 
 def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_demos: FrameReplay, config: RLConfig,
                   rng: np.random.Generator, log, disable_bar: bool = False) -> None:
-    """`actor_warmup_steps` BC-only actor steps on the demos and the critic's laps (`actor_warmup_share` of each
-    batch), then the warmed actor becomes the frozen BC policy: the reference of the KL cost and of the BC term's
-    anchor knows the ways back."""
+    """`actor_warmup_steps` BC-only actor steps on the demos and the critic's laps (half each), then the warmed actor
+    becomes the frozen BC policy: the reference of the KL cost and of the BC term's anchor knows the ways back."""
     optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=BCConfig.lr)  # the warm-up is behaviour cloning
-    share = config.actor_warmup_share
     for _ in tqdm(range(config.actor_warmup_steps), desc="actor warm-up", unit="step", disable=disable_bar):
-        batch = sample_mixed(demo_buffer, None, config.batch_size, 1 - share, rng, config.gamma, config.n_step,
-                             critic_demos, share)
+        batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
+                             critic_demos, 0.5)
         loss = learner.imitate(batch, optimizer)
     log("train/actor_warmup_bc_loss", loss)
     learner.model.bc_actor.load_state_dict(learner.model.actor.state_dict())

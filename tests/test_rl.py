@@ -126,23 +126,6 @@ def test_actor_warmup_clones_the_meant_actions_of_both_datasets_and_becomes_the_
     assert torch.equal(action(learner.model.bc_actor), after)
 
 
-@pytest.mark.parametrize("share", [0.25, 0.5])
-def test_actor_warmup_share_is_the_recovery_laps_part_of_every_warmup_batch(share):
-    from test_replay_buffer import FakeEpisode
-    from rl import warm_up_actor
-
-    config = EnvConfig(action_repeat=2, frame_stack=2)
-    demos = demo_replay([FakeEpisode(T=20)], config, 0.99)
-    critic_demos = demo_replay([FakeEpisode(T=20)], config, 0.99, executed=True)
-    rl_config = replace(RLConfig(), augment_pad=0, batch_size=32, imitate_critic_dataset=True, actor_warmup_steps=3,
-                        actor_warmup_share=share)
-    learner = SACLearner(ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True)), rl_config, torch.device("cpu"))
-    shares = []
-    learner.imitate = lambda batch, optimizer: shares.append(float(batch["critic_only"].mean())) or 0.0
-    warm_up_actor(learner, demos, critic_demos, rl_config, np.random.default_rng(0), log=lambda tag, value: None)
-    assert shares == [share] * 3
-
-
 def test_diagnostics_say_how_often_the_critic_prefers_a_critic_only_way_back():
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
