@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent import Agent  # noqa: E402
 from env import TEST_SEED_START  # noqa: E402
 from errors import UserError  # noqa: E402
-from evaluate import evaluate  # noqa: E402
+from evaluate import evaluate, summarize  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -45,11 +45,10 @@ def braking_less(agent: Agent, scale: float) -> Agent:
 def measure(run_id: str, scale: float, episodes: int) -> dict:
     agent = braking_less(Agent.load(run_id), scale)
     results = evaluate(agent, list(range(TEST_SEED_START, TEST_SEED_START + episodes)), progress=False)
-    raw = [r["raw_return"] for r in results]
-    laps = [r for r in results if r["lap_complete"]]
-    return {"run": run_id, "brake_scale": scale, "raw_mean": float(np.mean(raw)), "raw_min": float(np.min(raw)),
-            "laps": len(laps), "frames_per_lap": float(np.mean([r["frames"] for r in laps])) if laps else None,
-            "offtrack_frames": float(np.mean([r["offtrack_frames"] for r in results]))}
+    summary, laps = summarize(results), [r["frames"] for r in results if r["lap_complete"]]
+    return {"run": run_id, "brake_scale": scale, "raw_mean": summary["raw"]["mean"], "raw_min": summary["raw"]["min"],
+            "laps": summary["laps_completed"], "frames_per_lap": float(np.mean(laps)) if laps else None,
+            "offtrack_frames": summary["offtrack_frames"]["mean"]}
 
 
 def markdown(rows: list[dict], episodes: int) -> str:
