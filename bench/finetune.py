@@ -12,7 +12,8 @@ finetune_bc<epochs>_curves.png (periodic validation return vs environment steps 
 logs/); run ids end in _e<epochs>.
 Rows of the earlier results file that this invocation does not measure (their runs are gone from a fresh
 checkout's logs/) are kept as they were, in their order; so are rows whose runs now test otherwise (BC starts
-retrained under the same ids) unless --replace_rows.
+retrained under the same ids) unless --replace_rows; --beside TEXT adds the new numbers of such --variants rows next
+to them, labelled '<row>, TEXT'.
 """
 from __future__ import annotations
 
@@ -647,14 +648,15 @@ def measured_alike(earlier: dict, now: dict) -> bool:
     return all(abs(before[r] - v) < 0.05 for r, v in zip(now.get("runs", []), now.get("raw_per_seed", [])) if r in before)
 
 
-def with_earlier_rows(table: dict, earlier: Path, replace: bool = False) -> dict:
+def with_earlier_rows(table: dict, earlier: Path, replace: bool = False, beside: dict | None = None) -> dict:
     """The rows of an earlier results file (a fresh checkout keeps the results, not the runs) in that file's
     order, updated by the rows measured now; rows new to it go after their start's leading BC rows. A row
     keeps its earlier version where this checkout holds fewer of its runs (e.g. 2 of another machine's 4 demo
-    sets) or, unless `replace`, where its runs test otherwise than they did (same ids, other weights)."""
+    sets) or, unless `replace`, where its runs test otherwise than they did (same ids, other weights); then a
+    row named in `beside` (key -> label suffix) also goes in as a row of its own, right after the earlier one."""
     old = {tuple(k.split(" | ", 1)): r for k, r in json.loads(earlier.read_text()).items()} if earlier.exists() else {}
     runs = lambda r: len(r.get("runs", []))
-    kept = {}
+    kept, added = {}, {}
     for key, r in table.items():
         if key not in old:
             continue
@@ -662,12 +664,17 @@ def with_earlier_rows(table: dict, earlier: Path, replace: bool = False) -> dict
             kept[key] = f"{runs(old[key])} runs there, {runs(r)} here"
         elif not replace and not measured_alike(old[key], r):
             kept[key] = "its runs test otherwise here (other weights under the same ids; --replace_rows takes these)"
+            if key in (beside or {}):
+                added[key] = (key[0], f"{key[1]}, {beside[key]}")
+                kept[key] += f"; these numbers go in as '{added[key][1]}'"
     for (start, policy), why in kept.items():
         print(f"kept the earlier row '{start} | {policy}': {why}")
-    merged = {**old, **{key: r for key, r in table.items() if key not in kept}}
+    merged = {**old, **{key: r for key, r in table.items() if key not in kept},
+              **{label: table[key] for key, label in added.items()}}
     ordered = []
     for start in STARTS:
-        earlier_keys = [key for key in old if key[0] == start]
+        earlier_keys = [key for key in old if key[0] == start and key not in added.values()]
+        earlier_keys = [k for key in earlier_keys for k in (key, *([added[key]] if key in added else []))]
         lead = next((i for i, key in enumerate(earlier_keys) if key[1] not in BC_ROWS), len(earlier_keys))
         new_keys = [key for key in table if key[0] == start and key not in old]
         ordered += earlier_keys[:lead] + new_keys + earlier_keys[lead:]
@@ -757,6 +764,10 @@ def main() -> None:
     parser.add_argument("--replace_rows", action="store_true",
                         help="rows whose runs test otherwise than the results file says (retrained under the same "
                              "ids) take the new numbers (default: the file's are kept, and named)")
+    parser.add_argument("--beside", default="", metavar="TEXT",
+                        help="where a --variants row's runs test otherwise than the results file says (e.g. trained "
+                             "here from other BC starts), keep the file's row and add these numbers beside it, "
+                             "labelled '<row>, TEXT' (e.g. 'from the BC starts of the machine of <date>')")
     args = parser.parse_args()
     if args.list:
         print("\n".join(VARIANTS))
@@ -796,7 +807,8 @@ def main() -> None:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
     name = f"finetune_bc{BC_EPOCHS}"
-    measured, table = table, with_earlier_rows(table, RESULTS / f"{name}.json", args.replace_rows)
+    beside = {(start, v): args.beside for start in args.starts for v in args.variants or ()} if args.beside else {}
+    measured, table = table, with_earlier_rows(table, RESULTS / f"{name}.json", args.replace_rows, beside)
     (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
     (RESULTS / f"{name}.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))

@@ -1,4 +1,5 @@
 """bench/finetune.py's bookkeeping: which flags of a variant belong to its BC runs."""
+import json
 import sys
 from pathlib import Path
 
@@ -108,6 +109,23 @@ def test_a_row_whose_runs_now_test_otherwise_keeps_its_earlier_version(tmp_path,
     assert merged[("strong", "v")]["runs"] == ["c", "d"]  # its run tests as before: a new seed joins it
     assert "kept the earlier row 'strong | bc': its runs test otherwise here" in capsys.readouterr().out
     assert finetune.with_earlier_rows(now, earlier, replace=True)[("strong", "bc")]["raw_per_seed"] == [917.1, 923.3]
+
+
+def test_a_row_measured_from_other_starts_goes_beside_the_earlier_one(tmp_path):
+    """The same variant trained from this machine's BC starts: both measurements stay, the new one labelled."""
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"weak | bc": {"runs": ["a"], "raw_per_seed": [300.0]}, '
+                       '"weak | v": {"runs": ["c"], "raw_per_seed": [920.0]}, "weak | w": {"runs": ["e"]}}')
+    now = {("weak", "bc"): {"runs": ["a"], "raw_per_seed": [250.0]},
+           ("weak", "v"): {"runs": ["c"], "raw_per_seed": [890.0]}}
+    merged = finetune.with_earlier_rows(now, earlier, beside={("weak", "v"): "here"})
+    assert list(merged) == [("weak", "bc"), ("weak", "v"), ("weak", "v, here"), ("weak", "w")]
+    assert merged[("weak", "v")]["raw_per_seed"] == [920.0] and merged[("weak", "v, here")]["raw_per_seed"] == [890.0]
+    assert merged[("weak", "bc")]["raw_per_seed"] == [300.0]  # not named in `beside`: kept only
+    (tmp_path / "again.json").write_text(json.dumps({" | ".join(k): r for k, r in merged.items()}))
+    now[("weak", "v")]["raw_per_seed"] = [891.0]  # measured again: the row beside is updated, not doubled
+    again = finetune.with_earlier_rows(now, tmp_path / "again.json", beside={("weak", "v"): "here"})
+    assert list(again) == list(merged) and again[("weak", "v, here")]["raw_per_seed"] == [891.0]
 
 
 def test_a_row_measured_from_fewer_runs_keeps_its_earlier_version(tmp_path, capsys):
