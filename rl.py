@@ -361,7 +361,7 @@ class SACLearner:
     def encode(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Features of a replay batch: stored features as they are, or augmented frames through the
         (target) encoder. The one place that turns replay observations into features."""
-        if self.cached_features:
+        if self.cached_features and obs.dim() == 2:  # stored features (frames: the actor warm-up, see warm_up_actor)
             return obs
         if target:
             with torch.no_grad():
@@ -872,7 +872,9 @@ def record_step(online: FrameReplay, actions, reward, next_obs, terminated, trun
 def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_demos: FrameReplay, config: RLConfig,
                   rng: np.random.Generator, log, disable_bar: bool = False) -> None:
     """`actor_warmup_steps` BC-only actor steps on the demos and the critic's laps (half each), then the warmed actor
-    becomes the frozen BC policy: the reference of the KL cost and of the BC term's anchor knows the ways back."""
+    becomes the frozen BC policy: the reference of the KL cost and of the BC term's anchor knows the ways back.
+    The buffers still hold frames here, read with train_bc's random shifts: the features of the frames as stored
+    are a few thousand fixed points the actor would learn by heart."""
     optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=BCConfig.lr)  # the warm-up is behaviour cloning
     for _ in tqdm(range(config.actor_warmup_steps), desc="actor warm-up", unit="step", disable=disable_bar):
         batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
@@ -1004,8 +1006,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if main_rank:
             print(f"resuming {path.name} at step {step} ({learner.updates} updates)")
 
-    # With the encoder fixed, every stored observation is encoded once, at collection (online) or here
-    # (demos); an update is then a few small MLP steps instead of two CNN passes.
+    # With the encoder fixed, every stored observation is encoded once, at collection (online) or after the
+    # actor warm-up (demos); an update is then a few small MLP steps instead of two CNN passes.
     cache_features = learner.cached_features
     channels = env_config.frame_shape[0]
 
@@ -1016,10 +1018,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             return stacked_obs[:, -channels:]
         return model.encoder(torch.as_tensor(stacked_obs, device=device)).float().cpu().numpy()
 
-    if demo_buffer is not None and cache_features:
-        demo_buffer = encode_replay(demo_buffer, replay_entry)
-    if critic_demos is not None and cache_features:
-        critic_demos = encode_replay(critic_demos, replay_entry)
     capacity = max(config.buffer_size // config.num_envs, 64)
     online = (FrameReplay(capacity, config.num_envs, (model.encoder.output_dim,), 1, dtype=np.float32) if cache_features
               else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
@@ -1040,6 +1038,10 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     log = (lambda tag, value: writer.add_scalar(tag, value, step)) if main_rank else (lambda tag, value: None)
     if resume_state is None and config.actor_warmup_steps:
         warm_up_actor(learner, demo_buffer, critic_demos, config, rng, log, disable_bar=not main_rank)
+    if demo_buffer is not None and cache_features:
+        demo_buffer = encode_replay(demo_buffer, replay_entry)
+    if critic_demos is not None and cache_features:
+        critic_demos = encode_replay(critic_demos, replay_entry)
     envs = make_vec_env(config.num_envs, env_config)
     # Training tracks only (seeds below TRAIN_SEED_LIMIT); each rank and each resume starts new ones.
     first_seed = (config.seed * 1000 + ctx.rank * config.num_envs + step) % (TRAIN_SEED_LIMIT - config.num_envs)
