@@ -282,13 +282,20 @@ IMITATED_WARM = ("the robust recipe's auto settings with the recovery laps imita
 # less robust than half. The flag is gone (last at commit d7b6de4); its row stays in the results, labelled "... from
 # an actor warmed up on batches a quarter from the recovery laps ... (code of 2026-12-05's third session, last at
 # commit d7b6de4)".
+# The warmed start validated 804, 862, 867 and 916 on the strong sets (the BC starts' 917-919): the warm-up's 5,000
+# steps read the stored features of the demo frames, a few thousand fixed points, where train_bc reads the frames
+# with random shifts. Since commit 910c2f2 it reads the frames shifted, as train_bc does.
+IMITATED_WARM_SHIFTED = ("the robust recipe with its actor warm-up on the frames shifted as train_bc shifts them, not on "
+                         "their stored features (train_rl since commit 910c2f2; --train_shove 0.02 --offtrack_limit 100 "
+                         "--critic_dataset <recovery laps of the demo tracks> --imitate_critic_dataset 1 "
+                         "--actor_warmup_steps 5000 --kl_on_road_only 0)")
 SHOVES_FLOOR_AUTO = ("today's default with training shoves (--train_shove 0.02 --offtrack_limit 100): the control of the "
                      "recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
                        CRITIC_RECOVERIES_30K, CRITIC_RECOVERIES_SHOVE01, CRITIC_RECOVERIES_CUT,
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
-                       IMITATED_WARM, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
+                       IMITATED_WARM, IMITATED_WARM_SHIFTED, SHOVES_FLOOR_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -345,6 +352,8 @@ STALLED_TIED_FLAGS = ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto",
                       "--bc_prior_kl", "auto", "--stall_limit", 100]
 FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
               False: "critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie"}
+WARMED_ACTOR_FLAGS = [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100, "--critic_dataset", RECOVERY_LAPS,
+                      "--imitate_critic_dataset", 1, "--actor_warmup_steps", 5000, "--kl_on_road_only", 0]
 VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
@@ -405,8 +414,10 @@ VARIANTS = {
                                  "--kl_on_road_only", 0]),
     IMITATED_WARM: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_imitated_warm5k",  # all shoved, no cut
                      "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut_imitated_warm5k"},
-                    [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100, "--critic_dataset", RECOVERY_LAPS,
-                     "--imitate_critic_dataset", 1, "--actor_warmup_steps", 5000, "--kl_on_road_only", 0]),
+                    WARMED_ACTOR_FLAGS),
+    IMITATED_WARM_SHIFTED: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_imitated_warm5kshift",
+                             "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut_imitated_warm5kshift"},
+                            WARMED_ACTOR_FLAGS),
     CRITIC_RECOVERIES_ONLY: ({"weak": f"{FLOOR_KEYS[False]}_criticrec"},
                              [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0,
                               "--offtrack_limit", 20]),
