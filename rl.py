@@ -90,7 +90,7 @@ KL_BC_WEIGHT_FLOOR, BONUS_BC_WEIGHT_FLOOR = 0.5, 0.3
 # The robust recipe's auto settings with --critic_dataset: the test's shoves during training, and 2 s off the road
 # before a training episode ends, so the replay holds the policy's own tries at coming back.
 RECOVERY_TRAIN_SHOVE, RECOVERY_OFFTRACK_LIMIT = 0.02, 100
-RECOVERY_ACTOR_WARMUP_STEPS = 5_000  # --actor_warmup_steps auto when imitating the recovery laps (about 25 s)
+RECOVERY_ACTOR_WARMUP_STEPS = 5_000  # --actor_warmup_steps auto when imitating the recovery laps (about 1 min)
 BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
@@ -180,6 +180,7 @@ class RLConfig:
     # learnt, and the critic, whose soft target pays that charge, ranks the imitated ways back below it.
     # None (auto): RECOVERY_ACTOR_WARMUP_STEPS when imitating the critic's laps, else 0.
     actor_warmup_steps: int | None = None
+    actor_warmup_decay: bool = False  # the warm-up's learning rate falls linearly to 0: it ends on settled weights
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
@@ -305,6 +306,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the critic's laps, half each; the frozen BC policy the KL cost charges against (and BC "
                              "selection's proposer) then is the warmed actor; auto (default) = "
                              f"{RECOVERY_ACTOR_WARMUP_STEPS} when imitating --critic_dataset, else 0")
+    parser.add_argument("--actor_warmup_decay", type=int, choices=(0, 1), default=int(c.actor_warmup_decay),
+                        help="1: the actor warm-up's learning rate falls linearly to 0 over its steps (its last weights "
+                             "settled, as train_bc's averaged ones are, instead of one step's)")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -876,7 +880,10 @@ def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_d
     The buffers still hold frames here, read with train_bc's random shifts: the features of the frames as stored
     are a few thousand fixed points the actor would learn by heart."""
     optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=BCConfig.lr)  # the warm-up is behaviour cloning
-    for _ in tqdm(range(config.actor_warmup_steps), desc="actor warm-up", unit="step", disable=disable_bar):
+    steps = config.actor_warmup_steps
+    for i in tqdm(range(steps), desc="actor warm-up", unit="step", disable=disable_bar):
+        if config.actor_warmup_decay:
+            optimizer.param_groups[0]["lr"] = BCConfig.lr * (1 - i / steps)
         batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
                              critic_demos, 0.5)
         loss = learner.imitate(batch, optimizer)
