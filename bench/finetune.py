@@ -283,7 +283,7 @@ IMITATED_WARM = ("the robust recipe's auto settings with the recovery laps imita
 # an actor warmed up on batches a quarter from the recovery laps ... (code of 2026-12-05's third session, last at
 # commit d7b6de4)".
 # The warmed start validated 804, 862, 867 and 916 on the strong sets (the BC starts' 917-919): the warm-up's 5,000
-# steps read the stored features of the demo frames, a few thousand fixed points, where train_bc reads the frames
+# steps read the stored features of the demo frames, fixed points seen 16 to 40 times, where train_bc reads the frames
 # with random shifts. Since commit 910c2f2 it reads the frames shifted, as train_bc does.
 IMITATED_WARM_SHIFTED = ("the robust recipe with its actor warm-up on the frames shifted as train_bc shifts them, not on "
                          "their stored features (train_rl since commit 910c2f2; --train_shove 0.02 --offtrack_limit 100 "
