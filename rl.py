@@ -180,7 +180,6 @@ class RLConfig:
     # learnt, and the critic, whose soft target pays that charge, ranks the imitated ways back below it.
     # None (auto): RECOVERY_ACTOR_WARMUP_STEPS when imitating the critic's laps, else 0.
     actor_warmup_steps: int | None = None
-    actor_warmup_decay: bool = False  # the warm-up's learning rate falls linearly to 0: it ends on settled weights
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
@@ -306,9 +305,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the critic's laps, half each; the frozen BC policy the KL cost charges against (and BC "
                              "selection's proposer) then is the warmed actor; auto (default) = "
                              f"{RECOVERY_ACTOR_WARMUP_STEPS} when imitating --critic_dataset, else 0")
-    parser.add_argument("--actor_warmup_decay", type=int, choices=(0, 1), default=int(c.actor_warmup_decay),
-                        help="1: the actor warm-up's learning rate falls linearly to 0 over its steps (its last weights "
-                             "settled, as train_bc's averaged ones are, instead of one step's)")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
@@ -880,10 +876,7 @@ def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_d
     The buffers still hold frames here, read with train_bc's random shifts: the features of the frames as stored
     are fixed points that 5,000 steps revisit 16 to 40 times each (strong laps), for the actor to learn by heart."""
     optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=BCConfig.lr)  # the warm-up is behaviour cloning
-    steps = config.actor_warmup_steps
-    for i in tqdm(range(steps), desc="actor warm-up", unit="step", disable=disable_bar):
-        if config.actor_warmup_decay:
-            optimizer.param_groups[0]["lr"] = BCConfig.lr * (1 - i / steps)
+    for _ in tqdm(range(config.actor_warmup_steps), desc="actor warm-up", unit="step", disable=disable_bar):
         batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
                              critic_demos, 0.5)
         loss = learner.imitate(batch, optimizer)

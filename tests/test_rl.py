@@ -147,24 +147,6 @@ def test_actor_warmup_reads_frames_with_random_shifts_where_updates_read_stored_
     assert learner.encode(features) is features  # an update's batch: the stored features as they are
 
 
-@pytest.mark.parametrize("decay", [False, True])
-def test_actor_warmup_decay_lowers_the_learning_rate_linearly_to_zero(monkeypatch, decay):
-    from test_replay_buffer import FakeEpisode
-    from bc import BCConfig
-    from rl import warm_up_actor
-
-    config = EnvConfig(action_repeat=2, frame_stack=2)
-    demos = demo_replay([FakeEpisode(T=20)], config, 0.99)
-    critic_demos = demo_replay([FakeEpisode(T=20)], config, 0.99, executed=True)
-    rl_config = replace(RLConfig(), batch_size=8, imitate_critic_dataset=True, actor_warmup_steps=4,
-                        actor_warmup_decay=decay)
-    learner = SACLearner(ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True)), rl_config, torch.device("cpu"))
-    rates = []
-    monkeypatch.setattr(learner, "imitate", lambda batch, optimizer: rates.append(optimizer.param_groups[0]["lr"]) or 0.0)
-    warm_up_actor(learner, demos, critic_demos, rl_config, np.random.default_rng(0), log=lambda tag, value: None)
-    assert rates == pytest.approx([BCConfig.lr * f for f in ((1, 0.75, 0.5, 0.25) if decay else (1, 1, 1, 1))])
-
-
 def test_diagnostics_say_how_often_the_critic_prefers_a_critic_only_way_back():
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
