@@ -90,7 +90,7 @@ KL_BC_WEIGHT_FLOOR, BONUS_BC_WEIGHT_FLOOR = 0.5, 0.3
 # The robust recipe's auto settings with --critic_dataset: the test's shoves during training, and 2 s off the road
 # before a training episode ends, so the replay holds the policy's own tries at coming back.
 RECOVERY_TRAIN_SHOVE, RECOVERY_OFFTRACK_LIMIT = 0.02, 100
-RECOVERY_ACTOR_WARMUP_STEPS = 5_000  # --actor_warmup_steps auto when imitating the recovery laps (about 1 min)
+RECOVERY_ACTOR_WARMUP_STEPS = 5_000  # --actor_warmup_steps auto when imitating the recovery laps (about 25 s)
 BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
@@ -361,7 +361,7 @@ class SACLearner:
     def encode(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Features of a replay batch: stored features as they are, or augmented frames through the
         (target) encoder. The one place that turns replay observations into features."""
-        if self.cached_features and obs.dim() == 2:  # stored features (frames: the actor warm-up, see warm_up_actor)
+        if self.cached_features:
             return obs
         if target:
             with torch.no_grad():
@@ -873,8 +873,8 @@ def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_d
                   rng: np.random.Generator, log, disable_bar: bool = False) -> None:
     """`actor_warmup_steps` BC-only actor steps on the demos and the critic's laps (half each), then the warmed actor
     becomes the frozen BC policy: the reference of the KL cost and of the BC term's anchor knows the ways back.
-    The buffers still hold frames here, read with train_bc's random shifts: the features of the frames as stored
-    are fixed points that 5,000 steps revisit 16 to 40 times each (strong laps), for the actor to learn by heart."""
+    With the encoder frozen it reads the stored features of the unshifted frames: reading the frames with train_bc's
+    random shifts instead lost (README, Results: the weak bar missed on one demo set of four)."""
     optimizer = torch.optim.Adam(learner.model.actor.parameters(), lr=BCConfig.lr)  # the warm-up is behaviour cloning
     for _ in tqdm(range(config.actor_warmup_steps), desc="actor warm-up", unit="step", disable=disable_bar):
         batch = sample_mixed(demo_buffer, None, config.batch_size, 0.5, rng, config.gamma, config.n_step,
@@ -1006,8 +1006,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if main_rank:
             print(f"resuming {path.name} at step {step} ({learner.updates} updates)")
 
-    # With the encoder fixed, every stored observation is encoded once, at collection (online) or after the
-    # actor warm-up (demos); an update is then a few small MLP steps instead of two CNN passes.
+    # With the encoder fixed, every stored observation is encoded once, at collection (online) or here
+    # (demos); an update is then a few small MLP steps instead of two CNN passes.
     cache_features = learner.cached_features
     channels = env_config.frame_shape[0]
 
@@ -1018,6 +1018,10 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             return stacked_obs[:, -channels:]
         return model.encoder(torch.as_tensor(stacked_obs, device=device)).float().cpu().numpy()
 
+    if demo_buffer is not None and cache_features:
+        demo_buffer = encode_replay(demo_buffer, replay_entry)
+    if critic_demos is not None and cache_features:
+        critic_demos = encode_replay(critic_demos, replay_entry)
     capacity = max(config.buffer_size // config.num_envs, 64)
     online = (FrameReplay(capacity, config.num_envs, (model.encoder.output_dim,), 1, dtype=np.float32) if cache_features
               else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
@@ -1038,10 +1042,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     log = (lambda tag, value: writer.add_scalar(tag, value, step)) if main_rank else (lambda tag, value: None)
     if resume_state is None and config.actor_warmup_steps:
         warm_up_actor(learner, demo_buffer, critic_demos, config, rng, log, disable_bar=not main_rank)
-    if demo_buffer is not None and cache_features:
-        demo_buffer = encode_replay(demo_buffer, replay_entry)
-    if critic_demos is not None and cache_features:
-        critic_demos = encode_replay(critic_demos, replay_entry)
     envs = make_vec_env(config.num_envs, env_config)
     # Training tracks only (seeds below TRAIN_SEED_LIMIT); each rank and each resume starts new ones.
     first_seed = (config.seed * 1000 + ctx.rank * config.num_envs + step) % (TRAIN_SEED_LIMIT - config.num_envs)

@@ -300,8 +300,14 @@ def test_train_rl_collects_with_training_shoves_and_checkpoints_them(workdir, mo
 def test_train_rl_keeps_critic_only_demonstrations_apart(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     monkeypatch.setattr(rl, "RECOVERY_ACTOR_WARMUP_STEPS", 10)  # the auto warm-up, short
+    warmed_on, warm_up_actor = [], rl.warm_up_actor
+    monkeypatch.setattr(rl, "warm_up_actor", lambda learner, demos, laps, *rest, **kw:
+                        warmed_on.append((demos.frames.ndim, laps.frames.ndim)) or warm_up_actor(learner, demos, laps, *rest, **kw))
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "critic_demos", "--critic_dataset", "tiny",
                       "--critic_demo_ratio", "0.5", "--bc_prior_kl", "1"] + RL_TINY) == 0
+    # The warm-up reads the frames' stored features (streams x slots x features; frames would have 5 dimensions):
+    # reading the frames with random shifts lost (README, Results).
+    assert warmed_on == [(3, 3)]
     out = capsys.readouterr().out
     demos_count = int(out.split(", demos: ")[1].split(" transitions")[0])
     assert f"critic-only demos: {demos_count} transitions" in out  # the same laps, loaded a second time

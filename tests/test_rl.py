@@ -126,27 +126,6 @@ def test_actor_warmup_clones_the_meant_actions_of_both_datasets_and_becomes_the_
     assert torch.equal(action(learner.model.bc_actor), after)
 
 
-def test_actor_warmup_reads_frames_with_random_shifts_where_updates_read_stored_features(monkeypatch):
-    """With the encoder frozen the replay keeps features, but the warm-up runs before the demos are encoded and
-    sees train_bc's augmentation: without it 5,000 steps revisit each stored feature vector 16 to 40 times."""
-    from test_replay_buffer import FakeEpisode
-    from rl import warm_up_actor
-
-    config = EnvConfig(action_repeat=2, frame_stack=2)
-    demos = demo_replay([FakeEpisode(T=20)], config, 0.99)
-    critic_demos = demo_replay([FakeEpisode(T=20)], config, 0.99, executed=True)
-    rl_config = replace(RLConfig(), train_encoder=False, augment_pad=4, batch_size=8, imitate_critic_dataset=True,
-                        actor_warmup_steps=3)
-    learner = SACLearner(ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True)), rl_config, torch.device("cpu"))
-    calls, forward = [], learner.model.encoder.forward
-    monkeypatch.setattr(learner.model.encoder, "forward",
-                        lambda obs, augment_pad=0: calls.append((obs.shape[1:], augment_pad)) or forward(obs, augment_pad))
-    warm_up_actor(learner, demos, critic_demos, rl_config, np.random.default_rng(0), log=lambda tag, value: None)
-    assert calls == [(OBS_SHAPE, 4)] * 3
-    features = torch.zeros(5, learner.model.encoder.output_dim)
-    assert learner.encode(features) is features  # an update's batch: the stored features as they are
-
-
 def test_diagnostics_say_how_often_the_critic_prefers_a_critic_only_way_back():
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
