@@ -93,7 +93,7 @@ def train_head(bc_run: str, dataset: str, seed: int = 0) -> str:
 def strong_sets(seeds: int) -> list[tuple[str, str, str]]:
     """Per strong demo set k: its BC run (train_bc's defaults), its laps and its recovery laps (made if missing)."""
     finetune.BC_EPOCHS = BCConfig().epochs  # bench/finetune.py's starts at train_bc's default epochs
-    bc_flags = finetune.bc_time_flags(finetune.VARIANTS[finetune.FLOOR_AUTO][1], "strong")[0]
+    bc_flags = finetune.bc_time_flags(finetune.VARIANTS[finetune.ACTOR_LR_AUTO][1], "strong")[0]
     sets = []
     for k in range(seeds):
         bc_run = finetune.bc_run("strong", k, bc_flags)

@@ -207,6 +207,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config["train"]["target_entropy"] is None  # the KL cost has no entropy target
     assert config["train"]["bc_prior_kl"] is True  # --bc_prior_kl auto on DART laps
     assert config["train"]["bc_weight_floor"] == 0.5  # --bc_weight_floor auto with the KL cost
+    assert config["train"]["actor_lr"] == 1e-4  # --actor_lr auto with the KL cost
     assert config["env"]["stall_limit"] == FINE_TUNING_STALL_LIMIT  # --stall_limit auto when fine-tuning
     first = torch.load(workdir / "logs" / "rl" / "checkpoints" / "latest_step.pt", weights_only=True)
     assert first["step"] == 40 and first["updates"] > 0
@@ -254,6 +255,7 @@ def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monk
         config = json.loads((tmp_path / "logs" / run_id / "config.json").read_text())
         assert config["train"]["bc_prior_kl"] is expected
         assert config["train"]["bc_weight_floor"] == (0.5 if expected else 0.3)  # --bc_weight_floor auto
+        assert config["train"]["actor_lr"] == (1e-4 if expected else 3e-4)  # --actor_lr auto
         # Training shoves (when on): in every episode with the KL cost, in half of them, returns cut, with SAC's bonus.
         assert config["train"]["train_shove_share"] == (1.0 if expected else 0.5)
         assert config["train"]["cut_returns_at_shoves"] is (not expected)
@@ -266,6 +268,10 @@ def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monk
         assert agent.model.actor.max_log_std == pytest.approx(np.log(config["model"]["spread_limit"]))
         # --policy_action auto: tanh(mean) with the KL cost, the average of the samples with SAC's bonus.
         assert config["model"]["policy_action"] == agent.model.policy_action == ("mean" if expected else "expected")
+    # --actor_lr auto: the faster actor was measured on clean laps alone, not with recovery laps for the critic.
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "laps", "--critic_dataset", "clean",
+                      "--actor_warmup_steps", "0"] + RL_TINY) == 0
+    assert json.loads((tmp_path / "logs" / "laps" / "config.json").read_text())["train"]["actor_lr"] == 1e-4
 
 
 def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, monkeypatch):

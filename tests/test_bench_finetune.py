@@ -33,7 +33,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     # The default is train_rl's defaults; every other row keeps the inputs, actor loss and driven action it was
     # measured with.
     assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs", "--bc_weight_floor", "--validation_tie",
-                "--spread_limit"} & set(finetune.VARIANTS[finetune.FLOOR_AUTO][1])
+                "--spread_limit", "--actor_lr"} & set(finetune.VARIANTS[finetune.ACTOR_LR_AUTO][1])
     assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
     for label, (_, flags) in finetune.VARIANTS.items():
         # train_rl's --stall_limit auto turns the stall limit on when fine-tuning: rows measured without it say 0.
@@ -50,7 +50,23 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert floors == ([] if label in finetune.FLOOR_FOLLOWS_START else [0.5] if label == finetune.FLOOR_50_TIED else
                           [0.3] if label in finetune.WITH_FLOOR_30 else [0.1])
         old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
+        # Every row but today's default was measured before --actor_lr auto: at 1e-4 unless it names its own.
+        actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
+        assert actor_lrs == ([] if label == finetune.ACTOR_LR_AUTO else [3e-4] if label == finetune.ACTOR_LR_3E4 else [1e-4])
         assert (label in finetune.SPREAD_LIMITED) != old_limit
+
+
+def test_auto_actor_lr_shares_the_runs_of_the_rate_it_resolves_to(monkeypatch):
+    """--actor_lr auto trains as the 3e-4 row on clean laps (SAC's bonus) and as the previous default (1e-4) on DART
+    laps (the KL cost): today's default reuses their runs."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    for start, rate_row in (("strong", finetune.FLOOR_AUTO), ("recovery", finetune.FLOOR_AUTO),
+                            ("weak", finetune.ACTOR_LR_3E4)):
+        assert finetune.rl_run_id(finetune.ACTOR_LR_AUTO, start, 1) == finetune.rl_run_id(rate_row, start, 1)
+    assert finetune.rl_run_id(finetune.ACTOR_LR_AUTO, "weak", 1) != finetune.rl_run_id(finetune.FLOOR_AUTO, "weak", 1)
+    without_rate = lambda flags: [f for i, f in enumerate(flags) if "--actor_lr" not in flags[i - 1:i + 1]]
+    assert (without_rate(finetune.VARIANTS[finetune.ACTOR_LR_AUTO][1]) == without_rate(finetune.VARIANTS[finetune.FLOOR_AUTO][1])
+            == without_rate(finetune.VARIANTS[finetune.ACTOR_LR_3E4][1]))
 
 
 def test_auto_floor_shares_the_runs_of_the_floor_it_resolves_to(monkeypatch):
