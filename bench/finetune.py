@@ -166,8 +166,9 @@ FLOOR_AUTO_30K = "the default until 2026-12-05's sixth session at 30,000 steps (
 # same demo tracks (the `recovery` start's laps) join its TD batches alone, valued at least at their own return,
 # beside the training shoves' excursions (the policy's own tries off the road). Strong start only (its tracks).
 RECOVERY_LAPS = "<recovery laps>"  # stands for the recovery laps of the run's demo set, recorded by rl_run when missing
-CRITIC_RECOVERIES = ("the default until 2026-12-05's sixth session with training shoves and the autopilot's recovery laps in the critic's batches "
-                     "only (--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks>)")
+CRITIC_RECOVERIES = ("the default until 2026-12-05's sixth session with training shoves and the autopilot's recovery "
+                     "laps in the critic's batches only (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
+                     "<recovery laps of the demo tracks>)")
 # That critic ranked the ways back above the policy's own action on recovery laps of unseen tracks (bench/
 # critic_recoveries.py), yet the actor hardly moved toward them. Also imitating the recorded actions the critic valued
 # higher (a Q-filter, `--q_filter 1`, 2026-12-03, seventh session; strong demo set 0, one seed each, stopped) collapsed
@@ -175,16 +176,18 @@ CRITIC_RECOVERIES = ("the default until 2026-12-05's sixth session with training
 # (856 at 10,000); the KL to the BC policy rose to 170-350 nats. Deleted (last at commit ad5f9a8).
 # So let the actor follow its critic off the road: there the KL cost to the BC policy, which only extrapolates, is not
 # charged (on the default of 2026-12-02's fifth session, without laps for the critic, that lost: 921.3 +- 1.8).
-CRITIC_RECOVERIES_FREE = ("the default until 2026-12-05's sixth session with training shoves, the autopilot's recovery laps in the critic's batches "
-                          "and the KL cost on the road only (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
-                          "<recovery laps of the demo tracks> --kl_on_road_only 1)")
+CRITIC_RECOVERIES_FREE = ("the default until 2026-12-05's sixth session with training shoves, the autopilot's recovery "
+                          "laps in the critic's batches and the KL cost on the road only (--train_shove 0.02 "
+                          "--offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks> --kl_on_road_only "
+                          "1)")
 # On clean laps (SAC's entropy bonus, no KL cost: the actor already follows its critic off the road) the recovery
 # laps are the demo tracks driven again, as carefully, with the test's shoves; with and without training shoves (which
 # alone cost the weak start much: 692.0 +- 34.2 on the default of 2026-12-02, second session). Measured 2026-12-04
 # (weak sets 0 and 1): 917.7 +- 4.5 with training shoves, 912.5 +- 6.2 without, 180 of 278 shoved excursions recovered
 # against 27 of 124: the laps buy the return, the training shoves the recoveries.
-CRITIC_RECOVERIES_ONLY = ("the default until 2026-12-05's sixth session with the autopilot's recovery laps in the critic's batches only, no "
-                          "training shoves (--critic_dataset <recovery laps of the demo tracks>)")
+CRITIC_RECOVERIES_ONLY = ("the default until 2026-12-05's sixth session with the autopilot's recovery laps in the "
+                          "critic's batches only, no training shoves (--critic_dataset <recovery laps of the demo "
+                          "tracks>)")
 # Weak demo sets 2 and 3 drove safely but too slowly to finish 26 and 27 of 50 laps; their validations still
 # climbed at step 15,000 (689 -> 846 on set 2): does twice the budget, still within the hour, let them finish?
 CRITIC_RECOVERIES_30K = ("the robust recipe (training shoves, recovery laps for the critic) at 30,000 steps "
@@ -232,9 +235,9 @@ CRITIC_RECOVERIES_CUT_HALF_30K = ("the robust recipe's auto settings on clean la
 # actions), to 680 and 502 by 10,000. Measured (sets 0 and 1): 3.3 times BC's recoveries, 0.61 of its loss to shoves,
 # but set 0 lost laps without shoves (43 of 50). Imitating only the rows off the road (set 0, one seed, stopped) was
 # worse: validations 515, 866 and 794; its policy stayed the BC start.
-IMITATED_RECOVERIES = ("the default until 2026-12-05's sixth session with the autopilot's recovery laps for the critic and the BC term (--critic_dataset "
-                       "<recovery laps of the demo tracks> --imitate_critic_dataset 1 --train_shove 0 --offtrack_limit 20 "
-                       "--kl_on_road_only 0)")
+IMITATED_RECOVERIES = ("the default until 2026-12-05's sixth session with the autopilot's recovery laps for the critic "
+                       "and the BC term (--critic_dataset <recovery laps of the demo tracks> --imitate_critic_dataset "
+                       "1 --train_shove 0 --offtrack_limit 20 --kl_on_road_only 0)")
 # The imitated laps' road driving pulled set 0's own (validation 919 -> 777, 43 laps at the end): a tenth of each batch
 # from them instead of a quarter. Measured (4 sets): 924.0 +- 0.5, 50/50 laps each; sets 0 and 1 recovered 224 of 280
 # shoved excursions (3.2 times their BC starts'), but on sets 2 and 3 the validations fell (918 -> 742 and 919 -> 725
@@ -246,9 +249,10 @@ IMITATED_RECOVERIES = ("the default until 2026-12-05's sixth session with the au
 # policy (913.9, 47 laps; 124 of 159 recovered): 4 sets 920.0 +- 4.7, 227 of 408 recovered (1.6 times BC's count),
 # 0.89 of its loss. Lost; the flag was deleted (last at commit f47aa92). Weak sets 0 and 1: 850.1 and 900.3 (40 and 47
 # laps), 61 of 149 recovered: below the robust recipe's auto settings there.
-IMITATED_RECOVERIES_TENTH = ("the default until 2026-12-05's sixth session with the autopilot's recovery laps for the critic and the BC term, a tenth "
-                             "of each batch (--critic_dataset <recovery laps of the demo tracks> --imitate_critic_dataset 1 "
-                             "--critic_demo_ratio 0.1 --train_shove 0 --offtrack_limit 20 --kl_on_road_only 0)")
+IMITATED_RECOVERIES_TENTH = ("the default until 2026-12-05's sixth session with the autopilot's recovery laps for the "
+                             "critic and the BC term, a tenth of each batch (--critic_dataset <recovery laps of the "
+                             "demo tracks> --imitate_critic_dataset 1 --critic_demo_ratio 0.1 --train_shove 0 "
+                             "--offtrack_limit 20 --kl_on_road_only 0)")
 # The dip above is the KL cost's: the frozen BC policy it charges against never learnt the ways back, so imitating them
 # costs 5-11 nats a step and the soft target ranks them below it. Here BC-only actor steps on both lap sets (5,000,
 # about 25 s with cached features) come first, and the warmed actor becomes the frozen BC policy: the reference knows
@@ -314,8 +318,8 @@ ACTOR_LR_AUTO = ("today's default: the actor learns 3 times faster from clean la
 # preference for more gas barely reaches the actor: pass its gradient on tanh(mean) straight through tanh.
 STRAIGHT_THROUGH = ("today's default with the critic's gradient on tanh(mean) passed straight through tanh "
                     "(--straight_through_mean 1; clean laps only, the actor at 3e-4)")
-SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 --offtrack_limit 100): the control of the "
-                     "recovery laps in the critic's batches")
+SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
+                     "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
                        CRITIC_RECOVERIES_30K, CRITIC_RECOVERIES_SHOVE01, CRITIC_RECOVERIES_CUT,
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
