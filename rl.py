@@ -123,9 +123,6 @@ class RLConfig:
     bc_anchor_all: bool = False  # the BC term also pulls toward the frozen BC policy on online states (else it drifts)
     learn_std: bool = True  # False keeps the BC spread (held strong starts back: README)
     mean_action_q: bool = True  # the actor also maximises Q of its deterministic action, the one test drives
-    # The critic's gradient on tanh(mean) skips tanh's slope: BC's gas and brake often sit at saturated means (a
-    # standing car's gas at -2.64, slope 0.02), where the critic's preference barely reaches the actor.
-    straight_through_mean: bool = False
     # Fine-tuning: the temperature charges KL(pi || frozen BC policy) instead of rewarding entropy. None (auto):
     # on unless the demonstrations show no recovery (clean laps: a policy that must leave its BC start far behind).
     bc_prior_kl: bool | None = None
@@ -241,9 +238,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the actor loss values the deterministic action tanh(mean) as "
                              "much as its samples: -(Q(s, a~pi) + Q(s, mean))/2; 0: -Q(s, a~pi) alone (SAC's, the "
                              "default before 2026-12-01: its mean action ran off the road and slow far more often)")
-    parser.add_argument("--straight_through_mean", type=int, choices=(0, 1), default=int(c.straight_through_mean),
-                        help="1: with --mean_action_q, the critic's gradient on tanh(mean) reaches the mean as if "
-                             "tanh's slope were 1, so saturated actions (BC's no gas, no brake) can still move")
     parser.add_argument("--bc_prior_kl", type=auto_bool, default=c.bc_prior_kl, metavar="{auto,0,1}",
                         help="fine-tuning: 1 = the soft objective (actor loss and TD target) charges the temperature "
                              "times KL(policy || frozen BC policy) instead of rewarding entropy, and the temperature "
@@ -430,9 +424,7 @@ class SACLearner:
             log_std = log_std.detach()
         action, log_prob = model.actor.sample_from(mean, log_std)
         if self.config.mean_action_q:  # one critic pass for both actions (DDP wants one forward per backward)
-            deterministic = (straight_through(model.actor, mean) if self.config.straight_through_mean
-                             else model.actor.squash(mean))
-            both = nets.critic(features.repeat(2, 1), torch.cat([action, deterministic])).min(0).values
+            both = nets.critic(features.repeat(2, 1), torch.cat([action, model.actor.squash(mean)])).min(0).values
             q, value = both[:len(action)], both.view(2, -1).mean(0)
         else:
             q = value = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
@@ -561,11 +553,6 @@ class SACLearner:
             self.log_alpha.copy_(state["log_alpha"])
         self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.updates = state["updates"]
-
-
-def straight_through(actor, mean: torch.Tensor) -> torch.Tensor:
-    """The actor's tanh(mean) action; its gradient reaches `mean` as if tanh's slope were 1."""
-    return actor.squash(mean).detach() + (mean - mean.detach()) * actor.action_scale
 
 
 def gaussian_kl(mean: torch.Tensor, log_std: torch.Tensor, ref_mean: torch.Tensor, ref_log_std: torch.Tensor

@@ -616,22 +616,3 @@ def test_policy_is_the_most_trained_checkpoint_tied_with_the_best_validation():
     assert best["step"] == 20000
     strict = no_validation()
     assert [note_validation(strict, raw, step, tie=0.0) for step, raw in ((0, 918.84), (5000, 918.83))] == [True, False]
-
-
-@pytest.mark.parametrize("straight", [False, True])
-def test_straight_through_mean_lets_the_critic_reach_a_saturated_gas(straight):
-    learner = make_learner(train_encoder=False, mean_action_q=True, init_temperature=1e-8,
-                           straight_through_mean=straight)
-    learner.nets.critic = lambda features, action: 10 * action[:, 1].expand(2, -1)  # Q = 10 * gas, every member
-    gas_bias = learner.model.actor.net[-1].bias
-    with torch.no_grad():
-        gas_bias[1] = -5.0  # the gas mean saturated at "no gas", as BC leaves it
-        gas_bias[4] = -20.0  # the narrowest spread: the samples saturated too
-    batch = to_batch(feature_batch(np.random.default_rng(0), demo=False), torch.device("cpu"), 0.1)
-    learner.update_actor(batch.obs, batch, bc_weight=0.0)
-    # The loss's gradient on the gas mean (Adam's step hides its size): the value term's is -10 * 0.5 (gas per unit
-    # of tanh) / 2 (half the value), through tanh's slope at -5 (1.8e-4) unless passed straight through.
-    if straight:
-        assert gas_bias.grad[1].item() == pytest.approx(-2.5, rel=0.05)
-    else:
-        assert abs(gas_bias.grad[1].item()) < 0.01
