@@ -155,7 +155,8 @@ class RLConfig:
     gamma: float = 0.99
     n_step: int = 3
     tau: float = 0.01  # Polyak rate of the target encoder and critics
-    actor_lr: float | None = None  # None (auto): BONUS_ACTOR_LR from clean laps without recovery laps, else SLOW_ACTOR_LR
+    # None (auto): BONUS_ACTOR_LR from clean laps without recovery laps, else SLOW_ACTOR_LR.
+    actor_lr: float | None = None
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05

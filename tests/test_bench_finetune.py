@@ -52,7 +52,8 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
         # Every row but today's default was measured before --actor_lr auto: at 1e-4 unless it names its own.
         actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
-        assert actor_lrs == ([] if label == finetune.ACTOR_LR_AUTO else [3e-4] if label == finetune.ACTOR_LR_3E4 else [1e-4])
+        assert actor_lrs == ([] if label == finetune.ACTOR_LR_AUTO else
+                             [3e-4] if label == finetune.ACTOR_LR_3E4 else [1e-4])
         assert (label in finetune.SPREAD_LIMITED) != old_limit
 
 
@@ -65,8 +66,8 @@ def test_auto_actor_lr_shares_the_runs_of_the_rate_it_resolves_to(monkeypatch):
         assert finetune.rl_run_id(finetune.ACTOR_LR_AUTO, start, 1) == finetune.rl_run_id(rate_row, start, 1)
     assert finetune.rl_run_id(finetune.ACTOR_LR_AUTO, "weak", 1) != finetune.rl_run_id(finetune.FLOOR_AUTO, "weak", 1)
     without_rate = lambda flags: [f for i, f in enumerate(flags) if "--actor_lr" not in flags[i - 1:i + 1]]
-    assert (without_rate(finetune.VARIANTS[finetune.ACTOR_LR_AUTO][1]) == without_rate(finetune.VARIANTS[finetune.FLOOR_AUTO][1])
-            == without_rate(finetune.VARIANTS[finetune.ACTOR_LR_3E4][1]))
+    flags = lambda label: without_rate(finetune.VARIANTS[label][1])
+    assert flags(finetune.ACTOR_LR_AUTO) == flags(finetune.FLOOR_AUTO) == flags(finetune.ACTOR_LR_3E4)
 
 
 def test_auto_floor_shares_the_runs_of_the_floor_it_resolves_to(monkeypatch):
