@@ -157,6 +157,8 @@ class RLConfig:
     tau: float = 0.01  # Polyak rate of the target encoder and critics
     # None (auto): BONUS_ACTOR_LR from clean laps without recovery laps, else SLOW_ACTOR_LR.
     actor_lr: float | None = None
+    # The actor's rate falls linearly from actor_lr at its first step to 0 at total_steps (measured: Results).
+    actor_lr_decay: bool = False
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
@@ -322,6 +324,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"actor learning rate; auto (default) = {BONUS_ACTOR_LR:g} fine-tuning under SAC's bonus "
                              f"without --critic_dataset (clean laps), else {SLOW_ACTOR_LR:g} (slower than the critic: "
                              "the BC actor should move only where the critic is sure)")
+    parser.add_argument("--actor_lr_decay", type=int, choices=(0, 1), default=int(c.actor_lr_decay),
+                        help="1: the actor's learning rate falls linearly from --actor_lr at the actor's first step "
+                             "to 0 at --total_steps")
     parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
     parser.add_argument("--alpha_lr", type=float, default=c.alpha_lr,
                         help="learning rate of the entropy temperature (how fast it corrects the policy's spread)")
@@ -416,6 +421,10 @@ class SACLearner:
             if rows.any():
                 metrics[f"diag/td_error_{name}"] = td_error[rows].mean().item()
         return metrics, features.detach()
+
+    def set_actor_lr(self, lr: float) -> None:
+        for group in self.actor_optimizer.param_groups:
+            group["lr"] = lr
 
     def update_actor(self, features: torch.Tensor, batch: Batch, bc_weight: float) -> dict:
         """SAC actor loss / |Q| + bc_weight * BC loss; then the temperature step."""
@@ -721,6 +730,15 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
 def no_validation() -> dict:
     """`note_validation`'s record before any validation: the best so far, and the policy's step and validation."""
     return {"raw": -np.inf, "step": -1, "policy_raw": -np.inf}
+
+
+def actor_lr_at(config: RLConfig, step: int) -> float:
+    """The actor's learning rate at this step: constant, or with --actor_lr_decay falling linearly from the actor's
+    first step (after learning_starts and the critic warm-up) to 0 at total_steps."""
+    if not config.actor_lr_decay:
+        return config.actor_lr
+    first = config.learning_starts + config.critic_warmup_steps
+    return config.actor_lr * min(1.0, max(0.0, (config.total_steps - step) / max(config.total_steps - first, 1)))
 
 
 def note_validation(best: dict, raw: float, step: int, tie: float) -> bool:
@@ -1104,6 +1122,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         """The updates owed so far (every rank does as many, so all-reduces pair up)."""
         nonlocal update_debt
         train_actor = step >= config.learning_starts + config.critic_warmup_steps
+        learner.set_actor_lr(actor_lr_at(config, step))
         while update_debt >= 1:
             batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma,
                                  config.n_step, critic_demos, config.critic_demo_ratio)
@@ -1115,6 +1134,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         for k, v in metrics.items():
             log(k if k.startswith("diag/") else f"train/{k}", v)
         log("train/bc_weight", bc_weight.value(step))
+        log("train/actor_lr", learner.actor_optimizer.param_groups[0]["lr"])
         log("speed/env_frames_per_s", timer["frames"] / max(timer["env"], 1e-9))
         log("speed/updates_per_s", timer["updates"] / max(timer["learn"], 1e-9))
         log("speed/steps_per_s_overall", collected_since_start * ctx.world_size / (time.time() - timer["start"]))

@@ -321,6 +321,10 @@ ACTOR_LR_AUTO = ("today's default: the actor learns 3 times faster from clean la
 # 815.0 (32 laps) without it. The flag is gone (last at commit 5836009); its row stays in the results, labelled
 # "... (--straight_through_mean 1; clean laps only, the actor at 3e-4; code of 2026-12-05's sixth session, last at
 # commit 5836009)".
+# The actor at 3e-4 validated best early and drifted after (sets 0 and 2: 885 -> 682, 912 -> 768), and lost to 1e-4 on
+# sets 0, 2 and 3: does its rate falling to 0 by the budget's end keep the early gains and stop the drift?
+ACTOR_LR_DECAY = ("today's default with the actor's learning rate falling linearly to 0 from its first step to the "
+                  "last (--actor_lr 3e-4 --actor_lr_decay 1; clean laps only)")
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -328,7 +332,7 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
                        IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4,
-                       ACTOR_LR_AUTO)  # measured with --bc_weight_floor auto
+                       ACTOR_LR_AUTO, ACTOR_LR_DECAY)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -407,6 +411,8 @@ VARIANTS = {
                      for start in STARTS}, STALLED_TIED_FLAGS),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
+    ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
+                     [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1]),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
     CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec" for start in ("strong", "weak")},

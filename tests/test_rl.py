@@ -10,7 +10,8 @@ from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
-from rl import EpisodeTracker, RLConfig, SACLearner, gaussian_kl, load_bc_start, no_validation, note_validation, record_step, to_batch
+from rl import (EpisodeTracker, RLConfig, SACLearner, actor_lr_at, gaussian_kl, load_bc_start, no_validation,
+                note_validation, record_step, to_batch)
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -158,6 +159,19 @@ def test_bc_weight_keeps_actor_on_demo_actions():
     with_bc, without_bc = demo_error(10.0), demo_error(0.0)
     assert with_bc < 0.01
     assert with_bc < without_bc
+
+
+def test_actor_lr_decay_falls_linearly_from_the_actors_first_step_to_zero_at_the_budget():
+    config = RLConfig(actor_lr=3e-4, learning_starts=1_000, critic_warmup_steps=2_000, total_steps=15_000)
+    assert actor_lr_at(config, 14_000) == 3e-4  # constant unless --actor_lr_decay 1
+    config.actor_lr_decay = True
+    first = 3_000  # the actor's first step: after learning_starts and the critic warm-up
+    assert actor_lr_at(config, 0) == actor_lr_at(config, first) == 3e-4
+    assert actor_lr_at(config, 9_000) == pytest.approx(1.5e-4)
+    assert actor_lr_at(config, 15_000) == 0.0 and actor_lr_at(config, 20_000) == 0.0  # a longer resume stays at 0
+    learner = make_learner()
+    learner.set_actor_lr(1e-5)
+    assert [group["lr"] for group in learner.actor_optimizer.param_groups] == [1e-5]
 
 
 def test_resume_from_state_dict_continues_exactly(tmp_path):
