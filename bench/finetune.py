@@ -325,6 +325,9 @@ ACTOR_LR_AUTO = ("today's default: the actor learns 3 times faster from clean la
 # sets 0, 2 and 3: does its rate falling to 0 by the budget's end keep the early gains and stop the drift?
 ACTOR_LR_DECAY = ("today's default with the actor's learning rate falling linearly to 0 from its first step to the "
                   "last (--actor_lr 3e-4 --actor_lr_decay 1; clean laps only)")
+# The same over twice the budget: the fast rate for longer, still settled by the end (15 of the hour's 60 minutes).
+ACTOR_LR_DECAY_30K = ("today's default at 30,000 steps with the actor's learning rate falling linearly to 0 from its "
+                      "first step to the last (--actor_lr 3e-4 --actor_lr_decay 1 --total_steps 30000; clean laps only)")
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -332,7 +335,7 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
                        IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4,
-                       ACTOR_LR_AUTO, ACTOR_LR_DECAY)  # measured with --bc_weight_floor auto
+                       ACTOR_LR_AUTO, ACTOR_LR_DECAY, ACTOR_LR_DECAY_30K)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -413,6 +416,8 @@ VARIANTS = {
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
                      [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1]),
+    ACTOR_LR_DECAY_30K: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_30k"},
+                         [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 30_000]),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
     CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec" for start in ("strong", "weak")},
