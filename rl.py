@@ -41,8 +41,9 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
     finds a harbour there.
   - lambda's floor follows the start (`bc_weight_floor` auto): half of bc_weight with the KL cost, where a strong
     start is to be held, 0.3 with SAC's bonus, where a weak start has far to go.
-  - the actor's learning rate follows the start too (`actor_lr` auto): 3e-4 under SAC's bonus without recovery
-    laps (clean laps, whose critic knew better than the actor), 1e-4 otherwise.
+  - the actor's learning rate and the budget follow the start too (`actor_lr`, `actor_lr_decay`, `total_steps`
+    auto): under SAC's bonus without recovery laps (clean laps, whose critic knew better than the actor) 3e-4
+    falling linearly to 0 over 30,000 steps; otherwise 1e-4 over 15,000.
   - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
     the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
     sets that then is the frozen BC policy (`warm_up_actor`).
@@ -98,13 +99,18 @@ RECOVERY_ACTOR_WARMUP_STEPS = 5_000  # --actor_warmup_steps auto when imitating 
 # an actor 3 times faster followed it. Under the KL cost (strong starts) it gained nothing; the robust recipe was
 # measured at 1e-4 only.
 SLOW_ACTOR_LR, BONUS_ACTOR_LR = 1e-4, 3e-4
+# --total_steps auto: the weak start from clean laps still gained at 15,000 steps; over 30,000, its rate falling to 0
+# (--actor_lr_decay auto), the mean and the worst demo set rose, though fewer laps finished (Design notes).
+DEFAULT_TOTAL_STEPS, CLEAN_LAPS_TOTAL_STEPS = 15_000, 30_000
 BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
 
 @dataclass
 class RLConfig:
-    total_steps: int = 15_000  # agent steps summed over environments and ranks (each = action_repeat frames)
+    # Agent steps summed over environments and ranks (each = action_repeat frames). None (auto):
+    # CLEAN_LAPS_TOTAL_STEPS fine-tuning clean laps without recovery laps, else DEFAULT_TOTAL_STEPS.
+    total_steps: int | None = None
     learning_starts: int = 1_000  # steps collected before the first update
     batch_size: int = 256
     num_envs: int = 2
@@ -157,8 +163,9 @@ class RLConfig:
     tau: float = 0.01  # Polyak rate of the target encoder and critics
     # None (auto): BONUS_ACTOR_LR from clean laps without recovery laps, else SLOW_ACTOR_LR.
     actor_lr: float | None = None
-    # The actor's rate falls linearly from actor_lr at its first step to 0 at total_steps (measured: Results).
-    actor_lr_decay: bool = False
+    # The actor's rate falls linearly from actor_lr at its first step to 0 at total_steps. None (auto): on where
+    # actor_lr auto is BONUS_ACTOR_LR (clean laps without recovery laps).
+    actor_lr_decay: bool | None = None
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
@@ -194,7 +201,7 @@ class RLConfig:
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
                                     "cut_returns_at_shoves": False, "imitate_critic_dataset": False,
-                                    "actor_warmup_steps": 0}
+                                    "actor_warmup_steps": 0, "actor_lr_decay": False}
 
 
 def policy_action_choice(text: str) -> str:
@@ -208,7 +215,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume_run_id", default=None,
                         help="a BC run to fine-tune, or an RL run to continue exactly; omit for SAC from scratch")
     parser.add_argument("--run_id", default=None, help="name of the new run (default: rl_<timestamp>)")
-    parser.add_argument("--total_steps", type=int, default=c.total_steps, help="environment steps (agent decisions, all envs)")
+    parser.add_argument("--total_steps", type=auto_or(int, "a step count"), default=c.total_steps, metavar="{auto,N}",
+                        help=f"environment steps (agent decisions, all envs); auto (default) = "
+                             f"{CLEAN_LAPS_TOTAL_STEPS:,} fine-tuning clean laps (SAC's bonus, no --critic_dataset), "
+                             f"else {DEFAULT_TOTAL_STEPS:,}")
     parser.add_argument("--learning_starts", type=int, default=c.learning_starts, help="steps collected before updates begin")
     parser.add_argument("--batch_size", type=int, default=c.batch_size, help="transitions per update")
     parser.add_argument("--num_envs", type=int, default=c.num_envs, help="parallel environment processes")
@@ -324,9 +334,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"actor learning rate; auto (default) = {BONUS_ACTOR_LR:g} fine-tuning under SAC's bonus "
                              f"without --critic_dataset (clean laps), else {SLOW_ACTOR_LR:g} (slower than the critic: "
                              "the BC actor should move only where the critic is sure)")
-    parser.add_argument("--actor_lr_decay", type=int, choices=(0, 1), default=int(c.actor_lr_decay),
+    parser.add_argument("--actor_lr_decay", type=auto_bool, default=c.actor_lr_decay, metavar="{auto,0,1}",
                         help="1: the actor's learning rate falls linearly from --actor_lr at the actor's first step "
-                             "to 0 at --total_steps")
+                             "to 0 at --total_steps; auto (default) = 1 fine-tuning clean laps (as --actor_lr auto)")
     parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
     parser.add_argument("--alpha_lr", type=float, default=c.alpha_lr,
                         help="learning rate of the entropy temperature (how fast it corrects the policy's spread)")
@@ -663,7 +673,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
     if saved.get("kind") == "rl":
         path = run_dir(args.resume_run_id)
         config = RLConfig(**{**saved["train"],
-                             "total_steps": max(args.total_steps, saved["train"]["total_steps"])})
+                             "total_steps": max(args.total_steps or 0, saved["train"]["total_steps"])})
         env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         saved_flags = {**asdict(config), **{k: getattr(model_config, k) for k in MODEL_FLAG_DEFAULTS}}
         ignored = [f"--{k}" for k, default in {**asdict(RLConfig()), **MODEL_FLAG_DEFAULTS}.items()
@@ -732,6 +742,18 @@ def no_validation() -> dict:
     return {"raw": -np.inf, "step": -1, "policy_raw": -np.inf}
 
 
+def resolve_pace(config: RLConfig, from_clean_laps: bool) -> None:
+    """--actor_lr, --actor_lr_decay and --total_steps auto: fine-tuning clean laps under SAC's bonus without recovery
+    laps (a weak start with far to go) the actor learns 3 times faster, over twice the budget, its rate falling to 0
+    by the end; otherwise 1e-4, constant, over 15,000 steps (Design notes)."""
+    if config.actor_lr is None:
+        config.actor_lr = BONUS_ACTOR_LR if from_clean_laps else SLOW_ACTOR_LR
+    if config.actor_lr_decay is None:
+        config.actor_lr_decay = from_clean_laps
+    if config.total_steps is None:
+        config.total_steps = CLEAN_LAPS_TOTAL_STEPS if from_clean_laps else DEFAULT_TOTAL_STEPS
+
+
 def actor_lr_at(config: RLConfig, step: int) -> float:
     """The actor's learning rate at this step: constant, or with --actor_lr_decay falling linearly from the actor's
     first step (after learning_starts and the critic warm-up) to 0 at total_steps."""
@@ -757,7 +779,7 @@ def validate_config(config: RLConfig) -> None:
             raise UserError(f"--{name} must be a finite number, got {value}")
     for name in ("total_steps", "batch_size", "num_envs", "eval_episodes", "checkpoint_every", "buffer_size", "n_step",
                  "num_min_qs"):
-        if getattr(config, name) < 1:
+        if getattr(config, name) is not None and getattr(config, name) < 1:  # None: auto, decided in train_rl
             raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
     if config.num_envs > MAX_NUM_ENVS:
         raise UserError(f"--num_envs must be <= {MAX_NUM_ENVS}, got {config.num_envs}")
@@ -974,11 +996,11 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         config.bc_prior_kl = demos_show_recoveries
         if main_rank:
             print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
-    if config.actor_lr is None:  # --actor_lr auto
-        bonus_from_clean_laps = init_model is not None and not config.bc_prior_kl and not config.critic_dataset
-        config.actor_lr = BONUS_ACTOR_LR if bonus_from_clean_laps else SLOW_ACTOR_LR
-        if main_rank:
-            print(f"actor learning rate: {config.actor_lr:g}")
+    from_clean_laps = init_model is not None and not config.bc_prior_kl and not config.critic_dataset
+    resolve_pace(config, from_clean_laps)
+    if main_rank:
+        print(f"actor learning rate: {config.actor_lr:g}{', falling linearly to 0' if config.actor_lr_decay else ''} "
+              f"over {config.total_steps:,} steps")
     if config.kl_on_road_only is None:  # --kl_on_road_only auto: shown the ways back, the actor may follow them,
         # unless it imitates them too: then its reference knows them, and the KL cost everywhere keeps it near them
         config.kl_on_road_only = bool(config.critic_dataset) and config.bc_prior_kl and not config.imitate_critic_dataset

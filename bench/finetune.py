@@ -311,9 +311,10 @@ ACTOR_LR_3E4 = "the default of 2026-12-05 with the actor learning 3 times faster
 # train_rl's default since 2026-12-05's sixth session (--actor_lr auto): 3e-4 under SAC's bonus without recovery laps
 # (clean laps), 1e-4 otherwise; so this row trains as the row above on clean laps and as the previous default on DART
 # laps, and shares their runs.
-ACTOR_LR_AUTO = ("today's default: the actor learns 3 times faster from clean laps (--actor_lr auto: 3e-4 under SAC's "
-                 "bonus without recovery laps, 1e-4 otherwise); lambda's floor follows the start (--bc_weight_floor "
-                 "auto: 50 with the KL cost, on DART laps; 30 with SAC's entropy bonus, on clean laps)")
+ACTOR_LR_AUTO = ("the default until 2026-12-05's seventh session: the actor learns 3 times faster from clean laps "
+                 "(--actor_lr auto: 3e-4 under SAC's bonus without recovery laps, 1e-4 otherwise; 15,000 steps); "
+                 "lambda's floor follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART laps; 30 with "
+                 "SAC's entropy bonus, on clean laps)")
 # Tried and lost (2026-12-05, sixth session): a standing car's gas sat at a saturated mean (-2.64 at 1e-4: tanh's slope
 # 0.02), where the critic's preference for more gas barely reaches the actor, so the critic's gradient on tanh(mean)
 # was passed straight through tanh (--straight_through_mean 1, with the actor at 3e-4). Weak set 4 (one seed):
@@ -323,19 +324,27 @@ ACTOR_LR_AUTO = ("today's default: the actor learns 3 times faster from clean la
 # commit 5836009)".
 # The actor at 3e-4 validated best early and drifted after (sets 0 and 2: 885 -> 682, 912 -> 768), and lost to 1e-4 on
 # sets 0, 2 and 3: does its rate falling to 0 by the budget's end keep the early gains and stop the drift?
-ACTOR_LR_DECAY = ("today's default with the actor's learning rate falling linearly to 0 from its first step to the "
-                  "last (--actor_lr 3e-4 --actor_lr_decay 1; clean laps only)")
+ACTOR_LR_DECAY = ("the default of 2026-12-05's sixth session with the actor's learning rate falling linearly to 0 "
+                  "from its first step to the last (--actor_lr 3e-4 --actor_lr_decay 1; clean laps only)")
 # The same over twice the budget: the fast rate for longer, still settled by the end (15 of the hour's 60 minutes).
-ACTOR_LR_DECAY_30K = ("today's default at 30,000 steps with the actor's learning rate falling linearly to 0 from its "
-                      "first step to the last (--actor_lr 3e-4 --actor_lr_decay 1 --total_steps 30000; clean laps only)")
+ACTOR_LR_DECAY_30K = ("the default of 2026-12-05's sixth session at 30,000 steps with the actor's learning rate "
+                      "falling linearly to 0 from its first step to the last (--actor_lr 3e-4 --actor_lr_decay 1 "
+                      "--total_steps 30000; clean laps only)")
+# train_rl's default since 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps
+# the row above, on DART laps the previous default; it shares their runs.
+BUDGET_AUTO = ("today's default: from clean laps the actor learns 3 times faster, over twice the budget, its rate "
+               "falling linearly to 0 (--actor_lr auto --actor_lr_decay auto --total_steps auto: 3e-4 falling over "
+               "30,000 steps under SAC's bonus without recovery laps; 1e-4 over 15,000 otherwise); lambda's floor "
+               "follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART laps; 30 with SAC's entropy "
+               "bonus, on clean laps)")
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
                        CRITIC_RECOVERIES_30K, CRITIC_RECOVERIES_SHOVE01, CRITIC_RECOVERIES_CUT,
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
-                       IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4,
-                       ACTOR_LR_AUTO, ACTOR_LR_DECAY, ACTOR_LR_DECAY_30K)  # measured with --bc_weight_floor auto
+                       IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4, ACTOR_LR_AUTO, ACTOR_LR_DECAY,
+                       ACTOR_LR_DECAY_30K, BUDGET_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -412,6 +421,8 @@ VARIANTS = {
     FLOOR_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] for start in STARTS}, STALLED_TIED_FLAGS),
     ACTOR_LR_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] + ("" if dart_laps(start) else "_actorlr3e4")
                      for start in STARTS}, STALLED_TIED_FLAGS),
+    BUDGET_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] + ("" if dart_laps(start) else "_actorlr3e4_decay_30k")
+                   for start in STARTS}, STALLED_TIED_FLAGS),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
@@ -521,7 +532,9 @@ WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the da
 DRIVE_EXPECTED = (*WITH_DASHBOARD, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default until 2026-12-03, third session)
 WITH_MEAN_ACTION_Q = (*DRIVE_EXPECTED, MEAN_DRIVEN, STALL)  # measured with the actor loss also on tanh(mean)
 SPREAD_LIMITED = (*TIED, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
-VARIANTS = {label: (key, [*flags, *([] if label == ACTOR_LR_AUTO or "--actor_lr" in flags else ["--actor_lr", 1e-4]),
+VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, BUDGET_AUTO) or "--actor_lr" in flags else
+                                ["--actor_lr", 1e-4]),
+                          *([] if label == BUDGET_AUTO or "--actor_lr_decay" in flags else ["--actor_lr_decay", 0]),
                           *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in FLOOR_FOLLOWS_START or "--bc_weight_floor" in flags else
                             ["--bc_weight_floor", 0.3 if label in WITH_FLOOR_30 else 0.1]),
@@ -644,8 +657,14 @@ def recovery_laps(start: str, k: int) -> str:
     return dataset
 
 
-def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
+FIXED_BUDGET = 15_000  # train_rl's --total_steps for every start until 2026-12-05's seventh session (then auto)
+
+
+def rl_run(variant: str, start: str, k: int, total_steps: int | None) -> str:
+    """Fine-tune demo set k's BC start as the variant says; `total_steps` None: the budget the row was measured
+    with (train_rl's auto for today's default, FIXED_BUDGET before; a row's own --total_steps wins)."""
     run_id = rl_run_id(variant, start, k)
+    total_steps = total_steps or (None if variant == BUDGET_AUTO else FIXED_BUDGET)
     bc_flags, flags = bc_time_flags(VARIANTS[variant][1], start)
     if (LOG_ROOT / run_id).exists() and not rl_finished(run_id):
         raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")
@@ -654,7 +673,7 @@ def rl_run(variant: str, start: str, k: int, total_steps: int) -> str:
         flags = [recovery_laps(start, k) if flag == RECOVERY_LAPS else flag for flag in flags]
         started = time.time()
         cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", k,
-            "--total_steps", total_steps, *flags)
+            *(["--total_steps", total_steps] if total_steps else []), *flags)
         (LOG_ROOT / run_id / "wall_time_s").write_text(f"{time.time() - started:.0f}")
     return run_id
 
@@ -809,7 +828,8 @@ def main() -> None:
     parser.add_argument("--first_seed", type=int, default=0,
                         help="train from this demo set on (the table still holds every finished run)")
     parser.add_argument("--bc_epochs", type=int, default=None, help="train_bc epochs of the starts (default: train_bc's)")
-    parser.add_argument("--total_steps", type=int, default=None, help="train_rl budget (default: train_rl's)")
+    parser.add_argument("--total_steps", type=int, default=None,
+                        help="train_rl budget (default: each row's own, train_rl's auto for today's default)")
     parser.add_argument("--test_episodes", type=int, default=50)
     parser.add_argument("--shove", type=float, default=TEST_SHOVE, help="shove probability of the robustness test")
     parser.add_argument("--variants", nargs="+", default=None, type=variant_label, metavar="LABEL",
@@ -831,11 +851,9 @@ def main() -> None:
     if not 0 <= args.first_seed < args.seeds:
         parser.error(f"--first_seed must be in [0, --seeds), got {args.first_seed} with --seeds {args.seeds}")
     from bc import BCConfig
-    from rl import RLConfig
 
     global BC_EPOCHS
     BC_EPOCHS = args.bc_epochs or BCConfig().epochs
-    total_steps = args.total_steps or RLConfig().total_steps
     for start, variant in itertools.product(args.starts, args.variants or ()):  # before anything trains
         if not measured_from(variant, start):
             raise SystemExit(f"error: --variants {variant!r} is not defined for --starts {start}")
@@ -844,7 +862,7 @@ def main() -> None:
             variants = args.variants or [variant for variant in VARIANTS if measured_from(variant, start)]
             for k in range(args.first_seed, args.seeds):
                 for variant in variants:
-                    rl_run(variant, start, k, total_steps)
+                    rl_run(variant, start, k, args.total_steps)
     # The table holds every finished run, whichever invocation trained it.
     RESULTS.mkdir(exist_ok=True)
     table = {}

@@ -53,7 +53,11 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Every row but today's default was measured before --actor_lr auto: at 1e-4 unless it names its own.
         actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
         fast = (finetune.ACTOR_LR_3E4, finetune.ACTOR_LR_DECAY, finetune.ACTOR_LR_DECAY_30K)
-        assert actor_lrs == ([] if label == finetune.ACTOR_LR_AUTO else [3e-4] if label in fast else [1e-4])
+        assert actor_lrs == ([] if label in (finetune.ACTOR_LR_AUTO, finetune.BUDGET_AUTO) else
+                             [3e-4] if label in fast else [1e-4])
+        # Every row but today's default was measured before --actor_lr_decay auto: constant unless it says.
+        decays = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr_decay"]
+        assert decays == ([] if label == finetune.BUDGET_AUTO else [1] if label in fast[1:] else [0])
         assert (label in finetune.SPREAD_LIMITED) != old_limit
 
 
@@ -68,6 +72,35 @@ def test_auto_actor_lr_shares_the_runs_of_the_rate_it_resolves_to(monkeypatch):
     without_rate = lambda flags: [f for i, f in enumerate(flags) if "--actor_lr" not in flags[i - 1:i + 1]]
     flags = lambda label: without_rate(finetune.VARIANTS[label][1])
     assert flags(finetune.ACTOR_LR_AUTO) == flags(finetune.FLOOR_AUTO) == flags(finetune.ACTOR_LR_3E4)
+
+
+def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no_budget(monkeypatch, tmp_path):
+    """--actor_lr_decay auto and --total_steps auto train as the decaying 30,000-step row on clean laps and as the
+    previous default on DART laps; the bench leaves today's default its auto budget and gives older rows theirs."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    for start, pace_row in (("strong", finetune.FLOOR_AUTO), ("recovery", finetune.FLOOR_AUTO),
+                            ("weak", finetune.ACTOR_LR_DECAY_30K)):
+        assert finetune.rl_run_id(finetune.BUDGET_AUTO, start, 1) == finetune.rl_run_id(pace_row, start, 1)
+    pace_flags = ("--actor_lr", "--actor_lr_decay", "--total_steps")
+    without_pace = lambda flags: [f for i, f in enumerate(flags) if not set(pace_flags) & set(flags[i - 1:i + 1])]
+    flags = lambda label: without_pace(finetune.VARIANTS[label][1])
+    assert flags(finetune.BUDGET_AUTO) == flags(finetune.FLOOR_AUTO) == flags(finetune.ACTOR_LR_DECAY_30K)
+    commands = []
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    monkeypatch.setattr(finetune, "bc_run", lambda start, k, bc_values: "bc")
+    def train_rl(*argv):
+        commands.append(list(argv))
+        (tmp_path / argv[argv.index("--run_id") + 1]).mkdir()  # where the bench writes the wall time
+
+    monkeypatch.setattr(finetune, "cli", train_rl)
+    budget = lambda: commands[-1][commands[-1].index("--total_steps") + 1] if "--total_steps" in commands[-1] else None
+    for k, (variant, given, expected) in enumerate(((finetune.BUDGET_AUTO, None, None),
+                                                    (finetune.ACTOR_LR_AUTO, None, 15_000),
+                                                    (finetune.BUDGET_AUTO, 5_000, 5_000))):
+        finetune.rl_run(variant, "weak", k, given)
+        assert budget() == expected
+    finetune.rl_run(finetune.ACTOR_LR_DECAY_30K, "weak", 1, None)
+    assert commands[-1][-1] == 30_000  # the row's own budget comes last and wins
 
 
 def test_auto_floor_shares_the_runs_of_the_floor_it_resolves_to(monkeypatch):

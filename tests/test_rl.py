@@ -11,7 +11,7 @@ from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
 from rl import (EpisodeTracker, RLConfig, SACLearner, actor_lr_at, gaussian_kl, load_bc_start, no_validation,
-                note_validation, record_step, to_batch)
+                note_validation, record_step, resolve_pace, to_batch)
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -172,6 +172,16 @@ def test_actor_lr_decay_falls_linearly_from_the_actors_first_step_to_zero_at_the
     learner = make_learner()
     learner.set_actor_lr(1e-5)
     assert [group["lr"] for group in learner.actor_optimizer.param_groups] == [1e-5]
+
+
+@pytest.mark.parametrize("from_clean_laps, expected", [(True, (3e-4, True, 30_000)), (False, (1e-4, False, 15_000))])
+def test_auto_pace_gives_a_weak_start_a_faster_decaying_actor_and_twice_the_budget(from_clean_laps, expected):
+    config = RLConfig()  # --actor_lr, --actor_lr_decay and --total_steps auto
+    resolve_pace(config, from_clean_laps)
+    assert (config.actor_lr, config.actor_lr_decay, config.total_steps) == expected
+    given = RLConfig(actor_lr=5e-5, actor_lr_decay=False, total_steps=1_000)
+    resolve_pace(given, from_clean_laps)
+    assert (given.actor_lr, given.actor_lr_decay, given.total_steps) == (5e-5, False, 1_000)  # given flags stay
 
 
 def test_resume_from_state_dict_continues_exactly(tmp_path):
