@@ -203,6 +203,11 @@ class RLConfig:
                                     "cut_returns_at_shoves": False, "imitate_critic_dataset": False,
                                     "actor_warmup_steps": 0, "actor_lr_decay": False}
 
+    @property
+    def actor_start(self) -> int:
+        """The step of the actor's first update: after learning_starts and the critic-only warm-up."""
+        return self.learning_starts + self.critic_warmup_steps
+
 
 def policy_action_choice(text: str) -> str:
     if text not in POLICY_ACTIONS:
@@ -759,8 +764,8 @@ def actor_lr_at(config: RLConfig, step: int) -> float:
     first step (after learning_starts and the critic warm-up) to 0 at total_steps."""
     if not config.actor_lr_decay:
         return config.actor_lr
-    first = config.learning_starts + config.critic_warmup_steps
-    return config.actor_lr * min(1.0, max(0.0, (config.total_steps - step) / max(config.total_steps - first, 1)))
+    steps_left = (config.total_steps - step) / max(config.total_steps - config.actor_start, 1)
+    return config.actor_lr * min(1.0, max(0.0, steps_left))
 
 
 def note_validation(best: dict, raw: float, step: int, tie: float) -> bool:
@@ -1137,13 +1142,13 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         for episode in tracker.add(reward, info, done):
             for name, value in episode.items():
                 log(f"train/episode_{name}", value)
-            bc_weight.add_episode(episode["raw_return"], actor_training=step >= config.learning_starts + config.critic_warmup_steps)
+            bc_weight.add_episode(episode["raw_return"], actor_training=step >= config.actor_start)
         obs = next_obs
 
     def learn() -> None:
         """The updates owed so far (every rank does as many, so all-reduces pair up)."""
         nonlocal update_debt
-        train_actor = step >= config.learning_starts + config.critic_warmup_steps
+        train_actor = step >= config.actor_start
         learner.set_actor_lr(actor_lr_at(config, step))
         while update_debt >= 1:
             batch = sample_mixed(demo_buffer, online, config.batch_size, config.demo_ratio, rng, config.gamma,
