@@ -330,6 +330,10 @@ ACTOR_LR_DECAY = ("the default of 2026-12-05's sixth session with the actor's le
 ACTOR_LR_DECAY_30K = ("the default of 2026-12-05's sixth session at 30,000 steps with the actor's learning rate "
                       "falling linearly to 0 from its first step to the last (--actor_lr 3e-4 --actor_lr_decay 1 "
                       "--total_steps 30000; clean laps only)")
+# Every 30,000-step run still validated best at its last step (2026-12-05, seventh session): more steps at the fast
+# rate, settled by the end (22 of the hour's 60 minutes)?
+ACTOR_LR_DECAY_45K = ("today's default from clean laps at 45,000 steps (--actor_lr 3e-4 --actor_lr_decay 1 "
+                      "--total_steps 45000; clean laps only)")
 # train_rl's default since 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps
 # the row above, on DART laps the previous default; it shares their runs.
 BUDGET_AUTO = ("today's default: from clean laps the actor learns 3 times faster, over twice the budget, its rate "
@@ -344,7 +348,7 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
                        IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4, ACTOR_LR_AUTO, ACTOR_LR_DECAY,
-                       ACTOR_LR_DECAY_30K, BUDGET_AUTO)  # measured with --bc_weight_floor auto
+                       ACTOR_LR_DECAY_30K, ACTOR_LR_DECAY_45K, BUDGET_AUTO)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -429,6 +433,8 @@ VARIANTS = {
                      [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1]),
     ACTOR_LR_DECAY_30K: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_30k"},
                          [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 30_000]),
+    ACTOR_LR_DECAY_45K: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_45k"},
+                         [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 45_000]),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
     CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec" for start in ("strong", "weak")},

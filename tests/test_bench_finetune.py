@@ -52,7 +52,8 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
         # Every row but today's default was measured before --actor_lr auto: at 1e-4 unless it names its own.
         actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
-        fast = (finetune.ACTOR_LR_3E4, finetune.ACTOR_LR_DECAY, finetune.ACTOR_LR_DECAY_30K)
+        fast = (finetune.ACTOR_LR_3E4, finetune.ACTOR_LR_DECAY, finetune.ACTOR_LR_DECAY_30K,
+                finetune.ACTOR_LR_DECAY_45K)
         assert actor_lrs == ([] if label in (finetune.ACTOR_LR_AUTO, finetune.BUDGET_AUTO) else
                              [3e-4] if label in fast else [1e-4])
         # Every row but today's default was measured before --actor_lr_decay auto: constant unless it says.
