@@ -52,6 +52,11 @@ class EnvConfig:
     # Frames without a newly visited road tile that end an episode (0 = never), at the cost of leaving the
     # road (offtrack_penalty x offtrack_limit): else standing still is a safe harbour from that penalty.
     stall_limit: int = 0
+    # Subtracted from the reward each time the car leaves road tiles behind unvisited (cutting a corner, or a
+    # shortcut off the road). A lap completes only once every tile is visited, so one skipped tile costs the lap,
+    # and the rest of the 1000 frames at -0.1 each, but the env's reward charges only the tile's own 1000/N points,
+    # and the critic cannot see from pixels that the lap is lost (README, Design notes).
+    skipped_tile_penalty: float = 0.0
     max_frames: int = 1000  # physics frames per episode, as CarRacing-v3's time limit
     domain_randomize: bool = False
     lap_complete_percent: float = 0.95
@@ -70,6 +75,8 @@ class EnvConfig:
             raise ValueError(f"offtrack_limit must be >= 0, got {self.offtrack_limit}")
         if self.stall_limit < 0:
             raise ValueError(f"stall_limit must be >= 0, got {self.stall_limit}")
+        if not 0 <= self.skipped_tile_penalty < np.inf:
+            raise ValueError(f"skipped_tile_penalty must be a finite number >= 0, got {self.skipped_tile_penalty}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
         if not 0 < self.lap_complete_percent <= 1:
@@ -91,13 +98,40 @@ def is_off_track(car) -> bool:
     return all(len(wheel.tiles) == 0 for wheel in car.wheels)
 
 
+# A tile this many tiles behind the furthest one a wheel touches is behind the car: unvisited, it was skipped. The
+# axles are about one tile apart, so the tile under the rear wheels is never counted.
+SKIP_MARGIN = 2
+
+
+class SkippedTiles:
+    """Counts the road tiles the car leaves behind unvisited, following the wheels' tile contacts along the lap."""
+
+    def __init__(self, num_tiles: int):
+        self.num_tiles = num_tiles
+        self.checked = 0  # tiles before this index (along the lap from the start tile) are behind the car
+        self.count = 0
+
+    def update(self, car, road) -> int:
+        """Tiles newly left behind unvisited since the last call."""
+        # Along the lap from `checked`; a touched tile more than half a lap ahead is one behind the car.
+        ahead = [(tile.idx - self.checked) % self.num_tiles for wheel in car.wheels for tile in wheel.tiles]
+        ahead = [a for a in ahead if a < self.num_tiles // 2]
+        if not ahead or max(ahead) <= SKIP_MARGIN:
+            return 0
+        passed = [(self.checked + a) % self.num_tiles for a in range(max(ahead) - SKIP_MARGIN)]
+        self.checked = (self.checked + max(ahead) - SKIP_MARGIN) % self.num_tiles
+        skipped = sum(not road[i].road_visited for i in passed)
+        self.count += skipped
+        return skipped
+
+
 class DrivingEnv(gym.Env):
     """CarRacingFast with action repeat, off-track penalty/termination and a frame limit.
 
     Returns raw 96x96x3 frames and the *penalized* reward; ``info`` carries ``raw_reward`` (sum of the
     env's own rewards over the repeated frames), ``off_track`` (at the returned frame),
     ``offtrack_frames`` (within this step), ``stalled`` (ended by `stall_limit`), ``frame_rewards`` / ``frame_off_track`` (per physics
-    frame of this step), ``tiles_visited``, ``lap_complete``, ``frames`` (episode
+    frame of this step), ``tiles_visited``, ``tiles_skipped`` (left behind unvisited), ``lap_complete``, ``frames`` (episode
     total) and ``track_seed``. Once the episode is over, `step` repeats its last observation with zero
     reward and no frames, without simulating, until `reset`.
     """
@@ -131,6 +165,7 @@ class DrivingEnv(gym.Env):
         self._frames = 0
         self._offtrack_run = 0
         self._progress = (0, 0)  # (tiles visited, frame of the last new one)
+        self._skipped = SkippedTiles(len(self.car_racing.track))
         self._ended = None
         return frame, {**info, "track_seed": seed}
 
@@ -166,6 +201,8 @@ class DrivingEnv(gym.Env):
             penalized_total += reward - cfg.offtrack_penalty * off
             if cfg.offtrack_limit and self._offtrack_run >= cfg.offtrack_limit:
                 terminated = True
+            if self._skipped.update(self.car_racing.car, self.car_racing.road):
+                penalized_total -= cfg.skipped_tile_penalty
             if self.car_racing.tile_visited_count > self._progress[0]:
                 self._progress = (self.car_racing.tile_visited_count, self._frames)
             elif cfg.stall_limit and self._frames - self._progress[1] >= cfg.stall_limit:
@@ -186,6 +223,7 @@ class DrivingEnv(gym.Env):
             "frame_rewards": frame_rewards,  # per physics frame, for exact episode metrics
             "frame_off_track": frame_off_track,
             "tiles_visited": car_racing.tile_visited_count,
+            "tiles_skipped": self._skipped.count,  # episode total
             "lap_complete": car_racing.tile_visited_count == len(car_racing.track) or car_racing.new_lap,
             "frames": self._frames,
             "track_seed": self.track_seed,

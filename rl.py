@@ -44,6 +44,8 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
   - the actor's learning rate and the budget follow the start too (`actor_lr`, `actor_lr_decay`, `total_steps`
     auto): under SAC's bonus without recovery laps (clean laps, whose critic knew better than the actor) 3e-4
     falling linearly to 0 over 30,000 steps; otherwise 1e-4 over 15,000.
+  - the skipped-tile penalty (`skipped_tile_penalty` auto, on fine-tuning clean laps): each time the car leaves
+    road tiles behind unvisited, the training reward loses what the test's lost lap costs (EnvConfig).
   - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
     the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
     sets that then is the frozen BC policy (`warm_up_actor`).
@@ -102,6 +104,11 @@ SLOW_ACTOR_LR, BONUS_ACTOR_LR = 1e-4, 3e-4
 # --total_steps auto: the weak start from clean laps still gained at 15,000 steps; over 30,000, its rate falling to 0
 # (--actor_lr_decay auto), the mean and the worst demo set rose, though fewer laps finished (Design notes).
 DEFAULT_TOTAL_STEPS, CLEAN_LAPS_TOTAL_STEPS = 15_000, 30_000
+# --skipped_tile_penalty auto fine-tuning clean laps: a lap completes only once every tile is visited, and most laps
+# the weak start's fine-tuning missed had left 1 to 5 tiles behind at a corner, running out the 1000 frames on a
+# second lap. The penalty is what that costs the test's return: the rest of the frames, at -0.1, after a lap of
+# about 770 (raw reward units).
+SKIPPED_TILE_PENALTY = 25.0
 BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
 
@@ -166,6 +173,9 @@ class RLConfig:
     # The actor's rate falls linearly from actor_lr at its first step to 0 at total_steps. None (auto): on where
     # actor_lr auto is BONUS_ACTOR_LR (clean laps without recovery laps).
     actor_lr_decay: bool | None = None
+    # The raw reward the training env charges each time the car leaves road tiles behind unvisited (the env applies
+    # it: EnvConfig.skipped_tile_penalty). None (auto): SKIPPED_TILE_PENALTY fine-tuning clean laps, else 0.
+    skipped_tile_penalty: float | None = None
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
@@ -201,7 +211,8 @@ class RLConfig:
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
                                     "cut_returns_at_shoves": False, "imitate_critic_dataset": False,
-                                    "actor_warmup_steps": 0, "actor_lr_decay": False}
+                                    "actor_warmup_steps": 0, "actor_lr_decay": False,
+                                    "skipped_tile_penalty": 0.0}
 
     @property
     def actor_start(self) -> int:
@@ -342,6 +353,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor_lr_decay", type=auto_bool, default=c.actor_lr_decay, metavar="{auto,0,1}",
                         help="1: the actor's learning rate falls linearly from --actor_lr at the actor's first step "
                              "to 0 at --total_steps; auto (default) = 1 fine-tuning clean laps (as --actor_lr auto)")
+    parser.add_argument("--skipped_tile_penalty", type=auto_or(float, "a number"), default=c.skipped_tile_penalty,
+                        metavar="{auto,X}",
+                        help="raw reward the training episodes lose each time the car leaves road tiles behind "
+                             "unvisited (the lap then cannot complete); auto (default) = "
+                             f"{SKIPPED_TILE_PENALTY:g} fine-tuning clean laps (as --actor_lr auto), else 0")
     parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
     parser.add_argument("--alpha_lr", type=float, default=c.alpha_lr,
                         help="learning rate of the entropy temperature (how fast it corrects the policy's spread)")
@@ -815,6 +831,8 @@ def validate_config(config: RLConfig) -> None:
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise UserError(f"--{name} must be > 0, got {getattr(config, name)}")
+    if config.skipped_tile_penalty is not None and config.skipped_tile_penalty < 0:
+        raise UserError(f"--skipped_tile_penalty must be >= 0, got {config.skipped_tile_penalty}")
     if config.augment_pad < 0:
         raise UserError(f"--augment_pad must be >= 0, got {config.augment_pad}")
 
@@ -822,7 +840,7 @@ def validate_config(config: RLConfig) -> None:
 class EpisodeTracker:
     """Per environment: raw and penalized returns of the training episodes, and the critic's prediction
     at the episode's first state beside the discounted (penalized) return that followed it, and whether
-    it ended stalled (`stall_limit`: 1, else 0)."""
+    it ended stalled (`stall_limit`: 1, else 0), and the road tiles it left behind unvisited."""
 
     def __init__(self, num_envs: int, gamma: float):
         self.gamma = gamma
@@ -847,8 +865,10 @@ class EpisodeTracker:
         self.discount *= self.gamma
         finished = []
         for i in np.flatnonzero(done):
+            ended = info["final_info"]
             episode = {"raw_return": self.raw[i], "penalized_return": self.penalized[i],
-                       "stalled": float(info["final_info"].get("stalled", np.zeros(len(done)))[i])}
+                       "stalled": float(ended.get("stalled", np.zeros(len(done)))[i]),
+                       "tiles_skipped": float(ended.get("tiles_skipped", np.zeros(len(done)))[i])}
             if not np.isnan(self.predicted[i]):
                 episode.update(predicted_q_s0=self.predicted[i], discounted_return_s0=self.discounted[i])
             finished.append(episode)
@@ -1003,9 +1023,13 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
     from_clean_laps = init_model is not None and not config.bc_prior_kl and not config.critic_dataset
     resolve_pace(config, from_clean_laps)
+    if config.skipped_tile_penalty is None:  # --skipped_tile_penalty auto
+        config.skipped_tile_penalty = SKIPPED_TILE_PENALTY if from_clean_laps else 0.0
+    env_config.skipped_tile_penalty = config.skipped_tile_penalty
     if main_rank:
         print(f"actor learning rate: {config.actor_lr:g}{', falling linearly to 0' if config.actor_lr_decay else ''} "
               f"over {config.total_steps:,} steps")
+        print(f"skipped-tile penalty: {config.skipped_tile_penalty:g}")
     if config.kl_on_road_only is None:  # --kl_on_road_only auto: shown the ways back, the actor may follow them,
         # unless it imitates them too: then its reference knows them, and the KL cost everywhere keeps it near them
         config.kl_on_road_only = bool(config.critic_dataset) and config.bc_prior_kl and not config.imitate_critic_dataset

@@ -223,8 +223,9 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     # floor at a tenth, and resumes so (not as the auto of today's defaults).
     saved = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
     for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves", "imitate_critic_dataset",
-                "actor_warmup_steps", "actor_lr_decay"):
+                "actor_warmup_steps", "actor_lr_decay", "skipped_tile_penalty"):
         del saved["train"][key]
+    del saved["env"]["skipped_tile_penalty"]
     (workdir / "logs" / "rl" / "config.json").write_text(json.dumps(saved))
     with ExitStack() as claim:
         config = rl.resolve_run(main.build_parser().parse_args(["train_rl", "--resume_run_id", "rl"]), DistContext(),
@@ -232,9 +233,10 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config.bc_prior_kl is False and config.bc_weight_floor == 0.1
     assert config.train_shove_share == 1.0 and config.cut_returns_at_shoves is False  # every episode shoved, no cut
     assert config.imitate_critic_dataset is False and config.actor_warmup_steps == 0 and config.actor_lr_decay is False
+    assert config.skipped_tile_penalty == 0.0
     assert ("missing (as before they existed): bc_prior_kl False, bc_weight_floor 0.1, train_shove_share 1.0, "
-            "cut_returns_at_shoves False, imitate_critic_dataset False, actor_warmup_steps 0, actor_lr_decay False"
-            ) in capsys.readouterr().err
+            "cut_returns_at_shoves False, imitate_critic_dataset False, actor_warmup_steps 0, actor_lr_decay False, "
+            "skipped_tile_penalty 0.0") in capsys.readouterr().err
 
 
 def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
@@ -258,6 +260,9 @@ def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monk
         assert config["train"]["bc_weight_floor"] == (0.5 if expected else 0.3)  # --bc_weight_floor auto
         assert config["train"]["actor_lr"] == (1e-4 if expected else 3e-4)  # --actor_lr auto
         assert config["train"]["actor_lr_decay"] is (not expected)  # --actor_lr_decay auto
+        # --skipped_tile_penalty auto: charged fine-tuning clean laps; the training env's reward is what applies it.
+        assert config["train"]["skipped_tile_penalty"] == config["env"]["skipped_tile_penalty"] == (
+            0.0 if expected else rl.SKIPPED_TILE_PENALTY)
         last = torch.load(tmp_path / "logs" / run_id / "checkpoints" / "latest_step.pt", weights_only=True)
         assert last["actor_optimizer"]["param_groups"][0]["lr"] == (1e-4 if expected else 0.0)  # fallen to 0 by the end
         # Training shoves (when on): in every episode with the KL cost, in half of them, returns cut, with SAC's bonus.
@@ -276,7 +281,7 @@ def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monk
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "laps", "--critic_dataset", "clean",
                       "--actor_warmup_steps", "0"] + RL_TINY) == 0
     laps = json.loads((tmp_path / "logs" / "laps" / "config.json").read_text())["train"]
-    assert laps["actor_lr"] == 1e-4 and laps["actor_lr_decay"] is False
+    assert laps["actor_lr"] == 1e-4 and laps["actor_lr_decay"] is False and laps["skipped_tile_penalty"] == 0.0
 
 
 def test_train_rl_resume_performs_as_many_updates_as_a_straight_run(workdir, monkeypatch):

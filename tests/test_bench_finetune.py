@@ -53,13 +53,16 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Every row but today's default was measured before --actor_lr auto: at 1e-4 unless it names its own.
         actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
         fast = (finetune.ACTOR_LR_3E4, finetune.ACTOR_LR_DECAY, finetune.ACTOR_LR_DECAY_30K,
-                finetune.ACTOR_LR_DECAY_45K)
+                finetune.ACTOR_LR_DECAY_45K, finetune.SKIPPED_TILES)
         assert actor_lrs == ([] if label in (finetune.ACTOR_LR_AUTO, finetune.BUDGET_AUTO) else
                              [3e-4] if label in fast else [1e-4])
         # Every row but today's default was measured before --actor_lr_decay auto: constant unless it says.
         decays = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr_decay"]
         assert decays == ([] if label == finetune.BUDGET_AUTO else [1] if label in fast[1:] else [0])
         assert (label in finetune.SPREAD_LIMITED) != old_limit
+        # Every row but its own was measured before the skipped-tile penalty: none charged.
+        penalties = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--skipped_tile_penalty"]
+        assert penalties == ([25] if label == finetune.SKIPPED_TILES else [0])
 
 
 def test_auto_actor_lr_shares_the_runs_of_the_rate_it_resolves_to(monkeypatch):
@@ -101,7 +104,8 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
         finetune.rl_run(variant, "weak", k, given)
         assert budget() == expected
     finetune.rl_run(finetune.ACTOR_LR_DECAY_30K, "weak", 1, None)
-    assert commands[-1][-1] == 30_000  # the row's own budget comes last and wins
+    budgets = [value for flag, value in zip(commands[-1], commands[-1][1:]) if flag == "--total_steps"]
+    assert budgets[-1] == 30_000  # the row's own budget comes last and wins
 
 
 def test_auto_floor_shares_the_runs_of_the_floor_it_resolves_to(monkeypatch):

@@ -5,7 +5,10 @@ import pytest
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.utils.env_checker import check_env
 
-from env import TRAIN_SEED_LIMIT, DrivingEnv, EnvConfig, EpisodeMetrics, FrameStacker, make_env, make_vec_env, preprocess_frame
+from types import SimpleNamespace
+
+from env import (TRAIN_SEED_LIMIT, DrivingEnv, EnvConfig, EpisodeMetrics, FrameStacker, SkippedTiles, make_env,
+                 make_vec_env, preprocess_frame)
 
 GAS = np.array([0.0, 1.0, 0.0], np.float32)
 HARD_LEFT = np.array([-1.0, 1.0, 0.0], np.float32)
@@ -84,6 +87,39 @@ def test_a_car_standing_still_ends_the_episode_at_the_stall_limit_at_the_cost_of
     never = DrivingEnv(EnvConfig(action_repeat=1, stall_limit=0))
     never.reset(seed=7)
     assert not any(never.step(stand)[2] for _ in range(100))
+
+
+def test_tiles_left_behind_unvisited_are_counted_once_and_only_ahead_of_the_car():
+    road = [SimpleNamespace(idx=i, road_visited=False) for i in range(20)]
+    car = SimpleNamespace(wheels=[])
+    skipped = SkippedTiles(len(road))
+
+    def touch(*indices) -> int:  # the wheels on these tiles, which a contact marks visited
+        car.wheels = [SimpleNamespace(tiles=[road[i] for i in indices])]
+        for i in indices:
+            road[i].road_visited = True
+        return skipped.update(car, road)
+
+    assert touch(19, 0, 1) == 0  # the start: the tile behind the car is half a lap ahead along it, not skipped
+    assert [touch(i, i + 1) for i in range(1, 4)] == [0, 0, 0]  # driving on, every tile visited
+    assert touch(7, 8) == 1  # tiles 5 and 6 cut: 5 is already behind the car, 6 not yet (its margin)
+    assert touch(9) == 1 and skipped.count == 2
+    assert touch(8, 9) == 0  # backing up counts nothing again
+    assert [touch(i) for i in range(10, 20)] == [0] * 10 and touch(0, 1) == 0  # round to the finish
+    assert skipped.count == 2
+
+
+def test_the_skipped_tile_penalty_is_charged_on_the_frame_a_tile_is_left_behind(monkeypatch):
+    env = DrivingEnv(EnvConfig(action_repeat=2, offtrack_penalty=0.0, offtrack_limit=0, skipped_tile_penalty=25.0))
+    env.reset(seed=7)
+    monkeypatch.setattr(env._skipped, "update", lambda car, road: 1)  # a tile left behind on every frame
+    _, reward, _, _, info = env.step(GAS)
+    assert reward == pytest.approx(info["raw_reward"] - 2 * 25.0)  # once per frame of the repeat
+    free = DrivingEnv(EnvConfig(action_repeat=2, offtrack_penalty=0.0, offtrack_limit=0))  # the default charges none
+    free.reset(seed=7)
+    monkeypatch.setattr(free._skipped, "update", lambda car, road: 1)
+    _, reward, _, _, info = free.step(GAS)
+    assert reward == info["raw_reward"]
 
 
 def test_action_repeat_sums_rewards_and_renders_last_frame():
@@ -184,7 +220,8 @@ def test_episode_metrics_cut_penalized_return_at_limit():
 
 
 @pytest.mark.parametrize("field, value", [("action_repeat", 0), ("frame_stack", 0), ("obs_size", 50),
-                                          ("offtrack_penalty", -1.0), ("max_frames", 0), ("stall_limit", -1)])
+                                          ("offtrack_penalty", -1.0), ("max_frames", 0), ("stall_limit", -1),
+                                          ("skipped_tile_penalty", -1.0), ("skipped_tile_penalty", float("nan"))])
 def test_bad_config_is_a_clear_error(field, value):
     with pytest.raises(ValueError, match=field):
         DrivingEnv(EnvConfig(**{field: value}))
