@@ -221,6 +221,7 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, recorder: Episod
                 m = metrics[i]
                 results.append({"seed": slot_seed[i], "raw_return": m.raw_return, "penalized_return": m.penalized_return,
                                 "lap_complete": lap[i], "offtrack_frames": m.offtrack_frames, "frames": m.frames,
+                                "tiles_skipped": int(info["tiles_skipped"][i]),  # left behind: the lap is lost
                                 **(shoves[i].result() if shoves[i] else {})})
                 slot_seed[i] = None
                 bar.update(1)

@@ -5,9 +5,13 @@
 Each episode of `test --episodes N` (held-out tracks 1,000,000...) falls in one class:
   finished          the lap was completed within the 1,000 frames
   left the road     at least OFF_ROAD frames off the track (whether or not it came back)
+  skipped tiles     on the road, but it left road tiles behind unvisited (cutting a corner): a lap needs every
+                    tile, so it drove on over visited ones until the time ran out
   too slow          on the road, out of time with at least NEARLY_DONE raw return (about 90 % of the tiles)
   stuck             on the road, out of time with less: the car stopped, spun or drove back over visited tiles
-The last two are what an off-track penalty cannot teach: they cost no penalty, only the tiles not reached.
+The last three are what an off-track penalty cannot teach: they cost no penalty, only the tiles not reached.
+Tests run before `test` recorded the tiles skipped (2026-12-05, eighth session) cannot tell a skipped tile from
+slow driving: there both count as "too slow" (most were skipped tiles, where retested).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from cli_runner import episodes_of  # noqa: E402
 
 OFF_ROAD = 20  # frames: the training episodes' off-track limit (0.4 s)
 NEARLY_DONE = 800.0  # raw return at 1,000 frames: 1000 * tiles share - 100, so about 90 % of the tiles
-CLASSES = ("finished", "left the road", "too slow", "stuck")
+CLASSES = ("finished", "left the road", "skipped tiles", "too slow", "stuck")
 
 
 def failure_class(episode: dict) -> str:
@@ -31,6 +35,8 @@ def failure_class(episode: dict) -> str:
         return "finished"
     if episode["offtrack_frames"] >= OFF_ROAD:
         return "left the road"
+    if episode.get("tiles_skipped", 0):
+        return "skipped tiles"
     return "too slow" if episode["raw_return"] >= NEARLY_DONE else "stuck"
 
 
