@@ -247,6 +247,7 @@ def validate_on_tracks(agent: Agent, episodes: int, num_envs: int, writer, step:
     agent.model.train(was_training)
     for key, name in (("raw", "raw_return"), ("penalized", "penalized_return"), ("offtrack_frames", "offtrack_frames")):
         writer.add_scalar(f"eval/{name}", summary[key]["mean"], step)
+    writer.add_scalar("eval/laps_lost_to_skipped_tiles", summary["laps_lost_to_skipped_tiles"], step)
     if recorder:
         add_clip(writer, "eval/episode", recorder.frames, fps=50 // agent.env_config.action_repeat, step=step)
     return summary
@@ -259,6 +260,9 @@ def summarize(episodes: list[dict]) -> dict:
     stats = lambda x: {"mean": float(x.mean()), "std": float(x.std()), "median": float(np.median(x)), "min": float(x.min())}
     summary = {"episodes": len(episodes), "raw": stats(raw), "penalized": stats(pen), "offtrack_frames": stats(off),
                "laps_completed": int(sum(e["lap_complete"] for e in episodes))}
+    if "tiles_skipped" in episodes[0]:  # results saved before it was recorded lack it
+        summary["laps_lost_to_skipped_tiles"] = int(sum(e["tiles_skipped"] > 0 and not e["lap_complete"]
+                                                        for e in episodes))
     if "shoves" in episodes[0]:
         for key in ("shoves", "excursions", "recoveries"):
             summary[key] = int(sum(e[key] for e in episodes))
@@ -269,7 +273,9 @@ def format_table(summary: dict) -> str:
     rows = [("raw return", summary["raw"]), ("penalized return", summary["penalized"]), ("off-track frames", summary["offtrack_frames"])]
     lines = [f"{'':18}{'mean':>9}{'std':>9}{'median':>9}{'min':>9}"]
     lines += [f"{name:18}{s['mean']:9.1f}{s['std']:9.1f}{s['median']:9.1f}{s['min']:9.1f}" for name, s in rows]
-    lines.append(f"laps completed: {summary['laps_completed']}/{summary['episodes']}")
+    lines.append(f"laps completed: {summary['laps_completed']}/{summary['episodes']}"
+                 + (f" ({summary['laps_lost_to_skipped_tiles']} lost to road tiles left behind unvisited)"
+                    if summary.get("laps_lost_to_skipped_tiles") else ""))
     if "shoves" in summary:
         lines.append(f"shoves: {summary['shoves']}, off-road excursions they caused: {summary['excursions']}, "
                      f"recovered within {RECOVERY_FRAMES // 50} s: {summary['recoveries']}")
