@@ -332,14 +332,15 @@ ACTOR_LR_DECAY_30K = ("the default of 2026-12-05's sixth session at 30,000 steps
                       "--total_steps 30000; clean laps only)")
 # Every 30,000-step run still validated best at its last step (2026-12-05, seventh session): more steps at the fast
 # rate, settled by the end (22 of the hour's 60 minutes)?
-ACTOR_LR_DECAY_45K = ("today's default from clean laps at 45,000 steps (--actor_lr 3e-4 --actor_lr_decay 1 "
-                      "--total_steps 45000; clean laps only)")
+ACTOR_LR_DECAY_45K = ("the default of 2026-12-05's seventh session from clean laps at 45,000 steps (--actor_lr 3e-4 "
+                      "--actor_lr_decay 1 --total_steps 45000; clean laps only)")
 # Most laps the 30,000-step runs missed had left 1 to 5 road tiles behind at a corner (a lap needs every tile) and ran
 # out the 1000 frames on a second lap, not too slow: the training reward charges such a skip what it costs the test.
-SKIPPED_TILES = ("today's default from clean laps with the skipped-tile penalty (--skipped_tile_penalty 25: each time "
-                 "the car leaves road tiles behind unvisited, the training reward loses 25; clean laps only)")
+SKIPPED_TILES = ("the default of 2026-12-05's seventh session from clean laps with the skipped-tile penalty "
+                 "(--skipped_tile_penalty 25: each time the car leaves road tiles behind unvisited, the training "
+                 "reward loses 25; clean laps only)")
 # train_rl's default since 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps
-# the row above, on DART laps the previous default; it shares their runs.
+# the 30,000-step decaying row, on DART laps the previous default; it shares their runs.
 BUDGET_AUTO = ("today's default: from clean laps the actor learns 3 times faster, over twice the budget, its rate "
                "falling linearly to 0 (--actor_lr auto --actor_lr_decay auto --total_steps auto: 3e-4 falling over "
                "30,000 steps under SAC's bonus without recovery laps; 1e-4 over 15,000 otherwise); lambda's floor "
