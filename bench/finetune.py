@@ -339,13 +339,23 @@ ACTOR_LR_DECAY_45K = ("the default of 2026-12-05's seventh session from clean la
 SKIPPED_TILES = ("the default of 2026-12-05's seventh session from clean laps with the skipped-tile penalty "
                  "(--skipped_tile_penalty 25: each time the car leaves road tiles behind unvisited, the training "
                  "reward loses 25; clean laps only)")
-# train_rl's default since 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps
-# the 30,000-step decaying row, on DART laps the previous default; it shares their runs.
-BUDGET_AUTO = ("today's default: from clean laps the actor learns 3 times faster, over twice the budget, its rate "
+# train_rl's default in 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps the
+# 30,000-step decaying row, on DART laps the previous default; it shares their runs.
+BUDGET_AUTO = ("the default until 2026-12-05's eighth session: from clean laps the actor learns 3 times faster, over "
+               "twice the budget, its rate "
                "falling linearly to 0 (--actor_lr auto --actor_lr_decay auto --total_steps auto: 3e-4 falling over "
                "30,000 steps under SAC's bonus without recovery laps; 1e-4 over 15,000 otherwise); lambda's floor "
                "follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART laps; 30 with SAC's entropy "
                "bonus, on clean laps)")
+# train_rl's default since 2026-12-05's eighth session (--skipped_tile_penalty auto): on clean laps the skipped-tile
+# row, on DART laps the previous default (no penalty there); it shares their runs.
+TILES_AUTO = ("today's default: from clean laps the actor learns 3 times faster, over twice the budget, its rate "
+              "falling linearly to 0, and the training reward charges 25 for road tiles left behind unvisited "
+              "(--actor_lr auto --actor_lr_decay auto --total_steps auto --skipped_tile_penalty auto: 3e-4 falling over "
+              "30,000 steps and the penalty under SAC's bonus without recovery laps; 1e-4 over 15,000 and no penalty "
+              "otherwise); lambda's floor follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART laps; "
+              "30 with SAC's entropy bonus, on clean laps)")
+AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO)  # rows measured at train_rl's --total_steps auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -353,7 +363,7 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
                        IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4, ACTOR_LR_AUTO, ACTOR_LR_DECAY,
-                       ACTOR_LR_DECAY_30K, ACTOR_LR_DECAY_45K, SKIPPED_TILES, BUDGET_AUTO)  # measured with --bc_weight_floor auto
+                       ACTOR_LR_DECAY_30K, ACTOR_LR_DECAY_45K, SKIPPED_TILES, *AUTO_BUDGET)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
@@ -432,6 +442,8 @@ VARIANTS = {
                      for start in STARTS}, STALLED_TIED_FLAGS),
     BUDGET_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] + ("" if dart_laps(start) else "_actorlr3e4_decay_30k")
                    for start in STARTS}, STALLED_TIED_FLAGS),
+    TILES_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] + ("" if dart_laps(start) else "_actorlr3e4_decay_30k_skip25")
+                  for start in STARTS}, STALLED_TIED_FLAGS),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
@@ -546,10 +558,11 @@ WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the da
 DRIVE_EXPECTED = (*WITH_DASHBOARD, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default until 2026-12-03, third session)
 WITH_MEAN_ACTION_Q = (*DRIVE_EXPECTED, MEAN_DRIVEN, STALL)  # measured with the actor loss also on tanh(mean)
 SPREAD_LIMITED = (*TIED, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
-VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, BUDGET_AUTO) or "--actor_lr" in flags else
+VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET) or "--actor_lr" in flags else
                                 ["--actor_lr", 1e-4]),
-                          *([] if label == BUDGET_AUTO or "--actor_lr_decay" in flags else ["--actor_lr_decay", 0]),
-                          *([] if "--skipped_tile_penalty" in flags else ["--skipped_tile_penalty", 0]),
+                          *([] if label in AUTO_BUDGET or "--actor_lr_decay" in flags else ["--actor_lr_decay", 0]),
+                          *([] if label == TILES_AUTO or "--skipped_tile_penalty" in flags else
+                            ["--skipped_tile_penalty", 0]),
                           *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in FLOOR_FOLLOWS_START or "--bc_weight_floor" in flags else
                             ["--bc_weight_floor", 0.3 if label in WITH_FLOOR_30 else 0.1]),
@@ -679,7 +692,7 @@ def rl_run(variant: str, start: str, k: int, total_steps: int | None) -> str:
     """Fine-tune demo set k's BC start as the variant says; `total_steps` None: the budget the row was measured
     with (train_rl's auto for today's default, FIXED_BUDGET before; a row's own --total_steps wins)."""
     run_id = rl_run_id(variant, start, k)
-    total_steps = total_steps or (None if variant == BUDGET_AUTO else FIXED_BUDGET)
+    total_steps = total_steps or (None if variant in AUTO_BUDGET else FIXED_BUDGET)
     bc_flags, flags = bc_time_flags(VARIANTS[variant][1], start)
     if (LOG_ROOT / run_id).exists() and not rl_finished(run_id):
         raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")

@@ -54,15 +54,15 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
         fast = (finetune.ACTOR_LR_3E4, finetune.ACTOR_LR_DECAY, finetune.ACTOR_LR_DECAY_30K,
                 finetune.ACTOR_LR_DECAY_45K, finetune.SKIPPED_TILES)
-        assert actor_lrs == ([] if label in (finetune.ACTOR_LR_AUTO, finetune.BUDGET_AUTO) else
+        assert actor_lrs == ([] if label in (finetune.ACTOR_LR_AUTO, *finetune.AUTO_BUDGET) else
                              [3e-4] if label in fast else [1e-4])
         # Every row but today's default was measured before --actor_lr_decay auto: constant unless it says.
         decays = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr_decay"]
-        assert decays == ([] if label == finetune.BUDGET_AUTO else [1] if label in fast[1:] else [0])
+        assert decays == ([] if label in finetune.AUTO_BUDGET else [1] if label in fast[1:] else [0])
         assert (label in finetune.SPREAD_LIMITED) != old_limit
         # Every row but its own was measured before the skipped-tile penalty: none charged.
         penalties = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--skipped_tile_penalty"]
-        assert penalties == ([25] if label == finetune.SKIPPED_TILES else [0])
+        assert penalties == ([25] if label == finetune.SKIPPED_TILES else [] if label == finetune.TILES_AUTO else [0])
 
 
 def test_auto_actor_lr_shares_the_runs_of_the_rate_it_resolves_to(monkeypatch):
@@ -89,6 +89,10 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
     without_pace = lambda flags: [f for i, f in enumerate(flags) if not set(pace_flags) & set(flags[i - 1:i + 1])]
     flags = lambda label: without_pace(finetune.VARIANTS[label][1])
     assert flags(finetune.BUDGET_AUTO) == flags(finetune.FLOOR_AUTO) == flags(finetune.ACTOR_LR_DECAY_30K)
+    # --skipped_tile_penalty auto: the skipped-tile row on clean laps, no penalty on DART laps.
+    for start, tiles_row in (("strong", finetune.FLOOR_AUTO), ("recovery", finetune.FLOOR_AUTO),
+                             ("weak", finetune.SKIPPED_TILES)):
+        assert finetune.rl_run_id(finetune.TILES_AUTO, start, 1) == finetune.rl_run_id(tiles_row, start, 1)
     commands = []
     monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
     monkeypatch.setattr(finetune, "bc_run", lambda start, k, bc_values: "bc")
@@ -103,6 +107,8 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
                                                     (finetune.BUDGET_AUTO, 5_000, 5_000))):
         finetune.rl_run(variant, "weak", k, given)
         assert budget() == expected
+    finetune.rl_run(finetune.TILES_AUTO, "weak", 3, None)
+    assert budget() is None and "--skipped_tile_penalty" not in commands[-1]  # today's default: every pace auto
     finetune.rl_run(finetune.ACTOR_LR_DECAY_30K, "weak", 1, None)
     budgets = [value for flag, value in zip(commands[-1], commands[-1][1:]) if flag == "--total_steps"]
     assert budgets[-1] == 30_000  # the row's own budget comes last and wins
