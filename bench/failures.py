@@ -11,7 +11,8 @@ Each episode of `test --episodes N` (held-out tracks 1,000,000...) falls in one 
   stuck             on the road, out of time with less: the car stopped, spun or drove back over visited tiles
 The last three are what an off-track penalty cannot teach: they cost no penalty, only the tiles not reached.
 Tests run before `test` recorded the tiles skipped (2026-12-05, eighth session) cannot tell a skipped tile from
-slow driving: there both count as "too slow" (most were skipped tiles, where retested).
+slow driving: there both count as "too slow" (two of them replayed were corner cuts; the rest are not
+retested).
 """
 from __future__ import annotations
 

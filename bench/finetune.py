@@ -334,27 +334,27 @@ ACTOR_LR_DECAY_30K = ("the default of 2026-12-05's sixth session at 30,000 steps
 # rate, settled by the end (22 of the hour's 60 minutes)?
 ACTOR_LR_DECAY_45K = ("the default of 2026-12-05's seventh session from clean laps at 45,000 steps (--actor_lr 3e-4 "
                       "--actor_lr_decay 1 --total_steps 45000; clean laps only)")
-# Most laps the 30,000-step runs missed had left 1 to 5 road tiles behind at a corner (a lap needs every tile) and ran
-# out the 1000 frames on a second lap, not too slow: the training reward charges such a skip what it costs the test.
+# Most laps the 30,000-step runs missed look like corner cuts (the two replayed had left 3 and 5 road tiles behind; a
+# lap needs every tile) that ran out the 1000 frames on a second lap, not slow driving: the training reward charges
+# such a skip what it costs the test.
 SKIPPED_TILES = ("the default of 2026-12-05's seventh session from clean laps with the skipped-tile penalty "
                  "(--skipped_tile_penalty 25: each time the car leaves road tiles behind unvisited, the training "
                  "reward loses 25; clean laps only)")
 # train_rl's default in 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps the
 # 30,000-step decaying row, on DART laps the previous default; it shares their runs.
 BUDGET_AUTO = ("the default until 2026-12-05's eighth session: from clean laps the actor learns 3 times faster, over "
-               "twice the budget, its rate "
-               "falling linearly to 0 (--actor_lr auto --actor_lr_decay auto --total_steps auto: 3e-4 falling over "
-               "30,000 steps under SAC's bonus without recovery laps; 1e-4 over 15,000 otherwise); lambda's floor "
-               "follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART laps; 30 with SAC's entropy "
-               "bonus, on clean laps)")
+               "twice the budget, its rate falling linearly to 0 (--actor_lr auto --actor_lr_decay auto --total_steps "
+               "auto: 3e-4 falling over 30,000 steps under SAC's bonus without recovery laps; 1e-4 over 15,000 "
+               "otherwise); lambda's floor follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART "
+               "laps; 30 with SAC's entropy bonus, on clean laps)")
 # train_rl's default since 2026-12-05's eighth session (--skipped_tile_penalty auto): on clean laps the skipped-tile
 # row, on DART laps the previous default (no penalty there); it shares their runs.
 TILES_AUTO = ("today's default: from clean laps the actor learns 3 times faster, over twice the budget, its rate "
               "falling linearly to 0, and the training reward charges 25 for road tiles left behind unvisited "
-              "(--actor_lr auto --actor_lr_decay auto --total_steps auto --skipped_tile_penalty auto: 3e-4 falling over "
-              "30,000 steps and the penalty under SAC's bonus without recovery laps; 1e-4 over 15,000 and no penalty "
-              "otherwise); lambda's floor follows the start (--bc_weight_floor auto: 50 with the KL cost, on DART laps; "
-              "30 with SAC's entropy bonus, on clean laps)")
+              "(--actor_lr auto --actor_lr_decay auto --total_steps auto --skipped_tile_penalty auto: 3e-4 falling "
+              "over 30,000 steps and the penalty under SAC's bonus without recovery laps; 1e-4 over 15,000 and no "
+              "penalty otherwise); lambda's floor follows the start (--bc_weight_floor auto: 50 with the KL cost, on "
+              "DART laps; 30 with SAC's entropy bonus, on clean laps)")
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO)  # rows measured at train_rl's --total_steps auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
@@ -363,7 +363,8 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        CRITIC_RECOVERIES_CUT_HALF, CRITIC_RECOVERIES_PENALTY_2, CRITIC_RECOVERIES_HALF,
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
                        IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4, ACTOR_LR_AUTO, ACTOR_LR_DECAY,
-                       ACTOR_LR_DECAY_30K, ACTOR_LR_DECAY_45K, SKIPPED_TILES, *AUTO_BUDGET)  # measured with --bc_weight_floor auto
+                       ACTOR_LR_DECAY_30K, ACTOR_LR_DECAY_45K, SKIPPED_TILES,
+                       *AUTO_BUDGET)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
                    "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
