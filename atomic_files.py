@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import tempfile
+import threading
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Iterator
 
 from errors import UserError
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # held back while a file that must survive is written
 TEMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)\.tmp$")
 
 
@@ -31,6 +34,25 @@ def create_temp(target: Path) -> tuple[int, Path]:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{_host()}-{os.getpid()}.tmp", dir=target.parent)
     os.fchmod(fd, 0o644)  # mkstemp makes 0600; runs and demos are ordinary files others may read
     return fd, Path(name)
+
+
+@contextmanager
+def signals_held_back() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive during the block take effect when it ends. Python runs signal handlers
+    in the main thread whichever thread the kernel hands the signal to (pygame's SDL threads, say), so a
+    signal mask, which covers one thread, is not enough: a handler that only notes the signal is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run in the main thread only: this one is never interrupted
+        return
+    arrived: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum)) for signum in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):  # each once, in order: the first usually raises KeyboardInterrupt
+            signal.raise_signal(signum)
 
 
 @contextmanager

@@ -18,18 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
-import threading
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 
-from atomic_files import check_writable, create_temp, remove_stale_temp_files
+from atomic_files import check_writable, create_temp, remove_stale_temp_files, signals_held_back
 from env import FRAME_SHAPE
 from errors import UserError, check_plain_name
 
@@ -41,7 +38,6 @@ SOURCES = ("human", "expert")
 UNKNOWN_SEED = -1  # the track of an episode imported from a dataset that does not record it
 ACTION_LOW, ACTION_HIGH = np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32)  # steer, gas, brake
 DART_NOISE = 0.05  # the steering noise that makes recorded laps teach recoveries (expert's default)
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # held back while an episode file is written
 MIN_FREE_BYTES = 64 * 2**20  # disk room asked before recording: dozens of episodes (about 1.5 MB each)
 T = TypeVar("T")
 
@@ -145,7 +141,7 @@ def write_episode(
         source=np.str_(episode.source),
         **extra,
     )
-    with _signals_held_back():  # a finished lap is never lost to Ctrl-C or SIGTERM
+    with signals_held_back():  # a finished lap is never lost to Ctrl-C or SIGTERM
         fd, tmp = create_temp(dataset_dir / "episode.npz")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -169,25 +165,6 @@ def write_episode(
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-
-@contextmanager
-def _signals_held_back() -> Iterator[None]:
-    """SIGINT and SIGTERM that arrive during the block take effect when it ends. Python runs signal handlers
-    in the main thread whichever thread the kernel hands the signal to (pygame's SDL threads, say), so a
-    signal mask, which covers one thread, is not enough: a handler that only notes the signal is installed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # handlers run in the main thread only: this one is never interrupted
-        return
-    arrived: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum)) for signum in HELD_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(arrived):  # each once, in order: the first usually raises KeyboardInterrupt
-            signal.raise_signal(signum)
 
 
 def _claim_name(tmp: Path, path: Path) -> None:

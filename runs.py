@@ -26,7 +26,7 @@ import numpy._core.multiarray  # noqa: F401  (submodules named in LEGACY_RNG_GLO
 import numpy.random._pickle  # noqa: F401
 import torch
 
-from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files, replacing
+from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files, replacing, signals_held_back
 from env import EnvConfig
 from errors import UserError, check_plain_name
 from networks import ModelConfig, upgrade_state_dict
@@ -123,12 +123,15 @@ def save_checkpoint(path: Path, name: str, state: dict[str, Any], copies: tuple[
     folder = path / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.pt"
-    with replacing(target, "wb") as f:  # on disk before it replaces the previous checkpoint
-        torch.save(state, f)
-    for copy in copies:
-        with open(target, "rb") as source, replacing(folder / f"{copy}.pt", "wb") as f:
-            shutil.copyfileobj(source, f)
-    atomic_write_text(folder / "latest", target.name)
+    # Ctrl-C inside torch.save turns into a RuntimeError from its zip writer (a traceback and exit 1, not a clean
+    # stop): an interrupt waits until the checkpoint, its copies and the `latest` pointer are all written.
+    with signals_held_back():
+        with replacing(target, "wb") as f:  # on disk before it replaces the previous checkpoint
+            torch.save(state, f)
+        for copy in copies:
+            with open(target, "rb") as source, replacing(folder / f"{copy}.pt", "wb") as f:
+                shutil.copyfileobj(source, f)
+        atomic_write_text(folder / "latest", target.name)
     return target
 
 

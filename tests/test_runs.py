@@ -1,12 +1,14 @@
-"""Run directories: checkpoints load as plain data only and resolve inside the run; failed writes leave no
-temporary file, killed writers' files are removed by the next claim; new runs need plain names; one training
-per run at a time; a failed new run leaves nothing; config.json is checked."""
+"""Run directories: checkpoints load as plain data only and resolve inside the run; Ctrl-C waits until a checkpoint
+is written; failed writes leave no temporary file, killed writers' files are removed by the next claim; new runs
+need plain names; one training per run at a time; a failed new run leaves nothing; config.json is checked."""
 import errno
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -57,6 +59,25 @@ def test_checkpoint_copies_are_the_same_bytes_and_latest_names_the_written_one(t
     assert (folder / "latest").read_text() == "step_20.pt"
     save_checkpoint(tmp_path, "step_40", {"model": {"w": torch.zeros(3)}})  # no copy: best stays step 20's
     assert load_checkpoint(folder / "best.pt")["model"]["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+class InterruptedWhilePickled:
+    """Ctrl-C in the middle of torch.save: before the fix its zip writer turned it into a RuntimeError and the
+    checkpoint was not written."""
+
+    def __reduce__(self):
+        signal.raise_signal(signal.SIGINT)
+        return (OrderedDict, ())  # saved as an empty mapping, which a checkpoint may hold
+
+
+def test_ctrl_c_during_a_checkpoint_write_waits_until_the_whole_checkpoint_is_written(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, "step_20", {"model": {"w": torch.ones(2)}, "extra": InterruptedWhilePickled()},
+                        copies=("best",))
+    folder = tmp_path / "checkpoints"
+    assert (folder / "latest").read_text() == "step_20.pt"
+    assert (folder / "best.pt").read_bytes() == (folder / "step_20.pt").read_bytes()
+    assert load_checkpoint(folder / "step_20.pt")["model"]["w"].tolist() == [1.0, 1.0]
 
 
 def test_checkpoint_names_resolve_only_inside_the_run(tmp_path, monkeypatch):
