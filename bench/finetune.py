@@ -341,7 +341,9 @@ SKIPPED_TILES = ("the default of 2026-12-05's seventh session from clean laps wi
                  "(--skipped_tile_penalty 25: each time the car leaves road tiles behind unvisited, the training "
                  "reward loses 25; clean laps only)")
 # The penalty left sets 2 and 4 short of laps (38 and 42, most misses off the road) while 45,000 steps without it
-# finished all 50 on set 5: both together (23 of the hour's 60 minutes)?
+# finished all 50 on set 5: both together (23 of the hour's 60 minutes)? Lost (2026-12-05, ninth session, weak sets 2
+# and 4 from BC starts trained again on another machine): 920.6 and 799.7 (45 and 31 laps, 29 min a run) against today's
+# default from the same starts 907.3 and 855.0 (47 and 34 laps, 19 min a run).
 SKIPPED_TILES_45K = ("the default of 2026-12-05's eighth session from clean laps at 45,000 steps (--actor_lr 3e-4 "
                      "--actor_lr_decay 1 --total_steps 45000 --skipped_tile_penalty 25; clean laps only)")
 # train_rl's default in 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps the
