@@ -5,7 +5,8 @@ hidden temporary file beside its target, then renamed onto it. The temporary nam
 and process id, `.best.pt.ab12cd.node7-4242.tmp`: a writer killed with -9 cannot remove its own, and the next
 run or recording in that folder removes exactly those whose writer is gone. A file that another live process
 is still writing (a second recorder into the same dataset, `test` beside a training) is never touched; nor is
-one from another host sharing the folder, whose processes cannot be seen from here.
+one from another host sharing the folder, whose processes cannot be seen from here. Writes that must not be cut
+short (a checkpoint, a recorded episode) hold Ctrl-C and SIGTERM back until they are done.
 """
 from __future__ import annotations
 
