@@ -53,7 +53,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Every row but today's default was measured before --actor_lr auto: at 1e-4 unless it names its own.
         actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
         fast = (finetune.ACTOR_LR_3E4, finetune.ACTOR_LR_DECAY, finetune.ACTOR_LR_DECAY_30K,
-                finetune.ACTOR_LR_DECAY_45K, finetune.SKIPPED_TILES)
+                finetune.ACTOR_LR_DECAY_45K, finetune.SKIPPED_TILES, finetune.SKIPPED_TILES_45K)
         assert actor_lrs == ([] if label in (finetune.ACTOR_LR_AUTO, *finetune.AUTO_BUDGET) else
                              [3e-4] if label in fast else [1e-4])
         # Every row but today's default was measured before --actor_lr_decay auto: constant unless it says.
@@ -62,7 +62,8 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert (label in finetune.SPREAD_LIMITED) != old_limit
         # Every row but its own was measured before the skipped-tile penalty: none charged.
         penalties = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--skipped_tile_penalty"]
-        assert penalties == ([25] if label == finetune.SKIPPED_TILES else [] if label == finetune.TILES_AUTO else [0])
+        assert penalties == ([25] if label in (finetune.SKIPPED_TILES, finetune.SKIPPED_TILES_45K) else
+                             [] if label == finetune.TILES_AUTO else [0])
 
 
 def test_auto_actor_lr_shares_the_runs_of_the_rate_it_resolves_to(monkeypatch):
