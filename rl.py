@@ -106,8 +106,8 @@ SLOW_ACTOR_LR, BONUS_ACTOR_LR = 1e-4, 3e-4
 DEFAULT_TOTAL_STEPS, CLEAN_LAPS_TOTAL_STEPS = 15_000, 30_000
 # --skipped_tile_penalty auto fine-tuning clean laps: a lap completes only once every tile is visited, and most laps
 # the weak start's fine-tuning missed look like corner cuts (the two replayed had left 3 and 5 tiles behind), running
-# out the 1000 frames on a second lap. The penalty is what that costs the test's return: the rest of the frames, at -0.1, after a lap of
-# about 770 (raw reward units).
+# out the 1000 frames on a second lap. The penalty is what that costs the test's return: the rest of the frames, at
+# -0.1, after a lap of about 770 (raw reward units).
 SKIPPED_TILE_PENALTY = 25.0
 BONUS_SHOVE_SHARE = 0.5  # --train_shove_share auto under SAC's bonus (RLConfig.train_shove_share)
 DIAGNOSE_EVERY = 50  # updates between BC-relative diagnostics (they cost extra forward passes)
