@@ -5,7 +5,8 @@ import sys
 import main
 from env import TEST_SEED_START
 from evaluate import results_file
-from runs import LOG_ROOT
+from errors import UserError
+from runs import run_dir
 
 
 def cli(*argv) -> None:
@@ -27,9 +28,14 @@ def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str 
 
 def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None) -> dict:
     """`test` of a run (its own checkpoint unless named, its own action), run once, then read back."""
-    if checkpoint and (LOG_ROOT / run_id / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
+    try:
+        path = run_dir(run_id)  # a run id or the path of a run's directory, as `test` takes it
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if checkpoint and (path / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
         checkpoint = None  # the run's own policy: the same test as without a name
-    result = results_file(LOG_ROOT / run_id, checkpoint, TEST_SEED_START, episodes, shove,
+    result = results_file(path, checkpoint, TEST_SEED_START, episodes, shove,
                           policy_action=None)
     if not result.exists():
         cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),

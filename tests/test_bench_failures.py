@@ -1,6 +1,9 @@
 """bench/failures.py: each unfinished test episode lands in the class that says what went wrong."""
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
@@ -18,3 +21,20 @@ def test_unfinished_episodes_are_told_apart_by_road_and_progress():
     assert failures.failure_class(episode(False, 0, 424.0)) == "stuck"
     assert failures.failure_class(episode(False, 3, 893.0, skipped=2)) == "skipped tiles"  # a corner cut
     assert failures.failure_class(episode(False, 25, 893.0, skipped=2)) == "left the road"
+
+
+def test_a_run_named_by_its_directory_reads_the_results_test_wrote(tmp_path, monkeypatch, capsys):
+    """`bench/failures.py logs/RUN` (the path `test` also takes) reads the run's saved results instead of testing it
+    again and then looking for them under logs/logs/RUN; a run that does not exist is a one-line error."""
+    import cli_runner
+    monkeypatch.chdir(tmp_path)
+    run = Path("logs") / "bcsac"
+    (run / "test_results").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    saved = [episode(True, 0, 920.0), episode(False, 3, 893.0, skipped=2)]
+    (run / "test_results" / "latest_seed1000000_n2.json").write_text(json.dumps({"episodes": saved}))
+    monkeypatch.setattr(cli_runner, "cli", lambda *argv: pytest.fail(f"tested again: {argv}"))
+    assert cli_runner.episodes_of(str(run), 2) == saved
+    with pytest.raises(SystemExit) as exit_:
+        cli_runner.episodes_of("logs/no_such_run", 2)
+    assert exit_.value.code == 2 and "run id 'logs/no_such_run': no run" in capsys.readouterr().err

@@ -53,7 +53,8 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Every row but today's default was measured before --actor_lr auto: at 1e-4 unless it names its own.
         actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
         fast = (finetune.ACTOR_LR_3E4, finetune.ACTOR_LR_DECAY, finetune.ACTOR_LR_DECAY_30K,
-                finetune.ACTOR_LR_DECAY_45K, finetune.SKIPPED_TILES, finetune.SKIPPED_TILES_45K)
+                finetune.ACTOR_LR_DECAY_45K, finetune.SKIPPED_TILES, finetune.SKIPPED_TILES_45K,
+                finetune.SKIPPED_TILES_100)
         assert actor_lrs == ([] if label in (finetune.ACTOR_LR_AUTO, *finetune.AUTO_BUDGET) else
                              [3e-4] if label in fast else [1e-4])
         # Every row but today's default was measured before --actor_lr_decay auto: constant unless it says.
@@ -63,6 +64,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Every row but its own was measured before the skipped-tile penalty: none charged.
         penalties = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--skipped_tile_penalty"]
         assert penalties == ([25] if label in (finetune.SKIPPED_TILES, finetune.SKIPPED_TILES_45K) else
+                             [100] if label == finetune.SKIPPED_TILES_100 else
                              [] if label == finetune.TILES_AUTO else [0])
 
 
