@@ -1,5 +1,6 @@
 """bench/finetune.py's bookkeeping: which flags of a variant belong to its BC runs."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
     assert not {"--mean_action_q", "--policy_action", "--dashboard_inputs", "--bc_weight_floor", "--validation_tie",
                 "--spread_limit", "--actor_lr"} & set(finetune.VARIANTS[finetune.ACTOR_LR_AUTO][1])
     assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
-    for label, (_, flags) in finetune.VARIANTS.items():
+    for label, (keys, flags) in finetune.VARIANTS.items():
         # train_rl's --stall_limit auto turns the stall limit on when fine-tuning: rows measured without it say 0.
         stall_limits = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--stall_limit"]
         stalled = label in (*finetune.TIED, finetune.STALL_ON_DEFAULTS, finetune.STALL, finetune.STALL_EXPECTED)
@@ -50,22 +51,20 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert floors == ([] if label in finetune.FLOOR_FOLLOWS_START else [0.5] if label == finetune.FLOOR_50_TIED else
                           [0.3] if label in finetune.WITH_FLOOR_30 else [0.1])
         old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
-        # Every row but today's default was measured before --actor_lr auto: at 1e-4 unless it names its own.
-        actor_lrs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr"]
-        fast = (finetune.ACTOR_LR_3E4, finetune.ACTOR_LR_DECAY, finetune.ACTOR_LR_DECAY_30K,
-                finetune.ACTOR_LR_DECAY_45K, finetune.SKIPPED_TILES, finetune.SKIPPED_TILES_45K,
-                finetune.SKIPPED_TILES_100)
-        assert actor_lrs == ([] if label in (finetune.ACTOR_LR_AUTO, *finetune.AUTO_BUDGET) else
-                             [3e-4] if label in fast else [1e-4])
-        # Every row but today's default was measured before --actor_lr_decay auto: constant unless it says.
-        decays = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--actor_lr_decay"]
-        assert decays == ([] if label in finetune.AUTO_BUDGET else [1] if label in fast[1:] else [0])
+        # Rows measured before --actor_lr, --actor_lr_decay and --skipped_tile_penalty auto name their rate, decay and
+        # penalty; their run keys say which (_actorlr3e4, _decay, _skipN), so flags and keys cannot disagree.
+        key = " ".join(keys.values()) if isinstance(keys, dict) else keys
+        setting = lambda name: [flags[i + 1] for i, flag in enumerate(flags) if flag == name]
+        penalty = re.search(r"_skip(\d+)", key)
+        if label in (finetune.ACTOR_LR_AUTO, *finetune.AUTO_BUDGET):
+            assert setting("--actor_lr") == []
+        else:
+            assert setting("--actor_lr") == [3e-4 if "_actorlr3e4" in key else 1e-4]
+        if label not in finetune.AUTO_BUDGET:
+            assert setting("--actor_lr_decay") == [1 if "_decay" in key else 0]
+        if label != finetune.TILES_AUTO:
+            assert setting("--skipped_tile_penalty") == [int(penalty.group(1)) if penalty else 0]
         assert (label in finetune.SPREAD_LIMITED) != old_limit
-        # Every row but its own was measured before the skipped-tile penalty: none charged.
-        penalties = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--skipped_tile_penalty"]
-        assert penalties == ([25] if label in (finetune.SKIPPED_TILES, finetune.SKIPPED_TILES_45K) else
-                             [100] if label == finetune.SKIPPED_TILES_100 else
-                             [] if label == finetune.TILES_AUTO else [0])
 
 
 def test_auto_actor_lr_shares_the_runs_of_the_rate_it_resolves_to(monkeypatch):
