@@ -16,9 +16,10 @@ def cli(*argv) -> None:
         sys.exit(code)
 
 
-def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> dict:
-    """`test` summary of a run on the held-out tracks (run once, then read back)."""
-    return test_results(run_id, episodes, shove, checkpoint)["summary"]
+def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None,
+           seed: int = TEST_SEED_START) -> dict:
+    """`test` summary of a run on the held-out tracks from `seed` (run once, then read back)."""
+    return test_results(run_id, episodes, shove, checkpoint, seed)["summary"]
 
 
 def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> list[dict]:
@@ -26,7 +27,8 @@ def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str 
     return test_results(run_id, episodes, shove, checkpoint)["episodes"]
 
 
-def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None) -> dict:
+def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None,
+                 seed: int = TEST_SEED_START) -> dict:
     """`test` of a run (its own checkpoint unless named, its own action), run once, then read back."""
     try:
         path = run_dir(run_id)  # a run id or the path of a run's directory, as `test` takes it
@@ -35,9 +37,9 @@ def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | Non
         sys.exit(2)
     if checkpoint and (path / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
         checkpoint = None  # the run's own policy: the same test as without a name
-    result = results_file(path, checkpoint, TEST_SEED_START, episodes, shove,
-                          policy_action=None)
+    result = results_file(path, checkpoint, seed, episodes, shove, policy_action=None)
     if not result.exists():
         cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),
-            *(["--checkpoint", checkpoint] if checkpoint else []))
+            *(["--checkpoint", checkpoint] if checkpoint else []),
+            *(["--seed", seed] if seed != TEST_SEED_START else []))
     return json.loads(result.read_text())

@@ -234,6 +234,36 @@ def test_validation_choice_replays_train_rls_rule_per_tie():
     assert validation_choice.chosen_step(steps, returns, 0.005) == 15000  # the most trained of the tied
 
 
+def test_validation_choice_validates_the_kept_checkpoints_on_more_tracks(monkeypatch, tmp_path, capsys):
+    """--episodes N: each kept checkpoint is validated on N validation tracks, the rule replayed on those returns, and
+    both choices tested on the held-out tracks."""
+    import validation_choice
+    from env import TEST_SEED_START, VALIDATION_SEED_START
+
+    monkeypatch.setattr(validation_choice, "LOG_ROOT", tmp_path)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    for step in (0, 5000, 10000):  # step 15000's checkpoint is gone: not validated again
+        (tmp_path / "run" / "checkpoints" / f"step_{step}.pt").touch()
+    monkeypatch.setattr(validation_choice, "eval_curve", lambda run_id: ([0, 5000, 10000, 15000], [300, 800, 790, 700]))
+    longer = {0: 310.0, 5000: 700.0, 10000: 880.0}
+    calls = []
+
+    def tested(run_id, episodes, checkpoint=None, seed=TEST_SEED_START):
+        calls.append((episodes, checkpoint, seed))
+        step = int(checkpoint.removeprefix("step_"))
+        raw = longer[step] if seed == VALIDATION_SEED_START else 900.0 + step / 1000
+        return {"raw": {"mean": raw}, "laps_completed": step // 1000}
+
+    monkeypatch.setattr(validation_choice, "tested", tested)
+    monkeypatch.setattr(sys, "argv", ["validation_choice.py", "run", "--episodes", "30", "--test_episodes", "20"])
+    validation_choice.main()
+    assert calls == [(30, "step_0", VALIDATION_SEED_START), (30, "step_5000", VALIDATION_SEED_START),
+                     (30, "step_10000", VALIDATION_SEED_START), (20, "step_5000", TEST_SEED_START),
+                     (20, "step_10000", TEST_SEED_START)]
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row == "| run | 0: 310.0, 5000: 700.0, 10000: 880.0 | step 5000: 905.0 (5/20) | step 10000: 910.0 (10/20) |"
+
+
 def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeypatch, tmp_path):
     """The row's critic sees the recovery laps of the tracks its BC start learnt from (recorded when missing: the
     start's own laps with the test's shoves), and a row keyed by start exists for those starts alone."""
