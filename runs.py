@@ -49,9 +49,9 @@ def run_dir(run_id: str, must_exist: bool = True) -> Path:
     if not must_exist:
         return LOG_ROOT / check_plain_name("--run_id", run_id)
     path = Path(run_id)
-    if not (path / "config.json").exists():
+    if not (path / "config.json").exists() and len(path.parts) == 1:  # a plain id: the run's folder under logs/
         path = LOG_ROOT / run_id
-    if must_exist and not (path / "config.json").exists():
+    if not (path / "config.json").exists():
         raise UserError(f"run id {run_id!r}: no run at {path} (expected {path / 'config.json'})")
     return path
 

@@ -37,4 +37,4 @@ def test_a_run_named_by_its_directory_reads_the_results_test_wrote(tmp_path, mon
     assert cli_runner.episodes_of(str(run), 2) == saved
     with pytest.raises(SystemExit) as exit_:
         cli_runner.episodes_of("logs/no_such_run", 2)
-    assert exit_.value.code == 2 and "run id 'logs/no_such_run': no run" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "run id 'logs/no_such_run': no run at logs/no_such_run " in capsys.readouterr().err
