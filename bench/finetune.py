@@ -437,6 +437,15 @@ STALLED_TIED_FLAGS = ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto",
                       "--bc_prior_kl", "auto", "--stall_limit", 100]
 FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
               False: "critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie"}
+
+
+def penalized_clean_laps(total_steps: int, penalty: int) -> tuple[dict, list]:
+    """A weak-start row at 3e-4 falling to 0 over `total_steps`, charging `penalty` for road tiles left behind."""
+    return ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_{total_steps // 1000}k_skip{penalty}"},
+            [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", total_steps,
+             "--skipped_tile_penalty", penalty])
+
+
 VARIANTS = {
     # A fine-tuned policy's spread stays wide where the critic is unsure (the gas, often); there tanh(mean)
     # and the average of its samples are different drivers (README: Design notes, Reading).
@@ -469,18 +478,10 @@ VARIANTS = {
                          [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 30_000]),
     ACTOR_LR_DECAY_45K: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_45k"},
                          [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 45_000]),
-    SKIPPED_TILES: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_30k_skip25"},
-                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 30_000,
-                     "--skipped_tile_penalty", 25]),
-    SKIPPED_TILES_45K: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_45k_skip25"},
-                        [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 45_000,
-                         "--skipped_tile_penalty", 25]),
-    SKIPPED_TILES_100: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_30k_skip100"},
-                        [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 30_000,
-                         "--skipped_tile_penalty", 100]),
-    SKIPPED_TILES_50: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_30k_skip50"},
-                       [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", 30_000,
-                        "--skipped_tile_penalty", 50]),
+    SKIPPED_TILES: penalized_clean_laps(30_000, 25),
+    SKIPPED_TILES_45K: penalized_clean_laps(45_000, 25),
+    SKIPPED_TILES_100: penalized_clean_laps(30_000, 100),
+    SKIPPED_TILES_50: penalized_clean_laps(30_000, 50),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
     CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec" for start in ("strong", "weak")},
