@@ -74,11 +74,11 @@ def compare_longer_validation(run_ids: list[str], curves: dict, episodes: int, t
         choices = (chosen_step(*curves[run_id], tie), chosen_step(steps, longer, tie))
         results = [tested(run_id, test_episodes, checkpoint=f"step_{step}") for step in choices]
         rows.append((run_id, ", ".join(f"{s}: {r:.1f}" for s, r in zip(steps, longer)), choices, results))
-    print(f"| run | validation on {episodes} tracks (step: raw) | chosen on the logged validations: test raw (laps) "
-          f"| chosen on {episodes} tracks: test raw (laps) |")
+    print(f"| run | validation on {episodes} tracks (step: raw) | chosen on the logged validations: test raw "
+          f"(laps, min) | chosen on {episodes} tracks: test raw (laps, min) |")
     print("|---|---|---|---|")
     for run_id, curve, choices, results in rows:
-        cells = [f"step {s}: {r['raw']['mean']:.1f} ({r['laps_completed']}/{test_episodes})"
+        cells = [f"step {s}: {r['raw']['mean']:.1f} ({r['laps_completed']}/{test_episodes}, min {r['raw']['min']:.0f})"
                  for s, r in zip(choices, results)]
         print(f"| {run_id} | {curve} | {cells[0]} | {cells[1]} |")
 
