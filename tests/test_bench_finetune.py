@@ -37,8 +37,9 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
                 "--spread_limit", "--actor_lr"} & set(finetune.VARIANTS[finetune.ACTOR_LR_AUTO][1])
     assert "--spread_limit" not in finetune.VARIANTS[finetune.SPREAD_1][1]
     for label, (keys, flags) in finetune.VARIANTS.items():
+        setting = lambda name: [flags[i + 1] for i, flag in enumerate(flags) if flag == name]  # noqa: E731
         # train_rl's --stall_limit auto turns the stall limit on when fine-tuning: rows measured without it say 0.
-        stall_limits = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--stall_limit"]
+        stall_limits = setting("--stall_limit")
         stalled = label in (*finetune.TIED, finetune.STALL_ON_DEFAULTS, finetune.STALL, finetune.STALL_EXPECTED)
         assert stall_limits == [100 if stalled else 0]
         older_flags = flags if stalled else flags[:-2]
@@ -47,14 +48,13 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert (older_flags[-4:] == ["--policy_action", driven, "--validation_tie", 0]) == (label not in finetune.TIED)
         assert ("--mean_action_q" in flags) == (label not in finetune.WITH_MEAN_ACTION_Q)
         assert (label in finetune.WITH_DASHBOARD) != ("--dashboard_inputs" in flags)
-        floors = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--bc_weight_floor"]
+        floors = setting("--bc_weight_floor")
         assert floors == ([] if label in finetune.FLOOR_FOLLOWS_START else [0.5] if label == finetune.FLOOR_50_TIED else
                           [0.3] if label in finetune.WITH_FLOOR_30 else [0.1])
         old_limit = any(flags[i:i + 2] == ["--spread_limit", finetune.OLD_SPREAD_LIMIT] for i in range(len(flags)))
         # Rows measured before --actor_lr, --actor_lr_decay and --skipped_tile_penalty auto name their rate, decay and
         # penalty; their run keys say which (_actorlr3e4, _decay, _skipN), so flags and keys cannot disagree.
         key = " ".join(keys.values()) if isinstance(keys, dict) else keys
-        setting = lambda name: [flags[i + 1] for i, flag in enumerate(flags) if flag == name]
         penalty = re.search(r"_skip(\d+)", key)
         if label in (finetune.ACTOR_LR_AUTO, *finetune.AUTO_BUDGET):
             assert setting("--actor_lr") == []
@@ -252,7 +252,7 @@ def test_validation_choice_validates_the_kept_checkpoints_on_more_tracks(monkeyp
         calls.append((episodes, checkpoint, seed))
         step = int(checkpoint.removeprefix("step_"))
         raw = longer[step] if seed == VALIDATION_SEED_START else 900.0 + step / 1000
-        return {"raw": {"mean": raw}, "laps_completed": step // 1000}
+        return {"raw": {"mean": raw, "min": raw - 100}, "laps_completed": step // 1000}
 
     monkeypatch.setattr(validation_choice, "tested", tested)
     monkeypatch.setattr(sys, "argv", ["validation_choice.py", "run", "--episodes", "30", "--test_episodes", "20"])
@@ -261,7 +261,8 @@ def test_validation_choice_validates_the_kept_checkpoints_on_more_tracks(monkeyp
                      (30, "step_10000", VALIDATION_SEED_START), (20, "step_5000", TEST_SEED_START),
                      (20, "step_10000", TEST_SEED_START)]
     row = capsys.readouterr().out.splitlines()[-1]
-    assert row == "| run | 0: 310.0, 5000: 700.0, 10000: 880.0 | step 5000: 905.0 (5/20) | step 10000: 910.0 (10/20) |"
+    assert row == ("| run | 0: 310.0, 5000: 700.0, 10000: 880.0 | step 5000: 905.0 (5/20, min 805) "
+                   "| step 10000: 910.0 (10/20, min 810) |")
 
 
 def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeypatch, tmp_path):
