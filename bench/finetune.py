@@ -352,7 +352,8 @@ SKIPPED_TILES_45K = ("the default of 2026-12-05's eighth session from clean laps
 # steps (validation -58 at step 5,000 with 3 frames off the road) and validated 541 at the end, against 758.
 SKIPPED_TILES_100 = ("today's default from clean laps with the skipped-tile penalty at 100 instead of 25 (--actor_lr "
                      "3e-4 --actor_lr_decay 1 --total_steps 30000 --skipped_tile_penalty 100; clean laps only)")
-# Between the two: 50.
+# Between the two: 50. Lost (2026-12-06, one seed, set 4): the car stood at the start from step 5,000 to 20,000
+# (validations -43 to -39, 0 to 4 frames off the road); stopped at step 25,000, not tested.
 SKIPPED_TILES_50 = ("today's default from clean laps with the skipped-tile penalty at 50 instead of 25 (--actor_lr "
                     "3e-4 --actor_lr_decay 1 --total_steps 30000 --skipped_tile_penalty 50; clean laps only)")
 # train_rl's default in 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps the
