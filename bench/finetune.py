@@ -5,7 +5,8 @@
     python bench/finetune.py --bc_epochs 25      # the same from BC starts trained 25 epochs (the earlier default)
 
 Starts: BC from 20 autopilot laps with DART noise 0.05 ("strong") and from 10 clean laps ("weak"), each
-from `--seeds` different demo sets (track seeds apart); training seed k fine-tunes demo set k. Every policy
+from `--seeds` different demo sets (track seeds apart); training seed k fine-tunes demo set k (and with
+`--training_seeds N`, seeds k + 100, ..., k + 100 (N - 1) too, in run ids ending _seed<S>). Every policy
 is tested on the same `--test_episodes` held-out tracks (1,000,000 ...); the BC starts and the default
 also with `--shove`. Writes bench/results/finetune_bc<epochs>.json, .md (the README table) and
 finetune_bc<epochs>_curves.png (periodic validation return vs environment steps of the runs in this checkout's
@@ -356,6 +357,11 @@ SKIPPED_TILES_100 = ("today's default from clean laps with the skipped-tile pena
 # (validations -43 to -39, 0 to 4 frames off the road); stopped at step 25,000, not tested.
 SKIPPED_TILES_50 = ("today's default from clean laps with the skipped-tile penalty at 50 instead of 25 (--actor_lr "
                     "3e-4 --actor_lr_decay 1 --total_steps 30000 --skipped_tile_penalty 50; clean laps only)")
+# A slow start's run-to-run spread is its learning speed: set 4's second seed still climbed at the last validation
+# (467, 303, 688, 747 over the last 15,000 steps) where the first had peaked at 818 by step 20,000. TD targets over 5
+# steps instead of 3 carry a tile's reward, or a cut's penalty, back to the action that earned it in fewer updates.
+N_STEP_5 = ("today's default from clean laps with 5-step TD targets instead of 3 (--actor_lr 3e-4 --actor_lr_decay 1 "
+            "--total_steps 30000 --skipped_tile_penalty 25 --n_step 5; clean laps only)")
 # train_rl's default in 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps the
 # 30,000-step decaying row, on DART laps the previous default; it shares their runs.
 BUDGET_AUTO = ("the default until 2026-12-05's eighth session: from clean laps the actor learns 3 times faster, over "
@@ -380,7 +386,7 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
                        IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4, ACTOR_LR_AUTO, ACTOR_LR_DECAY,
                        ACTOR_LR_DECAY_30K, ACTOR_LR_DECAY_45K, SKIPPED_TILES, SKIPPED_TILES_45K, SKIPPED_TILES_100,
-                       SKIPPED_TILES_50,
+                       SKIPPED_TILES_50, N_STEP_5,
                        *AUTO_BUDGET)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
@@ -440,11 +446,13 @@ FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread
               False: "critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie"}
 
 
-def penalized_clean_laps(total_steps: int, penalty: int) -> tuple[dict, list]:
-    """A weak-start row at 3e-4 falling to 0 over `total_steps`, charging `penalty` for road tiles left behind."""
-    return ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_{total_steps // 1000}k_skip{penalty}"},
+def penalized_clean_laps(total_steps: int, penalty: int, n_step: int = 3) -> tuple[dict, list]:
+    """A weak-start row at 3e-4 falling to 0 over `total_steps`, charging `penalty` for road tiles left behind,
+    with `n_step` TD targets (train_rl's 3 unless set: the run key names it only then)."""
+    n_step_key, n_step_flags = (f"_nstep{n_step}", ["--n_step", n_step]) if n_step != 3 else ("", [])
+    return ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_{total_steps // 1000}k_skip{penalty}{n_step_key}"},
             [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", total_steps,
-             "--skipped_tile_penalty", penalty])
+             "--skipped_tile_penalty", penalty, *n_step_flags])
 
 
 VARIANTS = {
@@ -483,6 +491,7 @@ VARIANTS = {
     SKIPPED_TILES_45K: penalized_clean_laps(45_000, 25),
     SKIPPED_TILES_100: penalized_clean_laps(30_000, 100),
     SKIPPED_TILES_50: penalized_clean_laps(30_000, 50),
+    N_STEP_5: penalized_clean_laps(30_000, 25, n_step=5),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
     CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec" for start in ("strong", "weak")},
@@ -617,7 +626,8 @@ OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default from BC runs without the d
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
-MAX_SEEDS = 10
+MAX_SEEDS = 10  # demo sets; training seeds per demo set (see training_seed) below
+MAX_TRAINING_SEEDS = 5
 BC_EPOCHS = 0  # train_bc --epochs of every BC start: set once by main(), part of every run id
 
 
@@ -695,9 +705,16 @@ def measured_from(variant: str, start: str) -> bool:
     return not isinstance(key, dict) or start in key
 
 
-def rl_run_id(variant: str, start: str, k: int) -> str:
+def training_seed(k: int, j: int) -> int:
+    """Demo set k's j-th training seed: k itself first (the runs measured before --training_seeds), then k + 100 j."""
+    return k + 100 * j
+
+
+def rl_run_id(variant: str, start: str, k: int, seed: int | None = None) -> str:
+    """Demo set k fine-tuned with training seed k (the default) or `seed`, named by a suffix."""
     key = VARIANTS[variant][0]
-    return f"ft_{key[start] if isinstance(key, dict) else key}_{start}_{k}_e{BC_EPOCHS}"
+    suffix = "" if seed in (None, k) else f"_seed{seed}"
+    return f"ft_{key[start] if isinstance(key, dict) else key}_{start}_{k}_e{BC_EPOCHS}{suffix}"
 
 
 def rl_finished(run_id: str) -> bool:
@@ -716,10 +733,11 @@ def recovery_laps(start: str, k: int) -> str:
 FIXED_BUDGET = 15_000  # train_rl's --total_steps for every start until 2026-12-05's seventh session (then auto)
 
 
-def rl_run(variant: str, start: str, k: int, total_steps: int | None) -> str:
-    """Fine-tune demo set k's BC start as the variant says; `total_steps` None: the budget the row was measured
-    with (train_rl's auto for today's default, FIXED_BUDGET before; a row's own --total_steps wins)."""
-    run_id = rl_run_id(variant, start, k)
+def rl_run(variant: str, start: str, k: int, total_steps: int | None, seed: int | None = None) -> str:
+    """Fine-tune demo set k's BC start as the variant says, with training seed `seed` (None: k); `total_steps` None:
+    the budget the row was measured with (train_rl's auto for today's default, FIXED_BUDGET before; a row's own
+    --total_steps wins)."""
+    run_id = rl_run_id(variant, start, k, seed)
     total_steps = total_steps or (None if variant in AUTO_BUDGET else FIXED_BUDGET)
     bc_flags, flags = bc_time_flags(VARIANTS[variant][1], start)
     if (LOG_ROOT / run_id).exists() and not rl_finished(run_id):
@@ -728,7 +746,7 @@ def rl_run(variant: str, start: str, k: int, total_steps: int | None) -> str:
         start_run = bc_run(start, k, bc_flags)  # trained first if missing: not part of the RL wall time
         flags = [recovery_laps(start, k) if flag == RECOVERY_LAPS else flag for flag in flags]
         started = time.time()
-        cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", k,
+        cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", k if seed is None else seed,
             *(["--total_steps", total_steps] if total_steps else []), *flags)
         (LOG_ROOT / run_id / "wall_time_s").write_text(f"{time.time() - started:.0f}")
     return run_id
@@ -880,7 +898,11 @@ def variant_label(text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=2, help="demo sets and training seeds per start and variant")
+    parser.add_argument("--seeds", type=int, default=2,
+                        help="demo sets per start and variant (demo set k is fine-tuned with training seed k)")
+    parser.add_argument("--training_seeds", type=int, default=1,
+                        help=f"training seeds per demo set, at most {MAX_TRAINING_SEEDS}: k, then k + 100, k + 200, ... "
+                             "(one demo set's runs differ by 100 points on the weak start: 2 tell an effect from luck)")
     parser.add_argument("--first_seed", type=int, default=0,
                         help="train from this demo set on (the table still holds every finished run)")
     parser.add_argument("--bc_epochs", type=int, default=None, help="train_bc epochs of the starts (default: train_bc's)")
@@ -904,6 +926,8 @@ def main() -> None:
     if args.list:
         print("\n".join(VARIANTS))
         return
+    if not 1 <= args.training_seeds <= MAX_TRAINING_SEEDS:
+        parser.error(f"--training_seeds must be in [1, {MAX_TRAINING_SEEDS}], got {args.training_seeds}")
     if not 0 <= args.first_seed < args.seeds:
         parser.error(f"--first_seed must be in [0, --seeds), got {args.first_seed} with --seeds {args.seeds}")
     from bc import BCConfig
@@ -916,9 +940,9 @@ def main() -> None:
     if not args.only_table:
         for start in args.starts:
             variants = args.variants or [variant for variant in VARIANTS if measured_from(variant, start)]
-            for k in range(args.first_seed, args.seeds):
+            for k, j in itertools.product(range(args.first_seed, args.seeds), range(args.training_seeds)):
                 for variant in variants:
-                    rl_run(variant, start, k, args.total_steps)
+                    rl_run(variant, start, k, args.total_steps, training_seed(k, j))
     # The table holds every finished run, whichever invocation trained it.
     RESULTS.mkdir(exist_ok=True)
     table = {}
@@ -927,7 +951,8 @@ def main() -> None:
             if bcs := bc_starts(start, candidates):
                 table[(start, label)] = row(bcs, args.test_episodes, args.shove if label in SHOVED else 0.0)
         for variant in (v for v in VARIANTS if measured_from(v, start)):
-            run_ids = [rl_run_id(variant, start, k) for k in range(MAX_SEEDS) if rl_finished(rl_run_id(variant, start, k))]
+            run_ids = [run_id for k, j in itertools.product(range(MAX_SEEDS), range(MAX_TRAINING_SEEDS))
+                       if rl_finished(run_id := rl_run_id(variant, start, k, training_seed(k, j)))]
             if run_ids:
                 table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in SHOVED else 0.0,
                                               ROW_CHECKPOINT.get(variant))

@@ -64,6 +64,8 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
             assert setting("--actor_lr_decay") == [1 if "_decay" in key else 0]
         if label != finetune.TILES_AUTO:
             assert setting("--skipped_tile_penalty") == [int(penalty.group(1)) if penalty else 0]
+        n_step = re.search(r"_nstep(\d+)", key)
+        assert setting("--n_step") == ([int(n_step.group(1))] if n_step else [])
         assert (label in finetune.SPREAD_LIMITED) != old_limit
 
 
@@ -300,7 +302,7 @@ def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeyp
 
 def test_first_seed_trains_the_later_demo_sets_only(monkeypatch, tmp_path):
     trained = []
-    monkeypatch.setattr(finetune, "rl_run", lambda variant, start, k, total_steps: trained.append((start, k)))
+    monkeypatch.setattr(finetune, "rl_run", lambda variant, start, k, total_steps, seed: trained.append((start, k)))
     monkeypatch.setattr(finetune, "rl_finished", lambda run_id: False)  # nothing to tabulate
     monkeypatch.setattr(finetune, "bc_starts", lambda start, candidates=(): [])
     monkeypatch.setattr(finetune, "RESULTS", tmp_path)
@@ -318,3 +320,36 @@ def test_first_seed_trains_the_later_demo_sets_only(monkeypatch, tmp_path):
     finetune.main()
     assert len(trained) == sum(finetune.measured_from(variant, "strong") for variant in finetune.VARIANTS)
     assert len(trained) < len(finetune.VARIANTS)
+
+
+def test_training_seeds_fine_tune_each_demo_set_with_more_seeds_and_the_table_holds_them(monkeypatch, tmp_path):
+    """--training_seeds 2: demo set k is fine-tuned with seeds k and k + 100 (a suffixed run id, train_rl's --seed),
+    and the row holds both runs; a run of seed k keeps the id it had before the flag."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    monkeypatch.setattr(finetune, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(finetune, "bc_run", lambda start, k, bc_values: "bc")
+    monkeypatch.setattr(finetune, "bc_starts", lambda start, candidates=(): [])
+    monkeypatch.setattr(finetune, "plot", lambda table, out: None)
+    seeds = {}
+
+    def cli(*argv):
+        run_id = argv[argv.index("--run_id") + 1]
+        seeds[run_id] = argv[argv.index("--seed") + 1]
+        (tmp_path / run_id).mkdir()
+
+    monkeypatch.setattr(finetune, "cli", cli)
+    rows = []
+    monkeypatch.setattr(finetune, "row", lambda run_ids, *args: rows.append(run_ids) or {"runs": run_ids})
+    monkeypatch.setattr(finetune, "markdown", lambda table, episodes: "")
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--seeds", "4", "--first_seed", "3", "--training_seeds", "2",
+                                      "--starts", "weak", "--variants", finetune.N_STEP_5])
+    finetune.main()
+    base = finetune.rl_run_id(finetune.N_STEP_5, "weak", 3)
+    assert base == f"ft_{finetune.VARIANTS[finetune.N_STEP_5][0]['weak']}_weak_3_e100"
+    assert seeds == {base: 3, f"{base}_seed103": 103}
+    assert [base, f"{base}_seed103"] in rows
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--training_seeds", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main()
+    assert exit_info.value.code == 2
