@@ -1,6 +1,7 @@
 """Benchmarks drive the public CLI in-process, exactly as a user would type it."""
 import json
 import sys
+from pathlib import Path
 
 import main
 from env import TEST_SEED_START
@@ -27,14 +28,20 @@ def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str 
     return test_results(run_id, episodes, shove, checkpoint)["episodes"]
 
 
-def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None,
-                 seed: int = TEST_SEED_START) -> dict:
-    """`test` of a run (its own checkpoint unless named, its own action), run once, then read back."""
+def run_dirs(run_ids: list[str]) -> list[Path]:
+    """Each run's directory (a run id or the path of a run's directory, as `test` takes it); a missing run is a
+    one-line error (exit 2), before any table is printed or any test runs."""
     try:
-        path = run_dir(run_id)  # a run id or the path of a run's directory, as `test` takes it
+        return [run_dir(run_id) for run_id in run_ids]
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None,
+                 seed: int = TEST_SEED_START) -> dict:
+    """`test` of a run (its own checkpoint unless named, its own action), run once, then read back."""
+    [path] = run_dirs([run_id])
     if checkpoint and (path / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
         checkpoint = None  # the run's own policy: the same test as without a name
     result = results_file(path, checkpoint, seed, episodes, shove, policy_action=None)

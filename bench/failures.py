@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli_runner import episodes_of  # noqa: E402
+from cli_runner import episodes_of, run_dirs  # noqa: E402
 
 OFF_ROAD = 20  # frames: the training episodes' off-track limit (0.4 s)
 NEARLY_DONE = 800.0  # raw return at 1,000 frames: 1000 * tiles share - 100, so about 90 % of the tiles
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50, help="held-out tracks")
     parser.add_argument("--checkpoint", default=None, help="checkpoint to test (default: the run's policy)")
     args = parser.parse_args()
+    run_dirs(args.run_ids)  # every run found before the table starts
     print("| run | " + " | ".join(CLASSES) + " | stuck tracks |")
     print("|---|" + "---|" * (len(CLASSES) + 1))
     for run_id in args.run_ids:

@@ -22,11 +22,10 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))
 
-from cli_runner import tested  # noqa: E402
+from cli_runner import run_dirs, tested  # noqa: E402
 from env import VALIDATION_SEED_START  # noqa: E402
 from finetune import eval_curve  # noqa: E402
 from rl import RLConfig, no_validation, note_validation  # noqa: E402
-from runs import LOG_ROOT  # noqa: E402
 
 
 def chosen_step(steps: list[int], returns: list[float], tie: float) -> int:
@@ -38,24 +37,23 @@ def chosen_step(steps: list[int], returns: list[float], tie: float) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_ids", nargs="+", help="fine-tuning runs under logs/")
+    parser.add_argument("run_ids", nargs="+", help="fine-tuning runs: ids under logs/ or their directories")
     parser.add_argument("--tie", type=float, default=RLConfig().validation_tie, help="the tie share to compare")
     parser.add_argument("--episodes", type=int, default=0,
                         help="validate every kept checkpoint again on this many validation tracks (0: only the logged "
                              "validations)")
     parser.add_argument("--test_episodes", type=int, default=50, help="held-out tracks that test both choices")
     args = parser.parse_args()
-    if missing := [run_id for run_id in args.run_ids if not (LOG_ROOT / run_id).is_dir()]:
-        sys.exit(f"error: no run {', '.join(missing)} under {LOG_ROOT}/")
     if args.episodes < 0 or args.test_episodes < 1:
-        sys.exit("error: --episodes must be >= 0 and --test_episodes >= 1")
+        parser.error("--episodes must be >= 0 and --test_episodes >= 1")
+    paths = dict(zip(args.run_ids, run_dirs(args.run_ids)))
     curves = {}
-    for run_id in args.run_ids:
-        curves[run_id] = eval_curve(run_id)
+    for run_id, path in paths.items():
+        curves[run_id] = eval_curve(str(path.resolve()))  # an absolute path: logs/ / path is the path itself
         if not curves[run_id][0]:
             sys.exit(f"error: run {run_id} logged no periodic validation")
     if args.episodes:
-        compare_longer_validation(args.run_ids, curves, args.episodes, args.test_episodes, args.tie)
+        compare_longer_validation(paths, curves, args.episodes, args.test_episodes, args.tie)
         return
     print(f"| run | validation returns (step: raw) | strictly the best | within {args.tie:g} of the best |")
     print("|---|---|---|---|")
@@ -64,11 +62,12 @@ def main() -> None:
         print(f"| {run_id} | {curve} | {chosen_step(steps, returns, 0.0)} | {chosen_step(steps, returns, args.tie)} |")
 
 
-def compare_longer_validation(run_ids: list[str], curves: dict, episodes: int, test_episodes: int, tie: float) -> None:
+def compare_longer_validation(paths: dict[str, Path], curves: dict, episodes: int, test_episodes: int,
+                              tie: float) -> None:
     """Each run's choice from its logged validations and from `episodes` validation tracks, both tested."""
     rows = []
-    for run_id in run_ids:
-        steps = [step for step in curves[run_id][0] if (LOG_ROOT / run_id / "checkpoints" / f"step_{step}.pt").exists()]
+    for run_id, path in paths.items():
+        steps = [step for step in curves[run_id][0] if (path / "checkpoints" / f"step_{step}.pt").exists()]
         longer = [tested(run_id, episodes, checkpoint=f"step_{step}", seed=VALIDATION_SEED_START)["raw"]["mean"]
                   for step in steps]
         choices = (chosen_step(*curves[run_id], tie), chosen_step(steps, longer, tie))

@@ -38,3 +38,17 @@ def test_a_run_named_by_its_directory_reads_the_results_test_wrote(tmp_path, mon
     with pytest.raises(SystemExit) as exit_:
         cli_runner.episodes_of("logs/no_such_run", 2)
     assert exit_.value.code == 2 and "run id 'logs/no_such_run': no run at logs/no_such_run " in capsys.readouterr().err
+
+
+def test_a_missing_run_is_named_before_any_table_or_test(tmp_path, monkeypatch, capsys):
+    """The table's header is not printed, and no run tested, when one of the runs named does not exist."""
+    import cli_runner
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs" / "here").mkdir(parents=True)
+    (tmp_path / "logs" / "here" / "config.json").write_text("{}")
+    monkeypatch.setattr(cli_runner, "cli", lambda *argv: pytest.fail(f"tested: {argv}"))
+    monkeypatch.setattr(sys, "argv", ["failures.py", "here", "logs/gone"])
+    with pytest.raises(SystemExit) as exit_:
+        failures.main()
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == "" and err.count("\n") == 1 and "logs/gone" in err

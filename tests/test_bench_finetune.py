@@ -242,10 +242,11 @@ def test_validation_choice_validates_the_kept_checkpoints_on_more_tracks(monkeyp
     import validation_choice
     from env import TEST_SEED_START, VALIDATION_SEED_START
 
-    monkeypatch.setattr(validation_choice, "LOG_ROOT", tmp_path)
-    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    run = tmp_path / "run"  # named by its directory, as `test` takes a run
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
     for step in (0, 5000, 10000):  # step 15000's checkpoint is gone: not validated again
-        (tmp_path / "run" / "checkpoints" / f"step_{step}.pt").touch()
+        (run / "checkpoints" / f"step_{step}.pt").touch()
     monkeypatch.setattr(validation_choice, "eval_curve", lambda run_id: ([0, 5000, 10000, 15000], [300, 800, 790, 700]))
     longer = {0: 310.0, 5000: 700.0, 10000: 880.0}
     calls = []
@@ -257,13 +258,13 @@ def test_validation_choice_validates_the_kept_checkpoints_on_more_tracks(monkeyp
         return {"raw": {"mean": raw, "min": raw - 100}, "laps_completed": step // 1000}
 
     monkeypatch.setattr(validation_choice, "tested", tested)
-    monkeypatch.setattr(sys, "argv", ["validation_choice.py", "run", "--episodes", "30", "--test_episodes", "20"])
+    monkeypatch.setattr(sys, "argv", ["validation_choice.py", str(run), "--episodes", "30", "--test_episodes", "20"])
     validation_choice.main()
     assert calls == [(30, "step_0", VALIDATION_SEED_START), (30, "step_5000", VALIDATION_SEED_START),
                      (30, "step_10000", VALIDATION_SEED_START), (20, "step_5000", TEST_SEED_START),
                      (20, "step_10000", TEST_SEED_START)]
     row = capsys.readouterr().out.splitlines()[-1]
-    assert row == ("| run | 0: 310.0, 5000: 700.0, 10000: 880.0 | step 5000: 905.0 (5/20, min 805) "
+    assert row == (f"| {run} | 0: 310.0, 5000: 700.0, 10000: 880.0 | step 5000: 905.0 (5/20, min 805) "
                    "| step 10000: 910.0 (10/20, min 810) |")
 
 
