@@ -102,6 +102,9 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"frames without a newly visited tile ending a training episode at the cost of leaving the "
                              f"road, 0 = never (auto, the default: {env.stall_limit}; fine-tuning: the BC run's if it set "
                              f"one, else {FINE_TUNING_STALL_LIMIT})")
+    parser.add_argument("--stall_penalty", type=float, default=None,
+                        help="what a stall costs the training reward (default: the cost of leaving the road, "
+                             "--offtrack_penalty x --offtrack_limit; fine-tuning: the BC run's)")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=model.encoder, help="CNN encoder")
     parser.add_argument("--feature_dim", type=int, default=model.feature_dim, help="encoder output size")
     parser.add_argument("--hidden_dim", type=int, default=model.hidden_dim, help="actor/critic MLP width")
@@ -112,8 +115,9 @@ def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def override_reward(env_config: EnvConfig, args: argparse.Namespace) -> EnvConfig:
-    """The off-track penalty and limit and the stall limit given on the command line, else those of `env_config`."""
-    for name in ("offtrack_penalty", "offtrack_limit", "stall_limit"):
+    """The off-track penalty and limit and the stall limit and penalty given on the command line, else those of
+    `env_config`."""
+    for name in ("offtrack_penalty", "offtrack_limit", "stall_limit", "stall_penalty"):
         if getattr(args, name) is not None:
             setattr(env_config, name, getattr(args, name))
     try:

@@ -52,6 +52,10 @@ class EnvConfig:
     # Frames without a newly visited road tile that end an episode (0 = never), at the cost of leaving the
     # road (offtrack_penalty x offtrack_limit): else standing still is a safe harbour from that penalty.
     stall_limit: int = 0
+    # What a stall costs (None: leaving the road's offtrack_penalty x offtrack_limit). A stall comes stall_limit
+    # frames after the car stopped, so the critic discounts its charge (0.99 ** 50 = 0.6 at 100 frames), where
+    # leaving the road is charged at once: at the same price stopping before a corner looks cheaper than trying it.
+    stall_penalty: float | None = None
     # Subtracted from the reward each time the car leaves road tiles behind unvisited (cutting a corner, or a
     # shortcut off the road). A lap completes only once every tile is visited, so one skipped tile costs the lap,
     # and the rest of the 1000 frames at -0.1 each, but the env's reward charges only the tile's own 1000/N points,
@@ -60,6 +64,10 @@ class EnvConfig:
     max_frames: int = 1000  # physics frames per episode, as CarRacing-v3's time limit
     domain_randomize: bool = False
     lap_complete_percent: float = 0.95
+
+    @property
+    def stall_cost(self) -> float:
+        return self.offtrack_penalty * self.offtrack_limit if self.stall_penalty is None else self.stall_penalty
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field, so CLIs can report it in one line."""
@@ -75,6 +83,8 @@ class EnvConfig:
             raise ValueError(f"offtrack_limit must be >= 0, got {self.offtrack_limit}")
         if self.stall_limit < 0:
             raise ValueError(f"stall_limit must be >= 0, got {self.stall_limit}")
+        if self.stall_penalty is not None and not 0 <= self.stall_penalty < np.inf:
+            raise ValueError(f"stall_penalty must be a finite number >= 0, got {self.stall_penalty}")
         if not 0 <= self.skipped_tile_penalty < np.inf:
             raise ValueError(f"skipped_tile_penalty must be a finite number >= 0, got {self.skipped_tile_penalty}")
         if self.max_frames < 1:
@@ -207,7 +217,7 @@ class DrivingEnv(gym.Env):
                 self._progress = (self.car_racing.tile_visited_count, self._frames)
             elif cfg.stall_limit and self._frames - self._progress[1] >= cfg.stall_limit:
                 terminated = stalled = True
-                penalized_total -= cfg.offtrack_penalty * cfg.offtrack_limit
+                penalized_total -= cfg.stall_cost
             truncated = self._frames >= cfg.max_frames
             if terminated or truncated:
                 break

@@ -1051,7 +1051,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if main_rank:
             print(f"lambda's floor: {config.bc_weight_floor:g} x --bc_weight")
     if main_rank:
-        print(f"stall limit: {env_config.stall_limit} frames without a new tile" if env_config.stall_limit else "stall limit: off")
+        print(f"stall limit: {env_config.stall_limit} frames without a new tile, charged {env_config.stall_cost:g}"
+              if env_config.stall_limit else "stall limit: off")
     if model_config.spread_limit is None:  # --spread_limit auto: SAC's entropy bonus was measured with the old clamp
         model_config.spread_limit = KL_SPREAD_LIMIT if config.bc_prior_kl else OLD_SPREAD_LIMIT
     if model_config.policy_action is None:  # --policy_action auto: the spread stays near BC's only under the KL cost

@@ -362,6 +362,13 @@ SKIPPED_TILES_50 = ("today's default from clean laps with the skipped-tile penal
 # steps instead of 3 carry a tile's reward, or a cut's penalty, back to the action that earned it in fewer updates.
 N_STEP_5 = ("today's default from clean laps with 5-step TD targets instead of 3 (--actor_lr 3e-4 --actor_lr_decay 1 "
             "--total_steps 30000 --skipped_tile_penalty 25 --n_step 5; clean laps only)")
+# The slow runs stall: on weak set 4 half to four fifths of the second seed's training episodes ended at the stall
+# limit after step 5,000 (TensorBoard train/episode_stalled), a tenth to half of the first's. A stall costs what
+# leaving the road does (200), but 100 frames (50 steps) after the car stopped, so the critic discounts it to 0.99^50
+# = 0.6 of that: stopping before a corner looks cheaper than trying it. At 400 waiting costs more than leaving the road.
+STALL_PRICE_400 = ("today's default from clean laps with a stall charged 400 instead of leaving the road's 200 "
+                   "(--actor_lr 3e-4 --actor_lr_decay 1 --total_steps 30000 --skipped_tile_penalty 25 --stall_penalty "
+                   "400; clean laps only)")
 # train_rl's default in 2026-12-05's seventh session (--actor_lr_decay auto, --total_steps auto): on clean laps the
 # 30,000-step decaying row, on DART laps the previous default; it shares their runs.
 BUDGET_AUTO = ("the default until 2026-12-05's eighth session: from clean laps the actor learns 3 times faster, over "
@@ -386,7 +393,7 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        CRITIC_RECOVERIES_CUT_HALF_30K, IMITATED_RECOVERIES, IMITATED_RECOVERIES_TENTH,
                        IMITATED_WARM, SHOVES_FLOOR_AUTO, ACTOR_LR_3E4, ACTOR_LR_AUTO, ACTOR_LR_DECAY,
                        ACTOR_LR_DECAY_30K, ACTOR_LR_DECAY_45K, SKIPPED_TILES, SKIPPED_TILES_45K, SKIPPED_TILES_100,
-                       SKIPPED_TILES_50, N_STEP_5,
+                       SKIPPED_TILES_50, N_STEP_5, STALL_PRICE_400,
                        *AUTO_BUDGET)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
 KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
@@ -446,13 +453,14 @@ FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread
               False: "critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie"}
 
 
-def penalized_clean_laps(total_steps: int, penalty: int, n_step: int = 3) -> tuple[dict, list]:
-    """A weak-start row at 3e-4 falling to 0 over `total_steps`, charging `penalty` for road tiles left behind,
-    with `n_step` TD targets (train_rl's 3 unless set: the run key names it only then)."""
-    n_step_key, n_step_flags = (f"_nstep{n_step}", ["--n_step", n_step]) if n_step != 3 else ("", [])
-    return ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_{total_steps // 1000}k_skip{penalty}{n_step_key}"},
+def penalized_clean_laps(total_steps: int, penalty: int, **train_rl_flags) -> tuple[dict, list]:
+    """A weak-start row at 3e-4 falling to 0 over `total_steps`, charging `penalty` for road tiles left behind, with
+    train_rl's other flags as given (n_step=5: --n_step 5, named in the run key as _nstep5)."""
+    key = "".join(f"_{name.replace('_', '')}{value}" for name, value in train_rl_flags.items())
+    flags = [item for name, value in train_rl_flags.items() for item in (f"--{name}", value)]
+    return ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay_{total_steps // 1000}k_skip{penalty}{key}"},
             [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4, "--actor_lr_decay", 1, "--total_steps", total_steps,
-             "--skipped_tile_penalty", penalty, *n_step_flags])
+             "--skipped_tile_penalty", penalty, *flags])
 
 
 VARIANTS = {
@@ -492,6 +500,7 @@ VARIANTS = {
     SKIPPED_TILES_100: penalized_clean_laps(30_000, 100),
     SKIPPED_TILES_50: penalized_clean_laps(30_000, 50),
     N_STEP_5: penalized_clean_laps(30_000, 25, n_step=5),
+    STALL_PRICE_400: penalized_clean_laps(30_000, 25, stall_penalty=400),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
     CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec" for start in ("strong", "weak")},

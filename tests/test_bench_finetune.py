@@ -64,8 +64,9 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
             assert setting("--actor_lr_decay") == [1 if "_decay" in key else 0]
         if label != finetune.TILES_AUTO:
             assert setting("--skipped_tile_penalty") == [int(penalty.group(1)) if penalty else 0]
-        n_step = re.search(r"_nstep(\d+)", key)
-        assert setting("--n_step") == ([int(n_step.group(1))] if n_step else [])
+        for name in ("n_step", "stall_penalty"):  # named in the key as _nstep5, _stallpenalty400
+            value = re.search(rf"_{name.replace('_', '')}(\d+)", key)
+            assert setting(f"--{name}") == ([int(value.group(1))] if value else [])
         assert (label in finetune.SPREAD_LIMITED) != old_limit
 
 

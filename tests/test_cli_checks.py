@@ -60,7 +60,7 @@ def test_train_bc_refuses_bad_values(capsys, workdir, no_training, flags):
     ["--tau", "nan"], ["--init_temperature", "nan"], ["--target_entropy", "inf"], ["--augment_pad", "-1"],
     ["--bc_weight", "nan", "--dataset", "none"], ["--demo_ratio", "nan"], ["--offtrack_penalty", "inf"],
     ["--batch_size", str(10**12)], ["--num_envs", "100000"], ["--spread_limit", "0"], ["--spread_limit", "nan"],
-    ["--stall_limit", "-3"],
+    ["--stall_limit", "-3"], ["--stall_penalty", "-1"],
     *(["--run_id", name] for name in BAD_NAMES),
 ])
 def test_train_rl_refuses_bad_values(capsys, workdir, no_training, flags):

@@ -87,6 +87,11 @@ def test_a_car_standing_still_ends_the_episode_at_the_stall_limit_at_the_cost_of
     never = DrivingEnv(EnvConfig(action_repeat=1, stall_limit=0))
     never.reset(seed=7)
     assert not any(never.step(stand)[2] for _ in range(100))
+    priced = DrivingEnv(EnvConfig(action_repeat=1, offtrack_penalty=10.0, offtrack_limit=20, stall_limit=30,
+                                  stall_penalty=450.0))  # a stall of its own price, not leaving the road's
+    priced.reset(seed=7)
+    _, reward, _, _, info = [priced.step(stand) for _ in range(ends[0] + 1)][-1]
+    assert info["stalled"] and reward == pytest.approx(info["raw_reward"] - 450.0)
 
 
 def test_tiles_left_behind_unvisited_are_counted_once_and_only_ahead_of_the_car():
@@ -221,7 +226,8 @@ def test_episode_metrics_cut_penalized_return_at_limit():
 
 @pytest.mark.parametrize("field, value", [("action_repeat", 0), ("frame_stack", 0), ("obs_size", 50),
                                           ("offtrack_penalty", -1.0), ("max_frames", 0), ("stall_limit", -1),
-                                          ("skipped_tile_penalty", -1.0), ("skipped_tile_penalty", float("nan"))])
+                                          ("skipped_tile_penalty", -1.0), ("skipped_tile_penalty", float("nan")),
+                                          ("stall_penalty", -1.0), ("stall_penalty", float("inf"))])
 def test_bad_config_is_a_clear_error(field, value):
     with pytest.raises(ValueError, match=field):
         DrivingEnv(EnvConfig(**{field: value}))
