@@ -360,6 +360,8 @@ SKIPPED_TILES_50 = ("today's default from clean laps with the skipped-tile penal
 # A slow start's run-to-run spread is its learning speed: set 4's second seed still climbed at the last validation
 # (467, 303, 688, 747 over the last 15,000 steps) where the first had peaked at 818 by step 20,000. TD targets over 5
 # steps instead of 3 carry a tile's reward, or a cut's penalty, back to the action that earned it in fewer updates.
+# Lost (2026-12-06, weak set 4, training seeds 4 and 104, the ninth session's BC start; set 2 not run): 613.2 and
+# 853.9 (15 and 38 laps, min 62 and 11) against today's default's 855.0 and 756.4 (34 and 22) from the same start.
 N_STEP_5 = ("today's default from clean laps with 5-step TD targets instead of 3 (--actor_lr 3e-4 --actor_lr_decay 1 "
             "--total_steps 30000 --skipped_tile_penalty 25 --n_step 5; clean laps only)")
 # The slow runs stall: on weak set 4 half to four fifths of the second seed's training episodes ended at the stall
