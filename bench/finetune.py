@@ -368,6 +368,11 @@ N_STEP_5 = ("today's default from clean laps with 5-step TD targets instead of 3
 # limit after step 5,000 (TensorBoard train/episode_stalled), a tenth to half of the first's. A stall costs what
 # leaving the road does (200), but 100 frames (50 steps) after the car stopped, so the critic discounts it to 0.99^50
 # = 0.6 of that: stopping before a corner looks cheaper than trying it. At 400 waiting costs more than leaving the road.
+# Measured (2026-12-06, second session; the ninth session's BC starts, training seeds 2 and 102 on set 2, 4 and 104
+# on set 4): 888.8, 917.9, 851.2, 854.0 (46, 44, 36, 32 laps) = 878.0 +- 27.4, 158 laps of 200, against today's
+# default's 907.3, 898.1, 855.0, 756.4 (47, 43, 34, 22) = 854.2 +- 59.8, 146 laps; 3 stuck test laps against 12, more
+# off the road (27 against 21); with shoves 68 of 254 excursions recovered against 105 of 274. Not adopted (2 demo
+# sets; the weak bar still missed; robustness lower): kept as the flag --stall_penalty.
 STALL_PRICE_400 = ("today's default from clean laps with a stall charged 400 instead of leaving the road's 200 "
                    "(--actor_lr 3e-4 --actor_lr_decay 1 --total_steps 30000 --skipped_tile_penalty 25 --stall_penalty "
                    "400; clean laps only)")
