@@ -642,8 +642,8 @@ OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default from BC runs without the d
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
                     "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
-MAX_SEEDS = 10  # demo sets; training seeds per demo set (see training_seed) below
-MAX_TRAINING_SEEDS = 5
+MAX_SEEDS = 10  # demo sets
+MAX_TRAINING_SEEDS = 5  # training seeds per demo set (training_seed)
 BC_EPOCHS = 0  # train_bc --epochs of every BC start: set once by main(), part of every run id
 
 
@@ -753,6 +753,7 @@ def rl_run(variant: str, start: str, k: int, total_steps: int | None, seed: int 
     """Fine-tune demo set k's BC start as the variant says, with training seed `seed` (None: k); `total_steps` None:
     the budget the row was measured with (train_rl's auto for today's default, FIXED_BUDGET before; a row's own
     --total_steps wins)."""
+    seed = k if seed is None else seed
     run_id = rl_run_id(variant, start, k, seed)
     total_steps = total_steps or (None if variant in AUTO_BUDGET else FIXED_BUDGET)
     bc_flags, flags = bc_time_flags(VARIANTS[variant][1], start)
@@ -762,7 +763,7 @@ def rl_run(variant: str, start: str, k: int, total_steps: int | None, seed: int 
         start_run = bc_run(start, k, bc_flags)  # trained first if missing: not part of the RL wall time
         flags = [recovery_laps(start, k) if flag == RECOVERY_LAPS else flag for flag in flags]
         started = time.time()
-        cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", k if seed is None else seed,
+        cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", seed,
             *(["--total_steps", total_steps] if total_steps else []), *flags)
         (LOG_ROOT / run_id / "wall_time_s").write_text(f"{time.time() - started:.0f}")
     return run_id
