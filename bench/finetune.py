@@ -818,7 +818,7 @@ def with_earlier_rows(table: dict, earlier: Path, replace: bool = False, beside:
     """The rows of an earlier results file (a fresh checkout keeps the results, not the runs) in that file's
     order, updated by the rows measured now; rows new to it go after their start's leading BC rows. A row
     keeps its earlier version where this checkout holds fewer of its runs (e.g. 2 of another machine's 4 demo
-    sets) or, unless `replace`, where its runs test otherwise than they did (same ids, other weights); then a
+    sets) or, unless `replace`, where its runs test otherwise than they did (same ids, other weights); either way a
     row named in `beside` (key -> label suffix) also goes in as a row of its own, right after the earlier one."""
     old = {tuple(k.split(" | ", 1)): r for k, r in json.loads(earlier.read_text()).items()} if earlier.exists() else {}
     runs = lambda r: len(r.get("runs", []))
@@ -830,9 +830,9 @@ def with_earlier_rows(table: dict, earlier: Path, replace: bool = False, beside:
             kept[key] = f"{runs(old[key])} runs there, {runs(r)} here"
         elif not replace and not measured_alike(old[key], r):
             kept[key] = "its runs test otherwise here (other weights under the same ids; --replace_rows takes these)"
-            if key in (beside or {}):
-                added[key] = (key[0], f"{key[1]}, {beside[key]}")
-                kept[key] += f"; these numbers go in as '{added[key][1]}'"
+        if key in kept and key in (beside or {}):
+            added[key] = (key[0], f"{key[1]}, {beside[key]}")
+            kept[key] += f"; these numbers go in as '{added[key][1]}'"
     for (start, policy), why in kept.items():
         print(f"kept the earlier row '{start} | {policy}': {why}")
     merged = {**old, **{key: r for key, r in table.items() if key not in kept},
@@ -936,9 +936,10 @@ def main() -> None:
                         help="rows whose runs test otherwise than the results file says (retrained under the same "
                              "ids) take the new numbers (default: the file's are kept, and named)")
     parser.add_argument("--beside", default="", metavar="TEXT",
-                        help="where a --variants row's runs test otherwise than the results file says (e.g. trained "
-                             "here from other BC starts), keep the file's row and add these numbers beside it, "
-                             "labelled '<row>, TEXT' (e.g. 'from the BC starts of the machine of <date>')")
+                        help="where the results file keeps its own version of a --variants row (its runs test "
+                             "otherwise here, e.g. trained from other BC starts, or it holds more runs, e.g. other demo "
+                             "sets), add this checkout's numbers beside it, labelled '<row>, TEXT' (e.g. 'from the BC "
+                             "starts of the machine of <date>')")
     args = parser.parse_args()
     if args.list:
         print("\n".join(VARIANTS))

@@ -205,6 +205,15 @@ def test_a_row_measured_from_fewer_runs_keeps_its_earlier_version(tmp_path, caps
     assert "kept the earlier row 'strong | bc': 4 runs there, 2 here" in capsys.readouterr().out
 
 
+def test_a_row_measured_from_fewer_demo_sets_goes_beside_the_earlier_one_when_asked(tmp_path, capsys):
+    """Another machine's 5 demo sets stay in their row; this checkout's 2 sets get a row of their own."""
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"weak | v": {"runs": ["a", "b", "c", "d", "e"]}}')
+    merged = finetune.with_earlier_rows({("weak", "v"): {"runs": ["b", "d"]}}, earlier, beside={("weak", "v"): "sets 1, 3"})
+    assert merged == {("weak", "v"): {"runs": ["a", "b", "c", "d", "e"]}, ("weak", "v, sets 1, 3"): {"runs": ["b", "d"]}}
+    assert "5 runs there, 2 here; these numbers go in as 'v, sets 1, 3'" in capsys.readouterr().out
+
+
 def test_plot_has_a_panel_per_start_with_its_rows(tmp_path, monkeypatch):
     """Every start gets its panel (the recovery start's rows were dropped when the plot had two)."""
     import matplotlib.figure
