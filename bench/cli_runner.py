@@ -1,4 +1,5 @@
 """Benchmarks drive the public CLI in-process, exactly as a user would type it."""
+import filecmp
 import json
 import sys
 from pathlib import Path
@@ -38,12 +39,20 @@ def run_dirs(run_ids: list[str]) -> list[Path]:
         sys.exit(2)
 
 
+def is_own_policy(path: Path, checkpoint: str) -> bool:
+    """Whether a named checkpoint is the run's own policy: `latest` names it, or it holds the same bytes (the
+    validated step that became `best`, or the last step's copy in `latest_step`)."""
+    checkpoints = path / "checkpoints"
+    own, named = checkpoints / (checkpoints / "latest").read_text().strip(), checkpoints / f"{checkpoint}.pt"
+    return own == named or (own.exists() and named.exists() and filecmp.cmp(own, named, shallow=False))
+
+
 def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None,
                  seed: int = TEST_SEED_START) -> dict:
     """`test` of a run (its own checkpoint unless named, its own action), run once, then read back."""
     [path] = run_dirs([run_id])
-    if checkpoint and (path / "checkpoints" / "latest").read_text().strip() == f"{checkpoint}.pt":
-        checkpoint = None  # the run's own policy: the same test as without a name
+    if checkpoint and is_own_policy(path, checkpoint):
+        checkpoint = None  # the same test as without a name: read back, not run again
     result = results_file(path, checkpoint, seed, episodes, shove, policy_action=None)
     if not result.exists():
         cli("test", "--resume_run_id", run_id, "--episodes", episodes, *(["--shove", shove] if shove else []),

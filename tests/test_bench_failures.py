@@ -40,6 +40,26 @@ def test_a_run_named_by_its_directory_reads_the_results_test_wrote(tmp_path, mon
     assert exit_.value.code == 2 and "run id 'logs/no_such_run': no run at logs/no_such_run " in capsys.readouterr().err
 
 
+def test_a_validated_step_that_became_the_runs_policy_reads_the_runs_own_test(tmp_path, monkeypatch):
+    """`bench/validation_choice.py` names the chosen step's checkpoint; when its bytes are the run's policy (`best`
+    is a copy) the run's saved test is read back instead of testing the same weights again."""
+    import cli_runner
+    monkeypatch.chdir(tmp_path)
+    run = Path("logs") / "bcsac"
+    (run / "test_results").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "checkpoints" / "latest").write_text("best.pt")
+    for name, weights in (("best", b"w20"), ("step_20000", b"w20"), ("step_30000", b"w30")):
+        (run / "checkpoints" / f"{name}.pt").write_bytes(weights)
+    summary = {"raw": {"mean": 900.0}}
+    (run / "test_results" / "latest_seed1000000_n2.json").write_text(json.dumps({"summary": summary}))
+    monkeypatch.setattr(cli_runner, "cli", lambda *argv: pytest.fail(f"tested again: {argv}"))
+    assert cli_runner.tested("bcsac", 2, checkpoint="step_20000") == summary
+    with pytest.raises(pytest.fail.Exception, match="step_30000"):  # other weights: tested
+        cli_runner.tested("bcsac", 2, checkpoint="step_30000")
+
+
 def test_a_missing_run_is_named_before_any_table_or_test(tmp_path, monkeypatch, capsys):
     """The table's header is not printed, and no run tested, when one of the runs named does not exist."""
     import cli_runner
