@@ -2,7 +2,8 @@
 
 Actor loss: mean squared error between the actor's deterministic (squashed-mean) action and the expert's
 action; the actor's standard deviation is fitted separately (likelihood around the detached mean, small
-weight) so that RL starts with exploration noise matched to the imitation error. Critic loss: both Q heads regress the Monte-Carlo discounted return of the demonstration, computed
+weight) so that RL starts with exploration noise matched to the imitation error. Critic loss: both Q heads regress \
+the Monte-Carlo discounted return of the demonstration, computed
 with the same penalized reward RL optimises, so fine-tuning starts from a critic that already ranks
 on-road driving above leaving the road. The encoder learns from the actor loss, and from the critic's
 only at `critic_weight` (returns are in the hundreds and would swamp the actor), with random-shift
@@ -90,18 +91,21 @@ def auto_or(kind: type, words: str):
 def add_env_and_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Observation and network flags shared by train_bc and train_rl (from scratch)."""
     env, model = EnvConfig(), ModelConfig()
-    parser.add_argument("--action_repeat", type=int, default=env.action_repeat, help="physics frames per agent decision")
+    parser.add_argument("--action_repeat", type=int, default=env.action_repeat,
+                        help="physics frames per agent decision")
     parser.add_argument("--frame_stack", type=int, default=env.frame_stack, help="frames per observation")
     parser.add_argument("--color", action="store_true", help="RGB observations instead of grayscale")
     parser.add_argument("--obs_size", type=int, default=env.obs_size, help="observation side, a divisor of 96")
     parser.add_argument("--offtrack_penalty", type=float, default=None,
-                        help=f"reward penalty per off-track frame (default {env.offtrack_penalty}; fine-tuning: the BC run's)")
+                        help=f"reward penalty per off-track frame (default {env.offtrack_penalty}; "
+                             "fine-tuning: the BC run's)")
     parser.add_argument("--offtrack_limit", type=int, default=None,
-                        help=f"consecutive off-track frames ending an episode, 0 = never (default {env.offtrack_limit}; fine-tuning: the BC run's)")
+                        help="consecutive off-track frames ending an episode, 0 = never "
+                             f"(default {env.offtrack_limit}; fine-tuning: the BC run's)")
     parser.add_argument("--stall_limit", type=auto_or(int, "an integer"), default=None, metavar="{auto,N}",
-                        help=f"frames without a newly visited tile ending a training episode at the cost of leaving the "
-                             f"road, 0 = never (auto, the default: {env.stall_limit}; fine-tuning: the BC run's if it set "
-                             f"one, else {FINE_TUNING_STALL_LIMIT})")
+                        help="frames without a newly visited tile ending a training episode at the cost of leaving "
+                             f"the road, 0 = never (auto, the default: {env.stall_limit}; fine-tuning: the BC run's if "
+                             f"it set one, else {FINE_TUNING_STALL_LIMIT})")
     parser.add_argument("--stall_penalty", type=float, default=None,
                         help="what a stall costs the training reward (default: the cost of leaving the road, "
                              "--offtrack_penalty x --offtrack_limit; fine-tuning: the BC run's)")
@@ -137,38 +141,51 @@ def env_and_model_configs(args: argparse.Namespace) -> tuple[EnvConfig, ModelCon
     try:
         Encoder(env_config.obs_shape, model_config)
     except RuntimeError:
-        raise UserError(f"--encoder {args.encoder} does not fit --obs_size {args.obs_size}; use a larger --obs_size") from None
+        raise UserError(f"--encoder {args.encoder} does not fit --obs_size {args.obs_size}; "
+                        "use a larger --obs_size") from None
     return env_config, model_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = BCConfig()
-    parser.add_argument("--dataset", default=c.dataset, help="demonstrations: data/<dataset>/, a directory path, or minari:<id>")
+    parser.add_argument("--dataset", default=c.dataset,
+                        help="demonstrations: data/<dataset>/, a directory path, or minari:<id>")
     parser.add_argument("--run_id", default=None, help="name of the new run (default: bc_<timestamp>)")
-    parser.add_argument("--resume_run_id", default=None, help="continue this BC run (its settings; --epochs may extend it)")
-    parser.add_argument("--max_episodes", type=int, default=c.max_episodes, help="use only the first N episodes (0 = all)")
-    parser.add_argument("--epochs", type=int, default=None, help=f"passes over the training transitions (default {c.epochs}; "
-                        "with --resume_run_id: the run's own, or more to extend it)")
+    parser.add_argument("--resume_run_id", default=None,
+                        help="continue this BC run (its settings; --epochs may extend it)")
+    parser.add_argument("--max_episodes", type=int, default=c.max_episodes,
+                        help="use only the first N episodes (0 = all)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"passes over the training transitions (default {c.epochs}; "
+                             "with --resume_run_id: the run's own, or more to extend it)")
     parser.add_argument("--batch_size", type=int, default=c.batch_size, help="transitions per update")
     parser.add_argument("--lr", type=float, default=c.lr, help="Adam learning rate")
-    parser.add_argument("--val_fraction", type=float, default=c.val_fraction, help="fraction of episodes held out for validation")
+    parser.add_argument("--val_fraction", type=float, default=c.val_fraction,
+                        help="fraction of episodes held out for validation")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount of the critics' Monte-Carlo targets")
-    parser.add_argument("--critic_weight", type=float, default=c.critic_weight, help="share of the critic loss gradient that trains the shared encoder (0 = actor-only encoder)")
-    parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
+    parser.add_argument("--critic_weight", type=float, default=c.critic_weight,
+                        help="share of the critic loss gradient that trains the shared encoder "
+                             "(0 = actor-only encoder)")
+    parser.add_argument("--augment_pad", type=int, default=c.augment_pad,
+                        help="random-shift augmentation in pixels (0 = off)")
     parser.add_argument("--weight_average", type=float, default=c.weight_average,
-                        help="the run's policy is this running average of its end-of-epoch weights: each epoch the older "
-                             "ones decay by this factor (about 1/(1-x) epochs averaged; 0 = the last epoch's weights)")
-    parser.add_argument("--eval_every", type=int, default=c.eval_every, help="epochs between held-out evaluations (0 = never)")
+                        help="the run's policy is this running average of its end-of-epoch weights: each epoch the "
+                             "older ones decay by this factor (about 1/(1-x) epochs averaged; "
+                             "0 = the last epoch's weights)")
+    parser.add_argument("--eval_every", type=int, default=c.eval_every,
+                        help="epochs between held-out evaluations (0 = never)")
     parser.add_argument("--checkpoint_every", type=int, default=c.checkpoint_every,
-                        help="keep checkpoints/epoch_N.pt of every Nth epoch (the last epoch's and best.pt are always kept)")
+                        help="keep checkpoints/epoch_N.pt of every Nth epoch "
+                             "(the last epoch's and best.pt are always kept)")
     parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per evaluation")
     parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
                         help="1: each evaluation also shows the first 8 s of one validation episode as a clip in "
                              "TensorBoard's Images tab (about 1 MB each)")
     parser.add_argument("--dashboard_inputs", type=auto_bool, default=None, metavar="{auto,0,1}",
-                        help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, steering, "
-                             "gyroscope bars) as pixels beside the encoder features; auto: 1 unless the demonstrations "
-                             "show no recovery (clean laps: their clone drove far worse with it, README)")
+                        help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, "
+                             "steering, gyroscope bars) as pixels beside the encoder features; auto: 1 unless the "
+                             "demonstrations show no recovery "
+                             "(clean laps: their clone drove far worse with it, README)")
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
     parser.add_argument("--skip_bad", action="store_true", help="skip unreadable demo files instead of stopping")
     parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
@@ -213,8 +230,10 @@ def run(args: argparse.Namespace) -> int:
             path = run_dir(args.resume_run_id)
             saved = load_config(path)
             if saved.get("kind") != "bc":
-                raise UserError(f"run id {args.resume_run_id!r} is a {saved.get('kind')} run; --resume_run_id of train_bc needs a BC run")
-            config = BCConfig(**{**saved["train"], "epochs": saved["train"]["epochs"] if args.epochs is None else args.epochs})
+                raise UserError(f"run id {args.resume_run_id!r} is a {saved.get('kind')} run; "
+                                "--resume_run_id of train_bc needs a BC run")
+            config = BCConfig(**{**saved["train"],
+                                 "epochs": saved["train"]["epochs"] if args.epochs is None else args.epochs})
             env_config, model_config = EnvConfig(**saved["env"]), ModelConfig(**saved["model"])
         else:
             config = BCConfig(**{k: getattr(args, k) for k in asdict(BCConfig()) if k != "epochs"})
@@ -271,7 +290,8 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
     if model_config.dashboard_inputs is None:  # --dashboard_inputs auto
         model_config = replace(model_config, dashboard_inputs=not no_recoveries)
         if main_rank:
-            print(f"dashboard inputs: {'on' if model_config.dashboard_inputs else 'off (no recovery in the demonstrations)'}")
+            print("dashboard inputs: "
+                  f"{'on' if model_config.dashboard_inputs else 'off (no recovery in the demonstrations)'}")
     train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)
     train_data = demo_replay(train_eps, env_config, config.gamma)
     val_data = demo_replay(val_eps, env_config, config.gamma) if val_eps else None
@@ -298,8 +318,8 @@ def train_bc(path: Path, config: BCConfig, env_config: EnvConfig, model_config: 
             rng = np.random.default_rng([rank_seed, start_epoch])
     writer = None
     if main_rank:
-        save_config(path, {"kind": "bc", "world_size": ctx.world_size, "train": asdict(config), "env": asdict(env_config),
-                           "model": asdict(model_config)})
+        save_config(path, {"kind": "bc", "world_size": ctx.world_size, "train": asdict(config),
+                           "env": asdict(env_config), "model": asdict(model_config)})
         print(f"run {path.name}: {n_train} train / {n_val} val episodes, {len(train_data)} transitions, "
               f"world size {ctx.world_size} on {device} (effective batch {config.batch_size * ctx.world_size})")
         print(f"TensorBoard: tensorboard --logdir {path.parent}")
@@ -360,7 +380,8 @@ def end_of_epoch(path, writer, model, trained_model, optimizer, agent, val_data,
         val_actor = val["actor_loss"]
         line += f" | val actor {val_actor:.4f} critic {val['critic_loss']:.2f}"
     model.sync_targets(1.0)  # RL starts from target critics equal to the pre-trained ones
-    state = {"model": model.state_dict(), "trained_model": trained_model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+    state = {"model": model.state_dict(), "trained_model": trained_model.state_dict(),
+             "optimizer": optimizer.state_dict(), "epoch": epoch,
              "best_val": min(best_val, val_actor), "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state()}
     save_checkpoint(path, f"epoch_{epoch}", state, copies=("best",) if val_actor < best_val else ())
     if (epoch - 1) % config.checkpoint_every:  # the previous epoch's file, now that this one is on disk

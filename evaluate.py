@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from agent import Agent
 from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
-from env import MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker, make_vec_env
+from env import (MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker,
+                 make_vec_env)
 from errors import UserError
 from networks import POLICY_ACTIONS
 from runs import RESULTS_DIR, load_config, run_dir
@@ -29,15 +30,18 @@ OUTPUT_FREE_BYTES = 16 * 2**20  # disk room asked for the results JSON and a vid
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume_run_id", required=True, help="run to test: id under logs/ or a run directory")
     parser.add_argument("--episodes", type=int, default=50, help="number of tracks")
-    parser.add_argument("--seed", type=int, default=TEST_SEED_START, help="first track seed (tracks seed..seed+episodes-1)")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint name in the run (default: latest), e.g. best or epoch_3")
+    parser.add_argument("--seed", type=int, default=TEST_SEED_START,
+                        help="first track seed (tracks seed..seed+episodes-1)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint name in the run (default: latest), e.g. best or epoch_3")
     parser.add_argument("--num_envs", type=int, default=2, help="parallel environment processes")
     parser.add_argument("--video", default=None, help="write the first track's episode to this .mp4 or .gif")
     add_view_argument(parser)
     parser.add_argument("--render", action="store_true", help="show a window (one environment at a time)")
     parser.add_argument("--shove", type=float, default=0.0,
                         help="robustness test: probability per agent step of a shove, a hard random steer (gas off) "
-                             f"held for {SHOVE_HOLD_FRAMES} frames; the same shoves on every track for every policy (e.g. 0.01)")
+                             f"held for {SHOVE_HOLD_FRAMES} frames; the same shoves on every track for every policy "
+                             "(e.g. 0.01)")
     parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=None,
                         help="override the run's action: mean = tanh of the policy's mean, expected = the average of "
                              "its squashed samples (default: the run's own, saved in its config; results named apart)")
@@ -136,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
     agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device, policy_action=args.policy_action)
     seeds = list(range(args.seed, args.seed + args.episodes))
     recorder = EpisodeRecorder(args.video_view) if args.video else None
-    episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder, render=args.render,
-                        shove=args.shove)
+    episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder,
+                        render=args.render, shove=args.shove)
     if recorder:
         write_video(args.video, recorder.frames, fps=50 // agent.env_config.action_repeat)
         print(f"video of track {args.seed} ({args.video_view} view): {args.video}")
@@ -173,8 +177,8 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, recorder: Episod
     `recorder` keeps the frames of the first seed's episode; `shove` > 0 pushes the car off its line
     now and then (see `Shoves`) and counts recoveries."""
     # Score with the GUIDE's standard penalty, whatever the run trained with; never stop early.
-    env_config = replace(EnvConfig(), action_repeat=agent.env_config.action_repeat, offtrack_penalty=0.0, offtrack_limit=0,
-                         stall_limit=0)
+    env_config = replace(EnvConfig(), action_repeat=agent.env_config.action_repeat, offtrack_penalty=0.0,
+                         offtrack_limit=0, stall_limit=0)
     num_envs = min(num_envs, len(seeds))
     vec_env = make_vec_env(num_envs, env_config, autoreset=False, pixels=False, render_mode="human" if render else None)
     pending = list(seeds)
@@ -219,7 +223,8 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, recorder: Episod
                 recorder.capture(vec_env, i, frames[i])
             if terminated[i] or truncated[i]:
                 m = metrics[i]
-                results.append({"seed": slot_seed[i], "raw_return": m.raw_return, "penalized_return": m.penalized_return,
+                results.append({"seed": slot_seed[i], "raw_return": m.raw_return,
+                                "penalized_return": m.penalized_return,
                                 "lap_complete": lap[i], "offtrack_frames": m.offtrack_frames, "frames": m.frames,
                                 "tiles_skipped": int(info["tiles_skipped"][i]),  # left behind: the lap is lost
                                 **(shoves[i].result() if shoves[i] else {})})
@@ -257,7 +262,8 @@ def summarize(episodes: list[dict]) -> dict:
     raw = np.array([e["raw_return"] for e in episodes])
     pen = np.array([e["penalized_return"] for e in episodes])
     off = np.array([e["offtrack_frames"] for e in episodes])
-    stats = lambda x: {"mean": float(x.mean()), "std": float(x.std()), "median": float(np.median(x)), "min": float(x.min())}
+    stats = lambda x: {"mean": float(x.mean()), "std": float(x.std()), "median": float(np.median(x)),
+                       "min": float(x.min())}
     summary = {"episodes": len(episodes), "raw": stats(raw), "penalized": stats(pen), "offtrack_frames": stats(off),
                "laps_completed": int(sum(e["lap_complete"] for e in episodes))}
     if "tiles_skipped" in episodes[0]:  # results saved before it was recorded lack it
@@ -270,7 +276,8 @@ def summarize(episodes: list[dict]) -> dict:
 
 
 def format_table(summary: dict) -> str:
-    rows = [("raw return", summary["raw"]), ("penalized return", summary["penalized"]), ("off-track frames", summary["offtrack_frames"])]
+    rows = [("raw return", summary["raw"]), ("penalized return", summary["penalized"]),
+            ("off-track frames", summary["offtrack_frames"])]
     lines = [f"{'':18}{'mean':>9}{'std':>9}{'median':>9}{'min':>9}"]
     lines += [f"{name:18}{s['mean']:9.1f}{s['std']:9.1f}{s['median']:9.1f}{s['min']:9.1f}" for name, s in rows]
     lines.append(f"laps completed: {summary['laps_completed']}/{summary['episodes']}"

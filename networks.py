@@ -88,7 +88,8 @@ class Encoder(nn.Module):
         self.convs = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, *obs_shape)).shape[1]
-        self.projection = nn.Sequential(nn.Linear(flat, config.feature_dim), nn.LayerNorm(config.feature_dim), nn.Tanh())
+        self.projection = nn.Sequential(nn.Linear(flat, config.feature_dim), nn.LayerNorm(config.feature_dim),
+                                        nn.Tanh())
         channels, size = obs_shape[0], obs_shape[1]
         self.feature_dim = config.feature_dim  # the CNN's part of the output
         self.dashboard_top = dashboard_top(size) if config.dashboard_inputs else size
@@ -122,7 +123,8 @@ class Encoder(nn.Module):
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)
+        nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
+        nn.Linear(hidden_dim, out_dim)
     )
 
 
@@ -191,7 +193,8 @@ class Critic(nn.Module):
         self.num_qs = num_qs
 
         def activation() -> nn.Module:  # parameter-free, so the layers' keys are the same either way
-            return nn.Sequential(nn.LayerNorm(hidden_dim, elementwise_affine=False), nn.ReLU()) if layer_norm else nn.ReLU()
+            return (nn.Sequential(nn.LayerNorm(hidden_dim, elementwise_affine=False), nn.ReLU()) if layer_norm
+                    else nn.ReLU())
 
         self.net = nn.Sequential(EnsembleLinear(num_qs, feature_dim + 3, hidden_dim), activation(),
                                  EnsembleLinear(num_qs, hidden_dim, hidden_dim), activation(),

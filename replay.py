@@ -30,21 +30,25 @@ FPS = 50  # CarRacing's frame rate; demos hold one frame per action
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     demos.add_epilog(parser, __doc__)
     parser.add_argument("--dataset", required=True,
-                        help="dataset name (data/<dataset>/), a directory path, or minari:<id> (a local Minari dataset)")
+                        help="dataset name (data/<dataset>/), a directory path, or minari:<id> "
+                             "(a local Minari dataset)")
     parser.add_argument("--episode", type=int, default=None, help="only episode_<K>.npz (default: all)")
     parser.add_argument("--video", default=None, help="write the episodes to this .mp4 or .gif instead of a window")
     add_view_argument(parser)
-    parser.add_argument("--scale", type=int, default=4, help="magnification of the 96x96 frames (window and --video_view obs)")
+    parser.add_argument("--scale", type=int, default=4,
+                        help="magnification of the 96x96 frames (window and --video_view obs)")
     parser.add_argument("--fps", type=int, default=FPS, help="playback / video frame rate")
     parser.add_argument(
         "--verify",
         action="store_true",
-        help="re-simulate each episode from its seed and actions; exit 1 naming each episode that differs and its first differing step",
+        help="re-simulate each episode from its seed and actions; "
+             "exit 1 naming each episode that differs and its first differing step",
     )
     parser.add_argument("--summary", action="store_true", help="print the dataset summary")
     parser.add_argument("--export_minari", metavar="ID", default=None,
-                        help="write the episodes as a new Minari dataset [namespace/]name-v<N> under $MINARI_DATASETS_PATH "
-                             "(default ~/.minari/datasets), frames lossless, with seeds, off_track and DART's executed_actions")
+                        help="write the episodes as a new Minari dataset [namespace/]name-v<N> under "
+                             "$MINARI_DATASETS_PATH (default ~/.minari/datasets), frames lossless, with seeds, "
+                             "off_track and DART's executed_actions")
     parser.add_argument("--skip_bad", action="store_true", help="warn about unreadable files and use the others")
 
 

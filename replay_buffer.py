@@ -70,7 +70,8 @@ class FrameReplay:
             off_track: bool = False, forced: bool = False) -> None:
         """One environment step on `stream`: the action taken, its reward and the frame it led to."""
         last = (self.written[stream] - 1) % self.capacity
-        self._write(stream, next_frame, action, reward, terminated, off_track, self.episode_pos[stream, last] + 1, forced)
+        self._write(stream, next_frame, action, reward, terminated, off_track, self.episode_pos[stream, last] + 1,
+                    forced)
 
     def _write(self, stream, frame, action, reward, terminated, off_track, pos, forced=False) -> None:
         slot = self.written[stream] % self.capacity
@@ -93,8 +94,8 @@ class FrameReplay:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminated, self.off_track, self.forced,
-                                  self.episode_pos, self.returns))
+        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminated, self.off_track,
+                                      self.forced, self.episode_pos, self.returns))
 
     # ---------------------------------------------------------------- reading
     def stack(self, streams: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -181,10 +182,11 @@ def demo_replay(episodes, env_config: EnvConfig, gamma: float, executed: bool = 
             terminated = bool(ep.terminated) and decisions[-1] + k == T
             # Off the road at the frame each decision leads to (ep.off_track[j]: after the action of frame j).
             off = [bool(ep.off_track is not None and ep.off_track[j + k - 1]) for j in decisions]
-            streams.append((frames, decisions, rewards, terminated, ep.driven_actions if executed else ep.actions, ep.actions,
-                            off))
+            streams.append((frames, decisions, rewards, terminated, ep.driven_actions if executed else ep.actions,
+                            ep.actions, off))
     if not streams:
-        raise UserError(f"demonstrations are too short: every episode needs at least {2 * k} frames at action repeat {k}")
+        raise UserError(f"demonstrations are too short: every episode needs at least {2 * k} frames "
+                        f"at action repeat {k}")
     capacity = max(len(s[1]) for s in streams) + 1
     buffer = FrameReplay(capacity, len(streams), frames[0].shape, env_config.frame_stack)
     if executed:  # the critic learns from what the car did, the BC term from what the driver meant

@@ -179,7 +179,8 @@ class RLConfig:
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
     init_temperature: float = 0.05
-    target_entropy: float | None = None  # None: -|A| from scratch, the BC policy's entropy when fine-tuning (SAC's bonus)
+    # None: -|A| from scratch, the BC policy's entropy when fine-tuning (SAC's bonus)
+    target_entropy: float | None = None
     train_encoder: bool | None = None  # None: trained from scratch, frozen when fine-tuning a BC run
     augment_pad: int = 4
     # bfloat16 autocast of the update's forward passes: for CUDA GPUs and CPUs with AMX (Intel Sapphire Rapids and
@@ -235,30 +236,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"environment steps (agent decisions, all envs); auto (default) = "
                              f"{CLEAN_LAPS_TOTAL_STEPS:,} fine-tuning clean laps (SAC's bonus, no --critic_dataset), "
                              f"else {DEFAULT_TOTAL_STEPS:,}")
-    parser.add_argument("--learning_starts", type=int, default=c.learning_starts, help="steps collected before updates begin")
+    parser.add_argument("--learning_starts", type=int, default=c.learning_starts,
+                        help="steps collected before updates begin")
     parser.add_argument("--batch_size", type=int, default=c.batch_size, help="transitions per update")
     parser.add_argument("--num_envs", type=int, default=c.num_envs, help="parallel environment processes")
-    parser.add_argument("--updates_per_step", type=float, default=c.updates_per_step, help="gradient updates per environment step")
-    parser.add_argument("--eval_every", type=int, default=c.eval_every, help="steps between held-out evaluations (0 = none)")
+    parser.add_argument("--updates_per_step", type=float, default=c.updates_per_step,
+                        help="gradient updates per environment step")
+    parser.add_argument("--eval_every", type=int, default=c.eval_every,
+                        help="steps between held-out evaluations (0 = none)")
     parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per periodic evaluation")
     parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
                         help="1: each evaluation also shows the first 8 s of one validation episode as a clip in "
                              "TensorBoard's Images tab (about 1 MB each)")
     parser.add_argument("--checkpoint_every", type=int, default=c.checkpoint_every, help="steps between checkpoints")
-    parser.add_argument("--bc_weight", type=float, default=c.bc_weight, help="lambda of the BC loss in the actor objective (0 = plain SAC)")
-    parser.add_argument("--bc_decay_steps", type=int, default=c.bc_decay_steps, help="linearly decay lambda to 0 over this many steps (0 = constant)")
+    parser.add_argument("--bc_weight", type=float, default=c.bc_weight,
+                        help="lambda of the BC loss in the actor objective (0 = plain SAC)")
+    parser.add_argument("--bc_decay_steps", type=int, default=c.bc_decay_steps,
+                        help="linearly decay lambda to 0 over this many steps (0 = constant)")
     parser.add_argument("--adaptive_bc_weight", type=int, choices=(0, 1), default=int(c.adaptive_bc_weight),
-                        help="1: lambda starts at --bc_weight, grows while the training episodes return less than the BC "
-                             "policy did before the actor trained and shrinks otherwise (down to --bc_weight_floor x "
-                             "--bc_weight); 0: constant")
+                        help="1: lambda starts at --bc_weight, grows while the training episodes return less than the "
+                             "BC policy did before the actor trained and shrinks otherwise (down to --bc_weight_floor "
+                             "x --bc_weight); 0: constant")
     parser.add_argument("--bc_weight_floor", type=auto_or(float, "a share in [0, 1]"), default=c.bc_weight_floor,
                         metavar="{auto,X}",
                         help="the share of --bc_weight the adaptive lambda never falls below; auto (default) = "
-                             f"{KL_BC_WEIGHT_FLOOR} with the KL cost (--bc_prior_kl), {BONUS_BC_WEIGHT_FLOOR} with SAC's "
-                             "entropy bonus")
+                             f"{KL_BC_WEIGHT_FLOOR} with the KL cost (--bc_prior_kl), {BONUS_BC_WEIGHT_FLOOR} with "
+                             "SAC's entropy bonus")
     parser.add_argument("--bc_selection", type=int, choices=(0, 1), default=int(c.bc_selection),
-                        help="fine-tuning: 1 = the frozen BC policy proposes an action too, and the one the critic values "
-                             "more is executed and bootstrapped from (IBRL); 0 = the RL actor alone")
+                        help="fine-tuning: 1 = the frozen BC policy proposes an action too, and the one the critic "
+                             "values more is executed and bootstrapped from (IBRL); 0 = the RL actor alone")
     parser.add_argument("--bc_anchor_all", type=int, choices=(0, 1), default=int(c.bc_anchor_all),
                         help="1: the BC term also pulls the actor toward the frozen BC policy on the online states")
     parser.add_argument("--learn_std", type=int, choices=(0, 1), default=int(c.learn_std),
@@ -271,60 +277,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning: 1 = the soft objective (actor loss and TD target) charges the temperature "
                              "times KL(policy || frozen BC policy) instead of rewarding entropy, and the temperature "
                              "stays at --init_temperature: the policy widens only where the critic pays for it; "
-                             "0 = SAC's entropy bonus (its spread grows right after the actor starts); auto (default) = "
-                             "1 unless the demonstrations show no recovery (clean laps)")
+                             "0 = SAC's entropy bonus (its spread grows right after the actor starts); "
+                             "auto (default) = 1 unless the demonstrations show no recovery (clean laps)")
     parser.add_argument("--kl_limit", type=float, default=c.kl_limit,
-                        help="with the KL cost: while KL(policy || BC policy), averaged over each batch, exceeds this many "
-                             "nats the temperature rises (at --alpha_lr), and it falls back to --init_temperature, never "
-                             "below, while it is under; 0 (default) = the temperature stays at --init_temperature")
+                        help="with the KL cost: while KL(policy || BC policy), averaged over each batch, exceeds this "
+                             "many nats the temperature rises (at --alpha_lr), and it falls back to "
+                             "--init_temperature, never below, while it is under; 0 (default) = the temperature stays "
+                             "at --init_temperature")
     parser.add_argument("--kl_on_road_only", type=auto_bool, default=c.kl_on_road_only, metavar="{auto,0,1}",
                         help="with the KL cost: 1 = the actor loss charges it on states on the road only, so off the "
                              "road (where the BC policy only extrapolates) the policy follows its critic alone; auto "
-                             "(default) = 1 with --critic_dataset when its laps are not imitated (--imitate_critic_dataset 0)")
+                             "(default) = 1 with --critic_dataset when its laps are not imitated "
+                             "(--imitate_critic_dataset 0)")
     parser.add_argument("--policy_action", type=auto_or(policy_action_choice, "one of mean, expected"),
                         default=MODEL_FLAG_DEFAULTS["policy_action"], metavar="{auto,mean,expected}",
-                        help="the deterministic action validation, test and Agent.load drive: expected = the average of "
-                             "the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC fits and "
-                             "BC runs drive); auto (default) = mean with the KL cost, expected with SAC's entropy bonus")
+                        help="the deterministic action validation, test and Agent.load drive: expected = the average "
+                             "of the policy's squashed samples (what SAC trains); mean = tanh of its mean (what BC "
+                             "fits and BC runs drive); auto (default) = mean with the KL cost, expected with SAC's "
+                             "entropy bonus")
     parser.add_argument("--dashboard_inputs", type=int, choices=(0, 1), default=MODEL_FLAG_DEFAULTS["dashboard_inputs"],
-                        help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, steering, "
-                             "gyroscope bars) as pixels beside the encoder features, with zero weights at the start of "
-                             "fine-tuning: the BC features alone hardly tell a stopped car from a moving one; 0: the "
-                             "features alone (the default before 2026-12-01's sixth session)")
+                        help="1: the actor and critics also see the dashboard strip of each frame (speed, ABS, "
+                             "steering, gyroscope bars) as pixels beside the encoder features, with zero weights at "
+                             "the start of fine-tuning: the BC features alone hardly tell a stopped car from a moving "
+                             "one; 0: the features alone (the default before 2026-12-01's sixth session)")
     parser.add_argument("--spread_limit", type=auto_or(float, "a number"), default=MODEL_FLAG_DEFAULTS["spread_limit"],
                         metavar="{auto,X}",
-                        help="largest standard deviation of the policy and of the frozen BC policy it is charged against, "
-                             "in pre-tanh units: wider, the samples pile up at the action bounds and the average action "
-                             "(--policy_action expected) leaves tanh(mean) (BC's saturated brake then brakes); auto: "
-                             f"{KL_SPREAD_LIMIT:g} with the KL cost, {OLD_SPREAD_LIMIT:.2f} (the limit before 2026-12-02's "
-                             "sixth session) with SAC's entropy bonus")
+                        help="largest standard deviation of the policy and of the frozen BC policy it is charged "
+                             "against, in pre-tanh units: wider, the samples pile up at the action bounds and the "
+                             "average action (--policy_action expected) leaves tanh(mean) (BC's saturated brake then "
+                             f"brakes); auto: {KL_SPREAD_LIMIT:g} with the KL cost, {OLD_SPREAD_LIMIT:.2f} (the limit "
+                             "before 2026-12-02's sixth session) with SAC's entropy bonus")
     parser.add_argument("--final_policy", choices=("best", "last"), default=c.final_policy,
-                        help="the policy the run ends with (what test and Agent.load use): the checkpoint with the best "
-                             "periodic validation return, the BC start's own evaluation included, or the last one")
+                        help="the policy the run ends with (what test and Agent.load use): the checkpoint with the "
+                             "best periodic validation return, the BC start's own evaluation included, or the last one")
     parser.add_argument("--validation_tie", type=float, default=c.validation_tie,
                         help="with --final_policy best: validations within this share of the best one count as tied, "
                              "and the most trained of the tied checkpoints is the policy (0 = strictly the best)")
     parser.add_argument("--train_shove", type=auto_or(float, "a probability"), default=c.train_shove,
                         metavar="{auto,P}",
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
-                             "gas, for 16 frames; the replay keeps the executed action), so the replay holds states off "
-                             f"the racing line and what coming back from them earns (0 = none); auto (default) = "
+                             "gas, for 16 frames; the replay keeps the executed action), so the replay holds states "
+                             "off the racing line and what coming back from them earns (0 = none); auto (default) = "
                              f"{RECOVERY_TRAIN_SHOVE:g} with --critic_dataset, else 0")
     parser.add_argument("--train_shove_share", type=auto_or(float, "a share"), default=c.train_shove_share,
                         metavar="{auto,S}",
-                        help="share of training episodes (drawn per episode; the first ones all) that meet --train_shove's "
-                             f"shoves: the others drive whole laps undisturbed; auto (default) = {BONUS_SHOVE_SHARE:g} under "
-                             "SAC's entropy bonus (clean laps), 1 under the KL cost")
-    parser.add_argument("--cut_returns_at_shoves", type=auto_bool, default=c.cut_returns_at_shoves, metavar="{auto,0,1}",
+                        help="share of training episodes (drawn per episode; the first ones all) that meet "
+                             "--train_shove's shoves: the others drive whole laps undisturbed; auto (default) = "
+                             f"{BONUS_SHOVE_SHARE:g} under SAC's entropy bonus (clean laps), 1 under the KL cost")
+    parser.add_argument("--cut_returns_at_shoves", type=auto_bool, default=c.cut_returns_at_shoves,
+                        metavar="{auto,0,1}",
                         help="1: n-step targets stop before a training shove, so the critic never counts the chance of "
                              "being pushed against driving fast, only what coming back from a push is worth; auto "
                              "(default) = 1 under SAC's entropy bonus, 0 under the KL cost")
-    parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio, help="share of each batch from demonstrations")
+    parser.add_argument("--demo_ratio", type=float, default=c.demo_ratio,
+                        help="share of each batch from demonstrations")
     parser.add_argument("--critic_dataset", default=c.critic_dataset,
                         help="laps apart from the demos, e.g. recovery laps (expert --shove): their transitions "
-                             "(the executed actions) join every batch's TD step, with their own discounted return as the "
-                             "least target, and the actor's Q term; the BC term only with --imitate_critic_dataset 1 "
-                             "(default: none). With them the auto settings are the robust recipe: --train_shove "
+                             "(the executed actions) join every batch's TD step, with their own discounted return as "
+                             "the least target, and the actor's Q term; the BC term only with --imitate_critic_dataset "
+                             "1 (default: none). With them the auto settings are the robust recipe: --train_shove "
                              f"{RECOVERY_TRAIN_SHOVE:g}, --offtrack_limit {RECOVERY_OFFTRACK_LIMIT} (unless given), "
                              f"--imitate_critic_dataset 1 and --actor_warmup_steps {RECOVERY_ACTOR_WARMUP_STEPS} when "
                              "fine-tuning a BC run")
@@ -337,12 +348,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a BC run with --critic_dataset")
     parser.add_argument("--actor_warmup_steps", type=auto_or(int, "a step count"), default=c.actor_warmup_steps,
                         metavar="{auto,N}",
-                        help="with --imitate_critic_dataset 1: BC-only actor updates before collection, on the demos and "
-                             "the critic's laps, half each; the frozen BC policy the KL cost charges against (and BC "
-                             "selection's proposer) then is the warmed actor; auto (default) = "
+                        help="with --imitate_critic_dataset 1: BC-only actor updates before collection, on the demos "
+                             "and the critic's laps, half each; the frozen BC policy the KL cost charges against (and "
+                             "BC selection's proposer) then is the warmed actor; auto (default) = "
                              f"{RECOVERY_ACTOR_WARMUP_STEPS} when imitating --critic_dataset, else 0")
-    parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps, help="steps training the critics only, actor frozen")
-    parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs, help="critic ensemble members the TD target takes the min over")
+    parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps,
+                        help="steps training the critics only, actor frozen")
+    parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs,
+                        help="critic ensemble members the TD target takes the min over")
     parser.add_argument("--gamma", type=float, default=c.gamma, help="discount")
     parser.add_argument("--n_step", type=int, default=c.n_step, help="n-step TD targets")
     parser.add_argument("--tau", type=float, default=c.tau, help="Polyak rate of the targets")
@@ -361,18 +374,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--critic_lr", type=float, default=c.critic_lr, help="critic (and encoder) learning rate")
     parser.add_argument("--alpha_lr", type=float, default=c.alpha_lr,
                         help="learning rate of the entropy temperature (how fast it corrects the policy's spread)")
-    parser.add_argument("--init_temperature", type=float, default=c.init_temperature, help="initial entropy temperature alpha")
+    parser.add_argument("--init_temperature", type=float, default=c.init_temperature,
+                        help="initial entropy temperature alpha")
     parser.add_argument("--target_entropy", type=float, default=c.target_entropy,
-                        help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on its demos when fine-tuning "
-                             "with SAC's entropy bonus; the KL cost has none)")
-    parser.add_argument("--augment_pad", type=int, default=c.augment_pad, help="random-shift augmentation in pixels (0 = off)")
+                        help="entropy target of the temperature (default: -3 from scratch; the BC policy's entropy on "
+                             "its demos when fine-tuning with SAC's entropy bonus; the KL cost has none)")
+    parser.add_argument("--augment_pad", type=int, default=c.augment_pad,
+                        help="random-shift augmentation in pixels (0 = off)")
     parser.add_argument("--train_encoder", type=int, choices=(0, 1), default=None,
                         help="1: the critic loss trains the encoder; 0: keep it fixed (default: 1 from scratch, 0 when "
                              "fine-tuning, since critic updates drift the BC features away from the actor)")
     parser.add_argument("--bf16", action="store_true",
                         help="bfloat16 autocast of the update's forward passes (CUDA GPUs, CPUs with AMX)")
     parser.add_argument("--buffer_size", type=int, default=c.buffer_size, help="online transitions kept")
-    parser.add_argument("--dataset", default=None, help="demonstrations to keep in the buffer: data/<dataset>/, a directory path or minari:<id> (default: the BC run's; none from scratch)")
+    parser.add_argument("--dataset", default=None,
+                        help="demonstrations to keep in the buffer: data/<dataset>/, a directory path or minari:<id> "
+                             "(default: the BC run's; none from scratch)")
     parser.add_argument("--seed", type=int, default=c.seed, help="random seed")
     parser.add_argument("--device", default=c.device, help="torch device: cpu, cuda, auto")
     add_env_and_model_arguments(parser)
@@ -710,7 +727,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         if args.resume_run_id:  # fine-tune a BC run: its observation settings, networks and demonstrations
             bc_path = run_dir(args.resume_run_id)
             if saved.get("kind") != "bc":
-                raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run (kind {saved.get('kind')!r})")
+                raise UserError(f"--resume_run_id {args.resume_run_id}: not a BC or RL run "
+                                f"(kind {saved.get('kind')!r})")
             env_config = override_reward(EnvConfig(**saved["env"]), args)
             if args.stall_limit is None and not env_config.stall_limit:  # auto: on unless the BC run set one
                 env_config.stall_limit = FINE_TUNING_STALL_LIMIT
@@ -728,8 +746,9 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             env_config, model_config = env_and_model_configs(args)
             model_config.policy_action, model_config.dashboard_inputs = args.policy_action, bool(args.dashboard_inputs)
             model_config.spread_limit = args.spread_limit
+            # no BC policy to propose, keep or stay near
             config = replace(config, dataset=args.dataset or "", bc_weight=args.bc_weight if args.dataset else 0.0,
-                             bc_selection=False, learn_std=True, bc_prior_kl=False)  # no BC policy to propose, keep or stay near
+                             bc_selection=False, learn_std=True, bc_prior_kl=False)
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else True
         if config.critic_dataset and args.offtrack_limit is None:  # the robust recipe's auto settings
             env_config.offtrack_limit = RECOVERY_OFFTRACK_LIMIT
@@ -806,11 +825,12 @@ def validate_config(config: RLConfig) -> None:
         raise UserError(f"--num_envs must be <= {MAX_NUM_ENVS}, got {config.num_envs}")
     if config.batch_size > MAX_BATCH_SIZE:
         raise UserError(f"--batch_size must be <= {MAX_BATCH_SIZE}, got {config.batch_size}")
-    for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps", "updates_per_step",
-                 "kl_limit", "actor_warmup_steps"):
+    for name in ("learning_starts", "eval_every", "bc_weight", "bc_decay_steps", "critic_warmup_steps",
+                 "updates_per_step", "kl_limit", "actor_warmup_steps"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("demo_ratio", "critic_demo_ratio", "bc_weight_floor", "train_shove", "train_shove_share", "validation_tie"):
+    for name in ("demo_ratio", "critic_demo_ratio", "bc_weight_floor", "train_shove", "train_shove_share",
+                 "validation_tie"):
         if getattr(config, name) is not None and not 0 <= getattr(config, name) <= 1:
             raise UserError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
     if config.critic_dataset and config.demo_ratio + config.critic_demo_ratio > 1:
@@ -1020,7 +1040,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     if config.bc_prior_kl is None:  # --bc_prior_kl auto
         config.bc_prior_kl = demos_show_recoveries
         if main_rank:
-            print(f"KL cost to the BC policy: {'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
+            print("KL cost to the BC policy: "
+                  f"{'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
     from_clean_laps = init_model is not None and not config.bc_prior_kl and not config.critic_dataset
     resolve_pace(config, from_clean_laps)
     if config.skipped_tile_penalty is None:  # --skipped_tile_penalty auto
@@ -1032,7 +1053,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         print(f"skipped-tile penalty: {config.skipped_tile_penalty:g}")
     if config.kl_on_road_only is None:  # --kl_on_road_only auto: shown the ways back, the actor may follow them,
         # unless it imitates them too: then its reference knows them, and the KL cost everywhere keeps it near them
-        config.kl_on_road_only = bool(config.critic_dataset) and config.bc_prior_kl and not config.imitate_critic_dataset
+        config.kl_on_road_only = (bool(config.critic_dataset) and config.bc_prior_kl
+                                  and not config.imitate_critic_dataset)
     if config.train_shove is None:  # --train_shove auto
         config.train_shove = RECOVERY_TRAIN_SHOVE if config.critic_dataset else 0.0
     if config.train_shove_share is None:  # --train_shove_share auto
@@ -1041,11 +1063,12 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         config.cut_returns_at_shoves = not config.bc_prior_kl
     if main_rank and config.critic_dataset:
         print(f"robust recipe: training shoves {config.train_shove:g} in {config.train_shove_share:.0%} of the episodes"
-              f"{', returns cut at them' if config.cut_returns_at_shoves else ''}, {env_config.offtrack_limit} frames off "
-              f"the road allowed, the KL cost {'on the road only' if config.kl_on_road_only else 'everywhere' if config.bc_prior_kl else 'off'}"
+              f"{', returns cut at them' if config.cut_returns_at_shoves else ''}, {env_config.offtrack_limit} "
+              "frames off the road allowed, the KL cost "
+              f"{'on the road only' if config.kl_on_road_only else 'everywhere' if config.bc_prior_kl else 'off'}"
               + (", the laps imitated" if config.imitate_critic_dataset else "")
-              + (f" after {config.actor_warmup_steps} warm-up steps" if config.actor_warmup_steps and resume_state is None
-                 else ""))
+              + (f" after {config.actor_warmup_steps} warm-up steps"
+                 if config.actor_warmup_steps and resume_state is None else ""))
     if config.bc_weight_floor is None:  # --bc_weight_floor auto
         config.bc_weight_floor = KL_BC_WEIGHT_FLOOR if config.bc_prior_kl else BONUS_BC_WEIGHT_FLOOR
         if main_rank:
@@ -1065,10 +1088,12 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     step = 0
     if resume_state is None:  # a new run: save the settings that depended on the data
         if config.target_entropy is None and not config.bc_prior_kl:  # the KL cost has no entropy target
-            config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None, device)
+            config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None,
+                                                           device)
         for flag, value in (("--kl_limit", config.kl_limit), ("--kl_on_road_only", config.kl_on_road_only)):
             if main_rank and not config.bc_prior_kl and value:
-                print(f"warning: {flag} acts on the KL cost, which is off: it changes nothing (--bc_prior_kl 1 turns it on)")
+                print(f"warning: {flag} acts on the KL cost, which is off: it changes nothing "
+                      "(--bc_prior_kl 1 turns it on)")
         if main_rank:
             save_config(path, {**load_config(path), "train": asdict(config), "env": asdict(env_config),
                                "model": asdict(model_config)})
@@ -1140,7 +1165,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     collected_since_start = 0  # steps this rank collected in this process (the buffer starts empty on resume)
     update_debt = 0.0
     metrics: dict[str, float] = {}
-    every_eval, every_checkpoint, every_log = Every(config.eval_every, step), Every(config.checkpoint_every, step), Every(1000, step)
+    every_eval, every_checkpoint, every_log = (Every(config.eval_every, step), Every(config.checkpoint_every, step),
+                                               Every(1000, step))
     timer = {"start": time.time(), "env": 0.0, "learn": 0.0, "frames": 0, "updates": 0}
     random_start = init_model is None and resume_state is None
 
@@ -1154,7 +1180,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
             with torch.no_grad():
                 features = model.encoder(torch.as_tensor(obs, device=device))
                 actions, rl_wins = model.select(features, model.actor.sample(features)[0])
-                tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy() / model.reward_scale)
+                tracker.note_start_values(model.critic(features, actions).min(0).values.cpu().numpy()
+                                          / model.reward_scale)
             metrics["diag/rl_action_wins_acting"] = rl_wins.float().mean().item()
             actions = actions.cpu().numpy()
         if shoves is not None:
@@ -1194,8 +1221,9 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
 
     def checkpoint(name: str = "latest_step", copies: tuple[str, ...] = ()) -> None:
         if main_rank:
-            state = {**learner.state_dict(), "step": step, "numpy_rng": rng_state(rng), "torch_rng": torch.get_rng_state(),
-                     "bc_weight": bc_weight.state_dict(), "best_validation": dict(best)}
+            state = {**learner.state_dict(), "step": step, "numpy_rng": rng_state(rng),
+                     "torch_rng": torch.get_rng_state(), "bc_weight": bc_weight.state_dict(),
+                     "best_validation": dict(best)}
             if shoves is not None:
                 state["training_shoves"] = shoves.state_dict()
             save_checkpoint(path, name, state, copies)
@@ -1209,7 +1237,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         checkpoint(f"step_{step}", copies=("best",) if is_policy else ())
         tqdm.write(f"step {step}: eval raw {summary['raw']['mean']:.0f} ± {summary['raw']['std']:.0f} "
                    f"(min {summary['raw']['min']:.0f}, laps {summary['laps_completed']}/{summary['episodes']}), "
-                   f"penalized {summary['penalized']['mean']:.0f}, off-track frames {summary['offtrack_frames']['mean']:.0f}")
+                   f"penalized {summary['penalized']['mean']:.0f}, off-track frames "
+                   f"{summary['offtrack_frames']['mean']:.0f}")
 
     bar = tqdm(total=config.total_steps, initial=step, desc="train_rl", unit="step", disable=not main_rank)
     try:
@@ -1261,6 +1290,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     if writer:
         log_hparams(writer)
         writer.close()
-        print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id {path.name}")
+        print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id "
+              f"{path.name}")
     distributed.barrier(ctx)
     return learner

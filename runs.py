@@ -259,9 +259,11 @@ def load_checkpoint(file: Path, device: str | torch.device = "cpu") -> dict[str,
         with torch.serialization.safe_globals(LEGACY_RNG_GLOBALS):
             state = torch.load(file, map_location=device, weights_only=True)
     except pickle.UnpicklingError as error:  # also what a file naming non-allowed callables gives
-        lines = [line.strip() for line in str(error).splitlines() if line.strip().startswith(("Unsupported", "Can only"))]
+        lines = [line.strip() for line in str(error).splitlines()
+                 if line.strip().startswith(("Unsupported", "Can only"))]
         reason = lines[0] if lines else "not a torch checkpoint"
-        raise UserError(f"{file}: cannot load checkpoint: only tensors and plain data are loaded ({reason[:200]})") from None
+        raise UserError(f"{file}: cannot load checkpoint: only tensors and plain data are loaded "
+                        f"({reason[:200]})") from None
     except Exception as error:  # torch raises many types for a truncated or foreign file
         reason = (str(error).splitlines() or [""])[0]
         raise UserError(f"{file}: cannot load checkpoint ({type(error).__name__}: {reason})") from None
@@ -303,7 +305,8 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict):
             flat.update(flatten(value, f"{prefix}{key}."))
         else:
-            flat[f"{prefix}{key}"] = value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
+            flat[f"{prefix}{key}"] = (value if isinstance(value, (bool, int, float, str)) or value is None
+                                      else str(value))
     return flat
 
 
