@@ -2,12 +2,11 @@
 
 Actor loss: mean squared error between the actor's deterministic (squashed-mean) action and the expert's
 action; the actor's standard deviation is fitted separately (likelihood around the detached mean, small
-weight) so that RL starts with exploration noise matched to the imitation error. Critic loss: both Q heads regress \
-the Monte-Carlo discounted return of the demonstration, computed
-with the same penalized reward RL optimises, so fine-tuning starts from a critic that already ranks
-on-road driving above leaving the road. The encoder learns from the actor loss, and from the critic's
-only at `critic_weight` (returns are in the hundreds and would swamp the actor), with random-shift
-augmentation.
+weight) so that RL starts with exploration noise matched to the imitation error. Critic loss: both Q heads
+regress the Monte-Carlo discounted return of the demonstration, computed with the same penalized reward RL
+optimises, so fine-tuning starts from a critic that already ranks on-road driving above leaving the road.
+The encoder learns from the actor loss, and from the critic's only at `critic_weight` (returns are in the
+hundreds and would swamp the actor), with random-shift augmentation.
 Validation is split by episode.
 """
 from __future__ import annotations
