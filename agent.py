@@ -52,7 +52,8 @@ class Agent:
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as error:
-            raise UserError(f"{path}: checkpoint does not match the run's networks ({str(error).splitlines()[0]})") from None
+            raise UserError(f"{path}: checkpoint does not match the run's networks "
+                            f"({str(error).splitlines()[0]})") from None
         device = resolve_device(device)
         model.to(device).eval()
         return cls(model, env_config, device)

@@ -140,10 +140,10 @@ class DrivingEnv(gym.Env):
 
     Returns raw 96x96x3 frames and the *penalized* reward; ``info`` carries ``raw_reward`` (sum of the
     env's own rewards over the repeated frames), ``off_track`` (at the returned frame),
-    ``offtrack_frames`` (within this step), ``stalled`` (ended by `stall_limit`), ``frame_rewards`` / ``frame_off_track`` (per physics
-    frame of this step), ``tiles_visited``, ``tiles_skipped`` (left behind unvisited), ``lap_complete``, ``frames`` (episode
-    total) and ``track_seed``. Once the episode is over, `step` repeats its last observation with zero
-    reward and no frames, without simulating, until `reset`.
+    ``offtrack_frames`` (within this step), ``stalled`` (ended by `stall_limit`), ``frame_rewards`` /
+    ``frame_off_track`` (per physics frame of this step), ``tiles_visited``, ``tiles_skipped`` (left behind
+    unvisited), ``lap_complete``, ``frames`` (episode total) and ``track_seed``. Once the episode is over,
+    `step` repeats its last observation with zero reward and no frames, without simulating, until `reset`.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}

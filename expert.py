@@ -243,8 +243,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     demos.add_epilog(parser, __doc__)
     parser.add_argument("--dataset", required=True, help="dataset name: episodes go to data/<dataset>/")
     parser.add_argument("--episodes", type=int, default=20,
-                        help="number of tracks to record (train_bc at its defaults on two sets of 20 DART laps: 924.2 and "
-                             "924.8 on 50 held-out tracks, README)")
+                        help="number of tracks to record (train_bc at its defaults on two sets of 20 DART laps: "
+                             "924.2 and 924.8 on 50 held-out tracks, README)")
     parser.add_argument("--seed", type=int, default=0, help="first track seed; tracks seed .. seed+episodes-1")
     parser.add_argument(
         "--noise",
@@ -257,8 +257,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shove", type=float, default=0.0,
                         help="recovery demos: the car also meets test --shove's shoves (probability per 2 frames of a "
-                             "full random steer without gas for 16 frames) and the autopilot's own action is recorded, so "
-                             "the laps show how to come back from far off the road (e.g. 0.01; default 0: none)")
+                             "full random steer without gas for 16 frames) and the autopilot's own action is recorded, "
+                             "so the laps show how to come back from far off the road (e.g. 0.01; default 0: none)")
     parser.add_argument(
         "--skip_existing",
         action="store_true",

@@ -92,10 +92,11 @@ def to_buffer(episode: Episode) -> EpisodeBuffer:
 
 def describe(episodes: list[Episode]) -> str:
     laps = sum(episode.lap_complete for episode in episodes)
-    return (f"{len(episodes)} CarRacing demonstrations ({laps} completed laps) from BC-SAC for CarRacing. Observations: "
-            "raw 96x96x3 frames, reset frame first; actions: (steer, gas, brake) as the driver meant them; rewards: "
-            "CarRacing's own. infos, entry 0 for the reset: off_track (no wheel on the road), executed_actions "
-            "(only with DART noise: what the car executed). Episode metadata: seed (the track), source.")
+    return (f"{len(episodes)} CarRacing demonstrations ({laps} completed laps) from BC-SAC for CarRacing. "
+            "Observations: raw 96x96x3 frames, reset frame first; actions: (steer, gas, brake) as the driver meant "
+            "them; rewards: CarRacing's own. infos, entry 0 for the reset: off_track (no wheel on the road), "
+            "executed_actions (only with DART noise: what the car executed). Episode metadata: seed (the track), "
+            "source.")
 
 
 def load_episodes(dataset_id: str, skip_bad: bool = False) -> list[Episode]:
