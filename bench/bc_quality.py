@@ -1,6 +1,7 @@
 """Behaviour cloning end to end from nothing: autopilot demos -> train_bc -> test on held-out tracks.
 
-    python bench/bc_quality.py                 # 20 calm autopilot episodes (DART noise 0.05), train_bc's defaults, 50 tracks
+    python bench/bc_quality.py                 # 20 calm autopilot episodes (DART noise 0.05), train_bc's defaults,
+                                                 50 tracks
     python bench/bc_quality.py --episodes 5 10 20  # how few episodes suffice (one BC run per count, same dataset)
 
 Runs the public CLI in this process; data goes to data/<dataset>/, runs to logs/, a summary to

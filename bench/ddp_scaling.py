@@ -37,7 +37,8 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d_%H%M%S")
     for procs in args.procs:
         run_id = f"bench_ddp{procs}_{args.device}_{stamp}"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", str(ROOT / "main.py"),
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+               str(ROOT / "main.py"),
                "train_rl", "--run_id", run_id, "--total_steps", str(args.total_steps), "--learning_starts", "500",
                "--num_envs", str(args.num_envs), "--eval_every", "0", "--device", args.device]
         print("$ " + " ".join(cmd[2:]), flush=True)
@@ -47,7 +48,8 @@ def main() -> None:
         last = lambda tag: eval_curve(run_id, tag)[1][-1]  # noqa: E731
         steps_per_s = last("speed/steps_per_s_overall")
         results[procs] = {"run_id": run_id, "wall_s": wall, "steps_per_s": steps_per_s,
-                          "frames_per_s": steps_per_s * EnvConfig().action_repeat, "updates_per_s_per_rank": last("speed/updates_per_s")}
+                          "frames_per_s": steps_per_s * EnvConfig().action_repeat,
+                          "updates_per_s_per_rank": last("speed/updates_per_s")}
     for procs, r in results.items():
         print(f"{procs} process(es): {r['steps_per_s']:.1f} env steps/s ({r['frames_per_s']:.0f} frames/s), "
               f"{r['updates_per_s_per_rank']:.2f} updates/s per rank, wall {r['wall_s']:.0f}s")

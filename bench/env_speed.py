@@ -66,7 +66,8 @@ def main() -> None:
         n = args.frames // repeat
         elapsed, _ = run_frames(env, actions[:n], seed=0)
         steps[repeat] = n / elapsed
-        print(f"learning env, action repeat {repeat}: {steps[repeat]:6.0f} agent steps/s = {steps[repeat] * repeat:6.0f} frames/s")
+        print(f"learning env, action repeat {repeat}: {steps[repeat]:6.0f} agent steps/s = "
+              f"{steps[repeat] * repeat:6.0f} frames/s")
     out = Path(__file__).parent / "results" / "env_speed.json"
     out.write_text(json.dumps({"stock_fps": stock_fps, "fast_fps": fast_fps, "ratio": fast_fps / stock_fps,
                                "agent_steps_per_s": steps, "frames": args.frames, "rounds": args.rounds}, indent=2))

@@ -65,7 +65,8 @@ def main() -> None:
                         help="shoves per agent step, as `test --shove` (the same shoves on the same tracks)")
     parser.add_argument("--max_frames", type=int, default=1000)
     parser.add_argument("--style", choices=sorted(STYLES), default="calm", help="driving style (see expert --help)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON results file (default: bench/results/expert_<style>.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON results file (default: bench/results/expert_<style>.json)")
     args = parser.parse_args()
 
     car_racing = CarRacingFast()
@@ -96,12 +97,14 @@ def main() -> None:
         "mean_frames": float(np.mean([e["frames"] for e in episodes])),
         "mean_offtrack_frames": float(np.mean([e["offtrack_frames"] for e in episodes])),
         "seconds": seconds,
-        **({"shove": args.shove, **{key: sum(e[key] for e in episodes) for key in ("shoves", "excursions", "recoveries")}}
+        **({"shove": args.shove,
+            **{key: sum(e[key] for e in episodes) for key in ("shoves", "excursions", "recoveries")}}
            if args.shove else {}),
         "autopilot": asdict(autopilot.config),
     }
     print(
-        f"expert ({args.style}) on tracks {summary['tracks']} (noise {args.noise}): raw return {summary['mean']:.1f} ± "
+        f"expert ({args.style}) on tracks {summary['tracks']} (noise {args.noise}): "
+        f"raw return {summary['mean']:.1f} ± "
         f"{summary['std']:.1f}, median {summary['median']:.1f}, min {summary['min']:.1f}; laps completed "
         f"{laps}/{args.episodes}; {summary['mean_frames']:.0f} frames and "
         f"{summary['mean_offtrack_frames']:.1f} off-track frames per episode ({seconds:.0f} s)"

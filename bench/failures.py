@@ -54,7 +54,8 @@ def main() -> None:
         episodes = episodes_of(run_id, args.episodes, checkpoint=args.checkpoint)
         classes = [failure_class(e) for e in episodes]
         stuck = [str(e["seed"]) for e, c in zip(episodes, classes) if c == "stuck"]
-        print(f"| {run_id} | " + " | ".join(str(classes.count(c)) for c in CLASSES) + f" | {', '.join(stuck) or '—'} |")
+        print(f"| {run_id} | " + " | ".join(str(classes.count(c)) for c in CLASSES)
+              + f" | {', '.join(stuck) or '—'} |")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def dart_laps(start: str) -> bool:
 # BC_AVERAGED the same from BC runs at train_bc's defaults since 2026-12-02 (--dashboard_inputs auto: on for
 # the strong start's DART laps, off for the weak start's clean laps); the others were tried beside them.
 PLAIN = ["--bc_selection", 0, "--bc_anchor_all", 0, "--learn_std", 1, "--adaptive_bc_weight", 0]
-SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1, "--bc_weight", 100]
+SELECT_ANCHOR = ["--bc_selection", 1, "--bc_anchor_all", 1, "--learn_std", 0, "--adaptive_bc_weight", 1,
+                 "--bc_weight", 100]
 DEFAULT = ("default from BC runs without the dashboard or weight average (the BC defaults until 2026-12-02): BC-SAC "
            "with adaptive lambda from 100 down to 30 at most (demo rows, learnt spread), critics with LayerNorm, actor "
            "loss also on tanh(mean), driving the average of the policy's samples, the dashboard strip as actor and "
@@ -73,7 +74,8 @@ NO_DASHBOARD = "the default without the dashboard inputs (the default until 2026
 # training episodes soon beat the BC start's, lambda fell to that floor and the policy drifted from BC's while
 # the critic valued the drift more and more (TensorBoard diag/): validation fell by 150 points or more by the
 # last checkpoint on 4 of 6 runs. Every row below was measured so: each variant's flags get --bc_weight_floor 0.1.
-FLOOR_10 = "the default with lambda's floor at 10 (--bc_weight_floor 0.1, the default until 2026-12-01, seventh session)"
+FLOOR_10 = ("the default with lambda's floor at 10 (--bc_weight_floor 0.1, "
+            "the default until 2026-12-01, seventh session)")
 # Shoved, the default lost more return than its BC start: an unrecovered excursion is the rest of the episode
 # lost on the grass. A good policy rarely leaves the road by itself, so the replay holds no way back, and
 # training episodes end 20 off-track frames in. Training shoves put those states in the replay; 100 frames
@@ -104,32 +106,35 @@ KL_PRIOR = ("default for DART laps since 2026-12-02, second session: the tempera
 # Training shoves on the defaults of their day: the shoves put the ways back to the road in the replay, and from DART
 # laps the KL cost, unlike SAC's bonus (SHOVE_TRAINED), was to keep the policy near BC's while their penalties move
 # lambda. It did not: the critic overvalued the shoved states and the policy drifted (README, Reading).
-SHOVES_ON_DEFAULTS = ("the default of its day with training shoves (--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto: "
-             "the KL cost from DART laps, SAC's entropy bonus from clean ones)")
+SHOVES_ON_DEFAULTS = ("the default of its day with training shoves (--train_shove 0.02 --offtrack_limit 100; "
+                      "--bc_prior_kl auto: the KL cost from DART laps, SAC's entropy bonus from clean ones)")
 # The KL cost's price is fixed, and the actor loss divides the critic's pull by |Q|: where the critic errs far
 # from the demos (shoved states: 9.6 nats) nothing stops the drift. A limit on the batch's mean KL raises the
 # temperature only while the policy is further than 1 nat from BC's (runs without shoves logged 0.2-0.8), at 10x
 # SAC's temperature rate: x10 in ~800 updates. Alone it hardly engaged; with shoves it held the validation.
 # The default since 2026-12-02, sixth session: the policy's spread (and the frozen BC policy's it is charged
-# against) limited to 1 in pre-tanh units (train_rl --spread_limit auto with the KL cost). BC's brake mean sits far below a
-# bound with a spread of about 4: the average action the fine-tuned policy drives braked a little from the start, and the KL
-# cost let the critic move that mean cheaply; from a recovery start the car crawled (validation 912 -> -10, README).
+# against) limited to 1 in pre-tanh units (train_rl --spread_limit auto with the KL cost). BC's brake mean sits far
+# below a bound with a spread of about 4: the average action the fine-tuned policy drives braked a little from the
+# start, and the KL cost let the critic move that mean cheaply; from a recovery start the car crawled (validation
+# 912 -> -10, README).
 # Every row below was measured without it: each variant's flags get the old limit (see VARIANTS).
-SPREAD_1 = ("the default until 2026-12-03, without the stall limit: on DART laps the KL cost (--bc_prior_kl auto) with the "
-            "policy's spread limited to 1 (train_rl --spread_limit 1, since 2026-12-02, sixth session)")
+SPREAD_1 = ("the default until 2026-12-03, without the stall limit: on DART laps the KL cost (--bc_prior_kl auto) "
+            "with the policy's spread limited to 1 (train_rl --spread_limit 1, since 2026-12-02, sixth session)")
 # On clean laps auto keeps SAC's entropy bonus and the old limit e^2: does the limit of 1 help there too?
-SPREAD_1_SAC = "the default of its day with the spread limited to 1 under SAC's entropy bonus too (--spread_limit 1; clean laps)"
+SPREAD_1_SAC = ("the default of its day with the spread limited to 1 under SAC's entropy bonus too "
+                "(--spread_limit 1; clean laps)")
 # From clean laps the default's validation was still climbing at 15,000 steps on one demo set (491 -> 849 over the last
 # 5,000) and its best checkpoint was chosen on 10 tracks: twice the budget, still within the hour, and 20 tracks.
-DEFAULT_30K_VAL20 = "the default of its day at 30,000 steps, validation on 20 tracks (--total_steps 30000 --eval_episodes 20)"
+DEFAULT_30K_VAL20 = ("the default of its day at 30,000 steps, validation on 20 tracks "
+                     "(--total_steps 30000 --eval_episodes 20)")
 # Demo set 1's default run ends 7 of its 10 unfinished test laps "stuck" (bench/failures.py): the car overshoots a
 # sharp corner, brakes to a standstill and holds the brake, where the frozen BC policy would not brake at all
 # (bench/standstill.py). Standing still costs -0.1 a frame, leaving the road -200: the stall limit prices both alike.
 # train_rl's default since 2026-12-03 (--stall_limit auto): first for clean laps, then, as no training episode from
 # DART laps stalled (the runs were the same step for step), for every fine-tuning. Every other row was measured
 # without it.
-STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training episodes end after 100 frames without a new "
-                     "tile (--stall_limit auto, since 2026-12-03)")
+STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training episodes end after 100 frames without a "
+                     "new tile (--stall_limit auto, since 2026-12-03)")
 # train_rl's defaults since 2026-12-03 (third session), two changes measured together on the same training (the runs of
 # the row above, seed for seed, train identically: both act only on validation and test):
 # - with the KL cost the run drives tanh(mean) (--policy_action auto): the spread stays near BC's, and tanh(mean) is
@@ -139,9 +144,9 @@ STALL_ON_DEFAULTS = ("the default until 2026-12-03's third session: training epi
 #   driving tanh(mean), demo set 0's validations were 918.84, 918.83 and 918.80 at steps 0, 5,000 and 10,000, and
 #   strictly the best was the BC start itself, whose test tail the fine-tuning had removed (742 -> 909).
 # Every other row was measured before them: each variant's flags get --validation_tie 0 and its --policy_action.
-TIED_TO_TRAINED = ("the default until 2026-12-03's sixth session: with the KL cost it drives tanh(mean) (--policy_action "
-                   "auto), and its policy is the most trained checkpoint validated within 0.5 % of the best "
-                   "(--validation_tie 0.005); lambda's floor at 30 on every start")
+TIED_TO_TRAINED = ("the default until 2026-12-03's sixth session: with the KL cost it drives tanh(mean) "
+                   "(--policy_action auto), and its policy is the most trained checkpoint validated within 0.5 % "
+                   "of the best (--validation_tie 0.005); lambda's floor at 30 on every start")
 # Training shoves on the defaults of 2026-12-03's fourth session: the control of the self-imitation of their recoveries
 # (fourth session: the flags --imitate_recoveries and --recovery_exploration lost and are gone, last at commit 8426379)
 # and of a steering offset held through each training excursion (fifth session: --off_road_steer lost and is gone,
@@ -218,24 +223,24 @@ CRITIC_RECOVERIES_PENALTY_2 = ("the robust recipe's auto settings at 2 penalty p
                                "tracks> --offtrack_penalty 2)")
 # The cut alone lost and the cut with half the episodes unshoved won: is the cut needed at all?
 CRITIC_RECOVERIES_HALF = ("the robust recipe with half the training episodes unshoved, n-step targets not cut "
-                          "(--train_shove 0.02 --offtrack_limit 100 --critic_dataset <recovery laps of the demo tracks> "
-                          "--train_shove_share 0.5 --cut_returns_at_shoves 0)")
+                          "(--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
+                          "<recovery laps of the demo tracks> --train_shove_share 0.5 --cut_returns_at_shoves 0)")
 # Weak set 3 at these settings finished 39 laps at 15,000 steps (40 with another seed); its validation was still
 # rising. At 30,000 steps (train_rl alone, seed 3) it finished 46: is the longer budget safe for the other sets?
 CRITIC_RECOVERIES_CUT_HALF_30K = ("the robust recipe's auto settings on clean laps (half the training episodes "
                                   "unshoved, n-step targets cut) at 30,000 steps (--train_shove 0.02 --offtrack_limit "
                                   "100 --critic_dataset <recovery laps of the demo tracks> --train_shove_share 0.5 "
                                   "--cut_returns_at_shoves 1 --total_steps 30000)")
-# With the recovery laps for the critic alone the actor came back from 69 % of the shoves' excursions at best (strong) and
-# lost 0.74 of BC's return to them: the critic ranks the ways back, the actor follows it only partly. BC trained on
+# With the recovery laps for the critic alone the actor came back from 69 % of the shoves' excursions at best (strong)
+# and lost 0.74 of BC's return to them: the critic ranks the ways back, the actor follows it only partly. BC trained on
 # such laps came back from 84 % (the recovery start). Here the BC term imitates them too, with the actions the
 # autopilot meant (the critic learns from the executed ones), on train_rl's defaults otherwise: no training shoves, the
 # KL cost everywhere. Two probes on the robust recipe (strong demo set 0, one seed each, stopped; 2026-12-04, sixth
-# session): with its auto settings (training shoves, the KL cost on the road only) the validation fell from 919 to 643 by
-# step 5,000 (230 off-track frames); with the recovery laps as --dataset instead (critic and BC term both on the meant
-# actions), to 680 and 502 by 10,000. Measured (sets 0 and 1): 3.3 times BC's recoveries, 0.61 of its loss to shoves,
-# but set 0 lost laps without shoves (43 of 50). Imitating only the rows off the road (set 0, one seed, stopped) was
-# worse: validations 515, 866 and 794; its policy stayed the BC start.
+# session): with its auto settings (training shoves, the KL cost on the road only) the validation fell from 919 to 643
+# by step 5,000 (230 off-track frames); with the recovery laps as --dataset instead (critic and BC term both on the
+# meant actions), to 680 and 502 by 10,000. Measured (sets 0 and 1): 3.3 times BC's recoveries, 0.61 of its loss to
+# shoves, but set 0 lost laps without shoves (43 of 50). Imitating only the rows off the road (set 0, one seed, stopped)
+# was worse: validations 515, 866 and 794; its policy stayed the BC start.
 IMITATED_RECOVERIES = ("the default until 2026-12-05's sixth session with the autopilot's recovery laps for the critic "
                        "and the BC term (--critic_dataset <recovery laps of the demo tracks> --imitate_critic_dataset "
                        "1 --train_shove 0 --offtrack_limit 20 --kl_on_road_only 0)")
@@ -261,15 +266,15 @@ IMITATED_RECOVERIES_TENTH = ("the default until 2026-12-05's sixth session with 
 # Probe (strong set 3, where the tenth-share row kept its BC start; one seed): validations 916 (the warmed start, 9
 # off-track frames) -> 824 -> 917 (none) -> 895; its policy step 10,000: 923.0, 50/50 laps; with shoves 562.8, 128 of
 # 158 recovered. Measured (4 strong sets, 2026-12-05): 922.0 +- 2.1 (48-50 laps), 504 of 629 recovered (3.5 times the BC
-# starts' count), 0.48 of their loss to shoves: both robustness bars met; pipeline.sh's recipe since, train_rl's auto settings
-# given --critic_dataset since the second session. The warmed starts
+# starts' count), 0.48 of their loss to shoves: both robustness bars met; pipeline.sh's recipe since, train_rl's auto
+# settings given --critic_dataset since the second session. The warmed starts
 # alone (step_0): 887.7, 454 of 569 recovered, with shoves 434.8 against 568.0 after RL. Weak (4 sets, the auto settings
 # there: half the episodes shoved, returns cut): 918.6 +- 5.0, 48-49 laps each (the weak bar met on every set), 513 of
 # 634 recovered against the BC starts' 110 of 255.
-IMITATED_WARM = ("the robust recipe's auto settings with the recovery laps imitated too, from an actor warmed up on both "
-                 "lap sets that then is the KL cost's reference (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
-                 "<recovery laps of the demo tracks> --imitate_critic_dataset 1 --actor_warmup_steps 5000 "
-                 "--kl_on_road_only 0)")
+IMITATED_WARM = ("the robust recipe's auto settings with the recovery laps imitated too, from an actor warmed up on "
+                 "both lap sets that then is the KL cost's reference (--train_shove 0.02 --offtrack_limit 100 "
+                 "--critic_dataset <recovery laps of the demo tracks> --imitate_critic_dataset 1 "
+                 "--actor_warmup_steps 5000 --kl_on_road_only 0)")
 # Tried and lost (2026-12-05, second session): the warm-up ending on a running average of its weights, one snapshot per
 # pass over both lap sets, as train_bc's policy is (a single epoch's weights drive unseen tracks far worse). Probe,
 # strong set 0 (step_0, 50 held-out tracks): the warmed start 920.2 (49 laps; the last-step warm-up 858.2, 45), with
@@ -291,18 +296,18 @@ IMITATED_WARM = ("the robust recipe's auto settings with the recovery laps imita
 # Tried and lost (2026-12-05, fourth and fifth sessions): the warm-up reading the frames with train_bc's random shifts,
 # before the buffers are encoded, instead of their stored features (fixed points seen 16 to 40 times; the warmed starts
 # validated 804, 862, 867 and 916 on the strong sets, the BC starts' 917-919). 4 strong sets: warmed starts 869, 918,
-# 532, 917; tests 922.9 +- 0.6 (50, 50, 48, 50 laps; min 907, 908, 879, 909), 511 of 632 recovered, 0.49 of BC's loss:
-# a little better on the road, as robust. 4 weak sets: 914.8 +- 9.5 (924.0, 899.3, 915.0, 921.0; 50, 37, 47, 47 laps),
-# 478 of 617 recovered: the weak bar missed on set 1, which the stored features meet on every set. The code is gone
-# (last at commit a9a793d); its rows stay, labelled "the robust recipe with its actor warm-up on the frames shifted as
-# train_bc shifts them, not on their stored features (code of 2026-12-05's fourth session, last at commit a9a793d; ...)".
-# Tried and lost (2026-12-05, fourth session): the warm-up's learning rate falling linearly to 0 (--actor_warmup_decay 1),
-# so that it ends on settled weights rather than one step's of a noisy walk (shifted, the warmed starts validated 869,
-# 918, 532 and 917). Strong sets 0 and 1 (the bench stopped after 2 seeds for time): warmed starts 895 and 701, tests
-# 923.6 and 923.8 (50/50 each; shifted there: 923.3, 922.8), with shoves 569.7 and 481.0 (shifted: 655.3, 490.0), 248
-# of 303 recovered, a loss to the shoves 0.54 of those BC starts' (shifted: 0.47). The flag is gone (last at commit
-# 3912c67); its row stays in the results, labelled "... its learning rate falling linearly to 0 (... ; code of
-# 2026-12-05's fourth session, last at commit 3912c67)".
+# 532, 917; tests 922.9 +- 0.6 (50, 50, 48, 50 laps; min 907, 908, 879, 909), 511 of 632 recovered, 0.49 of BC's loss: a
+# little better on the road, as robust. 4 weak sets: 914.8 +- 9.5 (924.0, 899.3, 915.0, 921.0; 50, 37, 47, 47 laps), 478
+# of 617 recovered: the weak bar missed on set 1, which the stored features meet on every set. The code is gone (last at
+# commit a9a793d); its rows stay, labelled "the robust recipe with its actor warm-up on the frames shifted as train_bc
+# shifts them, not on their stored features (code of 2026-12-05's fourth session, last at commit a9a793d; ...)".
+# Tried and lost (2026-12-05, fourth session): the warm-up's learning rate falling linearly to 0
+# (--actor_warmup_decay 1), so that it ends on settled weights rather than one step's of a noisy walk (shifted,
+# the warmed starts validated 869, 918, 532 and 917). Strong sets 0 and 1 (the bench stopped after 2 seeds for
+# time): warmed starts 895 and 701, tests 923.6 and 923.8 (50/50 each; shifted there: 923.3, 922.8), with shoves
+# 569.7 and 481.0 (shifted: 655.3, 490.0), 248 of 303 recovered, a loss to the shoves 0.54 of those BC starts'
+# (shifted: 0.47). The flag is gone (last at commit 3912c67); its row stays in the results, labelled "... its
+# learning rate falling linearly to 0 (... ; code of 2026-12-05's fourth session, last at commit 3912c67)".
 # From clean laps the fine-tuned policy still stopped on the road or ran out of time on demo sets 4 and 5, where its
 # critic ranked full gas above the policy's own action (bench/standstill.py): does the actor follow the critic too
 # slowly? Weak, 6 sets (2026-12-05, sixth session): 886.6 +- 34.6 (878.7, 904.7, 905.3, 893.5, 815.0, 922.3; 44, 44,
@@ -403,15 +408,16 @@ FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_REC
                        SKIPPED_TILES_50, N_STEP_5, STALL_PRICE_400,
                        *AUTO_BUDGET)  # measured with --bc_weight_floor auto
 KL_LIMIT = "the default of its day with the KL limited to 1 nat (--kl_limit 1 --alpha_lr 0.003; --bc_prior_kl auto)"
-KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 --alpha_lr 0.003 "
-                   "--train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
+KL_LIMIT_SHOVES = ("the default of its day with the KL limited to 1 nat and training shoves (--kl_limit 1 "
+                   "--alpha_lr 0.003 --train_shove 0.02 --offtrack_limit 100; --bc_prior_kl auto)")
 # With the spread held, can lambda let go further? Its floor at 10 let the policy drift before (SAC's bonus on).
 KL_FLOOR_10 = "the KL cost with lambda's floor at 10 (--bc_prior_kl 1 --bc_weight_floor 0.1)"
 # The KL's price is its temperature (fixed): a fifth of it lets the critic move the policy further.
 KL_COOL = "the KL cost at temperature 0.01 (--bc_prior_kl 1 --init_temperature 0.01)"
 # The default until 2026-12-01 (fourth session): validation and test drove tanh(mean). Every row below was
 # measured with it, so each variant's flags get --policy_action mean (see VARIANTS).
-MEAN_DRIVEN = "the default's training, validation and test driving tanh(mean) (the default until 2026-12-01, fourth session)"
+MEAN_DRIVEN = ("the default's training, validation and test driving tanh(mean) "
+               "(the default until 2026-12-01, fourth session)")
 # The default until 2026-12-01 (evening): SAC's actor loss on sampled actions only. Every row below was measured
 # with it, so each variant's flags get --mean_action_q 0 (see VARIANTS).
 SAMPLES_ONLY = "critics with LayerNorm, actor loss on sampled actions only (the default until 2026-12-01 evening)"
@@ -430,7 +436,8 @@ OFFTRACK_100 = "off-track limit 100 frames in training (2 s to get back; default
 CRITIC_LN_30K = "critics with LayerNorm, 30,000 steps, validation on 20 tracks"
 # RLPD's other ingredient beside LayerNorm critics: more gradient updates per collected step.
 CRITIC_LN_UTD2 = "critics with LayerNorm, 2 updates per step"
-# WSRL / PIRLNav: the critics first learn the policy's own rollouts (5,000 steps instead of 2,000) before the actor moves.
+# WSRL / PIRLNav: the critics first learn the policy's own rollouts (5,000 steps instead of 2,000) before the
+# actor moves.
 CRITIC_LN_WARMUP = "critics with LayerNorm, critic warm-up 5,000 steps"
 # At temperature 0.05 the soft TD target's -alpha log pi (log pi about +10 for the narrow BC policy) drags
 # the critics' values down once online data arrives (TensorBoard: train/episode_predicted_q_s0 dips early).
@@ -445,15 +452,18 @@ CRITIC_LN_DEMO50 = "critics with LayerNorm, half of each batch from demonstratio
 STALL = "training episodes end after 100 frames without a new tile, at the cost of leaving the road"
 # The same stall limit on the default, which drives the average action: its weak runs still stopped on the
 # road (bench/failures.py: 3 to 13 of 50 held-out tracks "stuck", no frame off the road).
-STALL_EXPECTED = "default with training episodes ending after 100 frames without a new tile, at the cost of leaving the road"
+STALL_EXPECTED = ("default with training episodes ending after 100 frames without a new tile, "
+                  "at the cost of leaving the road")
 # The default at twice its budget (about 15 minutes alone on the 2 cores, within the hour): its weak runs
 # were still climbing at 15,000 steps.
 DEFAULT_30K = "default at 30,000 steps"
 # Run-id keys of today's defaults by lambda's floor, 50 (True: DART laps, the KL cost) or 30 (False: clean laps).
 # The flags of the rows on today's defaults (and of the stall row they grew from), each row adding its own.
 # The test's shoves during training, with 2 s off the road before a training episode ends.
-# (every episode shoved, returns summed through the shoves: train_rl's auto on every start until 2026-12-04's fourth session)
-TRAINING_SHOVES = ["--train_shove", 0.02, "--offtrack_limit", 100, "--train_shove_share", 1, "--cut_returns_at_shoves", 0]
+# (every episode shoved, returns summed through the shoves:
+# train_rl's auto on every start until 2026-12-04's fourth session)
+TRAINING_SHOVES = ["--train_shove", 0.02, "--offtrack_limit", 100, "--train_shove_share", 1,
+                   "--cut_returns_at_shoves", 0]
 STALLED_TIED_FLAGS = ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                       "--bc_prior_kl", "auto", "--stall_limit", 100]
 FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread1_stall100_tie",
@@ -478,12 +488,14 @@ VARIANTS = {
                    ["--critic_layer_norm", 1, "--bc_dashboard_inputs", 1, "--weight_average", 0.9]),
     BC_AVERAGED: ("critic_ln_meanq_driveexp_dash_floor30_bcavg", ["--critic_layer_norm", 1, "--weight_average", 0.9]),
     KL_PRIOR: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_kl",
-               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]),
+               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                "--bc_prior_kl", 1]),
     SPREAD_1: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1",
-               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", "auto"]),
+               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                "--bc_prior_kl", "auto"]),
     SPREAD_1_SAC: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1sac",
-                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", "auto",
-                    "--spread_limit", 1]),
+                   ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                    "--bc_prior_kl", "auto", "--spread_limit", 1]),
     DEFAULT_30K_VAL20: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_30k_val20",
                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                          "--bc_prior_kl", "auto", "--total_steps", 30_000, "--eval_episodes", 20]),
@@ -510,7 +522,8 @@ VARIANTS = {
     STALL_PRICE_400: penalized_clean_laps(30_000, 25, stall_penalty=400),
     FLOOR_AUTO_30K: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_30k" for start in STARTS},
                      [*STALLED_TIED_FLAGS, "--total_steps", 30_000]),
-    CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec" for start in ("strong", "weak")},
+    CRITIC_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_shove02_off100_criticrec"
+                         for start in ("strong", "weak")},
                         [*STALLED_TIED_FLAGS, *TRAINING_SHOVES,
                          "--critic_dataset", RECOVERY_LAPS, "--kl_on_road_only", 0]),
     CRITIC_RECOVERIES_FREE: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_klroad"},
@@ -520,8 +533,9 @@ VARIANTS = {
                             [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS,
                              "--total_steps", 30_000]),
     CRITIC_RECOVERIES_SHOVE01: ({"weak": f"{FLOOR_KEYS[False]}_shove01_off100_criticrec"},
-                                [*STALLED_TIED_FLAGS, "--train_shove", 0.01, "--offtrack_limit", 100, "--train_shove_share", 1,
-                                 "--cut_returns_at_shoves", 0, "--critic_dataset", RECOVERY_LAPS]),
+                                [*STALLED_TIED_FLAGS, "--train_shove", 0.01, "--offtrack_limit", 100,
+                                 "--train_shove_share", 1, "--cut_returns_at_shoves", 0,
+                                 "--critic_dataset", RECOVERY_LAPS]),
     CRITIC_RECOVERIES_CUT: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_klroad_cut",
                              "weak": f"{FLOOR_KEYS[False]}_shove02_off100_criticrec_cut"},
                             [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS,
@@ -530,7 +544,8 @@ VARIANTS = {
                                   "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut"},
                                  [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS,
                                   "--cut_returns_at_shoves", 1, "--train_shove_share", 0.5]),
-    CRITIC_RECOVERIES_PENALTY_2: ({"weak": f"{FLOOR_KEYS[False]}_shove02half_off100pen2_criticrec_cut"},  # its auto, spelt out
+    # its auto, spelt out
+    CRITIC_RECOVERIES_PENALTY_2: ({"weak": f"{FLOOR_KEYS[False]}_shove02half_off100pen2_criticrec_cut"},
                                   [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0.02,
                                    "--offtrack_limit", 100, "--train_shove_share", 0.5, "--cut_returns_at_shoves", 1,
                                    "--offtrack_penalty", 2]),
@@ -540,18 +555,22 @@ VARIANTS = {
                               "--offtrack_limit", 100, "--train_shove_share", 0.5, "--cut_returns_at_shoves", 0]),
     CRITIC_RECOVERIES_CUT_HALF_30K: ({"weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut_30k"},
                                      [*STALLED_TIED_FLAGS, *TRAINING_SHOVES, "--critic_dataset", RECOVERY_LAPS,
-                                      "--cut_returns_at_shoves", 1, "--train_shove_share", 0.5, "--total_steps", 30_000]),
-    IMITATED_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_criticrec_imitated" for start in ("strong", "weak")},
+                                      "--cut_returns_at_shoves", 1, "--train_shove_share", 0.5,
+                                      "--total_steps", 30_000]),
+    IMITATED_RECOVERIES: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_criticrec_imitated"
+                           for start in ("strong", "weak")},
                           [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--imitate_critic_dataset", 1,
                            "--train_shove", 0, "--offtrack_limit", 20, "--kl_on_road_only", 0]),
-    IMITATED_RECOVERIES_TENTH: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_criticrec10_imitated" for start in ("strong", "weak")},
+    IMITATED_RECOVERIES_TENTH: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_criticrec10_imitated"
+                                 for start in ("strong", "weak")},
                                 [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--imitate_critic_dataset", 1,
                                  "--critic_demo_ratio", 0.1, "--train_shove", 0, "--offtrack_limit", 20,
                                  "--kl_on_road_only", 0]),
     IMITATED_WARM: ({"strong": f"{FLOOR_KEYS[True]}_shove02_off100_criticrec_imitated_warm5k",  # all shoved, no cut
                      "weak": f"{FLOOR_KEYS[False]}_shove02half_off100_criticrec_cut_imitated_warm5k"},
                     [*STALLED_TIED_FLAGS, "--train_shove", 0.02, "--offtrack_limit", 100, "--critic_dataset",
-                     RECOVERY_LAPS, "--imitate_critic_dataset", 1, "--actor_warmup_steps", 5000, "--kl_on_road_only", 0]),
+                     RECOVERY_LAPS, "--imitate_critic_dataset", 1, "--actor_warmup_steps", 5000,
+                     "--kl_on_road_only", 0]),
     CRITIC_RECOVERIES_ONLY: ({"weak": f"{FLOOR_KEYS[False]}_criticrec"},
                              [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--train_shove", 0,
                               "--offtrack_limit", 20]),
@@ -566,16 +585,17 @@ VARIANTS = {
               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1,
                "--init_temperature", 0.01]),
     SHOVES_ON_DEFAULTS: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_shove02_off100",
-                ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", "auto",
-                 *TRAINING_SHOVES]),
+                         ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                          "--bc_prior_kl", "auto", *TRAINING_SHOVES]),
     KL_LIMIT: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_kllim1",
-               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", "auto",
-                "--kl_limit", 1, "--alpha_lr", 0.003]),
+               ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                "--bc_prior_kl", "auto", "--kl_limit", 1, "--alpha_lr", 0.003]),
     KL_LIMIT_SHOVES: ("critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_kllim1_shove02_off100",
                       ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
                        "--bc_prior_kl", "auto", "--kl_limit", 1, "--alpha_lr", 0.003, *TRAINING_SHOVES]),
     KL_FLOOR_10: ("critic_ln_meanq_driveexp_dash_bcauto_kl",
-                  ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9, "--bc_prior_kl", 1]),
+                  ["--critic_layer_norm", 1, "--bc_dashboard_inputs", "auto", "--weight_average", 0.9,
+                   "--bc_prior_kl", 1]),
     FLOOR_10: ("critic_ln_meanq_driveexp_dash", ["--critic_layer_norm", 1]),
     SHOVE_TRAINED: ("critic_ln_meanq_driveexp_dash_floor30_shove02_off100",
                     ["--critic_layer_norm", 1, *TRAINING_SHOVES]),
@@ -596,7 +616,8 @@ VARIANTS = {
     CRITIC_LN_UTD2: ("critic_ln_utd2", ["--critic_layer_norm", 1, "--updates_per_step", 2]),
     CRITIC_LN_WARMUP: ("critic_ln_warmup5k", ["--critic_layer_norm", 1, "--critic_warmup_steps", 5000]),
     CRITIC_LN_COOL: ("critic_ln_cool", ["--critic_layer_norm", 1, "--init_temperature", 0.001]),
-    SOFT_OFFTRACK: ("critic_ln_offtrack100_pen1", ["--critic_layer_norm", 1, "--offtrack_limit", 100, "--offtrack_penalty", 1]),
+    SOFT_OFFTRACK: ("critic_ln_offtrack100_pen1",
+                    ["--critic_layer_norm", 1, "--offtrack_limit", 100, "--offtrack_penalty", 1]),
     CRITIC_LN_DEMO50: ("critic_ln_demo50", ["--critic_layer_norm", 1, "--demo_ratio", 0.5]),
     STALL: ("critic_ln_meanq_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
     STALL_EXPECTED: ("critic_ln_meanq_driveexp_stall100", ["--critic_layer_norm", 1, "--stall_limit", 100]),
@@ -604,13 +625,17 @@ VARIANTS = {
 }
 # A row measured with a newer default had every older one too, so each tuple extends the next newer default's: a new
 # row on today's defaults is listed once, in TIED.
-TIED = (*FLOOR_FOLLOWS_START, TIED_TO_TRAINED, SHOVES_TIED, FLOOR_50_TIED)  # measured with --policy_action auto and --validation_tie 0.005
-WITH_FLOOR_30 = (*TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS,
-                 KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)  # measured with lambda's floor at 30 (train_rl's default until 2026-12-03, sixth session) or above
+# measured with --policy_action auto and --validation_tie 0.005
+TIED = (*FLOOR_FOLLOWS_START, TIED_TO_TRAINED, SHOVES_TIED, FLOOR_50_TIED)
+# measured with lambda's floor at 30 (train_rl's default until 2026-12-03, sixth session) or above
+WITH_FLOOR_30 = (*TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD,
+                 BC_AVERAGED, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, KL_COOL, SHOVE_TRAINED)
 WITH_DASHBOARD = (*WITH_FLOOR_30, KL_FLOOR_10, FLOOR_10)  # measured with the dashboard inputs (train_rl's default)
-DRIVE_EXPECTED = (*WITH_DASHBOARD, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)  # measured driving the average action (train_rl's --policy_action default until 2026-12-03, third session)
+# measured driving the average action (train_rl's --policy_action default until 2026-12-03, third session)
+DRIVE_EXPECTED = (*WITH_DASHBOARD, NO_DASHBOARD, STALL_EXPECTED, DEFAULT_30K)
 WITH_MEAN_ACTION_Q = (*DRIVE_EXPECTED, MEAN_DRIVEN, STALL)  # measured with the actor loss also on tanh(mean)
-SPREAD_LIMITED = (*TIED, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC)  # measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
+# measured with the policy's spread limited to 1 (--spread_limit auto with the KL cost, or 1)
+SPREAD_LIMITED = (*TIED, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC)
 VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET) or "--actor_lr" in flags else
                                 ["--actor_lr", 1e-4]),
                           *([] if label in AUTO_BUDGET or "--actor_lr_decay" in flags else ["--actor_lr_decay", 0]),
@@ -622,7 +647,8 @@ VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET)
                           *([] if label in WITH_DASHBOARD else ["--dashboard_inputs", 0]),
                           *([] if label in WITH_MEAN_ACTION_Q else ["--mean_action_q", 0]),
                           *([] if label in TIED else
-                            ["--policy_action", "expected" if label in DRIVE_EXPECTED else "mean", "--validation_tie", 0]),
+                            ["--policy_action", "expected" if label in DRIVE_EXPECTED else "mean",
+                             "--validation_tie", 0]),
                           *([] if "--stall_limit" in flags else ["--stall_limit", 0]),
                           # rows with recovery laps measured before --critic_dataset's auto settings imitated them
                           *(["--imitate_critic_dataset", 0] if "--critic_dataset" in flags and
@@ -630,18 +656,24 @@ VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET)
                           *(["--actor_warmup_steps", 0] if "--imitate_critic_dataset" in flags and
                             "--actor_warmup_steps" not in flags else [])])
             for label, (key, flags) in VARIANTS.items()}
-SHOVED = (BC_START, BC_DASHBOARD_START, BC_AVERAGED_START, *TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20, STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES, FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM, SOFT_OFFTRACK)  # rows also tested with shoves
+SHOVED = (BC_START, BC_DASHBOARD_START, BC_AVERAGED_START, *TIED, DEFAULT, SPREAD_1, DEFAULT_30K_VAL20,
+          STALL_ON_DEFAULTS, SPREAD_1_SAC, BC_DASHBOARD, KL_PRIOR, SHOVES_ON_DEFAULTS, KL_LIMIT, KL_LIMIT_SHOVES,
+          FLOOR_10, SHOVE_TRAINED, NO_DASHBOARD, SAMPLES_ONLY, CANDIDATE, COOL_LONG, OFFTRACK_100, NO_LAYER_NORM,
+          SOFT_OFFTRACK)  # rows also tested with shoves
 # Checkpoint each row tests: the run's policy at train_rl's default (--final_policy best); the plain BC-SAC
 # runs here were trained with --final_policy last, so their best one is named.
 ROW_CHECKPOINT = {"plain BC-SAC (lambda 10 on demo rows, learnt spread)": "best"}
 # The same runs tested at their other checkpoint.
-OTHER_CHECKPOINT = {DEFAULT: ("latest_step", "default from BC runs without the dashboard or weight average, its last state"),
+OTHER_CHECKPOINT = {DEFAULT: ("latest_step",
+                              "default from BC runs without the dashboard or weight average, its last state"),
                     FLOOR_10: ("latest_step", "lambda's floor at 10, its last state"),
                     DEFAULT_30K: ("latest_step", "default at 30,000 steps, its last state"),
                     SAMPLES_ONLY: ("latest_step", "actor loss on sampled actions only, its last state"),
                     NO_LAYER_NORM: ("latest_step", "critics without LayerNorm, its last state"),
-                    "BC selection + anchor on all states + adaptive lambda + BC spread": ("latest_step", "selection + anchor, its last state"),
-                    "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step", "plain BC-SAC, its last state")}
+                    "BC selection + anchor on all states + adaptive lambda + BC spread":
+                        ("latest_step", "selection + anchor, its last state"),
+                    "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step",
+                                                                             "plain BC-SAC, its last state")}
 MAX_SEEDS = 10  # demo sets
 MAX_TRAINING_SEEDS = 5  # training seeds per demo set (training_seed)
 BC_EPOCHS = 0  # train_bc --epochs of every BC start: set once by main(), part of every run id
@@ -658,8 +690,10 @@ def finished(run_id: str) -> bool:
 # policies are the same either way). --bc_dashboard_inputs is train_bc's --dashboard_inputs (a variant's
 # own --dashboard_inputs is train_rl's); off in the BC runs most rows were measured from, as was the weight
 # average (0: the last epoch's weights).
-BC_TIME_FLAGS = {"--num_qs": ("--num_qs", "q", ModelConfig().num_qs), "--critic_layer_norm": ("--critic_layer_norm", "ln", 0),
-                 "--bc_dashboard_inputs": ("--dashboard_inputs", "dash", 0), "--weight_average": ("--weight_average", "avg", 0)}
+BC_TIME_FLAGS = {"--num_qs": ("--num_qs", "q", ModelConfig().num_qs),
+                 "--critic_layer_norm": ("--critic_layer_norm", "ln", 0),
+                 "--bc_dashboard_inputs": ("--dashboard_inputs", "dash", 0),
+                 "--weight_average": ("--weight_average", "avg", 0)}
 
 
 def bc_time_flags(flags: list, start: str = "") -> tuple[dict, list]:
@@ -811,7 +845,8 @@ def measured_alike(earlier: dict, now: dict) -> bool:
     """Whether the runs the two rows share test as they did: `test` is deterministic, so a run id whose result
     moved names other weights (BC starts trained again on another machine under the same ids)."""
     before = dict(zip(earlier.get("runs", []), earlier.get("raw_per_seed", [])))
-    return all(abs(before[r] - v) < 0.05 for r, v in zip(now.get("runs", []), now.get("raw_per_seed", [])) if r in before)
+    return all(abs(before[r] - v) < 0.05
+               for r, v in zip(now.get("runs", []), now.get("raw_per_seed", [])) if r in before)
 
 
 def with_earlier_rows(table: dict, earlier: Path, replace: bool = False, beside: dict | None = None) -> dict:
@@ -858,9 +893,10 @@ def markdown(table: dict, episodes: int) -> str:
         wall = f"{np.mean(r['wall_time_s']) / 60:.1f} min" if r["wall_time_s"] else "—"
         actor_start = pm(r["actor_start_raw_per_seed"]) if r.get("actor_start_raw_per_seed") else "—"
         lines.append(f"| {start} | {policy} | {len(r['runs'])} | {pm(r['raw_per_seed'])} | "
-                     f"{', '.join(f'{v:.1f}' for v in r['raw_per_seed'])} | {', '.join(f'{v:.0f}' for v in r['min_per_seed'])} | "
-                     f"{', '.join(f'{v}/{episodes}' for v in r['laps_per_seed'])} | {pm(r['offtrack_frames_per_seed'])} | "
-                     f"{shove} | {actor_start} | {wall} |")
+                     f"{', '.join(f'{v:.1f}' for v in r['raw_per_seed'])} | "
+                     f"{', '.join(f'{v:.0f}' for v in r['min_per_seed'])} | "
+                     f"{', '.join(f'{v}/{episodes}' for v in r['laps_per_seed'])} | "
+                     f"{pm(r['offtrack_frames_per_seed'])} | {shove} | {actor_start} | {wall} |")
     return "\n".join(lines)
 
 
@@ -918,17 +954,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2,
                         help="demo sets per start and variant (demo set k is fine-tuned with training seed k)")
     parser.add_argument("--training_seeds", type=int, default=1,
-                        help=f"training seeds per demo set, at most {MAX_TRAINING_SEEDS}: k, then k + 100, k + 200, ... "
+                        help=f"training seeds per demo set, at most {MAX_TRAINING_SEEDS}: "
+                             "k, then k + 100, k + 200, ... "
                              "(one demo set's runs differ by 100 points on the weak start: 2 tell an effect from luck)")
     parser.add_argument("--first_seed", type=int, default=0,
                         help="train from this demo set on (the table still holds every finished run)")
-    parser.add_argument("--bc_epochs", type=int, default=None, help="train_bc epochs of the starts (default: train_bc's)")
+    parser.add_argument("--bc_epochs", type=int, default=None,
+                        help="train_bc epochs of the starts (default: train_bc's)")
     parser.add_argument("--total_steps", type=int, default=None,
                         help="train_rl budget (default: each row's own, train_rl's auto for today's default)")
     parser.add_argument("--test_episodes", type=int, default=50)
     parser.add_argument("--shove", type=float, default=TEST_SHOVE, help="shove probability of the robustness test")
     parser.add_argument("--variants", nargs="+", default=None, type=variant_label, metavar="LABEL",
-                        help="rows to measure, by their label in the table (default: every variant defined for the start)")
+                        help="rows to measure, by their label in the table "
+                             "(default: every variant defined for the start)")
     parser.add_argument("--list", action="store_true", help="print the variants' labels and exit")
     parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
     parser.add_argument("--only_table", action="store_true", help="train nothing: tabulate and plot the finished runs")
@@ -937,9 +976,9 @@ def main() -> None:
                              "ids) take the new numbers (default: the file's are kept, and named)")
     parser.add_argument("--beside", default="", metavar="TEXT",
                         help="where the results file keeps its own version of a --variants row (its runs test "
-                             "otherwise here, e.g. trained from other BC starts, or it holds more runs, e.g. other demo "
-                             "sets), add this checkout's numbers beside it, labelled '<row>, TEXT' (e.g. 'from the BC "
-                             "starts of the machine of <date>')")
+                             "otherwise here, e.g. trained from other BC starts, or it holds more runs, e.g. other "
+                             "demo sets), add this checkout's numbers beside it, labelled '<row>, TEXT' (e.g. 'from "
+                             "the BC starts of the machine of <date>')")
     args = parser.parse_args()
     if args.list:
         print("\n".join(VARIANTS))
@@ -985,7 +1024,8 @@ def main() -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))
     (RESULTS / f"{name}.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))
-    plot(measured, RESULTS / f"{name}_curves.png")  # the runs on this checkout; earlier plots are kept under their dates
+    # the runs on this checkout; earlier plots are kept under their dates
+    plot(measured, RESULTS / f"{name}_curves.png")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ BC-SAC fine-tuning keeps the BC encoder fixed (README, Design notes), so whateve
 road they learn on features trained to imitate laps that hardly leave it. For each strong demo set k of
 bench/finetune.py (its BC run at train_bc's defaults, trained if missing) this clones, into a freshly initialised
 actor reading that BC run's encoder, fixed, with train_bc's batch size, learning rate, epochs, augmentation and
-weight average (on all the laps: train_bc held one in ten out for validation), (a) the same laps and (b) the recovery laps: the same tracks recorded with the robustness test's
-shoves (`expert --noise 0.05 --shove 0.01`: the autopilot drives back; recorded if missing). Every policy is tested
-on the same held-out tracks with and without shoves. If (b) recovers about as often as BC trained end to end on
-recovery laps, the fixed features are enough and the fine-tuning's failure to recover is in the actions it learns;
-if it recovers about as rarely as (a), the features are the limit. Writes bench/results/frozen_features.md/.json;
-each head is a BC run, logs/<BC run>_head_<dataset>, that `test` and Agent.load read.
+weight average (on all the laps: train_bc held one in ten out for validation), (a) the same laps and (b) the recovery
+laps: the same tracks recorded with the robustness test's shoves (`expert --noise 0.05 --shove 0.01`: the autopilot
+drives back; recorded if missing). Every policy is tested on the same held-out tracks with and without shoves. If (b)
+recovers about as often as BC trained end to end on recovery laps, the fixed features are enough and the
+fine-tuning's failure to recover is in the actions it learns; if it recovers about as rarely as (a), the features are
+the limit. Writes bench/results/frozen_features.md/.json; each head is a BC run, logs/<BC run>_head_<dataset>, that
+`test` and Agent.load read.
 """
 from __future__ import annotations
 
@@ -115,7 +116,8 @@ def main() -> None:
             parser.error("--bc_run and --dataset go together")
         print(f"test with  python main.py test --resume_run_id {train_head(args.bc_run, args.dataset)} --shove {SHOVE}")
         return
-    rows = {"BC trained end to end on the laps (the strong start)": [], "new actor on BC's fixed features, the same laps": [],
+    rows = {"BC trained end to end on the laps (the strong start)": [],
+            "new actor on BC's fixed features, the same laps": [],
             "new actor on BC's fixed features, the recovery laps": []}
     for bc_run, laps, recovery_laps in strong_sets(args.seeds):
         for runs, run_id in zip(rows.values(), (bc_run, train_head(bc_run, laps), train_head(bc_run, recovery_laps))):
@@ -127,7 +129,8 @@ def main() -> None:
         table[label] = {"runs": run_ids, "raw_per_set": [t["raw"]["mean"] for t in plain],
                         "laps_per_set": [t["laps_completed"] for t in plain],
                         "shoved_raw_per_set": [t["raw"]["mean"] for t in shoved],
-                        "excursions": [t["excursions"] for t in shoved], "recoveries": [t["recoveries"] for t in shoved]}
+                        "excursions": [t["excursions"] for t in shoved],
+                        "recoveries": [t["recoveries"] for t in shoved]}
     lines = ["| policy | demo sets | raw return per set | laps | with shoves: raw per set | recovered excursions |",
              "|---|---|---|---|---|---|"]
     for label, r in table.items():
@@ -135,7 +138,8 @@ def main() -> None:
         recovered, excursions = sum(r["recoveries"]), sum(r["excursions"])
         lines.append(f"| {label} | {len(r['runs'])} | {per_set(r['raw_per_set'])} | "
                      f"{', '.join(f'{n}/{args.test_episodes}' for n in r['laps_per_set'])} | "
-                     f"{per_set(r['shoved_raw_per_set'])} | {recovered} of {excursions} ({100 * recovered / excursions:.0f} %) |")
+                     f"{per_set(r['shoved_raw_per_set'])} | {recovered} of {excursions} "
+                     f"({100 * recovered / excursions:.0f} %) |")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "frozen_features.json").write_text(json.dumps(table, indent=1))
     (RESULTS / "frozen_features.md").write_text("\n".join(lines) + "\n")

@@ -74,7 +74,8 @@ def demo_quality(dataset: str, laps: int) -> tuple[float, int]:
     """Mean raw return and completed laps of the first `laps` recorded episodes (what the driver achieved)."""
     paths = demos.episode_paths(demos.dataset_dir(dataset))[:laps]
     stats = [(ep.raw_return, ep.lap_complete) for ep in map(demos.load_episode, paths)]  # one episode in memory
-    return float(np.mean([r for r, _ in stats])), int(sum(lap for _, lap in stats))  # numpy bools sum to int64: not JSON
+    # numpy bools sum to int64: not JSON
+    return float(np.mean([r for r, _ in stats])), int(sum(lap for _, lap in stats))
 
 
 def row(runs: list[str], tests: list[dict], demo_stats: list[tuple[float, int]]) -> dict:
@@ -111,7 +112,8 @@ def markdown(table: dict[tuple[float, int], dict], test_episodes: int) -> str:
         lines.append(f"| {noise:g} | {laps} | {len(r['raw_per_seed'])} | {pm(r['raw_per_seed'])} | "
                      f"{', '.join(f'{v:.1f}' for v in r['raw_per_seed'])} | "
                      f"{', '.join(f'{v:.0f}' for v in r['min_per_seed'])} | "
-                     f"{', '.join(f'{v}/{test_episodes}' for v in r['laps_per_seed'])} | {pm(r['penalized_per_seed'])} | "
+                     f"{', '.join(f'{v}/{test_episodes}' for v in r['laps_per_seed'])} | "
+                     f"{pm(r['penalized_per_seed'])} | "
                      f"{pm(r['offtrack_frames_per_seed'])} | {pm(r['demo_return_per_seed'])}, {demo_laps} |")
     return "\n".join(lines)
 

@@ -142,11 +142,14 @@ def main() -> None:
         for name, timer in timers.items():
             results[name].append(timer(args.updates, rng))
     med = {k: float(np.median(v)) for k, v in results.items()}
-    print(f"updates/s at batch {BATCH}, {args.threads} torch threads, encoder {args.encoder}, obs {env_config.obs_shape}:")
+    print(f"updates/s at batch {BATCH}, {args.threads} torch threads, encoder {args.encoder}, "
+          f"obs {env_config.obs_shape}:")
     print(f"  ours (sample + augment + update) {med['ours']:6.2f}")
     if "bf16" in med:
-        print(f"  ours under bfloat16 autocast     {med['bf16']:6.2f}   ours bf16 / SB3 = {med['bf16'] / med['sb3']:.1f}x")
-    print(f"  bare forward/backward            {med['bare']:6.2f}   learner overhead {med['bare'] / med['ours'] - 1:+.0%}")
+        print(f"  ours under bfloat16 autocast     {med['bf16']:6.2f}   "
+              f"ours bf16 / SB3 = {med['bf16'] / med['sb3']:.1f}x")
+    print(f"  bare forward/backward            {med['bare']:6.2f}   "
+          f"learner overhead {med['bare'] / med['ours'] - 1:+.0%}")
     print(f"  ours, encoder fixed (fine-tune, cached features) {med['frozen']:6.2f}")
     print(f"  Stable-Baselines3 SAC CnnPolicy  {med['sb3']:6.2f}   ours / SB3 = {med['ours'] / med['sb3']:.1f}x "
           f"(encoder fixed: {med['frozen'] / med['sb3']:.1f}x)")

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> Path:
     write_video(args.out, recorder.frames, fps=50 // agent.env_config.action_repeat)
     size_mb = args.out.stat().st_size / 1e6
     lap = "lap completed" if episode["lap_complete"] else "lap not completed"
-    print(f"track {args.seed}: raw return {episode['raw_return']:.1f}, {lap}, {episode['offtrack_frames']} off-track frames")
+    print(f"track {args.seed}: raw return {episode['raw_return']:.1f}, {lap}, "
+          f"{episode['offtrack_frames']} off-track frames")
     print(f"wrote {len(recorder.frames)} frames, {size_mb:.1f} MB: {args.out}")
     if size_mb > README_LIMIT_MB:
         print(f"warning: over {README_LIMIT_MB:g} MB; --shrink 4 or --max_steps make it lighter")

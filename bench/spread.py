@@ -1,6 +1,6 @@
 """How a run's policy spreads its actions on the states it drives through, and what that does to its average action.
 
-    python bench/spread.py ft_critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_recovery_0_e100 --checkpoint latest_step.pt
+   python bench/spread.py ft_critic_ln_meanq_driveexp_dash_floor30_bcauto_kl_recovery_0_e100 --checkpoint latest_step.pt
 
 Drives the run's policy (its own deterministic action) on one held-out track for `--frames` frames, then prints,
 per action and averaged over the states it decided in: the Gaussian's pre-tanh mean and spread, tanh(mean) (what

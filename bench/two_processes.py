@@ -43,11 +43,13 @@ def worker(seconds: float) -> None:
 
     rng = np.random.default_rng(0)
     env_config, model_config = EnvConfig(), ModelConfig()
-    learner = SACLearner(ActorCritic(env_config.obs_shape, model_config), RLConfig(train_encoder=False), torch.device("cpu"))
+    learner = SACLearner(ActorCritic(env_config.obs_shape, model_config), RLConfig(train_encoder=False),
+                         torch.device("cpu"))
     features = FrameReplay(5000, 1, (model_config.feature_dim,), 1, dtype=np.float32)
     features.start(0, rng.normal(size=model_config.feature_dim).astype(np.float32))
     for _ in range(4999):
-        features.add(0, rng.uniform(-1, 1, 3), rng.normal(), rng.normal(size=model_config.feature_dim).astype(np.float32), False)
+        features.add(0, rng.uniform(-1, 1, 3), rng.normal(),
+                     rng.normal(size=model_config.feature_dim).astype(np.float32), False)
     obs = torch.as_tensor(rng.integers(0, 256, (2, *env_config.obs_shape), dtype=np.uint8))
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -103,12 +105,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per worker")
     parser.add_argument("--worker", type=float, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--bc_run", default=None, help="also time train_rl fine-tuning this BC run and a test of it, alone and together")
+    parser.add_argument("--bc_run", default=None,
+                        help="also time train_rl fine-tuning this BC run and a test of it, alone and together")
     args = parser.parse_args()
     if args.worker is not None:
         return worker(args.worker)
     if args.bc_run and not (ROOT / "logs" / args.bc_run / "config.json").exists():
-        raise SystemExit(f"--bc_run {args.bc_run}: no run at {ROOT / 'logs' / args.bc_run} (train one with main.py train_bc)")
+        raise SystemExit(f"--bc_run {args.bc_run}: no run at {ROOT / 'logs' / args.bc_run} "
+                         "(train one with main.py train_bc)")
     results = {}
     print(f"fine-tuning steps/s (encoder on 2 observations + one cached-feature update), {os.cpu_count()} cores:")
     for name, setting in SETTINGS.items():
@@ -123,7 +127,8 @@ def main() -> None:
         for name, setting in SETTINGS.items():
             if name == "1 thread":
                 continue
-            alone = {**time_commands(args.bc_run, setting, True, False), **time_commands(args.bc_run, setting, False, True)}
+            alone = {**time_commands(args.bc_run, setting, True, False),
+                     **time_commands(args.bc_run, setting, False, True)}
             pair = time_commands(args.bc_run, setting, True, True)
             real[name] = {"alone": alone, "together": pair}
             print(f"  {name:10s} alone: train_rl {alone['train_rl_s']:5.1f} s, test {alone['test_s']:5.1f} s   "

@@ -1,6 +1,6 @@
 """Which checkpoint a fine-tuning run's validations make its policy, under each tie share.
 
-    python bench/validation_choice.py ft_critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100_weak_0_e100
+   python bench/validation_choice.py ft_critic_ln_meanq_driveexp_dash_floor30_bcauto_klauto_spread1_stall100_weak_0_e100
 
 Reads the run's periodic validation returns from its TensorBoard log and replays `train_rl`'s choice
 (rl.note_validation) for strictly the best (`--validation_tie 0`, the rule before 2026-12-03's third session)

@@ -30,7 +30,8 @@ if __name__ == "__main__":
         n = 8
         batch = {"obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
                  "next_obs": rng.integers(0, 256, (n, *OBS_SHAPE), dtype=np.uint8),
-                 "action": rng.uniform(0, 1, (n, 3)).astype(np.float32), "reward": rng.normal(size=n).astype(np.float32),
+                 "action": rng.uniform(0, 1, (n, 3)).astype(np.float32),
+                 "reward": rng.normal(size=n).astype(np.float32),
                  "discount": np.full(n, 0.99, np.float32), "is_demo": np.arange(n) < 4, "off_track": np.zeros(n, bool),
                  "critic_only": np.zeros(n, bool), "mc_return": np.zeros(n, np.float32)}
         batch["bc_action"] = batch["action"]
@@ -38,5 +39,6 @@ if __name__ == "__main__":
             batch["obs"], batch["next_obs"] = (rng.uniform(-1, 1, (n, 8)).astype(np.float32) for _ in range(2))
         learner.update(batch, bc_weight=1.0)
     weights = torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.dtype.is_floating_point])
-    torch.save({"weights": weights, "alpha": learner.alpha, "world_size": ctx.world_size}, Path(os.environ["OUT"]) / f"rank{ctx.rank}.pt")
+    torch.save({"weights": weights, "alpha": learner.alpha, "world_size": ctx.world_size},
+               Path(os.environ["OUT"]) / f"rank{ctx.rank}.pt")
     distributed.cleanup(ctx)

@@ -99,7 +99,8 @@ def test_checkpoints_and_config_round_trip(workdir, monkeypatch):
 
 def test_only_every_nth_epoch_checkpoint_is_kept_beside_the_last_and_best(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
-    bc_args = ["train_bc", "--dataset", "tiny", "--batch_size", "32", "--eval_every", "0", "--val_fraction", "0.5"] + TINY
+    bc_args = ["train_bc", "--dataset", "tiny", "--batch_size", "32", "--eval_every", "0",
+               "--val_fraction", "0.5"] + TINY
     assert main.main([*bc_args, "--run_id", "every2", "--epochs", "3", "--checkpoint_every", "2"]) == 0
     checkpoints = workdir / "logs" / "every2" / "checkpoints"
     assert sorted(p.stem for p in checkpoints.glob("*.pt")) == ["best", "epoch_2", "epoch_3"]
@@ -116,7 +117,8 @@ def test_resume_bc_run_continues_epochs(workdir, monkeypatch, capsys):
     assert (workdir / "logs" / "bc" / "checkpoints" / "epoch_3.pt").exists()
     # The saved policy is the running average of the end-of-epoch weights (--weight_average 0.9 by default),
     # across the resume too; the optimiser's own weights are kept beside it.
-    epochs = [torch.load(workdir / "logs" / "bc" / "checkpoints" / f"epoch_{e}.pt", weights_only=True) for e in (1, 2, 3)]
+    epochs = [torch.load(workdir / "logs" / "bc" / "checkpoints" / f"epoch_{e}.pt", weights_only=True)
+              for e in (1, 2, 3)]
     key = "actor.net.0.weight"
     trained = [state["trained_model"][key] for state in epochs]
     assert not torch.allclose(trained[1], trained[2])
@@ -153,7 +155,8 @@ def test_test_command_writes_results(workdir, monkeypatch, capsys):
     assert [e["seed"] for e in result["episodes"]] == [1_000_000, 1_000_001]
     assert all(e["frames"] <= 1000 and e["penalized_return"] <= e["raw_return"] + 1e-6 for e in result["episodes"])
     # Another action than the run's own: results kept apart, and Agent.load really drives it.
-    assert main.main(["test", "--resume_run_id", "bc", "--episodes", "2", "--seed", "1000000", "--policy_action", "expected"]) == 0
+    assert main.main(["test", "--resume_run_id", "bc", "--episodes", "2", "--seed", "1000000",
+                      "--policy_action", "expected"]) == 0
     other = json.loads((workdir / "logs" / "bc" / "test_results" / "latest_seed1000000_n2_expected.json").read_text())
     assert [e["seed"] for e in other["episodes"]] == [1_000_000, 1_000_001]
     own, expected = Agent.load(workdir / "logs" / "bc"), Agent.load(workdir / "logs" / "bc", policy_action="expected")
@@ -175,7 +178,8 @@ def test_clear_errors(workdir, monkeypatch, capsys):
     assert "--run_id" in one_line_error(capsys, ["train_bc", "--dataset", "tiny", "--run_id", "bc"])
     assert "--weight_average" in one_line_error(capsys, ["train_bc", "--dataset", "tiny", "--weight_average", "1"])
     # train_bc reads the dashboard by default; fine-tuning it without would drop trained inputs.
-    assert "--dashboard_inputs 0" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--dashboard_inputs", "0"])
+    assert "--dashboard_inputs 0" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc",
+                                                             "--dashboard_inputs", "0"])
     bad = workdir / "logs" / "bc" / "checkpoints" / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     assert "broken.pt" in one_line_error(capsys, ["test", "--resume_run_id", "bc", "--checkpoint", "broken"])
@@ -189,8 +193,8 @@ def test_clear_errors(workdir, monkeypatch, capsys):
     config_file.write_text(good)
 
 
-RL_TINY = ["--total_steps", "40", "--learning_starts", "20", "--batch_size", "16", "--num_envs", "1", "--eval_every", "0",
-           "--checkpoint_every", "20", "--critic_warmup_steps", "10"]
+RL_TINY = ["--total_steps", "40", "--learning_starts", "20", "--batch_size", "16", "--num_envs", "1",
+           "--eval_every", "0", "--checkpoint_every", "20", "--critic_warmup_steps", "10"]
 
 
 def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
@@ -222,8 +226,8 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     # A run saved before --bc_prior_kl and --bc_weight_floor existed trained with SAC's entropy bonus and lambda's
     # floor at a tenth, and resumes so (not as the auto of today's defaults).
     saved = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
-    for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves", "imitate_critic_dataset",
-                "actor_warmup_steps", "actor_lr_decay", "skipped_tile_penalty"):
+    for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves",
+                "imitate_critic_dataset", "actor_warmup_steps", "actor_lr_decay", "skipped_tile_penalty"):
         del saved["train"][key]
     del saved["env"]["skipped_tile_penalty"]
     (workdir / "logs" / "rl" / "config.json").write_text(json.dumps(saved))
@@ -318,7 +322,8 @@ def test_train_rl_keeps_critic_only_demonstrations_apart(workdir, monkeypatch, c
     monkeypatch.setattr(rl, "RECOVERY_ACTOR_WARMUP_STEPS", 10)  # the auto warm-up, short
     warmed_on, warm_up_actor = [], rl.warm_up_actor
     monkeypatch.setattr(rl, "warm_up_actor", lambda learner, demos, laps, *rest, **kw:
-                        warmed_on.append((demos.frames.ndim, laps.frames.ndim)) or warm_up_actor(learner, demos, laps, *rest, **kw))
+                        warmed_on.append((demos.frames.ndim, laps.frames.ndim))
+                        or warm_up_actor(learner, demos, laps, *rest, **kw))
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "critic_demos", "--critic_dataset", "tiny",
                       "--critic_demo_ratio", "0.5", "--bc_prior_kl", "1"] + RL_TINY) == 0
     # The warm-up reads the frames' stored features (streams x slots x features; frames would have 5 dimensions):
@@ -420,7 +425,8 @@ def test_frozen_features_bench_clones_a_new_actor_on_the_bc_runs_fixed_encoder(w
     data = demo_replay(demos.load_dataset(str(workdir / "data" / "tiny")), EnvConfig(obs_size=48, frame_stack=2), 0.99)
     batch = data.sample(64, np.random.default_rng(0))
     torch.manual_seed(0)  # the head's starting actor
-    untrained = ActorCritic((2, 48, 48), ModelConfig(**json.loads((workdir / "logs" / "bc" / "config.json").read_text())["model"]))
+    untrained = ActorCritic((2, 48, 48),
+                            ModelConfig(**json.loads((workdir / "logs" / "bc" / "config.json").read_text())["model"]))
     untrained.encoder.load_state_dict(bc.encoder.state_dict())
 
     def actor_error(model: ActorCritic) -> float:

@@ -19,7 +19,8 @@ def test_braking_less_scales_the_brake_of_every_decided_action():
 
 def test_rows_measured_again_replace_theirs_and_others_stay(tmp_path):
     earlier = tmp_path / "brake_headroom_50.json"
-    earlier.write_text(json.dumps([{"run": "a", "brake_scale": 1.0, "raw_mean": 1}, {"run": "a", "brake_scale": 0.8, "raw_mean": 2}]))
+    earlier.write_text(json.dumps([{"run": "a", "brake_scale": 1.0, "raw_mean": 1},
+                                   {"run": "a", "brake_scale": 0.8, "raw_mean": 2}]))
     rows = brake_headroom.with_earlier_rows([{"run": "a", "brake_scale": 0.8, "raw_mean": 3},
                                              {"run": "b", "brake_scale": 1.0, "raw_mean": 4}], earlier)
     assert [(r["run"], r["brake_scale"], r["raw_mean"]) for r in rows] == [("a", 1.0, 1), ("a", 0.8, 3), ("b", 1.0, 4)]

@@ -8,7 +8,8 @@ from evaluate import SHOVE_HOLD_FRAMES, Shoves
 from fast_car_racing import CarRacingFast
 
 # bench/expert.py would shadow the root's expert.py on sys.path: load it under another name.
-_spec = importlib.util.spec_from_file_location("bench_expert", Path(__file__).resolve().parents[1] / "bench" / "expert.py")
+_spec = importlib.util.spec_from_file_location("bench_expert",
+                                               Path(__file__).resolve().parents[1] / "bench" / "expert.py")
 bench_expert = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_expert)
 
@@ -32,5 +33,6 @@ def test_autopilot_is_shoved_at_the_tests_agent_steps(monkeypatch):
                 np.testing.assert_array_equal(frame, push)
     shoved_steps = sum(push is not marker for push in expected)
     held = SHOVE_HOLD_FRAMES // 2  # agent steps per shove; the last one may be cut off by the episode's end
-    assert result["shoves"] == reference.shoves > 1 and (reference.shoves - 1) * held < shoved_steps <= reference.shoves * held
+    assert (result["shoves"] == reference.shoves > 1
+            and (reference.shoves - 1) * held < shoved_steps <= reference.shoves * held)
     assert 0 <= result["recoveries"] <= result["excursions"]

@@ -12,7 +12,8 @@ import finetune  # noqa: E402
 
 
 def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
-    bc, rl = finetune.bc_time_flags(["--critic_layer_norm", 1, "--bc_weight", 10, "--num_qs", 5, "--bc_dashboard_inputs", 1])
+    bc, rl = finetune.bc_time_flags(["--critic_layer_norm", 1, "--bc_weight", 10, "--num_qs", 5,
+                                     "--bc_dashboard_inputs", 1])
     assert bc == {"--num_qs": 5, "--critic_layer_norm": 1, "--bc_dashboard_inputs": 1, "--weight_average": 0}
     assert rl == ["--bc_weight", 10]
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
@@ -209,8 +210,10 @@ def test_a_row_measured_from_fewer_demo_sets_goes_beside_the_earlier_one_when_as
     """Another machine's 5 demo sets stay in their row; this checkout's 2 sets get a row of their own."""
     earlier = tmp_path / "earlier.json"
     earlier.write_text('{"weak | v": {"runs": ["a", "b", "c", "d", "e"]}}')
-    merged = finetune.with_earlier_rows({("weak", "v"): {"runs": ["b", "d"]}}, earlier, beside={("weak", "v"): "sets 1, 3"})
-    assert merged == {("weak", "v"): {"runs": ["a", "b", "c", "d", "e"]}, ("weak", "v, sets 1, 3"): {"runs": ["b", "d"]}}
+    merged = finetune.with_earlier_rows({("weak", "v"): {"runs": ["b", "d"]}}, earlier,
+                                        beside={("weak", "v"): "sets 1, 3"})
+    assert merged == {("weak", "v"): {"runs": ["a", "b", "c", "d", "e"]},
+                      ("weak", "v, sets 1, 3"): {"runs": ["b", "d"]}}
     assert "5 runs there, 2 here; these numbers go in as 'v, sets 1, 3'" in capsys.readouterr().out
 
 
@@ -298,13 +301,15 @@ def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeyp
         finetune.rl_run(finetune.CRITIC_RECOVERIES, start, k, 100)
         expert, train = calls
         assert expert[:5] == ("expert", "--dataset", dataset, "--seed", seed)
-        assert expert[expert.index("--noise") + 1] == noise and expert[expert.index("--shove") + 1] == finetune.TEST_SHOVE
+        assert (expert[expert.index("--noise") + 1] == noise
+                and expert[expert.index("--shove") + 1] == finetune.TEST_SHOVE)
         assert train[train.index("--critic_dataset") + 1] == dataset
     assert finetune.measured_from(finetune.CRITIC_RECOVERIES_FREE, "strong")
     assert not finetune.measured_from(finetune.CRITIC_RECOVERIES_FREE, "weak")
     assert finetune.measured_from(finetune.FLOOR_AUTO, "weak")
     # Asked for a start it does not apply to, the bench says so before anything trains.
-    monkeypatch.setattr(sys, "argv", ["finetune.py", "--starts", "strong", "weak", "--variants", finetune.CRITIC_RECOVERIES_FREE])
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--starts", "strong", "weak", "--variants",
+                                      finetune.CRITIC_RECOVERIES_FREE])
     calls.clear()
     with pytest.raises(SystemExit, match="not defined for --starts weak"):
         finetune.main()

@@ -44,13 +44,15 @@ def test_demo_quality_is_plain_json(bench, monkeypatch):
 
     laps = [np.bool_(True), np.bool_(False), np.bool_(True)]
     monkeypatch.setattr(bench.demos, "episode_paths", lambda _: list(range(3)))
-    monkeypatch.setattr(bench.demos, "load_episode", lambda i: SimpleNamespace(raw_return=np.float64(900 + i), lap_complete=laps[i]))
+    monkeypatch.setattr(bench.demos, "load_episode",
+                        lambda i: SimpleNamespace(raw_return=np.float64(900 + i), lap_complete=laps[i]))
     assert json.loads(json.dumps(bench.demo_quality("any", 3))) == [901.0, 2]
 
 
 def test_a_control_run_keeps_the_earlier_rows(bench, tmp_path):
     earlier = tmp_path / "human_dart.json"
-    earlier.write_text('{"noise 0.05 | 3 laps": {"v": 1}, "noise 0.05 | 10 laps": {"v": 2}, "noise 0 | 10 laps": {"v": 3}}')
+    earlier.write_text('{"noise 0.05 | 3 laps": {"v": 1}, "noise 0.05 | 10 laps": {"v": 2}, '
+                       '"noise 0 | 10 laps": {"v": 3}}')
     merged = bench.with_earlier_rows({(0.0, 10): {"v": 9}}, earlier)
     assert list(merged) == [(0.05, 3), (0.05, 10), (0.0, 10)]
     assert merged[(0.0, 10)] == {"v": 9}

@@ -12,7 +12,8 @@ import speed_table  # noqa: E402
 
 def write_results(folder: Path, bf16: bool) -> None:
     (folder / "env_speed.json").write_text(json.dumps(
-        {"stock_fps": 74.0, "fast_fps": 270.0, "ratio": 3.65, "agent_steps_per_s": {"1": 230.0, "2": 200.0, "4": 190.0}}))
+        {"stock_fps": 74.0, "fast_fps": 270.0, "ratio": 3.65,
+         "agent_steps_per_s": {"1": 230.0, "2": 200.0, "4": 190.0}}))
     (folder / "two_processes.json").write_text(json.dumps(
         {"train_rl_4000_steps": {"brief spin": {"alone": {"train_rl_s": 40.0}}}}))
     for size, ours in ((48, 12.0), (96, 3.0)):

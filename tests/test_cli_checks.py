@@ -47,7 +47,8 @@ BAD_NAMES = ["../../tmp/x", "/tmp/x", "..", ".hidden", "a\nb"]
 
 @pytest.mark.parametrize("flags", [
     ["--lr", "nan"], ["--lr", "inf"], ["--lr", "0"], ["--gamma", "5"], ["--gamma", "nan"], ["--gamma", "0"],
-    ["--augment_pad", "-1"], ["--checkpoint_every", "0"], ["--critic_weight", "nan"], ["--offtrack_penalty", "nan"], ["--batch_size", str(10**12)],
+    ["--augment_pad", "-1"], ["--checkpoint_every", "0"], ["--critic_weight", "nan"], ["--offtrack_penalty", "nan"],
+    ["--batch_size", str(10**12)],
     *(["--run_id", name] for name in BAD_NAMES),
 ])
 def test_train_bc_refuses_bad_values(capsys, workdir, no_training, flags):

@@ -1,4 +1,5 @@
-"""torchrun + DDP on CPU (gloo, 2 processes): identical weights, checkpoint usable single-process, failures end the job."""
+"""torchrun + DDP on CPU (gloo, 2 processes): identical weights, checkpoint usable single-process, failures end
+the job."""
 import json
 import os
 import subprocess
@@ -37,12 +38,14 @@ def test_failing_rank_brings_job_down(tmp_path):
 def test_torchrun_train_rl_then_single_process_test(tmp_path):
     tiny = ["--encoder", "small", "--feature_dim", "16", "--hidden_dim", "32", "--obs_size", "48", "--num_envs", "1"]
     result = run(TORCHRUN + [str(ROOT / "main.py"), "train_rl", "--run_id", "ddp", "--total_steps", "60",
-                             "--learning_starts", "20", "--batch_size", "16", "--eval_every", "0"] + tiny, tmp_path, timeout=400)
+                             "--learning_starts", "20", "--batch_size", "16", "--eval_every", "0"] + tiny,
+                 tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((tmp_path / "logs" / "ddp" / "config.json").read_text())
     assert config["world_size"] == 2
     assert "world size 2" in result.stdout
-    test = run([sys.executable, str(ROOT / "main.py"), "test", "--resume_run_id", "ddp", "--episodes", "1"], tmp_path, timeout=300)
+    test = run([sys.executable, str(ROOT / "main.py"), "test", "--resume_run_id", "ddp", "--episodes", "1"], tmp_path,
+               timeout=300)
     assert test.returncode == 0, test.stderr[-3000:]
     assert "raw return" in test.stdout
     assert list((tmp_path / "logs" / "ddp" / "test_results").glob("*.json"))

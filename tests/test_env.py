@@ -31,7 +31,8 @@ def test_spec_matches_stock_limits_and_survives_json():
     """A string entry point makes the spec serialisable (Minari stores it); the limits are stock's."""
     spec, stock = gym.spec("CarRacingFast-v0"), gym.spec("CarRacing-v3")
     assert spec.entry_point == "fast_car_racing:CarRacingFast"
-    assert (spec.max_episode_steps, spec.reward_threshold) == (stock.max_episode_steps, stock.reward_threshold) == (1000, 900)
+    assert ((spec.max_episode_steps, spec.reward_threshold) == (stock.max_episode_steps, stock.reward_threshold)
+            == (1000, 900))
     restored = EnvSpec.from_json(spec.to_json())
     assert restored == spec
     env = gym.make(restored)

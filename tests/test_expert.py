@@ -99,7 +99,8 @@ def test_shoves_push_the_car_but_the_autopilots_action_is_recorded(data):
     marker = np.full(3, 9.0, np.float32)
     pushed = np.array([not np.array_equal(expected(marker), marker) for _ in episode.actions])
     assert pushed.any() and not pushed.all()
-    assert np.all(np.abs(episode.executed_actions[pushed, 0]) == 1) and np.all(episode.executed_actions[pushed, 1:] == 0)
+    assert (np.all(np.abs(episode.executed_actions[pushed, 0]) == 1)
+            and np.all(episode.executed_actions[pushed, 1:] == 0))
     np.testing.assert_array_equal(episode.executed_actions[~pushed], episode.actions[~pushed])
     assert not np.array_equal(episode.actions[pushed], episode.executed_actions[pushed])
     assert main.main(["replay", "--dataset", "shoved", "--verify"]) == 0
@@ -125,8 +126,9 @@ def test_skip_existing_resumes_and_appending_continues_numbering(data):
 @pytest.mark.parametrize(
     "flags, named",
     [(["--episodes", "0"], "--episodes"), (["--noise", "-1"], "--noise"), (["--noise", "nan"], "--noise"),
-     (["--noise", "inf"], "--noise"), (["--shove", "1.5"], "--shove"), (["--seed", "1000000"], "--seed"), (["--dataset", "../x"], "--dataset"),
-     (["--dataset", "/tmp/x"], "--dataset"), (["--dataset", ".."], "--dataset"), (["--dataset", "a\nb"], "--dataset")],
+     (["--noise", "inf"], "--noise"), (["--shove", "1.5"], "--shove"), (["--seed", "1000000"], "--seed"),
+     (["--dataset", "../x"], "--dataset"), (["--dataset", "/tmp/x"], "--dataset"), (["--dataset", ".."], "--dataset"),
+     (["--dataset", "a\nb"], "--dataset")],
 )
 def test_bad_flags_give_one_line_errors(data, capsys, flags, named):
     assert main.main(["expert", "--dataset", "d", *flags]) == 2

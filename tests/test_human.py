@@ -112,7 +112,8 @@ def test_shoves_push_the_car_but_record_the_keys(dataset, display):
     shoves, marker = FrameShoves(episode.seed, 0.05, EnvConfig().action_repeat), np.full(3, 9.0, np.float32)
     pushed = np.array([not np.array_equal(shoves(marker), marker) for _ in episode.actions])
     assert pushed.any() and not pushed.all()
-    assert np.all(np.abs(episode.executed_actions[pushed, 0]) == 1) and np.all(episode.executed_actions[pushed, 1:] == 0)
+    assert (np.all(np.abs(episode.executed_actions[pushed, 0]) == 1)
+            and np.all(episode.executed_actions[pushed, 1:] == 0))
     np.testing.assert_array_equal(episode.executed_actions[~pushed], episode.actions[~pushed])
     assert main.main(["replay", "--dataset", "mine", "--verify"]) == 0
 

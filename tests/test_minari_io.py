@@ -82,7 +82,8 @@ def test_import_gives_the_demo_episodes_and_the_same_bc_batches(dataset):
                 assert getattr(got, name) is None, name
             else:
                 np.testing.assert_array_equal(getattr(got, name), getattr(want, name), strict=True)
-        assert (got.terminated, got.truncated, got.seed, got.source) == (want.terminated, want.truncated, want.seed, want.source)
+        assert ((got.terminated, got.truncated, got.seed, got.source)
+                == (want.terminated, want.truncated, want.seed, want.source))
     config = EnvConfig(frame_stack=2)
     batch, expected = (demo_replay(episodes, config, 0.99).sample(16, np.random.default_rng(0))
                        for episodes in (imported, originals))

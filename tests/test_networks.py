@@ -38,10 +38,12 @@ def test_log_prob_matches_change_of_variables():
     per_dim = normal.log_prob(u) - torch.log(1 - steer**2 + 1e-12)
     gas = (action[:, 1] - 0.5) / 0.5
     u_gas = torch.atanh(gas.clamp(-0.999999, 0.999999))
-    per_dim_gas = torch.distributions.Normal(mean[0, 1], log_std[0, 1].exp()).log_prob(u_gas) - torch.log(1 - gas**2 + 1e-12) - math.log(0.5)
+    per_dim_gas = (torch.distributions.Normal(mean[0, 1], log_std[0, 1].exp()).log_prob(u_gas)
+                   - torch.log(1 - gas**2 + 1e-12) - math.log(0.5))
     brake = (action[:, 2] - 0.5) / 0.5
     u_brake = torch.atanh(brake.clamp(-0.999999, 0.999999))
-    per_dim_brake = torch.distributions.Normal(mean[0, 2], log_std[0, 2].exp()).log_prob(u_brake) - torch.log(1 - brake**2 + 1e-12) - math.log(0.5)
+    per_dim_brake = (torch.distributions.Normal(mean[0, 2], log_std[0, 2].exp()).log_prob(u_brake)
+                     - torch.log(1 - brake**2 + 1e-12) - math.log(0.5))
     expected = per_dim + per_dim_gas + per_dim_brake
     assert torch.allclose(log_prob, expected, atol=1e-2)
 
@@ -127,7 +129,8 @@ def test_expected_action_is_the_average_of_the_squashed_samples():
     model = ActorCritic(OBS_SHAPE, TINY)
     features = torch.randn(4, 16)
     with torch.no_grad():
-        model.actor.net[-1].bias[:3], model.actor.net[-1].bias[3:] = 1.0, 0.5  # off-centre, wide (std e^0.5): the two part
+        # off-centre, wide (std e^0.5): the two part
+        model.actor.net[-1].bias[:3], model.actor.net[-1].bias[3:] = 1.0, 0.5
         samples = torch.stack([model.actor.sample(features)[0] for _ in range(20000)]).mean(0)
         expected, squashed_mean = model.actor.expected_from(*model.actor(features)), model.actor.deterministic(features)
     assert torch.allclose(expected, samples, atol=0.01)

@@ -40,7 +40,8 @@ def test_samples_are_consistent_transitions():
     buf = filled_buffer()
     assert len(buf) == 3
     batch = buf.sample(200, np.random.default_rng(0), gamma=0.5, n_step=1)
-    for obs, action, reward, discount, nxt in zip(batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"]):
+    for obs, action, reward, discount, nxt in zip(batch["obs"], batch["action"], batch["reward"], batch["discount"],
+                                                  batch["next_obs"]):
         latest, after = obs[-1, 0, 0], nxt[-1, 0, 0]
         assert after == latest + 1  # next obs is the frame the action led to
         assert latest != 12  # a terminal frame never starts a transition

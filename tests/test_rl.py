@@ -278,16 +278,19 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert code == 2 and "--actor_warmup_steps needs a BC run to fine-tune" in err
     with pytest.raises(SystemExit) as exit_info:
         main.main(["train_rl", "--bc_weight_floor", "high"])
-    assert exit_info.value.code == 2 and "--bc_weight_floor: choose auto or a share in [0, 1] (got 'high')" in capsys.readouterr().err
+    assert (exit_info.value.code == 2
+            and "--bc_weight_floor: choose auto or a share in [0, 1] (got 'high')" in capsys.readouterr().err)
     with pytest.raises(SystemExit) as exit_info:  # argparse's own error: usage line, then the reason
         main.main(["train_rl", "--bc_prior_kl", "yes"])
     assert exit_info.value.code == 2 and "--bc_prior_kl: choose from auto, 0, 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main.main(["train_rl", "--stall_limit", "soon"])
-    assert exit_info.value.code == 2 and "--stall_limit: choose auto or an integer (got 'soon')" in capsys.readouterr().err
+    assert (exit_info.value.code == 2
+            and "--stall_limit: choose auto or an integer (got 'soon')" in capsys.readouterr().err)
     with pytest.raises(SystemExit) as exit_info:
         main.main(["train_rl", "--policy_action", "fast"])
-    assert exit_info.value.code == 2 and "--policy_action: choose auto or one of mean, expected (got 'fast')" in capsys.readouterr().err
+    assert (exit_info.value.code == 2
+            and "--policy_action: choose auto or one of mean, expected (got 'fast')" in capsys.readouterr().err)
 
 
 def feature_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict:
@@ -380,7 +383,8 @@ def test_anchor_pulls_actor_toward_bc_policy_on_online_states():
             learner.update(batch, bc_weight=10.0)
         features = torch.as_tensor(batch["obs"])
         with torch.no_grad():
-            return float((model.actor.deterministic(features) - model.bc_actor.deterministic(features)).norm(dim=-1).mean())
+            return float((model.actor.deterministic(features)
+                          - model.bc_actor.deterministic(features)).norm(dim=-1).mean())
 
     assert distance_to_bc(True) < 0.5 * distance_to_bc(False)
 
@@ -427,7 +431,8 @@ def test_kl_on_road_only_frees_the_policy_off_the_road():
             model.critic.net[-1].weight.zero_()  # a critic indifferent to the action: only the KL cost acts
             model.actor.net[-1].bias[:3] += 0.5  # the policy's mean away from the BC policy's
         learner = SACLearner(model, replace(RLConfig(), train_encoder=False, actor_lr=1e-3, init_temperature=1.0,
-                                            critic_lr=1e-9, bc_prior_kl=True, kl_on_road_only=True), torch.device("cpu"))
+                                            critic_lr=1e-9, bc_prior_kl=True, kl_on_road_only=True),
+                             torch.device("cpu"))
         gap = lambda: float((model.actor(features)[0] - model.bc_actor(features)[0]).abs().mean())
         with torch.no_grad():
             before = gap()

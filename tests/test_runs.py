@@ -127,7 +127,8 @@ def test_a_new_run_needs_a_plain_name(name):
 def test_run_names_and_existing_run_paths(tmp_path):
     assert run_dir("bc_s0.v2-a", must_exist=False) == LOG_ROOT / "bc_s0.v2-a"
     save_config(tmp_path / "somewhere" / "run", {"kind": "bc"})
-    assert run_dir(str(tmp_path / "somewhere" / "run")) == tmp_path / "somewhere" / "run"  # existing runs: a path is fine
+    # existing runs: a path is fine
+    assert run_dir(str(tmp_path / "somewhere" / "run")) == tmp_path / "somewhere" / "run"
     with pytest.raises(UserError, match=r"run id 'logs/gone': no run at logs/gone \(expected logs/gone/config.json\)"):
         run_dir("logs/gone")  # a missing path is named as given, not looked for under logs/logs/
 
