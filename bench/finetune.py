@@ -377,7 +377,10 @@ N_STEP_5 = ("today's default from clean laps with 5-step TD targets instead of 3
 # on set 4): 888.8, 917.9, 851.2, 854.0 (46, 44, 36, 32 laps) = 878.0 +- 27.4, 158 laps of 200, against today's
 # default's 907.3, 898.1, 855.0, 756.4 (47, 43, 34, 22) = 854.2 +- 59.8, 146 laps; 3 stuck test laps against 12, more
 # off the road (27 against 21); with shoves 68 of 254 excursions recovered against 105 of 274. Not adopted (2 demo
-# sets; the weak bar still missed; robustness lower): kept as the flag --stall_penalty.
+# sets; the weak bar still missed; robustness lower): kept as the flag --stall_penalty. Then set 3 (2026-12-06, third
+# session; its BC start trained here, seeds 3 and 103): 916.7 and 815.7 (46 and 32 laps) against the default's 917.2
+# and 901.5 (48 and 39): lost there. Over the 3 sets, 6 runs each: 874.0 +- 37.2, 236 laps of 300, against 872.6 +-
+# 55.5, 233; with shoves 126 of 402 recovered against 160 of 433. A wash: set 4's gain is set 3's loss.
 STALL_PRICE_400 = ("today's default from clean laps with a stall charged 400 instead of leaving the road's 200 "
                    "(--actor_lr 3e-4 --actor_lr_decay 1 --total_steps 30000 --skipped_tile_penalty 25 --stall_penalty "
                    "400; clean laps only)")
