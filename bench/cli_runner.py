@@ -8,7 +8,7 @@ import main
 from env import TEST_SEED_START
 from evaluate import results_file
 from errors import UserError
-from runs import run_dir
+from runs import checkpoint_path, run_dir
 
 
 def cli(*argv) -> None:
@@ -40,11 +40,13 @@ def run_dirs(run_ids: list[str]) -> list[Path]:
 
 
 def is_own_policy(path: Path, checkpoint: str) -> bool:
-    """Whether a named checkpoint is the run's own policy: `latest` names it, or it holds the same bytes (the
-    validated step that became `best`, or the last step's copy in `latest_step`)."""
-    checkpoints = path / "checkpoints"
-    own, named = checkpoints / (checkpoints / "latest").read_text().strip(), checkpoints / f"{checkpoint}.pt"
-    return own == named or (own.exists() and named.exists() and filecmp.cmp(own, named, shallow=False))
+    """Whether a named checkpoint is the run's own policy: `latest` names it, or it holds the same bytes (`best` is
+    a byte copy of the validated step that became the policy). A missing one is not: `test` names it."""
+    try:
+        own, named = checkpoint_path(path), checkpoint_path(path, checkpoint)
+    except UserError:
+        return False
+    return own == named or filecmp.cmp(own, named, shallow=False)
 
 
 def test_results(run_id: str, episodes: int, shove: float, checkpoint: str | None,
