@@ -81,8 +81,8 @@ from errors import UserError
 from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
 from networks import ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
-from runs import (checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id, rng_from_state,
-                  rng_state, run_dir, save_checkpoint, save_config, set_latest)
+from runs import (LOG_ROOT, checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id,
+                  rng_from_state, rng_state, run_dir, save_checkpoint, save_config, set_latest)
 
 
 SCRATCH_TARGET_ENTROPY = -3.0  # -|A|, SAC's usual target
@@ -104,6 +104,9 @@ SLOW_ACTOR_LR, BONUS_ACTOR_LR = 1e-4, 3e-4
 # --total_steps auto: the weak start from clean laps still gained at 15,000 steps; over 30,000, its rate falling to 0
 # (--actor_lr_decay auto), the mean and the worst demo set rose, though fewer laps finished (Design notes).
 DEFAULT_TOTAL_STEPS, CLEAN_LAPS_TOTAL_STEPS = 15_000, 30_000
+# --attempts auto from clean laps: two fine-tunings, the better validated kept (one seed's result swings by up to 100
+# points there; Design notes). An attempt's seed is the run's plus ATTEMPT_SEED_STRIDE per attempt before it.
+CLEAN_LAPS_ATTEMPTS, ATTEMPT_SEED_STRIDE = 2, 100
 # --skipped_tile_penalty auto fine-tuning clean laps: a lap completes only once every tile is visited, and most laps
 # the weak start's fine-tuning missed look like corner cuts (the two replayed had left 3 and 5 tiles behind), running
 # out the 1000 frames on a second lap. The penalty is what that costs the test's return: the rest of the frames, at
@@ -152,6 +155,10 @@ class RLConfig:
     # run's policy: 10 tracks tell a BC start and its fine-tuning apart by hundredths of a point, while the test's
     # 50 tracks find the tail the fine-tuning removed (README, Results). 0 = strictly the best.
     validation_tie: float = 0.005
+    # Fine-tunings of the same start with seeds seed, seed + ATTEMPT_SEED_STRIDE, ...; the run ends on the best
+    # validated policy of them all (`choose_attempt`). The first is the run itself, the others run in its
+    # attempt_K/ folders. None (auto): CLEAN_LAPS_ATTEMPTS from clean laps, else 1.
+    attempts: int | None = None
     # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
     # critic_dataset (the robust recipe, below), else 0.
     train_shove: float | None = None
@@ -213,7 +220,7 @@ class RLConfig:
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
                                     "cut_returns_at_shoves": False, "imitate_critic_dataset": False,
                                     "actor_warmup_steps": 0, "actor_lr_decay": False,
-                                    "skipped_tile_penalty": 0.0}
+                                    "skipped_tile_penalty": 0.0, "attempts": 1}
 
     @property
     def actor_start(self) -> int:
@@ -313,6 +320,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation_tie", type=float, default=c.validation_tie,
                         help="with --final_policy best: validations within this share of the best one count as tied, "
                              "and the most trained of the tied checkpoints is the policy (0 = strictly the best)")
+    parser.add_argument("--attempts", type=auto_or(int, "a count"), default=c.attempts, metavar="{auto,N}",
+                        help="fine-tune N times from the same start, with seeds --seed, --seed + "
+                             f"{ATTEMPT_SEED_STRIDE}, ... (the second and later in the run's attempt_K/ folders, each "
+                             "a run test can drive), and end on the best validated policy of all; auto (default) = "
+                             f"{CLEAN_LAPS_ATTEMPTS} fine-tuning clean laps (SAC's bonus, no --critic_dataset), whose "
+                             "result swings widely between seeds, else 1")
     parser.add_argument("--train_shove", type=auto_or(float, "a probability"), default=c.train_shove,
                         metavar="{auto,P}",
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
@@ -698,6 +711,8 @@ def run(args: argparse.Namespace) -> int:
         with ExitStack() as claim:  # resolve_run claims the run for this process; released when training ends
             path, config, env_config, model_config, init_model, resume_state = resolve_run(args, ctx, claim)
             train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
+            if config.attempts > 1:
+                train_other_attempts(path, config, env_config, model_config, ctx)
     finally:
         distributed.cleanup(ctx)
     return 0
@@ -739,7 +754,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
             model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection,
                                    policy_action=args.policy_action, dashboard_inputs=bool(args.dashboard_inputs),
                                    spread_limit=args.spread_limit)
-            init_model = load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
+            init_model = bc_start(bc_path)
             config = replace(config, bc_run=bc_path.name, dataset=args.dataset or saved["train"]["dataset"])
             config.train_encoder = bool(config.train_encoder) if config.train_encoder is not None else False
         else:
@@ -777,6 +792,56 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
     return path, config, env_config, model_config, init_model, resume_state
 
 
+def bc_start(bc_path: Path) -> dict:
+    """The weights a fine-tuning of this BC run starts from: its policy's checkpoint."""
+    return load_checkpoint(checkpoint_path(bc_path), "cpu")["model"]
+
+
+def train_other_attempts(path: Path, config: RLConfig, env_config: EnvConfig, model_config: ModelConfig,
+                         ctx: DistContext) -> None:
+    """--attempts: the second and later fine-tunings, each a run of its own in `path`/attempt_K (started, resumed
+    where it stopped, or left as it is when done), with the run's resolved settings and its own seed; then the
+    run's policy becomes the best validated of all attempts."""
+    for attempt in range(2, config.attempts + 1):
+        folder = path / f"attempt_{attempt}"
+        attempt_config = replace(config, seed=config.seed + ATTEMPT_SEED_STRIDE * (attempt - 1), attempts=1)
+        last_state = folder / "checkpoints" / "latest_step.pt"
+        resume_state = load_checkpoint(last_state, "cpu") if last_state.exists() else None
+        init_model = bc_start(run_dir(config.bc_run)) if config.bc_run and resume_state is None else None
+        if ctx.is_main:
+            print(f"attempt {attempt} of {config.attempts} (seed {attempt_config.seed}): {folder}")
+            save_config(folder, {"kind": "rl", "world_size": ctx.world_size, "train": asdict(attempt_config),
+                                 "env": asdict(env_config), "model": asdict(model_config)})
+        distributed.barrier(ctx)
+        train_rl(folder, attempt_config, replace(env_config), replace(model_config), ctx, init_model=init_model,
+                 resume_state=resume_state)
+    if ctx.is_main:
+        choose_attempt(path, config.attempts)
+
+
+def policy_validation(path: Path) -> float:
+    """The periodic validation return of a fine-tuning run's policy (the checkpoint it ends on)."""
+    return load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")["best_validation"]["policy_raw"]
+
+
+def best_attempt(validations: list[float]) -> int:
+    """--attempts' choice: the 1-based number of the attempt whose policy validated best, the first of equals."""
+    return int(np.argmax(validations)) + 1
+
+
+def choose_attempt(path: Path, attempts: int) -> int:
+    """Point the run's policy (`latest`) at the attempt whose policy validated best (`best_attempt`), copied into
+    the run's checkpoints as attempt_K.pt when it is not the run's own; returns K."""
+    folders = [path] + [path / f"attempt_{attempt}" for attempt in range(2, attempts + 1)]
+    scores = [policy_validation(folder) for folder in folders]
+    chosen = best_attempt(scores)
+    if chosen > 1:
+        save_checkpoint(path, f"attempt_{chosen}", load_checkpoint(checkpoint_path(folders[chosen - 1]), "cpu"))
+    print(f"attempts' policies validated {', '.join(f'{score:.1f}' for score in scores)}: the run's policy is "
+          f"attempt {chosen}'s" + (f" (checkpoints/attempt_{chosen}.pt)" if chosen > 1 else ""))
+    return chosen
+
+
 def no_validation() -> dict:
     """`note_validation`'s record before any validation: the best so far, and the policy's step and validation."""
     return {"raw": -np.inf, "step": -1, "policy_raw": -np.inf}
@@ -792,6 +857,12 @@ def resolve_pace(config: RLConfig, from_clean_laps: bool) -> None:
         config.actor_lr_decay = from_clean_laps
     if config.total_steps is None:
         config.total_steps = CLEAN_LAPS_TOTAL_STEPS if from_clean_laps else DEFAULT_TOTAL_STEPS
+
+
+def auto_attempts(config: RLConfig, from_clean_laps: bool) -> int:
+    """--attempts auto: CLEAN_LAPS_ATTEMPTS fine-tuning clean laps, where periodic validations can choose; else 1."""
+    choosing = config.eval_every > 0 and config.final_policy == "best"
+    return CLEAN_LAPS_ATTEMPTS if from_clean_laps and choosing else 1
 
 
 def actor_lr_at(config: RLConfig, step: int) -> float:
@@ -818,7 +889,7 @@ def validate_config(config: RLConfig) -> None:
         if isinstance(value, float) and not np.isfinite(value):
             raise UserError(f"--{name} must be a finite number, got {value}")
     for name in ("total_steps", "batch_size", "num_envs", "eval_episodes", "checkpoint_every", "buffer_size", "n_step",
-                 "num_min_qs"):
+                 "num_min_qs", "attempts"):
         if getattr(config, name) is not None and getattr(config, name) < 1:  # None: auto, decided in train_rl
             raise UserError(f"--{name} must be >= 1, got {getattr(config, name)}")
     if config.num_envs > MAX_NUM_ENVS:
@@ -855,6 +926,9 @@ def validate_config(config: RLConfig) -> None:
         raise UserError(f"--skipped_tile_penalty must be >= 0, got {config.skipped_tile_penalty}")
     if config.augment_pad < 0:
         raise UserError(f"--augment_pad must be >= 0, got {config.augment_pad}")
+    if (config.attempts or 1) > 1 and (not config.eval_every or config.final_policy != "best"):
+        raise UserError(f"--attempts {config.attempts} chooses by periodic validation: it needs --eval_every > 0 "
+                        "and --final_policy best")
 
 
 class EpisodeTracker:
@@ -1044,6 +1118,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
                   f"{'on' if config.bc_prior_kl else 'off (the demonstrations show no recovery)'}")
     from_clean_laps = init_model is not None and not config.bc_prior_kl and not config.critic_dataset
     resolve_pace(config, from_clean_laps)
+    if config.attempts is None:
+        config.attempts = auto_attempts(config, from_clean_laps)
     if config.skipped_tile_penalty is None:  # --skipped_tile_penalty auto
         config.skipped_tile_penalty = SKIPPED_TILE_PENALTY if from_clean_laps else 0.0
     env_config.skipped_tile_penalty = config.skipped_tile_penalty
@@ -1138,11 +1214,12 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     online = (FrameReplay(capacity, config.num_envs, (model.encoder.output_dim,), 1, dtype=np.float32) if cache_features
               else FrameReplay(capacity, config.num_envs, env_config.frame_shape, env_config.frame_stack))
     steps_per_iteration = config.num_envs * ctx.world_size
+    run_id = path.name if path.parent == LOG_ROOT else path  # an attempt's folder (attempt_K) is named by its path
     if main_rank:
         temperature = (f"target entropy {config.target_entropy}" if not config.bc_prior_kl
                        else f"KL cost, temperature {config.init_temperature} rising while KL > {config.kl_limit} nats"
                        if config.kl_limit else f"temperature fixed at {config.init_temperature} (KL cost)")
-        print(f"run {path.name}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
+        print(f"run {run_id}: {'BC-SAC from ' + config.bc_run if config.bc_run else 'SAC from scratch'}, "
               f"BC selection {'on' if model_config.bc_selection else 'off'}, {temperature}, "
               f"{'cached features' if cache_features else 'encoder trained'}, "
               f"world size {ctx.world_size} x {config.num_envs} envs on {device}, effective batch "
@@ -1290,7 +1367,6 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     if writer:
         log_hparams(writer)
         writer.close()
-        print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id "
-              f"{path.name}")
+        print(f"done: {step} steps, {learner.updates} updates. Test with  python main.py test --resume_run_id {run_id}")
     distributed.barrier(ctx)
     return learner

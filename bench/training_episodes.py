@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("run_ids", nargs="+", help="fine-tuning runs: ids under logs/ or their directories")
     parser.add_argument("--window", type=int, default=3000, help="environment steps per column")
     parser.add_argument("--quantities", nargs="+", choices=QUANTITIES,
-                        default=["raw_return", "stalled", "tiles_skipped"], metavar="NAME", help=f"what to tabulate, of: {', '.join(QUANTITIES)} (default: %(default)s)")
+                        default=["raw_return", "stalled", "tiles_skipped"], metavar="NAME",
+                        help=f"what to tabulate, of: {', '.join(QUANTITIES)} (default: %(default)s)")
     args = parser.parse_args()
     if args.window < 1:
         parser.error(f"--window must be >= 1, got {args.window}")

@@ -1,6 +1,7 @@
 """BC training, checkpoints, Agent on a stock env, `test` results, and clear errors for bad runs/datasets."""
 import json
 from contextlib import ExitStack
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -15,6 +16,7 @@ from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, EnvConfig
 from networks import OLD_SPREAD_LIMIT, ActorCritic, ModelConfig
 from replay_buffer import demo_replay
+from runs import checkpoint_path
 import demos
 
 from flags import TINY
@@ -378,6 +380,36 @@ def test_train_rl_ends_on_the_best_validated_policy(workdir, monkeypatch, capsys
     assert all(torch.equal(chosen[k], v) for k, v in torch.load(folder / expected, weights_only=True)["model"].items())
     assert main.main(["train_rl", "--resume_run_id", "rl_best", "--total_steps", "60", "--eval_every", "0"]) == 0
     assert "resuming rl_best at step 40" in capsys.readouterr().out  # resume continues the last state, not best
+
+
+def test_attempts_train_beside_the_run_and_it_ends_on_the_best_validated(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    flags = [f for f in RL_TINY if f not in ("--eval_every", "0")] + ["--eval_every", "20", "--eval_episodes", "1"]
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "tries", "--attempts", "2", "--seed", "3"]
+                     + flags) == 0
+    out = capsys.readouterr().out
+    run = workdir / "logs" / "tries"
+    second = run / "attempt_2"
+    saved = json.loads((second / "config.json").read_text())["train"]
+    assert saved["seed"] == 3 + rl.ATTEMPT_SEED_STRIDE and saved["attempts"] == 1 and saved["bc_run"] == "bc"
+    assert json.loads((run / "config.json").read_text())["train"]["attempts"] == 2
+    assert f"Test with  python main.py test --resume_run_id {Path('logs', 'tries', 'attempt_2')}" in out
+    scores = [torch.load(folder / "checkpoints" / "latest_step.pt", weights_only=True)["best_validation"]["policy_raw"]
+              for folder in (run, second)]
+    chosen = 2 if scores[1] > scores[0] else 1
+    assert f"the run's policy is attempt {chosen}'s" in out
+    winner = (second if chosen == 2 else run) / "checkpoints"
+    policy = torch.load(checkpoint_path(run), weights_only=True)["model"]
+    own = torch.load(winner / (winner / "latest").read_text().strip(), weights_only=True)["model"]
+    assert all(torch.equal(policy[k], v) for k, v in own.items())
+    assert main.main(["test", "--resume_run_id", str(second), "--episodes", "1"]) == 0  # each attempt is a run
+    # A resume with a larger budget continues both attempts, and chooses again.
+    assert main.main(["train_rl", "--resume_run_id", "tries", "--total_steps", "60"]) == 0
+    for folder in (run, second):
+        assert torch.load(folder / "checkpoints" / "latest_step.pt", weights_only=True)["step"] == 60
+    assert "the run's policy is attempt" in capsys.readouterr().out
+    assert "--eval_every > 0" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--attempts", "2"]
+                                                + RL_TINY)
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])  # Ctrl-C, and what schedulers send

@@ -63,8 +63,11 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
             assert setting("--actor_lr") == [3e-4 if "_actorlr3e4" in key else 1e-4]
         if label not in finetune.AUTO_BUDGET:
             assert setting("--actor_lr_decay") == [1 if "_decay" in key else 0]
-        if label != finetune.TILES_AUTO:
+        if label not in finetune.TODAYS_PENALTY:
             assert setting("--skipped_tile_penalty") == [int(penalty.group(1)) if penalty else 0]
+        # Every row before --attempts auto trained once; its key names it (_attempts2), and only today's leaves it auto.
+        assert setting("--attempts") == ([] if label == finetune.ATTEMPTS_AUTO else [1])
+        assert ("_attempts2" in key) == (label == finetune.ATTEMPTS_AUTO)
         for name in ("n_step", "stall_penalty"):  # named in the key as _nstep5, _stallpenalty400
             value = re.search(rf"_{name.replace('_', '')}(\d+)", key)
             assert setting(f"--{name}") == ([int(value.group(1))] if value else [])
@@ -113,8 +116,13 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
                                                     (finetune.BUDGET_AUTO, 5_000, 5_000))):
         finetune.rl_run(variant, "weak", k, given)
         assert budget() == expected
-    finetune.rl_run(finetune.TILES_AUTO, "weak", 3, None)
+    finetune.rl_run(finetune.ATTEMPTS_AUTO, "weak", 3, None)
     assert budget() is None and "--skipped_tile_penalty" not in commands[-1]  # today's default: every pace auto
+    assert "--attempts" not in commands[-1]
+    # --attempts auto: one fine-tuning on DART laps, the previous default's runs; two on clean laps, runs of their own.
+    for start in ("strong", "recovery"):
+        assert finetune.rl_run_id(finetune.ATTEMPTS_AUTO, start, 1) == finetune.rl_run_id(finetune.TILES_AUTO, start, 1)
+    assert finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 1) != finetune.rl_run_id(finetune.TILES_AUTO, "weak", 1)
     finetune.rl_run(finetune.ACTOR_LR_DECAY_30K, "weak", 1, None)
     budgets = [value for flag, value in zip(commands[-1], commands[-1][1:]) if flag == "--total_steps"]
     assert budgets[-1] == 30_000  # the row's own budget comes last and wins

@@ -10,7 +10,8 @@ from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
-from rl import (EpisodeTracker, RLConfig, SACLearner, actor_lr_at, gaussian_kl, load_bc_start, no_validation,
+from rl import (EpisodeTracker, RLConfig, SACLearner, actor_lr_at, auto_attempts, choose_attempt, gaussian_kl,
+                load_bc_start, no_validation,
                 note_validation, record_step, resolve_pace, to_batch)
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
@@ -182,6 +183,32 @@ def test_auto_pace_gives_a_weak_start_a_faster_decaying_actor_and_twice_the_budg
     given = RLConfig(actor_lr=5e-5, actor_lr_decay=False, total_steps=1_000)
     resolve_pace(given, from_clean_laps)
     assert (given.actor_lr, given.actor_lr_decay, given.total_steps) == (5e-5, False, 1_000)  # given flags stay
+
+
+@pytest.mark.parametrize("from_clean_laps, eval_every, final_policy, expected",
+                         [(True, 5_000, "best", 2), (False, 5_000, "best", 1), (True, 0, "best", 1),
+                          (True, 5_000, "last", 1)])
+def test_auto_attempts_try_clean_laps_twice_where_validations_can_choose(from_clean_laps, eval_every, final_policy,
+                                                                          expected):
+    config = RLConfig(eval_every=eval_every, final_policy=final_policy)
+    assert auto_attempts(config, from_clean_laps) == expected
+
+
+@pytest.mark.parametrize("scores, chosen", [((700.0, 910.0), 2), ((910.0, 700.0), 1), ((800.0, 800.0), 1)])
+def test_the_run_ends_on_the_attempt_whose_policy_validated_best(tmp_path, scores, chosen):
+    from runs import checkpoint_path, save_checkpoint, set_latest
+
+    run, second = tmp_path / "run", tmp_path / "run" / "attempt_2"
+    for folder, score, weight in ((run, scores[0], 1.0), (second, scores[1], 2.0)):
+        best = {"raw": score, "step": 20, "policy_raw": score}
+        save_checkpoint(folder, "step_20", {"model": {"w": torch.full((2,), weight)}, "best_validation": best},
+                        copies=("best",))
+        save_checkpoint(folder, "latest_step", {"model": {"w": torch.zeros(2)}, "best_validation": best})
+        set_latest(folder, "best")  # as train_rl leaves a run: its policy is the best validated checkpoint
+    assert choose_attempt(run, 2) == chosen
+    policy = torch.load(checkpoint_path(run), weights_only=True)["model"]["w"]  # what test and Agent.load drive
+    assert policy.tolist() == [float(chosen)] * 2
+    assert (run / "checkpoints" / "latest_step.pt").exists()  # resuming still continues the run's own last state
 
 
 def test_resume_from_state_dict_continues_exactly(tmp_path):
