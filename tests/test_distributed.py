@@ -37,13 +37,16 @@ def test_failing_rank_brings_job_down(tmp_path):
 
 def test_torchrun_train_rl_then_single_process_test(tmp_path):
     tiny = ["--encoder", "small", "--feature_dim", "16", "--hidden_dim", "32", "--obs_size", "48", "--num_envs", "1"]
+    # Two attempts: every rank trains both (the second in the run's attempt_2/ folder), rank 0 chooses.
     result = run(TORCHRUN + [str(ROOT / "main.py"), "train_rl", "--run_id", "ddp", "--total_steps", "60",
-                             "--learning_starts", "20", "--batch_size", "16", "--eval_every", "0"] + tiny,
+                             "--learning_starts", "20", "--batch_size", "16", "--eval_every", "30",
+                             "--eval_episodes", "1", "--attempts", "2"] + tiny,
                  tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    config = json.loads((tmp_path / "logs" / "ddp" / "config.json").read_text())
-    assert config["world_size"] == 2
-    assert "world size 2" in result.stdout
+    for folder in (tmp_path / "logs" / "ddp", tmp_path / "logs" / "ddp" / "attempt_2"):
+        assert json.loads((folder / "config.json").read_text())["world_size"] == 2
+        assert torch.load(folder / "checkpoints" / "latest_step.pt", weights_only=True)["step"] == 60
+    assert "world size 2" in result.stdout and "the run's policy is attempt" in result.stdout
     test = run([sys.executable, str(ROOT / "main.py"), "test", "--resume_run_id", "ddp", "--episodes", "1"], tmp_path,
                timeout=300)
     assert test.returncode == 0, test.stderr[-3000:]
