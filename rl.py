@@ -859,10 +859,14 @@ def resolve_pace(config: RLConfig, from_clean_laps: bool) -> None:
         config.total_steps = CLEAN_LAPS_TOTAL_STEPS if from_clean_laps else DEFAULT_TOTAL_STEPS
 
 
+def validations_choose(config: RLConfig) -> bool:
+    """Whether the run's policy is chosen by periodic validation, the choice --attempts extends across attempts."""
+    return config.eval_every > 0 and config.final_policy == "best"
+
+
 def auto_attempts(config: RLConfig, from_clean_laps: bool) -> int:
     """--attempts auto: CLEAN_LAPS_ATTEMPTS fine-tuning clean laps, where periodic validations can choose; else 1."""
-    choosing = config.eval_every > 0 and config.final_policy == "best"
-    return CLEAN_LAPS_ATTEMPTS if from_clean_laps and choosing else 1
+    return CLEAN_LAPS_ATTEMPTS if from_clean_laps and validations_choose(config) else 1
 
 
 def actor_lr_at(config: RLConfig, step: int) -> float:
@@ -926,7 +930,7 @@ def validate_config(config: RLConfig) -> None:
         raise UserError(f"--skipped_tile_penalty must be >= 0, got {config.skipped_tile_penalty}")
     if config.augment_pad < 0:
         raise UserError(f"--augment_pad must be >= 0, got {config.augment_pad}")
-    if (config.attempts or 1) > 1 and (not config.eval_every or config.final_policy != "best"):
+    if (config.attempts or 1) > 1 and not validations_choose(config):
         raise UserError(f"--attempts {config.attempts} chooses by periodic validation: it needs --eval_every > 0 "
                         "and --final_policy best")
 

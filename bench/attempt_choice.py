@@ -22,12 +22,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))
 
-from cli_runner import run_dirs, tested  # noqa: E402
+from cli_runner import run_dirs, test_cell, tested  # noqa: E402
 from rl import best_attempt, policy_validation  # noqa: E402
-
-
-def describe(result: dict, episodes: int) -> str:
-    return f"{result['raw']['mean']:.1f} ({result['laps_completed']}/{episodes}, min {result['raw']['min']:.0f})"
 
 
 def main() -> None:
@@ -50,9 +46,9 @@ def main() -> None:
         pick = best_attempt(validations) - 1
         chosen.append(results[pick])
         every += results
-        cells = "; ".join(f"{run_id} ({v:.1f}: {describe(r, args.test_episodes)})"
+        cells = "; ".join(f"{run_id} ({v:.1f}: {test_cell(r, args.test_episodes)})"
                           for run_id, v, r in zip(group, validations, results))
-        print(f"| {cells} | {group[pick]} | {describe(results[pick], args.test_episodes)} |")
+        print(f"| {cells} | {group[pick]} | {test_cell(results[pick], args.test_episodes)} |")
     for name, results in (("chosen", chosen), ("every run", every)):
         means = [r["raw"]["mean"] for r in results]
         laps = sum(r["laps_completed"] for r in results)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))
 
 from atomic_files import replacing  # noqa: E402
-from cli_runner import run_dirs, tested  # noqa: E402
+from cli_runner import run_dirs, test_cell, tested  # noqa: E402
 from errors import UserError  # noqa: E402
 from runs import checkpoint_path, load_checkpoint  # noqa: E402
 
@@ -63,9 +63,8 @@ def main() -> None:
     for run_id, average in zip(args.run_ids, averages):
         for name, checkpoint in (("its policy", None), ("the average", average)):
             results[name].append(tested(run_id, args.test_episodes, checkpoint=checkpoint))
-        cells = [f"{r[-1]['raw']['mean']:.1f} ({r[-1]['laps_completed']}/{args.test_episodes}, "
-                 f"min {r[-1]['raw']['min']:.0f})" for r in results.values()]
-        print(f"| {run_id} | {cells[0]} | {cells[1]} |")
+        own, averaged = (test_cell(tests[-1], args.test_episodes) for tests in results.values())
+        print(f"| {run_id} | {own} | {averaged} |")
     for name, tests in results.items():
         print(f"{name}: {np.mean([t['raw']['mean'] for t in tests]):.1f} over {len(tests)} runs, "
               f"{sum(t['laps_completed'] for t in tests)} laps of {len(tests) * args.test_episodes}")

@@ -24,6 +24,11 @@ def tested(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | Non
     return test_results(run_id, episodes, shove, checkpoint, seed)["summary"]
 
 
+def test_cell(summary: dict, episodes: int) -> str:
+    """A test summary as a table cell: mean raw return (laps finished / tracks, worst return)."""
+    return f"{summary['raw']['mean']:.1f} ({summary['laps_completed']}/{episodes}, min {summary['raw']['min']:.0f})"
+
+
 def episodes_of(run_id: str, episodes: int, shove: float = 0.0, checkpoint: str | None = None) -> list[dict]:
     """The per-episode records of the same test."""
     return test_results(run_id, episodes, shove, checkpoint)["episodes"]

@@ -22,7 +22,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))
 
-from cli_runner import run_dirs, tested  # noqa: E402
+from cli_runner import run_dirs, test_cell, tested  # noqa: E402
 from env import VALIDATION_SEED_START  # noqa: E402
 from finetune import eval_curve  # noqa: E402
 from rl import RLConfig, no_validation, note_validation  # noqa: E402
@@ -77,8 +77,7 @@ def compare_longer_validation(paths: dict[str, Path], curves: dict, episodes: in
           f"(laps, min) | chosen on {episodes} tracks: test raw (laps, min) |")
     print("|---|---|---|---|")
     for run_id, curve, choices, results in rows:
-        cells = [f"step {s}: {r['raw']['mean']:.1f} ({r['laps_completed']}/{test_episodes}, min {r['raw']['min']:.0f})"
-                 for s, r in zip(choices, results)]
+        cells = [f"step {s}: {test_cell(r, test_episodes)}" for s, r in zip(choices, results)]
         print(f"| {run_id} | {curve} | {cells[0]} | {cells[1]} |")
 
 
