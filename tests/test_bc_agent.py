@@ -412,6 +412,33 @@ def test_attempts_train_beside_the_run_and_it_ends_on_the_best_validated(workdir
                                                 + RL_TINY)
 
 
+def test_a_run_stopped_inside_its_second_attempt_resumes_there_and_then_chooses(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    validate = rl.validate_on_tracks
+
+    def ctrl_c_in_the_second_attempt(agent, episodes, num_envs, writer, step, **kwargs):
+        if "attempt_2" in str(writer.log_dir) and step == 20:  # Ctrl-C mid-validation, once
+            monkeypatch.setattr(rl, "validate_on_tracks", validate)
+            raise KeyboardInterrupt
+        return validate(agent, episodes, num_envs, writer, step, **kwargs)
+
+    monkeypatch.setattr(rl, "validate_on_tracks", ctrl_c_in_the_second_attempt)
+    flags = [f for f in RL_TINY if f not in ("--eval_every", "0")] + ["--eval_every", "20", "--eval_episodes", "1"]
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "cut", "--attempts", "2"] + flags) == 130
+    assert "the run's policy is attempt" not in capsys.readouterr().out  # no choice before every attempt is done
+    run, second = workdir / "logs" / "cut", workdir / "logs" / "cut" / "attempt_2"
+    first_done = torch.load(run / "checkpoints" / "latest_step.pt", weights_only=True)
+    assert torch.load(second / "checkpoints" / "latest_step.pt", weights_only=True)["step"] == 20
+    assert main.main(["train_rl", "--resume_run_id", "cut"]) == 0
+    out = capsys.readouterr().out
+    first = torch.load(run / "checkpoints" / "latest_step.pt", weights_only=True)
+    assert first["step"] == first_done["step"] == 40  # the finished attempt is not trained again
+    assert all(torch.equal(first["model"][k], v) for k, v in first_done["model"].items())
+    assert torch.load(second / "checkpoints" / "latest_step.pt", weights_only=True)["step"] == 40
+    assert "attempt 2 of 2" in out and "resuming attempt_2 at step 20" in out, out
+    assert "the run's policy is attempt" in out
+
+
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])  # Ctrl-C, and what schedulers send
 def test_interrupt_writes_final_checkpoint(workdir, tmp_path, signal_name):
     import os
