@@ -10,7 +10,7 @@ from `--seeds` different demo sets (track seeds apart); training seed k fine-tun
 is tested on the same `--test_episodes` held-out tracks (1,000,000 ...); the BC starts and the default
 also with `--shove`. Writes bench/results/finetune_bc<epochs>.json, .md (the README table) and
 finetune_bc<epochs>_curves.png (periodic validation return vs environment steps of the runs in this checkout's
-logs/); run ids end in _e<epochs>.
+logs/; of a run with --attempts, the attempt it kept); run ids end in _e<epochs>.
 Rows of the earlier results file that this invocation does not measure (their runs are gone from a fresh
 checkout's logs/) are kept as they were, in their order; so are rows whose runs now test otherwise (BC starts
 retrained under the same ids) unless --replace_rows; --beside TEXT adds the new numbers of such --variants rows next
@@ -916,11 +916,20 @@ def markdown(table: dict, episodes: int) -> str:
     return "\n".join(lines)
 
 
+def kept_attempt(run_id: str) -> str:
+    """The run's folder, or that of the attempt whose policy the run kept (train_rl --attempts points `latest` at a
+    copy of the policy of attempt K, checkpoints/attempt_K.pt, when K is not the run itself)."""
+    latest = LOG_ROOT / run_id / "checkpoints" / "latest"
+    policy = latest.read_text().strip() if latest.exists() else ""
+    return f"{run_id}/{policy.removesuffix('.pt')}" if policy.startswith("attempt_") else run_id
+
+
 @functools.cache  # a run's curve and its training episodes come from one reading of its event files
 def run_events(run_id: str):
+    """The TensorBoard scalars of the run's kept policy's training (its own, or its kept attempt's)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(LOG_ROOT / run_id), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(LOG_ROOT / kept_attempt(run_id)), size_guidance={"scalars": 0})
     events.Reload()
     return events
 

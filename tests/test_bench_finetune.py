@@ -377,3 +377,17 @@ def test_training_seeds_fine_tune_each_demo_set_with_more_seeds_and_the_table_ho
     with pytest.raises(SystemExit) as exit_info:
         finetune.main()
     assert exit_info.value.code == 2
+
+
+def test_curves_of_a_run_with_attempts_are_those_of_the_attempt_it_kept(monkeypatch, tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    for run_id, policy in (("kept_first", "best.pt"), ("kept_second", "attempt_2.pt")):
+        for folder, score in ((tmp_path / run_id, 100.0), (tmp_path / run_id / "attempt_2", 200.0)):
+            with SummaryWriter(str(folder)) as writer:
+                writer.add_scalar("eval/raw_return", score, 5000)
+        (tmp_path / run_id / "checkpoints").mkdir()
+        (tmp_path / run_id / "checkpoints" / "latest").write_text(policy)
+    assert finetune.eval_curve("kept_first") == ([5000], [100.0])
+    assert finetune.eval_curve("kept_second") == ([5000], [200.0])
