@@ -957,13 +957,12 @@ def plot(table: dict, out: Path) -> None:
         ax.set_xlabel("environment steps")
         ax.axhline(900, color="gray", linestyle="--", linewidth=1)
         ax.grid(alpha=0.3)
-        if rows:
-            ax.legend(fontsize=7, loc="lower right")
+        if rows:  # below the panel: inside it the long labels hid the curves
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
         else:
             ax.text(0.5, 0.5, "no fine-tuning runs of this start in logs/", ha="center", transform=ax.transAxes)
     axes[0].set_ylabel("raw return, validation tracks (mean over seeds)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")  # "tight" makes room for the legends
     print(f"written {out}")
 
 
