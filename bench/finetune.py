@@ -2,6 +2,7 @@
 
     python bench/finetune.py                     # everything below, resumable (finished steps are skipped)
     python bench/finetune.py --only_table        # rebuild the table and the plot from finished runs
+    python bench/finetune.py --only_plot         # only the plot (no test runs, the results file untouched)
     python bench/finetune.py --bc_epochs 25      # the same from BC starts trained 25 epochs (the earlier default)
 
 Starts: BC from 20 autopilot laps with DART noise 0.05 ("strong") and from 10 clean laps ("weak"), each
@@ -787,6 +788,12 @@ def rl_finished(run_id: str) -> bool:
     return (LOG_ROOT / run_id / "wall_time_s").exists()  # written once train_rl returned
 
 
+def finished_runs(variant: str, start: str) -> list[str]:
+    """The variant's finished runs from this start in this checkout's logs/, every demo set and training seed."""
+    return [run_id for k, j in itertools.product(range(MAX_SEEDS), range(MAX_TRAINING_SEEDS))
+            if rl_finished(run_id := rl_run_id(variant, start, k, training_seed(k, j)))]
+
+
 def recovery_laps(start: str, k: int) -> str:
     """Demo set k of a start driven again with the robustness test's shoves, recorded once (for the strong start
     these are the `recovery` start's laps)."""
@@ -995,6 +1002,8 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the variants' labels and exit")
     parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
     parser.add_argument("--only_table", action="store_true", help="train nothing: tabulate and plot the finished runs")
+    parser.add_argument("--only_plot", action="store_true",
+                        help="train and test nothing, leave the results file as it is: plot the finished runs' curves")
     parser.add_argument("--replace_rows", action="store_true",
                         help="rows whose runs test otherwise than the results file says (retrained under the same "
                              "ids) take the new numbers (default: the file's are kept, and named)")
@@ -1018,6 +1027,12 @@ def main() -> None:
     for start, variant in itertools.product(args.starts, args.variants or ()):  # before anything trains
         if not measured_from(variant, start):
             raise SystemExit(f"error: --variants {variant!r} is not defined for --starts {start}")
+    name = f"finetune_bc{BC_EPOCHS}"
+    if args.only_plot:
+        curves = {(start, variant): {"runs": run_ids, "curve": mean_curve(run_ids)} for start in STARTS
+                  for variant in VARIANTS if measured_from(variant, start) and (run_ids := finished_runs(variant, start))}
+        plot({key: r for key, r in curves.items() if r["curve"]}, RESULTS / f"{name}_curves.png")
+        return
     if not args.only_table:
         for start in args.starts:
             variants = args.variants or [variant for variant in VARIANTS if measured_from(variant, start)]
@@ -1032,9 +1047,7 @@ def main() -> None:
             if bcs := bc_starts(start, candidates):
                 table[(start, label)] = row(bcs, args.test_episodes, args.shove if label in SHOVED else 0.0)
         for variant in (v for v in VARIANTS if measured_from(v, start)):
-            run_ids = [run_id for k, j in itertools.product(range(MAX_SEEDS), range(MAX_TRAINING_SEEDS))
-                       if rl_finished(run_id := rl_run_id(variant, start, k, training_seed(k, j)))]
-            if run_ids:
+            if run_ids := finished_runs(variant, start):
                 table[(start, variant)] = row(run_ids, args.test_episodes, args.shove if variant in SHOVED else 0.0,
                                               ROW_CHECKPOINT.get(variant))
                 if curve := mean_curve(run_ids):  # only the variants' own rows are plotted
@@ -1042,7 +1055,6 @@ def main() -> None:
             if run_ids and variant in OTHER_CHECKPOINT:
                 checkpoint, label = OTHER_CHECKPOINT[variant]
                 table[(start, label)] = row(run_ids, args.test_episodes, 0.0, checkpoint=checkpoint)
-    name = f"finetune_bc{BC_EPOCHS}"
     beside = {(start, v): args.beside for start in args.starts for v in args.variants or ()} if args.beside else {}
     measured, table = table, with_earlier_rows(table, RESULTS / f"{name}.json", args.replace_rows, beside)
     (RESULTS / f"{name}.json").write_text(json.dumps({f"{s} | {p}": r for (s, p), r in table.items()}, indent=2))

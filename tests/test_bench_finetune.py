@@ -391,3 +391,25 @@ def test_curves_of_a_run_with_attempts_are_those_of_the_attempt_it_kept(monkeypa
         (tmp_path / run_id / "checkpoints" / "latest").write_text(policy)
     assert finetune.eval_curve("kept_first") == ([5000], [100.0])
     assert finetune.eval_curve("kept_second") == ([5000], [200.0])
+
+
+def test_only_plot_draws_the_finished_runs_curves_and_tests_nothing(monkeypatch, tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    monkeypatch.setattr(finetune, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(finetune, "row", lambda *args, **kwargs: pytest.fail("--only_plot tests nothing"))
+    plotted = []
+    monkeypatch.setattr(finetune, "plot", lambda table, out: plotted.append((table, out)))
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--only_plot"])
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)  # the run id below needs it before main() sets it
+    run_id = finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 3)
+    with SummaryWriter(str(tmp_path / run_id)) as writer:
+        writer.add_scalar("eval/raw_return", 700.0, 0)
+        writer.add_scalar("eval/raw_return", 900.0, 5000)
+    (tmp_path / run_id / "wall_time_s").write_text("60")
+    finetune.main()
+    (table, out), = plotted
+    assert table == {("weak", finetune.ATTEMPTS_AUTO): {"runs": [run_id],
+                                                        "curve": {"steps": [0, 5000], "raw": [700.0, 900.0]}}}
+    assert out == tmp_path / "results" / "finetune_bc100_curves.png" and not (tmp_path / "results").exists()
