@@ -947,6 +947,21 @@ def eval_curve(run_id: str, tag: str = "eval/raw_return") -> tuple[list[int], li
     return [s.step for s in scalars], [s.value for s in scalars]
 
 
+def distinct_curves(curves: dict) -> dict:
+    """Rows of one start holding the same runs (variants whose auto settings resolve alike there share them) as one
+    curve: under today's default's label where it is one of them, else the first's, saying how many rows it is."""
+    by_runs: dict[tuple, list] = {}
+    for key, r in curves.items():
+        by_runs.setdefault((key[0], tuple(r["runs"])), []).append(key)
+    distinct = {}
+    for keys in by_runs.values():
+        start, label = next((key for key in keys if key[1].startswith("today's default:")), keys[0])
+        n = len(keys) - 1
+        others = f" (the same runs as {n} other row{'s' * (n > 1)})" if n else ""
+        distinct[(start, label + others)] = curves[keys[0]]
+    return distinct
+
+
 def plot(table: dict, out: Path) -> None:
     """Validation return vs steps, mean over the seeds of each (start, variant) row that has a curve."""
     import matplotlib
@@ -1031,7 +1046,7 @@ def main() -> None:
     if args.only_plot:
         curves = {(start, variant): {"runs": run_ids, "curve": mean_curve(run_ids)} for start in STARTS
                   for variant in VARIANTS if measured_from(variant, start) and (run_ids := finished_runs(variant, start))}
-        plot({key: r for key, r in curves.items() if r["curve"]}, RESULTS / f"{name}_curves.png")
+        plot(distinct_curves({key: r for key, r in curves.items() if r["curve"]}), RESULTS / f"{name}_curves.png")
         return
     if not args.only_table:
         for start in args.starts:

@@ -413,3 +413,14 @@ def test_only_plot_draws_the_finished_runs_curves_and_tests_nothing(monkeypatch,
     assert table == {("weak", finetune.ATTEMPTS_AUTO): {"runs": [run_id],
                                                         "curve": {"steps": [0, 5000], "raw": [700.0, 900.0]}}}
     assert out == tmp_path / "results" / "finetune_bc100_curves.png" and not (tmp_path / "results").exists()
+
+
+def test_rows_sharing_their_runs_are_one_curve_under_todays_default():
+    curve = {"steps": [0], "raw": [900.0]}
+    curves = {("strong", "an older default"): {"runs": ["a"], "curve": curve},
+              ("strong", "today's default: x"): {"runs": ["a"], "curve": curve},
+              ("strong", "a variant"): {"runs": ["b"], "curve": curve},
+              ("weak", "an older default"): {"runs": ["a"], "curve": curve}}
+    assert list(finetune.distinct_curves(curves)) == [
+        ("strong", "today's default: x (the same runs as 1 other row)"), ("strong", "a variant"),
+        ("weak", "an older default")]
