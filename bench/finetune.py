@@ -1076,7 +1076,7 @@ def main() -> None:
     (RESULTS / f"{name}.md").write_text(markdown(table, args.test_episodes) + "\n")
     print(markdown(table, args.test_episodes))
     # the runs on this checkout; earlier plots are kept under their dates
-    plot(measured, RESULTS / f"{name}_curves.png")
+    plot(distinct_curves({key: r for key, r in measured.items() if "curve" in r}), RESULTS / f"{name}_curves.png")
 
 
 if __name__ == "__main__":
