@@ -1044,9 +1044,12 @@ def main() -> None:
             raise SystemExit(f"error: --variants {variant!r} is not defined for --starts {start}")
     name = f"finetune_bc{BC_EPOCHS}"
     if args.only_plot:
-        curves = {(start, variant): {"runs": run_ids, "curve": mean_curve(run_ids)} for start in STARTS
-                  for variant in VARIANTS if measured_from(variant, start) and (run_ids := finished_runs(variant, start))}
-        plot(distinct_curves({key: r for key, r in curves.items() if r["curve"]}), RESULTS / f"{name}_curves.png")
+        curves = {}
+        for start, variant in itertools.product(STARTS, VARIANTS):
+            if measured_from(variant, start) and (run_ids := finished_runs(variant, start)):
+                if curve := mean_curve(run_ids):
+                    curves[(start, variant)] = {"runs": run_ids, "curve": curve}
+        plot(distinct_curves(curves), RESULTS / f"{name}_curves.png")
         return
     if not args.only_table:
         for start in args.starts:
