@@ -7,7 +7,8 @@
 
 `act` takes raw 96x96x3 frames, one per environment frame, and applies the run's preprocessing, frame
 stack and action repeat itself: it picks a new action every `action_repeat` frames and repeats it between.
-`test` drives through the same stacker and `decide`.
+`test` drives through the same stacker and `decide`. The run's policy brakes as its config's
+`model.brake_scale` says (train_rl's brake trial); a named checkpoint brakes as it was trained.
 """
 from __future__ import annotations
 
@@ -23,9 +24,16 @@ from networks import POLICY_ACTIONS, ActorCritic, ModelConfig
 from runs import checkpoint_path, load_checkpoint, load_config, run_dir
 
 
+def own_brake_scale(run_brake_scale: float, checkpoint: str | None) -> float:
+    """The brake scale a checkpoint of a run drives with: the run's (its config's) for its policy, else 1."""
+    return run_brake_scale if checkpoint in (None, "latest") else 1.0
+
+
 class Agent:
-    def __init__(self, model: ActorCritic, env_config: EnvConfig, device: str | torch.device = "cpu"):
+    def __init__(self, model: ActorCritic, env_config: EnvConfig, device: str | torch.device = "cpu",
+                 brake_scale: float = 1.0):
         self.model = model
+        self.brake_scale = brake_scale
         self.env_config = env_config
         self.device = torch.device(device)
         self.stacker = FrameStacker(env_config)
@@ -34,9 +42,10 @@ class Agent:
 
     @classmethod
     def load(cls, run: str | Path, checkpoint: str | None = None, device: str = "cpu",
-             policy_action: str | None = None) -> "Agent":
+             policy_action: str | None = None, brake_scale: float | None = None) -> "Agent":
         """Rebuild a run's networks from `config.json` and load its latest (or the named) checkpoint.
-        `policy_action` ("mean" or "expected", see ModelConfig) overrides the run's own, for comparisons."""
+        `policy_action` ("mean" or "expected", see ModelConfig) and `brake_scale` (in [0, 1]; default: the run's
+        own for its policy, 1 for a named checkpoint) override the run's, for comparisons."""
         path = run_dir(str(run))
         config = load_config(path)  # checked: a malformed file is a one-line error naming it
         env_config, model_config = EnvConfig(**config["env"]), ModelConfig(**config["model"])
@@ -54,9 +63,15 @@ class Agent:
         except RuntimeError as error:
             raise UserError(f"{path}: checkpoint does not match the run's networks "
                             f"({str(error).splitlines()[0]})") from None
+        if brake_scale is None and not 0 <= model_config.brake_scale <= 1:  # a hand-edited config.json
+            raise UserError(f"{path / 'config.json'}: brake_scale must be in [0, 1], got {model_config.brake_scale}")
+        if brake_scale is None:
+            brake_scale = own_brake_scale(model_config.brake_scale, checkpoint)
+        elif not 0 <= brake_scale <= 1:
+            raise UserError(f"brake_scale must be in [0, 1], got {brake_scale}")
         device = resolve_device(device)
         model.to(device).eval()
-        return cls(model, env_config, device)
+        return cls(model, env_config, device, brake_scale)
 
     def reset(self) -> None:
         """Forget the previous episode (call after every env.reset)."""
@@ -77,5 +92,6 @@ class Agent:
     def decide(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions (N, 3) for a batch of preprocessed, stacked observations (N, C, S, S)."""
         with torch.no_grad():
-            actions = self.model.act(torch.as_tensor(obs, device=self.device))
-        return actions.cpu().numpy().astype(np.float32)
+            actions = self.model.act(torch.as_tensor(obs, device=self.device)).cpu().numpy().astype(np.float32)
+        actions[:, 2] *= self.brake_scale
+        return actions

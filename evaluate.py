@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agent import Agent
+from agent import Agent, own_brake_scale
 from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
 from env import (MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker,
                  make_vec_env)
@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy_action", choices=POLICY_ACTIONS, default=None,
                         help="override the run's action: mean = tanh of the policy's mean, expected = the average of "
                              "its squashed samples (default: the run's own, saved in its config; results named apart)")
+    parser.add_argument("--brake_scale", type=float, default=None,
+                        help="drive with the brake of every action times this, in [0, 1] (default: the run's own, "
+                             "its config's model.brake_scale, which train_rl's brake trial sets for the run's policy; "
+                             "1 with --checkpoint; results named apart)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy: cpu, cuda, cuda:N, auto")
 
 
@@ -137,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
         check_video_path(args.video)
     path = run_dir(args.resume_run_id)
     prepare_outputs(path / RESULTS_DIR, args.video)
-    agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device, policy_action=args.policy_action)
+    if args.brake_scale is not None and not 0 <= args.brake_scale <= 1:
+        raise UserError(f"--brake_scale must be in [0, 1], got {args.brake_scale}")
+    agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device, policy_action=args.policy_action,
+                       brake_scale=args.brake_scale)
     seeds = list(range(args.seed, args.seed + args.episodes))
     recorder = EpisodeRecorder(args.video_view) if args.video else None
     episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder,
@@ -147,19 +154,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"video of track {args.seed} ({args.video_view} view): {args.video}")
     summary = summarize(episodes)
     print(format_table(summary))
-    out = results_file(path, args.checkpoint, args.seed, args.episodes, args.shove, args.policy_action)
+    out = results_file(path, args.checkpoint, args.seed, args.episodes, args.shove, args.policy_action,
+                       args.brake_scale)
     atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0
 
 
 def results_file(path: Path, checkpoint: str | None, seed: int, episodes: int, shove: float,
-                 policy_action: str | None) -> Path:
-    """Where `test` writes a run's results: named by checkpoint, tracks, shoves and an action other than the run's."""
+                 policy_action: str | None, brake_scale: float | None = None) -> Path:
+    """Where `test` writes a run's results: named by checkpoint, tracks, shoves, and an action or brake scale other
+    than the run's."""
     name = Path(checkpoint).stem if checkpoint else "latest"
     shoved = f"_shove{shove:g}" if shove else ""
-    overridden = policy_action and policy_action != load_config(path)["model"]["policy_action"]
-    return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{f'_{policy_action}' if overridden else ''}.json"
+    model = load_config(path)["model"] if policy_action or brake_scale is not None else {}
+    action = f"_{policy_action}" if policy_action and policy_action != model["policy_action"] else ""
+    own_brake = own_brake_scale(model.get("brake_scale", 1.0), checkpoint)
+    brake = f"_brake{brake_scale:g}" if brake_scale is not None and brake_scale != own_brake else ""
+    return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{action}{brake}.json"
 
 
 def prepare_outputs(results: Path, video: str | None) -> None:
@@ -241,15 +253,21 @@ def evaluate(agent: Agent, seeds: list[int], num_envs: int = 2, recorder: Episod
     return sorted(results, key=lambda r: r["seed"])
 
 
-def validate_on_tracks(agent: Agent, episodes: int, num_envs: int, writer, step: int, clip: bool = True) -> dict:
-    """Periodic evaluation during training: `episodes` validation tracks, means logged under eval/;
-    with `clip`, the start of the first track's episode as an animated GIF (TensorBoard's Images tab)."""
+def validate(agent: Agent, episodes: int, num_envs: int, recorder: EpisodeRecorder | None = None) -> dict:
+    """The summary of `agent` driving the first `episodes` validation tracks (train_rl's model left as it was)."""
     was_training = agent.model.training
     agent.model.eval()
     seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + episodes))
-    recorder = EpisodeRecorder("full", max_frames=CLIP_STEPS, shrink_by=CLIP_SHRINK) if clip else None
     summary = summarize(evaluate(agent, seeds, num_envs=num_envs, progress=False, recorder=recorder))
     agent.model.train(was_training)
+    return summary
+
+
+def validate_on_tracks(agent: Agent, episodes: int, num_envs: int, writer, step: int, clip: bool = True) -> dict:
+    """Periodic evaluation during training: `episodes` validation tracks, means logged under eval/;
+    with `clip`, the start of the first track's episode as an animated GIF (TensorBoard's Images tab)."""
+    recorder = EpisodeRecorder("full", max_frames=CLIP_STEPS, shrink_by=CLIP_SHRINK) if clip else None
+    summary = validate(agent, episodes, num_envs, recorder)
     for key, name in (("raw", "raw_return"), ("penalized", "penalized_return"), ("offtrack_frames", "offtrack_frames")):
         writer.add_scalar(f"eval/{name}", summary[key]["mean"], step)
     writer.add_scalar("eval/laps_lost_to_skipped_tiles", summary["laps_lost_to_skipped_tiles"], step)

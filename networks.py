@@ -57,6 +57,9 @@ class ModelConfig:
     # average braked, and the KL cost let the critic move that mean cheaply (README, Design notes). train_rl's
     # --spread_limit auto: 1 with the KL cost; the old clamp here (BC runs, runs saved before it existed).
     spread_limit: float | None = OLD_SPREAD_LIMIT  # None only until train_rl decides it (--spread_limit auto)
+    # The brake of every action the run's policy drives (validation, test and Agent.load; not collection) times
+    # this. train_rl's brake trial sets it after training, where the policy validates higher braking less.
+    brake_scale: float = 1.0
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.

@@ -78,7 +78,7 @@ from bc import BCConfig, add_env_and_model_arguments, auto_bool, auto_or, env_an
 from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
 from errors import UserError
-from evaluate import SHOVE_HOLD_FRAMES, validate_on_tracks
+from evaluate import SHOVE_HOLD_FRAMES, validate, validate_on_tracks
 from networks import ACTION_NAMES, OLD_SPREAD_LIMIT, POLICY_ACTIONS, ActorCritic, ModelConfig, check_spread_limit
 from replay_buffer import MAX_BATCH_SIZE, FrameReplay, demo_replay, encode_replay, sample_mixed
 from runs import (LOG_ROOT, checkpoint_path, claim_run, load_checkpoint, load_config, log_hparams, new_run_id,
@@ -107,6 +107,9 @@ DEFAULT_TOTAL_STEPS, CLEAN_LAPS_TOTAL_STEPS = 15_000, 30_000
 # --attempts auto from clean laps: two fine-tunings, the better validated kept (one seed's result swings by up to 100
 # points there; Design notes). An attempt's seed is the run's plus ATTEMPT_SEED_STRIDE per attempt before it.
 CLEAN_LAPS_ATTEMPTS, ATTEMPT_SEED_STRIDE = 2, 100
+# --brake_trial auto under the KL cost: the strong policies tested braking 10 % less gained 0.6 to 5 points on the
+# 50 test tracks without losing a lap; 20 % less lost laps on some (bench/brake_headroom.py, Design notes).
+LIGHTER_BRAKE = 0.9
 # --skipped_tile_penalty auto fine-tuning clean laps: a lap completes only once every tile is visited, and most laps
 # the weak start's fine-tuning missed look like corner cuts (the two replayed had left 3 and 5 tiles behind), running
 # out the 1000 frames on a second lap. The penalty is what that costs the test's return: the rest of the frames, at
@@ -159,6 +162,11 @@ class RLConfig:
     # validated policy of them all (`choose_attempt`). The first is the run itself, the others run in its
     # attempt_K/ folders. None (auto): CLEAN_LAPS_ATTEMPTS from clean laps, else 1.
     attempts: int | None = None
+    # After training, the run's policy validated again with the brake of every action times this (< 1), and driven
+    # so (test, Agent.load: ModelConfig.brake_scale) where that validates higher: the critic cannot see a few frames
+    # a lap, 10 validation tracks can. 1 = no trial. None (auto): LIGHTER_BRAKE under the KL cost where periodic
+    # validations choose the policy, else 1.
+    brake_trial: float | None = None
     # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
     # critic_dataset (the robust recipe, below), else 0.
     train_shove: float | None = None
@@ -220,7 +228,7 @@ class RLConfig:
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
                                     "cut_returns_at_shoves": False, "imitate_critic_dataset": False,
                                     "actor_warmup_steps": 0, "actor_lr_decay": False,
-                                    "skipped_tile_penalty": 0.0, "attempts": 1}
+                                    "skipped_tile_penalty": 0.0, "attempts": 1, "brake_trial": 1.0}
 
     @property
     def actor_start(self) -> int:
@@ -326,6 +334,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a run test can drive), and end on the best validated policy of all; auto (default) = "
                              f"{CLEAN_LAPS_ATTEMPTS} fine-tuning clean laps (SAC's bonus, no --critic_dataset), whose "
                              "result swings widely between seeds, else 1")
+    parser.add_argument("--brake_trial", type=auto_or(float, "a scale in (0, 1]"), default=c.brake_trial,
+                        metavar="{auto,S}",
+                        help="after training, validate the run's policy also with the brake of every action times S "
+                             "and drive it so (test, Agent.load) where that validates higher; 1 = no trial; auto "
+                             f"(default) = {LIGHTER_BRAKE:g} with the KL cost (DART laps, whose policies brake more "
+                             "than they need) and validations choosing the policy, else 1")
     parser.add_argument("--train_shove", type=auto_or(float, "a probability"), default=c.train_shove,
                         metavar="{auto,P}",
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
@@ -713,6 +727,8 @@ def run(args: argparse.Namespace) -> int:
             train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
             if config.attempts > 1:
                 train_other_attempts(path, config, env_config, model_config, ctx)
+            if ctx.is_main and config.brake_trial < 1:
+                brake_trial(path, config)
     finally:
         distributed.cleanup(ctx)
     return 0
@@ -734,6 +750,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         if ignored and ctx.is_main:
             print(f"warning: continuing {args.resume_run_id} with its saved settings; ignoring {', '.join(ignored)}")
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
+        model_config.brake_scale = 1.0  # its policy may change: the brake trial runs again at the end
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
         for name, default in asdict(RLConfig()).items():  # 0/1 flags -> the config's bools
@@ -817,6 +834,23 @@ def train_other_attempts(path: Path, config: RLConfig, env_config: EnvConfig, mo
                  resume_state=resume_state)
     if ctx.is_main:
         choose_attempt(path, config.attempts)
+
+
+def brake_trial(path: Path, config: RLConfig) -> float:
+    """--brake_trial S: validate the run's policy as trained and with the brake of every action times S; keep S
+    (config.json's model.brake_scale, which test and Agent.load apply to the run's policy) where it validates
+    higher. Returns the scale kept."""
+    agent = Agent.load(path, device=config.device, brake_scale=1.0)
+    returns = {}
+    for scale in (1.0, config.brake_trial):
+        agent.brake_scale = scale
+        returns[scale] = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
+    kept = config.brake_trial if returns[config.brake_trial] > returns[1.0] else 1.0
+    saved = load_config(path)
+    save_config(path, {**saved, "model": {**saved["model"], "brake_scale": kept}})
+    print(f"brake trial: the policy validated {returns[1.0]:.1f} as trained and {returns[config.brake_trial]:.1f} "
+          f"with its brake x {config.brake_trial:g}: it drives with brake x {kept:g} (config.json model.brake_scale)")
+    return kept
 
 
 def policy_validation(path: Path) -> float:
@@ -926,6 +960,8 @@ def validate_config(config: RLConfig) -> None:
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise UserError(f"--{name} must be > 0, got {getattr(config, name)}")
+    if config.brake_trial is not None and not 0 < config.brake_trial <= 1:
+        raise UserError(f"--brake_trial must be in (0, 1], got {config.brake_trial}")
     if config.skipped_tile_penalty is not None and config.skipped_tile_penalty < 0:
         raise UserError(f"--skipped_tile_penalty must be >= 0, got {config.skipped_tile_penalty}")
     if config.augment_pad < 0:
@@ -1124,6 +1160,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     resolve_pace(config, from_clean_laps)
     if config.attempts is None:
         config.attempts = auto_attempts(config, from_clean_laps)
+    if config.brake_trial is None:  # --brake_trial auto
+        config.brake_trial = LIGHTER_BRAKE if config.bc_prior_kl and validations_choose(config) else 1.0
     if config.skipped_tile_penalty is None:  # --skipped_tile_penalty auto
         config.skipped_tile_penalty = SKIPPED_TILE_PENALTY if from_clean_laps else 0.0
     env_config.skipped_tile_penalty = config.skipped_tile_penalty

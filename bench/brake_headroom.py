@@ -3,9 +3,10 @@
     python bench/brake_headroom.py ft_bc_strong_0_e100_ln1_dash1_avg0.9 ft_bc_strong_1_e100_ln1_dash1_avg0.9
 
 Each run drives the held-out test tracks (`--episodes`, the same tracks `test` uses) once per `--scales`
-value, with the brake of every action it picks multiplied by that value (1 = the run itself; steering and gas
-untouched). A policy that loses laps at a scale brakes no more than it must; one that gains returns at 0.8
-brakes where it need not, and a fine-tuning that left that gain on the table could not see it. Adds its rows
+value, with the brake of every action it picks multiplied by that value (1 = the policy as trained, before
+train_rl's brake trial; steering and gas untouched). A policy that loses laps at a scale brakes no more than it
+must; one that gains returns at 0.8 brakes where it need not, and a fine-tuning that left that gain on the table
+could not see it. Adds its rows
 to bench/results/brake_headroom_<episodes>.json and .md (a run and scale measured again replace their row).
 """
 from __future__ import annotations
@@ -29,21 +30,8 @@ from evaluate import evaluate, summarize  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 
 
-def braking_less(agent: Agent, scale: float) -> Agent:
-    """The agent with the brake of each decided action times `scale` (the test drives `decide`)."""
-    decide = agent.decide
-
-    def scaled(obs: np.ndarray) -> np.ndarray:
-        actions = decide(obs)
-        actions[:, 2] *= scale
-        return actions
-
-    agent.decide = scaled
-    return agent
-
-
 def measure(run_id: str, scale: float, episodes: int) -> dict:
-    agent = braking_less(Agent.load(run_id), scale)
+    agent = Agent.load(run_id, brake_scale=scale)  # relative to the policy as trained (train_rl's trial set aside)
     results = evaluate(agent, list(range(TEST_SEED_START, TEST_SEED_START + episodes)), progress=False)
     summary, laps = summarize(results), [r["frames"] for r in results if r["lap_complete"]]
     return {"run": run_id, "brake_scale": scale, "raw_mean": summary["raw"]["mean"], "raw_min": summary["raw"]["min"],

@@ -229,7 +229,8 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     # floor at a tenth, and resumes so (not as the auto of today's defaults).
     saved = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
     for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves",
-                "imitate_critic_dataset", "actor_warmup_steps", "actor_lr_decay", "skipped_tile_penalty"):
+                "imitate_critic_dataset", "actor_warmup_steps", "actor_lr_decay", "skipped_tile_penalty",
+                "brake_trial"):
         del saved["train"][key]
     del saved["env"]["skipped_tile_penalty"]
     (workdir / "logs" / "rl" / "config.json").write_text(json.dumps(saved))
@@ -239,10 +240,10 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config.bc_prior_kl is False and config.bc_weight_floor == 0.1
     assert config.train_shove_share == 1.0 and config.cut_returns_at_shoves is False  # every episode shoved, no cut
     assert config.imitate_critic_dataset is False and config.actor_warmup_steps == 0 and config.actor_lr_decay is False
-    assert config.skipped_tile_penalty == 0.0
+    assert config.skipped_tile_penalty == 0.0 and config.brake_trial == 1.0
     assert ("missing (as before they existed): bc_prior_kl False, bc_weight_floor 0.1, train_shove_share 1.0, "
             "cut_returns_at_shoves False, imitate_critic_dataset False, actor_warmup_steps 0, actor_lr_decay False, "
-            "skipped_tile_penalty 0.0") in capsys.readouterr().err
+            "skipped_tile_penalty 0.0, brake_trial 1.0") in capsys.readouterr().err
 
 
 def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
@@ -410,6 +411,38 @@ def test_attempts_train_beside_the_run_and_it_ends_on_the_best_validated(workdir
     assert "the run's policy is attempt" in capsys.readouterr().out
     assert "--eval_every > 0" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--attempts", "2"]
                                                 + RL_TINY)
+
+
+def test_the_brake_trial_keeps_a_lighter_brake_only_where_it_validates_higher(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(rl, "validate", lambda agent, episodes, num_envs: {"raw": {"mean": 900 + agent.brake_scale}})
+    flags = [f for f in RL_TINY if f not in ("--eval_every", "0")] + ["--eval_every", "20", "--eval_episodes", "1"]
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "brake"] + flags) == 0
+    run = workdir / "logs" / "brake"
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["brake_trial"] == rl.LIGHTER_BRAKE  # auto on DART laps, validations choosing
+    assert config["model"]["brake_scale"] == 1.0 and "drives with brake x 1 " in capsys.readouterr().out
+    # Braking less validates higher: kept, and the run's policy (not its other checkpoints) drives it.
+    monkeypatch.setattr(rl, "validate", lambda agent, episodes, num_envs: {"raw": {"mean": 901 - agent.brake_scale}})
+    assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0  # a resume runs the trial again
+    assert json.loads((run / "config.json").read_text())["model"]["brake_scale"] == rl.LIGHTER_BRAKE
+    policy, as_trained = Agent.load(run), Agent.load(run, brake_scale=1.0)
+    assert policy.brake_scale == rl.LIGHTER_BRAKE and Agent.load(run, checkpoint="step_0").brake_scale == 1.0
+    obs = np.random.default_rng(0).integers(0, 256, (8, *policy.env_config.obs_shape), np.uint8)
+    lighter, own = policy.decide(obs), as_trained.decide(obs)
+    assert np.abs(own[:, 2]).max() > 1e-3
+    np.testing.assert_allclose(lighter[:, 2], rl.LIGHTER_BRAKE * own[:, 2], rtol=1e-6)
+    np.testing.assert_array_equal(lighter[:, :2], own[:, :2])
+    # test drives the run's brake; another scale's results are kept apart
+    assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1"]) == 0
+    assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--brake_scale", "1"]) == 0
+    results = {p.name for p in (run / "test_results").glob("*.json")}
+    assert {"latest_seed1000000_n1.json", "latest_seed1000000_n1_brake1.json"} <= results
+    capsys.readouterr()
+    assert "--brake_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--brake_scale", "2"])
+    for bad in ("0", "1.5"):
+        assert "--brake_trial" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--brake_trial", bad]
+                                                 + RL_TINY)
 
 
 def test_a_run_stopped_inside_its_second_attempt_resumes_there_and_then_chooses(workdir, monkeypatch, capsys):

@@ -2,19 +2,20 @@
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import brake_headroom  # noqa: E402
 
 
-def test_braking_less_scales_the_brake_of_every_decided_action():
-    agent = SimpleNamespace(decide=lambda obs: np.tile(np.float32([0.5, 0.3, 0.4]), (len(obs), 1)))
-    actions = brake_headroom.braking_less(agent, 0.8).decide(np.zeros((2, 4)))
-    np.testing.assert_allclose(actions, [[0.5, 0.3, 0.32], [0.5, 0.3, 0.32]], rtol=1e-6)
+def test_each_scale_loads_the_run_braking_so(monkeypatch):
+    loaded = []
+    monkeypatch.setattr(brake_headroom.Agent, "load", lambda run, brake_scale: loaded.append((run, brake_scale)))
+    episode = {"raw_return": 900.0, "penalized_return": 900.0, "offtrack_frames": 0, "lap_complete": True,
+               "frames": 760}
+    monkeypatch.setattr(brake_headroom, "evaluate", lambda agent, seeds, progress: [episode] * len(seeds))
+    row = brake_headroom.measure("run", 0.8, 3)
+    assert loaded == [("run", 0.8)] and row["brake_scale"] == 0.8 and row["laps"] == 3 and row["frames_per_lap"] == 760
 
 
 def test_rows_measured_again_replace_theirs_and_others_stay(tmp_path):

@@ -66,8 +66,11 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         if label not in finetune.TODAYS_PENALTY:
             assert setting("--skipped_tile_penalty") == [int(penalty.group(1)) if penalty else 0]
         # Every row before --attempts auto trained once; its key names it (_attempts2), and only today's leaves it auto.
-        assert setting("--attempts") == ([] if label == finetune.ATTEMPTS_AUTO else [1])
-        assert ("_attempts2" in key) == (label == finetune.ATTEMPTS_AUTO)
+        assert setting("--attempts") == ([] if label in finetune.TODAYS_ATTEMPTS else [1])
+        assert ("_attempts2" in key) == (label in finetune.TODAYS_ATTEMPTS)
+        # Every row before --brake_trial auto drove the policy as trained; today's DART runs are named _brake09.
+        assert setting("--brake_trial") == ([] if label == finetune.BRAKE_TRIAL else [1])
+        assert ("_brake09" in key) == (label == finetune.BRAKE_TRIAL)
         for name in ("n_step", "stall_penalty"):  # named in the key as _nstep5, _stallpenalty400
             value = re.search(rf"_{name.replace('_', '')}(\d+)", key)
             assert setting(f"--{name}") == ([int(value.group(1))] if value else [])
@@ -116,9 +119,13 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
                                                     (finetune.BUDGET_AUTO, 5_000, 5_000))):
         finetune.rl_run(variant, "weak", k, given)
         assert budget() == expected
-    finetune.rl_run(finetune.ATTEMPTS_AUTO, "weak", 3, None)
+    finetune.rl_run(finetune.BRAKE_TRIAL, "weak", 3, None)
     assert budget() is None and "--skipped_tile_penalty" not in commands[-1]  # today's default: every pace auto
-    assert "--attempts" not in commands[-1]
+    assert "--attempts" not in commands[-1] and "--brake_trial" not in commands[-1]
+    # --brake_trial auto: no trial on clean laps (the previous default's runs), a run of its own on DART laps.
+    assert finetune.rl_run_id(finetune.BRAKE_TRIAL, "weak", 1) == finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 1)
+    for start in ("strong", "recovery"):
+        assert finetune.rl_run_id(finetune.BRAKE_TRIAL, start, 1) != finetune.rl_run_id(finetune.TILES_AUTO, start, 1)
     # --attempts auto: one fine-tuning on DART laps, the previous default's runs; two on clean laps, runs of their own.
     for start in ("strong", "recovery"):
         assert finetune.rl_run_id(finetune.ATTEMPTS_AUTO, start, 1) == finetune.rl_run_id(finetune.TILES_AUTO, start, 1)
@@ -403,15 +410,15 @@ def test_only_plot_draws_the_finished_runs_curves_and_tests_nothing(monkeypatch,
     monkeypatch.setattr(finetune, "plot", lambda table, out: plotted.append((table, out)))
     monkeypatch.setattr(sys, "argv", ["finetune.py", "--only_plot"])
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)  # the run id below needs it before main() sets it
-    run_id = finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 3)
+    run_id = finetune.rl_run_id(finetune.N_STEP_5, "weak", 5)  # a run no other row or test shares
     with SummaryWriter(str(tmp_path / run_id)) as writer:
         writer.add_scalar("eval/raw_return", 700.0, 0)
         writer.add_scalar("eval/raw_return", 900.0, 5000)
     (tmp_path / run_id / "wall_time_s").write_text("60")
     finetune.main()
     (table, out), = plotted
-    assert table == {("weak", finetune.ATTEMPTS_AUTO): {"runs": [run_id],
-                                                        "curve": {"steps": [0, 5000], "raw": [700.0, 900.0]}}}
+    assert table == {("weak", finetune.N_STEP_5): {"runs": [run_id],
+                                                   "curve": {"steps": [0, 5000], "raw": [700.0, 900.0]}}}
     assert out == tmp_path / "results" / "finetune_bc100_curves.png" and not (tmp_path / "results").exists()
 
 
