@@ -46,7 +46,10 @@ def run_dirs(run_ids: list[str]) -> list[Path]:
 
 def is_own_policy(path: Path, checkpoint: str) -> bool:
     """Whether a named checkpoint is the run's own policy: `latest` names it, or it holds the same bytes (`best` is
-    a byte copy of the validated step that became the policy). A missing one is not: `test` names it."""
+    a byte copy of the validated step that became the policy), and the policy brakes as trained (a named checkpoint
+    does; train_rl's brake trial may have lightened the policy's). A missing one is not: `test` names it."""
+    if json.loads((path / "config.json").read_text()).get("model", {}).get("brake_scale", 1.0) != 1.0:
+        return checkpoint == "latest"
     try:
         own, named = checkpoint_path(path), checkpoint_path(path, checkpoint)
     except UserError:

@@ -41,6 +41,28 @@ def test_each_group_keeps_its_best_validated_run(tmp_path, monkeypatch, capsys):
     assert "every run: 847.8 +- 55.3 over 4 runs, 4 laps of 8, min 746" in out
 
 
+def test_a_policy_driven_with_a_lighter_brake_is_not_its_checkpoint_as_trained(tmp_path, monkeypatch):
+    """`best` holds the policy's bytes, but where train_rl's brake trial lightened the policy's brake, testing
+    `best` (driven as trained) is another test, run rather than read back from the policy's."""
+    import cli_runner
+    monkeypatch.chdir(tmp_path)
+    fake_run("lighter", 919.0, 925.0, 2)
+    config = Path("logs", "lighter", "config.json")
+    config.write_text(json.dumps({"model": {"brake_scale": 0.9}}))
+    ran = []
+
+    def cli(*argv):
+        ran.append(argv)
+        summary = {"raw": {"mean": 924.0, "min": 910.0}, "laps_completed": 2}
+        Path("logs", "lighter", "test_results", "best_seed1000000_n2.json").write_text(json.dumps({"summary": summary}))
+
+    monkeypatch.setattr(cli_runner, "cli", cli)
+    assert cli_runner.tested("lighter", 2, checkpoint="best")["raw"]["mean"] == 924.0 and len(ran) == 1
+    assert cli_runner.tested("lighter", 2, checkpoint="latest")["raw"]["mean"] == 925.0 and len(ran) == 1
+    config.write_text(json.dumps({"model": {"brake_scale": 1.0}}))  # braking as trained: the same test
+    assert cli_runner.tested("lighter", 2, checkpoint="best")["raw"]["mean"] == 925.0 and len(ran) == 1
+
+
 def test_a_group_of_one_run_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["attempt_choice.py", "--group", "a4"])
