@@ -46,6 +46,10 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
     falling linearly to 0 over 30,000 steps; otherwise 1e-4 over 15,000.
   - the skipped-tile penalty (`skipped_tile_penalty` auto, on fine-tuning clean laps): each time the car leaves
     road tiles behind unvisited, the training reward loses what the test's lost lap costs (EnvConfig).
+  - attempts (`attempts` auto, 2 fine-tuning clean laps): the same start fine-tuned again with another seed in
+    the run's attempt_2/, and the run ends on the better validated policy (`train_other_attempts`).
+  - the brake trial (`brake_trial` auto, 0.9 under the KL cost): after training the run's policy is validated
+    again with its brake lighter and drives so where that validates higher (`brake_trial`; ModelConfig.brake_scale).
   - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
     the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
     sets that then is the frozen BC policy (`warm_up_actor`).
