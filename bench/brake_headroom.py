@@ -6,8 +6,8 @@ Each run drives the held-out test tracks (`--episodes`, the same tracks `test` u
 value, with the brake of every action it picks multiplied by that value (1 = the policy as trained, before
 train_rl's brake trial; steering and gas untouched). A policy that loses laps at a scale brakes no more than it
 must; one that gains returns at 0.8 brakes where it need not, and a fine-tuning that left that gain on the table
-could not see it. Adds its rows
-to bench/results/brake_headroom_<episodes>.json and .md (a run and scale measured again replace their row).
+could not see it. Adds its rows to bench/results/brake_headroom_<episodes>.json and .md (a run and scale measured
+again replace their row).
 """
 from __future__ import annotations
 
