@@ -210,9 +210,10 @@ def _remove_failed_run(path: Path, created: bool) -> None:
 
 
 def checkpoint_path(path: Path, checkpoint: str | None = None) -> Path:
-    """The named checkpoint (file name or stem) or the latest one, only ever inside the run's checkpoints/."""
+    """The named checkpoint (file name or stem) or the latest one (None or "latest", the run's policy), only ever
+    inside the run's checkpoints/."""
     folder = path / "checkpoints"
-    if checkpoint is None:
+    if checkpoint in (None, "latest"):  # the pointer file names the policy's checkpoint; it is not one itself
         latest = folder / "latest"
         if not latest.exists():
             raise UserError(f"run {path}: no checkpoint yet in {folder}")

@@ -59,6 +59,8 @@ def test_checkpoint_copies_are_the_same_bytes_and_latest_names_the_written_one(t
     assert (folder / "latest").read_text() == "step_20.pt"
     save_checkpoint(tmp_path, "step_40", {"model": {"w": torch.zeros(3)}})  # no copy: best stays step 20's
     assert load_checkpoint(folder / "best.pt")["model"]["w"].tolist() == [0.0, 1.0, 2.0]
+    # `test --checkpoint latest` names the policy, as the default does (it once loaded the pointer file itself)
+    assert checkpoint_path(tmp_path, "latest") == checkpoint_path(tmp_path) == folder / "step_40.pt"
 
 
 class InterruptedWhilePickled:
