@@ -48,8 +48,9 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
     road tiles behind unvisited, the training reward loses what the test's lost lap costs (EnvConfig).
   - attempts (`attempts` auto, 2 fine-tuning clean laps): the same start fine-tuned again with another seed in
     the run's attempt_2/, and the run ends on the better validated policy (`train_other_attempts`).
-  - the brake trial (`brake_trial` auto, 0.9 under the KL cost): after training the run's policy is validated
-    again with its brake lighter and drives so where that validates higher (`brake_trial`; ModelConfig.brake_scale).
+  - the brake trial (`brake_trial` auto, down to 0.8 under the KL cost): after training the run's policy is
+    validated again with its brake lighter step by step, and drives at the last step that validated higher
+    (`brake_trial`; ModelConfig.brake_scale).
   - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
     the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
     sets that then is the frozen BC policy (`warm_up_actor`).
@@ -112,8 +113,9 @@ DEFAULT_TOTAL_STEPS, CLEAN_LAPS_TOTAL_STEPS = 15_000, 30_000
 # points there; Design notes). An attempt's seed is the run's plus ATTEMPT_SEED_STRIDE per attempt before it.
 CLEAN_LAPS_ATTEMPTS, ATTEMPT_SEED_STRIDE = 2, 100
 # --brake_trial auto under the KL cost: the strong policies tested braking 10 % less gained 0.6 to 5 points on the
-# 50 test tracks without losing a lap; 20 % less lost laps on some (bench/brake_headroom.py, Design notes).
-LIGHTER_BRAKE = 0.9
+# 50 test tracks without losing a lap; 20 % less lost laps on some, 30 % less on most (bench/brake_headroom.py).
+# Each 5 % step lighter gained about 0.4 on the validation tracks until the step that lost a lap (Design notes).
+LIGHTEST_BRAKE, BRAKE_STEP = 0.8, 0.05
 # --skipped_tile_penalty auto fine-tuning clean laps: a lap completes only once every tile is visited, and most laps
 # the weak start's fine-tuning missed look like corner cuts (the two replayed had left 3 and 5 tiles behind), running
 # out the 1000 frames on a second lap. The penalty is what that costs the test's return: the rest of the frames, at
@@ -166,10 +168,10 @@ class RLConfig:
     # validated policy of them all (`choose_attempt`). The first is the run itself, the others run in its
     # attempt_K/ folders. None (auto): CLEAN_LAPS_ATTEMPTS from clean laps, else 1.
     attempts: int | None = None
-    # After training, the run's policy validated again with the brake of every action times this (< 1), and driven
-    # so (test, Agent.load: ModelConfig.brake_scale) where that validates higher: the critic cannot see a few frames
-    # a lap, 10 validation tracks can. 1 = no trial. None (auto): LIGHTER_BRAKE under the KL cost where periodic
-    # validations choose the policy, else 1.
+    # After training, the run's policy validated again with the brake of every action lighter, in BRAKE_STEPs down
+    # to this (< 1), and driven (test, Agent.load: ModelConfig.brake_scale) at the last step that validated higher
+    # than the one before: the critic cannot see a few frames a lap, 10 validation tracks can. 1 = no trial. None
+    # (auto): LIGHTEST_BRAKE under the KL cost where periodic validations choose the policy, else 1.
     brake_trial: float | None = None
     # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
     # critic_dataset (the robust recipe, below), else 0.
@@ -340,9 +342,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "result swings widely between seeds, else 1")
     parser.add_argument("--brake_trial", type=auto_or(float, "a scale in (0, 1]"), default=c.brake_trial,
                         metavar="{auto,S}",
-                        help="after training, validate the run's policy also with the brake of every action times S "
-                             "and drive it so (test, Agent.load) where that validates higher; 1 = no trial; auto "
-                             f"(default) = {LIGHTER_BRAKE:g} with the KL cost (DART laps, whose policies brake more "
+                        help="after training, validate the run's policy also with the brake of every action "
+                             f"lighter by {BRAKE_STEP:g} a step, down to times S, while each step validates higher, "
+                             "and drive it (test, Agent.load) at the last step that did; 1 = no trial; auto "
+                             f"(default) = {LIGHTEST_BRAKE:g} with the KL cost (DART laps, whose policies brake more "
                              "than they need) and validations choosing the policy, else 1")
     parser.add_argument("--train_shove", type=auto_or(float, "a probability"), default=c.train_shove,
                         metavar="{auto,P}",
@@ -840,20 +843,33 @@ def train_other_attempts(path: Path, config: RLConfig, env_config: EnvConfig, mo
         choose_attempt(path, config.attempts)
 
 
+def lighter_brakes(lightest: float) -> list[float]:
+    """The brake scales --brake_trial walks, lighter by BRAKE_STEP each, down to `lightest` (the last one)."""
+    steps = int(np.floor((1 - lightest) / BRAKE_STEP + 1e-9))
+    scales = [round(1 - BRAKE_STEP * step, 6) for step in range(1, steps + 1)]
+    return scales if scales and scales[-1] <= lightest + 1e-9 else scales + [lightest]
+
+
 def brake_trial(path: Path, config: RLConfig) -> float:
-    """--brake_trial S: validate the run's policy as trained and with the brake of every action times S; keep S
-    (config.json's model.brake_scale, which test and Agent.load apply to the run's policy) where it validates
-    higher. Returns the scale kept."""
+    """--brake_trial S: validate the run's policy as trained, then with the brake of every action lighter step by
+    step (`lighter_brakes`) while each step validates higher than the one before; keep the last that did
+    (config.json's model.brake_scale, which test and Agent.load apply to the run's policy). The walk stops at the
+    first step that does not rise: a lighter brake gains a little on every track until it costs a lap somewhere.
+    Returns the scale kept."""
     agent = Agent.load(path, device=config.device, brake_scale=1.0)
-    returns = {}
-    for scale in (1.0, config.brake_trial):
+    kept, best = 1.0, validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
+    tried = [f"{best:.1f} as trained"]
+    for scale in lighter_brakes(config.brake_trial):
         agent.brake_scale = scale
-        returns[scale] = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
-    kept = config.brake_trial if returns[config.brake_trial] > returns[1.0] else 1.0
+        raw = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
+        tried.append(f"{raw:.1f} with its brake x {scale:g}")
+        if raw <= best:
+            break
+        kept, best = scale, raw
     saved = load_config(path)
     save_config(path, {**saved, "model": {**saved["model"], "brake_scale": kept}})
-    print(f"brake trial: the policy validated {returns[1.0]:.1f} as trained and {returns[config.brake_trial]:.1f} "
-          f"with its brake x {config.brake_trial:g}: it drives with brake x {kept:g} (config.json model.brake_scale)")
+    print(f"brake trial: the policy validated {', '.join(tried)}: it drives with brake x {kept:g} "
+          "(config.json model.brake_scale)")
     return kept
 
 
@@ -1165,7 +1181,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     if config.attempts is None:
         config.attempts = auto_attempts(config, from_clean_laps)
     if config.brake_trial is None:  # --brake_trial auto
-        config.brake_trial = LIGHTER_BRAKE if config.bc_prior_kl and validations_choose(config) else 1.0
+        config.brake_trial = LIGHTEST_BRAKE if config.bc_prior_kl and validations_choose(config) else 1.0
     if config.skipped_tile_penalty is None:  # --skipped_tile_penalty auto
         config.skipped_tile_penalty = SKIPPED_TILE_PENALTY if from_clean_laps else 0.0
     env_config.skipped_tile_penalty = config.skipped_tile_penalty

@@ -413,25 +413,41 @@ def test_attempts_train_beside_the_run_and_it_ends_on_the_best_validated(workdir
                                                 + RL_TINY)
 
 
-def test_the_brake_trial_keeps_a_lighter_brake_only_where_it_validates_higher(workdir, monkeypatch, capsys):
+def test_the_brake_trial_walks_the_brake_lighter_while_the_validation_rises(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
-    monkeypatch.setattr(rl, "validate", lambda agent, episodes, num_envs: {"raw": {"mean": 900 + agent.brake_scale}})
+    tried = []
+
+    def validations(score):  # a fake validation whose return is score(brake scale), recording the scales tried
+        def validate(agent, episodes, num_envs):
+            tried.append(agent.brake_scale)
+            return {"raw": {"mean": score(agent.brake_scale)}}
+        return validate
+
+    monkeypatch.setattr(rl, "validate", validations(lambda scale: 900 + scale))
     flags = [f for f in RL_TINY if f not in ("--eval_every", "0")] + ["--eval_every", "20", "--eval_episodes", "1"]
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "brake"] + flags) == 0
     run = workdir / "logs" / "brake"
     config = json.loads((run / "config.json").read_text())
-    assert config["train"]["brake_trial"] == rl.LIGHTER_BRAKE  # auto on DART laps, validations choosing
+    assert config["train"]["brake_trial"] == rl.LIGHTEST_BRAKE  # auto on DART laps, validations choosing
     assert config["model"]["brake_scale"] == 1.0 and "drives with brake x 1 " in capsys.readouterr().out
-    # Braking less validates higher: kept, and the run's policy (not its other checkpoints) drives it.
-    monkeypatch.setattr(rl, "validate", lambda agent, episodes, num_envs: {"raw": {"mean": 901 - agent.brake_scale}})
-    assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0  # a resume runs the trial again
-    assert json.loads((run / "config.json").read_text())["model"]["brake_scale"] == rl.LIGHTER_BRAKE
+    assert tried == [1.0, 1 - rl.BRAKE_STEP]  # the first lighter step validated lower: the walk ends there
+    # The validation peaks at 0.9: the walk keeps it and stops at the step past it (a resume runs the trial again).
+    tried.clear()
+    monkeypatch.setattr(rl, "validate", validations(lambda scale: 900 - abs(scale - 0.9)))
+    assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
+    assert json.loads((run / "config.json").read_text())["model"]["brake_scale"] == 0.9
+    assert tried == [1.0, 0.95, 0.9, 0.85]
+    # Braking less validates higher all the way: the lightest step is kept, and the run's policy (not its other
+    # checkpoints) drives it.
+    monkeypatch.setattr(rl, "validate", validations(lambda scale: 901 - scale))
+    assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
+    assert json.loads((run / "config.json").read_text())["model"]["brake_scale"] == rl.LIGHTEST_BRAKE
     policy, as_trained = Agent.load(run), Agent.load(run, brake_scale=1.0)
-    assert policy.brake_scale == rl.LIGHTER_BRAKE and Agent.load(run, checkpoint="step_0").brake_scale == 1.0
+    assert policy.brake_scale == rl.LIGHTEST_BRAKE and Agent.load(run, checkpoint="step_0").brake_scale == 1.0
     obs = np.random.default_rng(0).integers(0, 256, (8, *policy.env_config.obs_shape), np.uint8)
     lighter, own = policy.decide(obs), as_trained.decide(obs)
     assert np.abs(own[:, 2]).max() > 1e-3
-    np.testing.assert_allclose(lighter[:, 2], rl.LIGHTER_BRAKE * own[:, 2], rtol=1e-6)
+    np.testing.assert_allclose(lighter[:, 2], rl.LIGHTEST_BRAKE * own[:, 2], rtol=1e-6)
     np.testing.assert_array_equal(lighter[:, :2], own[:, :2])
     # test drives the run's brake; another scale's results are kept apart
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1"]) == 0
@@ -443,6 +459,12 @@ def test_the_brake_trial_keeps_a_lighter_brake_only_where_it_validates_higher(wo
     for bad in ("0", "1.5"):
         assert "--brake_trial" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--brake_trial", bad]
                                                  + RL_TINY)
+
+
+def test_the_brake_trial_steps_end_on_the_lightest_scale_asked_for():
+    assert rl.lighter_brakes(0.8) == [0.95, 0.9, 0.85, 0.8]
+    assert rl.lighter_brakes(0.87) == [0.95, 0.9, 0.87]
+    assert rl.lighter_brakes(0.97) == [0.97]
 
 
 def test_a_run_stopped_inside_its_second_attempt_resumes_there_and_then_chooses(workdir, monkeypatch, capsys):
