@@ -7,6 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main
 import rl
@@ -431,12 +432,14 @@ def test_the_brake_trial_walks_the_brake_lighter_while_the_validation_rises(work
     assert config["train"]["brake_trial"] == rl.LIGHTEST_BRAKE  # auto on DART laps, validations choosing
     assert config["model"]["brake_scale"] == 1.0 and "drives with brake x 1 " in capsys.readouterr().out
     assert tried == [1.0, 1 - rl.BRAKE_STEP]  # the first lighter step validated lower: the walk ends there
-    # The validation peaks at 0.9: the walk keeps it and stops at the step past it (a resume runs the trial again).
+    # The validation peaks at 0.95: the walk keeps it, having tried the step past it (a resume trials again).
     tried.clear()
-    monkeypatch.setattr(rl, "validate", validations(lambda scale: 900 - abs(scale - 0.9)))
+    monkeypatch.setattr(rl, "validate", validations(lambda scale: 900 - abs(scale - 0.95)))
     assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
-    assert json.loads((run / "config.json").read_text())["model"]["brake_scale"] == 0.9
-    assert tried == [1.0, 0.95, 0.9, 0.85]
+    assert json.loads((run / "config.json").read_text())["model"]["brake_scale"] == 0.95
+    assert tried == [1.0, 0.95, 0.9]
+    verdicts = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload().Tensors("brake_trial/text_summary")
+    assert any(b"drives with brake x 0.95" in t.tensor_proto.string_val[0] for t in verdicts)  # also in TensorBoard
     # Braking less validates higher all the way: the lightest step is kept, and the run's policy (not its other
     # checkpoints) drives it.
     monkeypatch.setattr(rl, "validate", validations(lambda scale: 901 - scale))

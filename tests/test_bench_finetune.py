@@ -68,12 +68,11 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Every row before --attempts auto trained once; its key names it (_attempts2), and only today's leaves it auto.
         assert setting("--attempts") == ([] if label in finetune.TODAYS_ATTEMPTS else [1])
         assert ("_attempts2" in key) == (label in finetune.TODAYS_ATTEMPTS)
-        # Every row before --brake_trial drove the policy as trained; the one-step trial (0.9 on DART laps, the auto
-        # of its day) is named _brake09 and today's walk down to 0.8 _brake08.
-        assert setting("--brake_trial") == {finetune.BRAKE_WALK: [], finetune.BRAKE_TRIAL:
-                                            [finetune.BRAKE_09_ON_DART_LAPS]}.get(label, [1])
+        # Every row before --brake_trial auto drove the policy as trained; today's DART runs are named _brake09, the
+        # walk on to 0.8 _brake08.
+        assert setting("--brake_trial") == {finetune.BRAKE_TRIAL: [], finetune.BRAKE_WALK_08: [0.8]}.get(label, [1])
         assert ("_brake09" in key) == (label == finetune.BRAKE_TRIAL)
-        assert ("_brake08" in key) == (label == finetune.BRAKE_WALK)
+        assert ("_brake08" in key) == (label == finetune.BRAKE_WALK_08)
         for name in ("n_step", "stall_penalty"):  # named in the key as _nstep5, _stallpenalty400
             value = re.search(rf"_{name.replace('_', '')}(\d+)", key)
             assert setting(f"--{name}") == ([int(value.group(1))] if value else [])
@@ -122,19 +121,15 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
                                                     (finetune.BUDGET_AUTO, 5_000, 5_000))):
         finetune.rl_run(variant, "weak", k, given)
         assert budget() == expected
-    finetune.rl_run(finetune.BRAKE_WALK, "weak", 3, None)
+    finetune.rl_run(finetune.BRAKE_TRIAL, "weak", 3, None)
     assert budget() is None and "--skipped_tile_penalty" not in commands[-1]  # today's default: every pace auto
     assert "--attempts" not in commands[-1] and "--brake_trial" not in commands[-1]
-    # The one-step trial's row asks for its day's auto: 0.9 on DART laps, 1 (no trial) on clean laps.
-    for k, (start, lightest) in enumerate((("weak", 1), ("strong", 0.9)), start=4):
-        finetune.rl_run(finetune.BRAKE_TRIAL, start, k, None)
-        assert commands[-1][commands[-1].index("--brake_trial") + 1] == lightest
-    # --brake_trial auto: no trial on clean laps (the previous default's runs), runs of its own on DART laps.
-    for trial in (finetune.BRAKE_TRIAL, finetune.BRAKE_WALK):
-        assert finetune.rl_run_id(trial, "weak", 1) == finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 1)
-        for start in ("strong", "recovery"):
-            assert finetune.rl_run_id(trial, start, 1) != finetune.rl_run_id(finetune.TILES_AUTO, start, 1)
-    assert finetune.rl_run_id(finetune.BRAKE_WALK, "strong", 1) != finetune.rl_run_id(finetune.BRAKE_TRIAL, "strong", 1)
+    # --brake_trial auto: no trial on clean laps (the previous default's runs), a run of its own on DART laps.
+    assert finetune.rl_run_id(finetune.BRAKE_TRIAL, "weak", 1) == finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 1)
+    for start in ("strong", "recovery"):
+        assert finetune.rl_run_id(finetune.BRAKE_TRIAL, start, 1) != finetune.rl_run_id(finetune.TILES_AUTO, start, 1)
+    assert finetune.rl_run_id(finetune.BRAKE_WALK_08, "strong", 1) != finetune.rl_run_id(finetune.BRAKE_TRIAL,
+                                                                                          "strong", 1)
     # --attempts auto: one fine-tuning on DART laps, the previous default's runs; two on clean laps, runs of their own.
     for start in ("strong", "recovery"):
         assert finetune.rl_run_id(finetune.ATTEMPTS_AUTO, start, 1) == finetune.rl_run_id(finetune.TILES_AUTO, start, 1)
