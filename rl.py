@@ -846,9 +846,8 @@ def train_other_attempts(path: Path, config: RLConfig, env_config: EnvConfig, mo
 
 def lighter_brakes(lightest: float) -> list[float]:
     """The brake scales --brake_trial walks, lighter by BRAKE_STEP each, down to `lightest` (the last one)."""
-    steps = int(np.floor((1 - lightest) / BRAKE_STEP + 1e-9))
-    scales = [round(1 - BRAKE_STEP * step, 6) for step in range(1, steps + 1)]
-    return scales if scales and scales[-1] <= lightest + 1e-9 else scales + [lightest]
+    steps = [round(1 - BRAKE_STEP * step, 6) for step in range(1, round(1 / BRAKE_STEP))]
+    return [scale for scale in steps if scale > lightest] + [lightest]
 
 
 def brake_trial(path: Path, config: RLConfig) -> float:
