@@ -8,7 +8,8 @@
 `act` takes raw 96x96x3 frames, one per environment frame, and applies the run's preprocessing, frame
 stack and action repeat itself: it picks a new action every `action_repeat` frames and repeats it between.
 `test` drives through the same stacker and `decide`. The run's policy brakes as its config's
-`model.brake_scale` says (train_rl's brake trial); a named checkpoint brakes as it was trained.
+`model.brake_scale` and `model.gas_scale` say (train_rl's brake and gas trials); a named checkpoint drives as it
+was trained.
 """
 from __future__ import annotations
 
@@ -23,17 +24,29 @@ from errors import UserError
 from networks import POLICY_ACTIONS, ActorCritic, ModelConfig
 from runs import checkpoint_path, load_checkpoint, load_config, run_dir
 
+MAX_GAS_SCALE = 2.0  # a gas scale beyond it only turns every bit of gas into full gas
 
-def own_brake_scale(run_brake_scale: float, checkpoint: str | None) -> float:
-    """The brake scale a checkpoint of a run drives with: the run's (its config's) for its policy, else 1."""
-    return run_brake_scale if checkpoint in (None, "latest") else 1.0
+
+def own_scale(run_scale: float, checkpoint: str | None) -> float:
+    """The brake or gas scale a checkpoint of a run drives with: the run's (its config's) for its policy, else 1."""
+    return run_scale if checkpoint in (None, "latest") else 1.0
+
+
+def check_scales(brake_scale: float | None, gas_scale: float | None, source: str = "") -> None:
+    """A brake scale in [0, 1] and a gas scale in [1, MAX_GAS_SCALE] (None: not given), or a UserError naming
+    `source` (a config file, else the argument)."""
+    if brake_scale is not None and not 0 <= brake_scale <= 1:
+        raise UserError(f"{source}brake_scale must be in [0, 1], got {brake_scale}")
+    if gas_scale is not None and not 1 <= gas_scale <= MAX_GAS_SCALE:
+        raise UserError(f"{source}gas_scale must be in [1, {MAX_GAS_SCALE:g}], got {gas_scale}")
 
 
 class Agent:
     def __init__(self, model: ActorCritic, env_config: EnvConfig, device: str | torch.device = "cpu",
-                 brake_scale: float = 1.0):
+                 brake_scale: float = 1.0, gas_scale: float = 1.0):
         self.model = model
         self.brake_scale = brake_scale
+        self.gas_scale = gas_scale
         self.env_config = env_config
         self.device = torch.device(device)
         self.stacker = FrameStacker(env_config)
@@ -42,10 +55,12 @@ class Agent:
 
     @classmethod
     def load(cls, run: str | Path, checkpoint: str | None = None, device: str = "cpu",
-             policy_action: str | None = None, brake_scale: float | None = None) -> "Agent":
+             policy_action: str | None = None, brake_scale: float | None = None,
+             gas_scale: float | None = None) -> "Agent":
         """Rebuild a run's networks from `config.json` and load its latest (or the named) checkpoint.
-        `policy_action` ("mean" or "expected", see ModelConfig) and `brake_scale` (in [0, 1]; default: the run's
-        own for its policy, 1 for a named checkpoint) override the run's, for comparisons."""
+        `policy_action` ("mean" or "expected", see ModelConfig), `brake_scale` (in [0, 1]) and `gas_scale` (in
+        [1, MAX_GAS_SCALE]; both by default the run's own for its policy, 1 for a named checkpoint) override the
+        run's, for comparisons."""
         path = run_dir(str(run))
         config = load_config(path)  # checked: a malformed file is a one-line error naming it
         env_config, model_config = EnvConfig(**config["env"]), ModelConfig(**config["model"])
@@ -63,15 +78,13 @@ class Agent:
         except RuntimeError as error:
             raise UserError(f"{path}: checkpoint does not match the run's networks "
                             f"({str(error).splitlines()[0]})") from None
-        if brake_scale is None and not 0 <= model_config.brake_scale <= 1:  # a hand-edited config.json
-            raise UserError(f"{path / 'config.json'}: brake_scale must be in [0, 1], got {model_config.brake_scale}")
-        if brake_scale is None:
-            brake_scale = own_brake_scale(model_config.brake_scale, checkpoint)
-        elif not 0 <= brake_scale <= 1:
-            raise UserError(f"brake_scale must be in [0, 1], got {brake_scale}")
+        check_scales(model_config.brake_scale, model_config.gas_scale, f"{path / 'config.json'}: ")  # hand-edited?
+        check_scales(brake_scale, gas_scale)
+        brake_scale = own_scale(model_config.brake_scale, checkpoint) if brake_scale is None else brake_scale
+        gas_scale = own_scale(model_config.gas_scale, checkpoint) if gas_scale is None else gas_scale
         device = resolve_device(device)
         model.to(device).eval()
-        return cls(model, env_config, device, brake_scale)
+        return cls(model, env_config, device, brake_scale, gas_scale)
 
     def reset(self) -> None:
         """Forget the previous episode (call after every env.reset)."""
@@ -93,5 +106,6 @@ class Agent:
         """Deterministic actions (N, 3) for a batch of preprocessed, stacked observations (N, C, S, S)."""
         with torch.no_grad():
             actions = self.model.act(torch.as_tensor(obs, device=self.device)).cpu().numpy().astype(np.float32)
+        actions[:, 1] = np.minimum(actions[:, 1] * self.gas_scale, 1.0)
         actions[:, 2] *= self.brake_scale
         return actions

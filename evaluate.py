@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agent import Agent, own_brake_scale
+from agent import MAX_GAS_SCALE, Agent, check_scales, own_scale
 from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
 from env import (MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker,
                  make_vec_env)
@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--brake_scale", type=float, default=None,
                         help="drive with the brake of every action times this, in [0, 1] (default: the run's own, "
                              "its config's model.brake_scale, which train_rl's brake trial sets for the run's policy; "
+                             "1 with --checkpoint; results named apart)")
+    parser.add_argument("--gas_scale", type=float, default=None,
+                        help=f"drive with the gas of every action times this, in [1, {MAX_GAS_SCALE:g}], capped at "
+                             "full gas (default: the run's own, model.gas_scale, which train_rl's gas trial sets; "
                              "1 with --checkpoint; results named apart)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy: cpu, cuda, cuda:N, auto")
 
@@ -141,10 +145,9 @@ def run(args: argparse.Namespace) -> int:
         check_video_path(args.video)
     path = run_dir(args.resume_run_id)
     prepare_outputs(path / RESULTS_DIR, args.video)
-    if args.brake_scale is not None and not 0 <= args.brake_scale <= 1:
-        raise UserError(f"--brake_scale must be in [0, 1], got {args.brake_scale}")
+    check_scales(args.brake_scale, args.gas_scale, "--")
     agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device, policy_action=args.policy_action,
-                       brake_scale=args.brake_scale)
+                       brake_scale=args.brake_scale, gas_scale=args.gas_scale)
     seeds = list(range(args.seed, args.seed + args.episodes))
     recorder = EpisodeRecorder(args.video_view) if args.video else None
     episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder,
@@ -155,23 +158,26 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(episodes)
     print(format_table(summary))
     out = results_file(path, args.checkpoint, args.seed, args.episodes, args.shove, args.policy_action,
-                       args.brake_scale)
+                       args.brake_scale, args.gas_scale)
     atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0
 
 
 def results_file(path: Path, checkpoint: str | None, seed: int, episodes: int, shove: float,
-                 policy_action: str | None, brake_scale: float | None = None) -> Path:
-    """Where `test` writes a run's results: named by checkpoint, tracks, shoves, and an action or brake scale other
-    than the run's."""
+                 policy_action: str | None, brake_scale: float | None = None, gas_scale: float | None = None) -> Path:
+    """Where `test` writes a run's results: named by checkpoint, tracks, shoves, and an action, brake or gas scale
+    other than the run's."""
     name = Path(checkpoint).stem if checkpoint else "latest"
     shoved = f"_shove{shove:g}" if shove else ""
-    model = load_config(path)["model"] if policy_action or brake_scale is not None else {}
+    given = brake_scale is not None or gas_scale is not None
+    model = load_config(path)["model"] if policy_action or given else {}
     action = f"_{policy_action}" if policy_action and policy_action != model["policy_action"] else ""
-    own_brake = own_brake_scale(model.get("brake_scale", 1.0), checkpoint)
-    brake = f"_brake{brake_scale:g}" if brake_scale is not None and brake_scale != own_brake else ""
-    return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{action}{brake}.json"
+    scales = ""
+    for scale, key in ((brake_scale, "brake"), (gas_scale, "gas")):
+        if scale is not None and scale != own_scale(model.get(f"{key}_scale", 1.0), checkpoint):
+            scales += f"_{key}{scale:g}"
+    return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{action}{scales}.json"
 
 
 def prepare_outputs(results: Path, video: str | None) -> None:

@@ -60,6 +60,8 @@ class ModelConfig:
     # The brake of every action the run's policy drives (validation, test and Agent.load; not collection) times
     # this. train_rl's brake trial sets it after training, where the policy validates higher braking less.
     brake_scale: float = 1.0
+    # Likewise the gas, times this (>= 1) and capped at full gas: train_rl's gas trial, after the brake trial.
+    gas_scale: float = 1.0
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.

@@ -50,7 +50,8 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
     the run's attempt_2/, and the run ends on the better validated policy (`train_other_attempts`).
   - the brake trial (`brake_trial` auto, down to 0.9 under the KL cost): after training the run's policy is
     validated again with its brake lighter step by step, and drives at the last step that validated higher
-    (`brake_trial`; ModelConfig.brake_scale).
+    (`action_trials`; ModelConfig.brake_scale); then the gas trial (`gas_trial` auto, up to 1.1 where the brake
+    trial's auto walks) the same way with its gas heavier (ModelConfig.gas_scale).
   - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
     the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
     sets that then is the frozen BC policy (`warm_up_actor`).
@@ -78,7 +79,7 @@ from tqdm import tqdm
 
 import demos
 import distributed
-from agent import Agent
+from agent import MAX_GAS_SCALE, Agent
 from bc import BCConfig, add_env_and_model_arguments, auto_bool, auto_or, env_and_model_configs, override_reward
 from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
@@ -117,6 +118,8 @@ CLEAN_LAPS_ATTEMPTS, ATTEMPT_SEED_STRIDE = 2, 100
 # while the validation rose lost a test lap on 2 of 4 runs whose 10 (and 30) validation tracks lost none (Design
 # notes): the validation sees the gain of each step, not the cliff beyond it, so the walk stops at 10 %.
 LIGHTEST_BRAKE, BRAKE_STEP = 0.9, 0.05
+# --gas_trial auto where --brake_trial's auto walks: the same walk with the gas of every action heavier, after it.
+HEAVIEST_GAS, GAS_STEP = 1.1, 0.05
 # --skipped_tile_penalty auto fine-tuning clean laps: a lap completes only once every tile is visited, and most laps
 # the weak start's fine-tuning missed look like corner cuts (the two replayed had left 3 and 5 tiles behind), running
 # out the 1000 frames on a second lap. The penalty is what that costs the test's return: the rest of the frames, at
@@ -174,6 +177,9 @@ class RLConfig:
     # than the one before: the critic cannot see a few frames a lap, 10 validation tracks can. 1 = no trial. None
     # (auto): LIGHTEST_BRAKE under the KL cost where periodic validations choose the policy, else 1.
     brake_trial: float | None = None
+    # After the brake trial, the same walk with the gas of every action heavier, in GAS_STEPs up to this (> 1; capped
+    # at full gas; ModelConfig.gas_scale). 1 = no trial. None (auto): HEAVIEST_GAS where brake_trial's auto walks.
+    gas_trial: float | None = None
     # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
     # critic_dataset (the robust recipe, below), else 0.
     train_shove: float | None = None
@@ -235,7 +241,8 @@ class RLConfig:
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
                                     "cut_returns_at_shoves": False, "imitate_critic_dataset": False,
                                     "actor_warmup_steps": 0, "actor_lr_decay": False,
-                                    "skipped_tile_penalty": 0.0, "attempts": 1, "brake_trial": 1.0}
+                                    "skipped_tile_penalty": 0.0, "attempts": 1, "brake_trial": 1.0,
+                                    "gas_trial": 1.0}
 
     @property
     def actor_start(self) -> int:
@@ -348,6 +355,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and drive it (test, Agent.load) at the last step that did; 1 = no trial; auto "
                              f"(default) = {LIGHTEST_BRAKE:g} with the KL cost (DART laps, whose policies brake more "
                              "than they need) and validations choosing the policy, else 1")
+    parser.add_argument("--gas_trial", type=auto_or(float, f"a scale in [1, {MAX_GAS_SCALE:g}]"), default=c.gas_trial,
+                        metavar="{auto,G}",
+                        help="after the brake trial, the same walk with the gas of every action heavier by "
+                             f"{GAS_STEP:g} a step (capped at full gas), up to times G; 1 = no trial; auto (default) = "
+                             f"{HEAVIEST_GAS:g} with the KL cost and validations choosing the policy, else 1")
     parser.add_argument("--train_shove", type=auto_or(float, "a probability"), default=c.train_shove,
                         metavar="{auto,P}",
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
@@ -735,8 +747,8 @@ def run(args: argparse.Namespace) -> int:
             train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
             if config.attempts > 1:
                 train_other_attempts(path, config, env_config, model_config, ctx)
-            if ctx.is_main and config.brake_trial < 1:
-                brake_trial(path, config)
+            if ctx.is_main and (config.brake_trial < 1 or config.gas_trial > 1):
+                action_trials(path, config)
     finally:
         distributed.cleanup(ctx)
     return 0
@@ -758,7 +770,7 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         if ignored and ctx.is_main:
             print(f"warning: continuing {args.resume_run_id} with its saved settings; ignoring {', '.join(ignored)}")
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
-        model_config.brake_scale = 1.0  # its policy may change: the brake trial runs again at the end
+        model_config.brake_scale = model_config.gas_scale = 1.0  # its policy may change: the trials run again
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
         for name, default in asdict(RLConfig()).items():  # 0/1 flags -> the config's bools
@@ -850,29 +862,50 @@ def lighter_brakes(lightest: float) -> list[float]:
     return [scale for scale in steps if scale > lightest] + [lightest]
 
 
-def brake_trial(path: Path, config: RLConfig) -> float:
-    """--brake_trial S: validate the run's policy as trained, then with the brake of every action lighter step by
-    step (`lighter_brakes`) while each step validates higher than the one before; keep the last that did
-    (config.json's model.brake_scale, which test and Agent.load apply to the run's policy). The walk stops at the
-    first step that does not rise: a lighter brake gains a little on every track until it costs a lap somewhere.
-    Returns the scale kept."""
-    agent = Agent.load(path, device=config.device, brake_scale=1.0)
-    kept, best = 1.0, validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
-    tried = [f"{best:.1f} as trained"]
-    for scale in lighter_brakes(config.brake_trial):
-        agent.brake_scale = scale
+def heavier_gas(heaviest: float) -> list[float]:
+    """The gas scales --gas_trial walks, heavier by GAS_STEP each, up to `heaviest` (the last one)."""
+    steps = [round(1 + GAS_STEP * step, 6) for step in range(1, round((MAX_GAS_SCALE - 1) / GAS_STEP) + 1)]
+    return [scale for scale in steps if scale < heaviest] + [heaviest]
+
+
+def walk(agent: Agent, knob: str, scales: list[float], best: float, config: RLConfig,
+         tried: list[str]) -> tuple[float, float]:
+    """Validate `agent` with its `knob` (brake_scale or gas_scale) at each of `scales` in turn, stopping at the first
+    that does not validate strictly higher than the step before (`best` validated the agent as it is); the knob is
+    left at the last that did (or as it was), and returned with its validation. Each step goes into `tried`."""
+    kept = getattr(agent, knob)
+    for scale in scales:
+        setattr(agent, knob, scale)
         raw = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
-        tried.append(f"{raw:.1f} with its brake x {scale:g}")
+        tried.append(f"{raw:.1f} with its {knob.removesuffix('_scale')} x {scale:g}")
         if raw <= best:
             break
         kept, best = scale, raw
+    setattr(agent, knob, kept)
+    return kept, best
+
+
+def action_trials(path: Path, config: RLConfig) -> tuple[float, float]:
+    """--brake_trial S and --gas_trial G: validate the run's policy as trained, then with the brake of every action
+    lighter step by step (`lighter_brakes`) while each step validates higher than the one before, then from there
+    with its gas heavier (`heavier_gas`) the same way; keep the last steps that rose (config.json's
+    model.brake_scale and model.gas_scale, which test and Agent.load apply to the run's policy). A walk stops at the
+    first step that does not rise: driving faster gains a little on every track until it costs a lap somewhere.
+    Returns the scales kept."""
+    agent = Agent.load(path, device=config.device, brake_scale=1.0, gas_scale=1.0)
+    best = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
+    tried = [f"{best:.1f} as trained"]
+    brakes = lighter_brakes(config.brake_trial) if config.brake_trial < 1 else []
+    brake, best = walk(agent, "brake_scale", brakes, best, config, tried)
+    gas, best = walk(agent, "gas_scale", heavier_gas(config.gas_trial) if config.gas_trial > 1 else [], best, config,
+                     tried)
     saved = load_config(path)
-    save_config(path, {**saved, "model": {**saved["model"], "brake_scale": kept}})
-    verdict = f"the policy validated {', '.join(tried)}: it drives with brake x {kept:g}"
+    save_config(path, {**saved, "model": {**saved["model"], "brake_scale": brake, "gas_scale": gas}})
+    verdict = f"the policy validated {', '.join(tried)}: it drives with brake x {brake:g} and gas x {gas:g}"
     with SummaryWriter(str(path)) as writer:  # TensorBoard's Text tab, beside the run's curves
-        writer.add_text("brake_trial", verdict)
-    print(f"brake trial: {verdict} (config.json model.brake_scale)")
-    return kept
+        writer.add_text("action_trials", verdict)
+    print(f"brake and gas trials: {verdict} (config.json model.brake_scale, model.gas_scale)")
+    return brake, gas
 
 
 def policy_validation(path: Path) -> float:
@@ -984,6 +1017,8 @@ def validate_config(config: RLConfig) -> None:
             raise UserError(f"--{name} must be > 0, got {getattr(config, name)}")
     if config.brake_trial is not None and not 0 < config.brake_trial <= 1:
         raise UserError(f"--brake_trial must be in (0, 1], got {config.brake_trial}")
+    if config.gas_trial is not None and not 1 <= config.gas_trial <= MAX_GAS_SCALE:
+        raise UserError(f"--gas_trial must be in [1, {MAX_GAS_SCALE:g}], got {config.gas_trial}")
     if config.skipped_tile_penalty is not None and config.skipped_tile_penalty < 0:
         raise UserError(f"--skipped_tile_penalty must be >= 0, got {config.skipped_tile_penalty}")
     if config.augment_pad < 0:
@@ -1184,6 +1219,8 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         config.attempts = auto_attempts(config, from_clean_laps)
     if config.brake_trial is None:  # --brake_trial auto
         config.brake_trial = LIGHTEST_BRAKE if config.bc_prior_kl and validations_choose(config) else 1.0
+    if config.gas_trial is None:  # --gas_trial auto
+        config.gas_trial = HEAVIEST_GAS if config.bc_prior_kl and validations_choose(config) else 1.0
     if config.skipped_tile_penalty is None:  # --skipped_tile_penalty auto
         config.skipped_tile_penalty = SKIPPED_TILE_PENALTY if from_clean_laps else 0.0
     env_config.skipped_tile_penalty = config.skipped_tile_penalty

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import main
-from agent import own_brake_scale
+from agent import own_scale
 from env import TEST_SEED_START
 from evaluate import results_file
 from errors import UserError
@@ -47,10 +47,11 @@ def run_dirs(run_ids: list[str]) -> list[Path]:
 
 def is_own_policy(path: Path, checkpoint: str) -> bool:
     """Whether a named checkpoint is the run's own policy: `latest` names it, or it holds the same bytes (`best` is
-    a byte copy of the validated step that became the policy), and the policy brakes as trained (a named checkpoint
-    does; train_rl's brake trial may have lightened the policy's). A missing one is not: `test` names it."""
-    run_brake_scale = json.loads((path / "config.json").read_text()).get("model", {}).get("brake_scale", 1.0)
-    if own_brake_scale(run_brake_scale, checkpoint) != own_brake_scale(run_brake_scale, None):
+    a byte copy of the validated step that became the policy), and the policy drives as trained (a named checkpoint
+    does; train_rl's brake and gas trials may have changed the policy's). A missing one is not: `test` names it."""
+    model = json.loads((path / "config.json").read_text()).get("model", {})
+    if any(own_scale(model.get(key, 1.0), checkpoint) != own_scale(model.get(key, 1.0), None)
+           for key in ("brake_scale", "gas_scale")):
         return False
     try:
         own, named = checkpoint_path(path), checkpoint_path(path, checkpoint)

@@ -413,19 +413,30 @@ ATTEMPTS_AUTO = ("the default until 2026-12-06's sixth session: the default unti
 # default's runs. Why: the strong policies tested braking 10 % less gained 0.6 to 5 points without a lap lost, a
 # gain the critic does not resolve (bench/brake_headroom.py). Its runs tried 0.9 alone (the sixth session's trial);
 # the walk through 0.95 chooses the same on each of them (their validations at 0.95 lay between, or below both).
-BRAKE_TRIAL = ("today's default: the default until 2026-12-06's sixth session, and on DART laps a brake trial: after "
+BRAKE_TRIAL = ("the default until 2026-12-06's eighth session: the default until 2026-12-06's sixth session, and on "
+               "DART laps a brake trial: after "
                "training the run's policy validated again with the brake of every action lighter, 5 % a step down to "
                "10 %, while each step validates higher, and driven at the last step that did (--brake_trial auto: "
                "down to 0.9 under the KL cost, else 1)")
 # The same walk on to 20 % lighter (2026-12-06's seventh session): the 4 runs of the row above whose validations
 # rose at every step to 0.8 (strong sets 5 and 7, seeds k and k + 100), their trial rerun by a resume; sets 4 and 6
 # stop where today's default does. Lost: 2 of the 4 lost a test lap their validations did not show.
-BRAKE_WALK_08 = ("today's default with the brake trial walking on to 20 % lighter (--brake_trial 0.8), the runs whose "
-                 "validations rose at every step")
-AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL,
-               BRAKE_WALK_08)  # rows measured at train_rl's --total_steps auto
-TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08)  # measured with --skipped_tile_penalty auto
-TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL)  # rows measured with --attempts auto (BRAKE_WALK_08's DART laps: 1)
+BRAKE_WALK_08 = ("the default until 2026-12-06's eighth session with the brake trial walking on to 20 % lighter "
+                 "(--brake_trial 0.8), the runs whose validations rose at every step")
+# train_rl's default since 2026-12-06's eighth session (--gas_trial auto): after the brake trial the same walk with the
+# gas of every action heavier, up to 10 %; clean laps the previous default's runs. Why: the policies' gas sits below
+# full on 9 steps of 10 (the calm autopilot's), and 10 % more gained 0.2 to 0.3 points on the 50 test tracks on each
+# of 4 policies (set 9's two runs, its BC start, the main job's) without a lap lost; 20 % lost a validation lap.
+GAS_TRIAL = ("today's default: the default until 2026-12-06's eighth session, and on DART laps after the brake trial "
+             "a gas trial: the same walk with the gas of every action heavier, 5 % a step up to 10 % (--gas_trial "
+             "auto: up to 1.1 under the KL cost, else 1)")
+AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
+               GAS_TRIAL)  # rows measured at train_rl's --total_steps auto
+# measured with --skipped_tile_penalty auto
+TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08, GAS_TRIAL)
+# rows measured with --attempts auto (BRAKE_WALK_08's DART laps: 1)
+TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL)
+BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL)  # rows measured with --brake_trial auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -542,6 +553,9 @@ VARIANTS = {
                                                           else "_actorlr3e4_decay_30k_skip25_attempts2")
                    for start in STARTS}, STALLED_TIED_FLAGS),
     BRAKE_WALK_08: ({"strong": f"{FLOOR_KEYS[True]}_brake08"}, [*STALLED_TIED_FLAGS, "--brake_trial", 0.8]),
+    GAS_TRIAL: ({start: FLOOR_KEYS[dart_laps(start)] + ("_brake09_gas11" if dart_laps(start)
+                                                        else "_actorlr3e4_decay_30k_skip25_attempts2")
+                 for start in STARTS}, STALLED_TIED_FLAGS),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
@@ -678,7 +692,8 @@ VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET)
                           *([] if label in TODAYS_PENALTY or "--skipped_tile_penalty" in flags else
                             ["--skipped_tile_penalty", 0]),
                           *([] if label in TODAYS_ATTEMPTS else ["--attempts", 1]),  # one fine-tuning until then
-                          *([] if label == BRAKE_TRIAL or "--brake_trial" in flags else ["--brake_trial", 1]),
+                          *([] if label in BRAKE_TRIALS or "--brake_trial" in flags else ["--brake_trial", 1]),
+                          *([] if label == GAS_TRIAL else ["--gas_trial", 1]),
                           *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in FLOOR_FOLLOWS_START or "--bc_weight_floor" in flags else
                             ["--bc_weight_floor", 0.3 if label in WITH_FLOOR_30 else 0.1]),

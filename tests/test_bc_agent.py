@@ -231,7 +231,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     saved = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
     for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves",
                 "imitate_critic_dataset", "actor_warmup_steps", "actor_lr_decay", "skipped_tile_penalty",
-                "brake_trial"):
+                "brake_trial", "gas_trial"):
         del saved["train"][key]
     del saved["env"]["skipped_tile_penalty"]
     (workdir / "logs" / "rl" / "config.json").write_text(json.dumps(saved))
@@ -241,10 +241,10 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config.bc_prior_kl is False and config.bc_weight_floor == 0.1
     assert config.train_shove_share == 1.0 and config.cut_returns_at_shoves is False  # every episode shoved, no cut
     assert config.imitate_critic_dataset is False and config.actor_warmup_steps == 0 and config.actor_lr_decay is False
-    assert config.skipped_tile_penalty == 0.0 and config.brake_trial == 1.0
+    assert config.skipped_tile_penalty == 0.0 and config.brake_trial == 1.0 and config.gas_trial == 1.0
     assert ("missing (as before they existed): bc_prior_kl False, bc_weight_floor 0.1, train_shove_share 1.0, "
             "cut_returns_at_shoves False, imitate_critic_dataset False, actor_warmup_steps 0, actor_lr_decay False, "
-            "skipped_tile_penalty 0.0, brake_trial 1.0") in capsys.readouterr().err
+            "skipped_tile_penalty 0.0, brake_trial 1.0, gas_trial 1.0") in capsys.readouterr().err
 
 
 def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
@@ -414,60 +414,75 @@ def test_attempts_train_beside_the_run_and_it_ends_on_the_best_validated(workdir
                                                 + RL_TINY)
 
 
-def test_the_brake_trial_walks_the_brake_lighter_while_the_validation_rises(workdir, monkeypatch, capsys):
+def test_the_trials_walk_the_brake_lighter_then_the_gas_heavier_while_the_validation_rises(workdir, monkeypatch,
+                                                                                           capsys):
     monkeypatch.chdir(workdir)
     tried = []
 
-    def validations(score):  # a fake validation whose return is score(brake scale), recording the scales tried
+    def validations(score):  # a fake validation whose return is score(brake, gas), recording the scales tried
         def validate(agent, episodes, num_envs):
-            tried.append(agent.brake_scale)
-            return {"raw": {"mean": score(agent.brake_scale)}}
+            tried.append((agent.brake_scale, agent.gas_scale))
+            return {"raw": {"mean": score(agent.brake_scale, agent.gas_scale)}}
         return validate
 
-    monkeypatch.setattr(rl, "validate", validations(lambda scale: 900 + scale))
+    monkeypatch.setattr(rl, "validate", validations(lambda brake, gas: 900 + brake - gas))
     flags = [f for f in RL_TINY if f not in ("--eval_every", "0")] + ["--eval_every", "20", "--eval_episodes", "1"]
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "brake"] + flags) == 0
     run = workdir / "logs" / "brake"
     config = json.loads((run / "config.json").read_text())
-    assert config["train"]["brake_trial"] == rl.LIGHTEST_BRAKE  # auto on DART laps, validations choosing
-    assert config["model"]["brake_scale"] == 1.0 and "drives with brake x 1 " in capsys.readouterr().out
-    assert tried == [1.0, 1 - rl.BRAKE_STEP]  # the first lighter step validated lower: the walk ends there
-    # The validation peaks at 0.95: the walk keeps it, having tried the step past it (a resume trials again).
+    # auto on DART laps, validations choosing
+    assert config["train"]["brake_trial"] == rl.LIGHTEST_BRAKE and config["train"]["gas_trial"] == rl.HEAVIEST_GAS
+    assert config["model"]["brake_scale"] == config["model"]["gas_scale"] == 1.0
+    assert "drives with brake x 1 and gas x 1 " in capsys.readouterr().out
+    # Each walk's first step validated lower: each ends there, the gas's from the brake the first kept.
+    assert tried == [(1.0, 1.0), (1 - rl.BRAKE_STEP, 1.0), (1.0, 1 + rl.GAS_STEP)]
+    # The validation peaks at brake 0.95 and gas 1.05: the walks keep them, having tried the steps past them (a
+    # resume trials again).
     tried.clear()
-    monkeypatch.setattr(rl, "validate", validations(lambda scale: 900 - abs(scale - 0.95)))
+    monkeypatch.setattr(rl, "validate", validations(lambda brake, gas: 900 - abs(brake - 0.95) - abs(gas - 1.05)))
     assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
-    assert json.loads((run / "config.json").read_text())["model"]["brake_scale"] == 0.95
-    assert tried == [1.0, 0.95, 0.9]
-    verdicts = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload().Tensors("brake_trial/text_summary")
-    assert any(b"drives with brake x 0.95" in t.tensor_proto.string_val[0] for t in verdicts)  # also in TensorBoard
-    # Braking less validates higher all the way: the lightest step is kept, and the run's policy (not its other
-    # checkpoints) drives it.
-    monkeypatch.setattr(rl, "validate", validations(lambda scale: 901 - scale))
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert (model["brake_scale"], model["gas_scale"]) == (0.95, 1.05)
+    assert tried == [(1.0, 1.0), (0.95, 1.0), (0.9, 1.0), (0.95, 1.05), (0.95, 1.1)]
+    verdicts = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload().Tensors("action_trials/text_summary")
+    assert any(b"drives with brake x 0.95 and gas x 1.05" in t.tensor_proto.string_val[0]
+               for t in verdicts)  # also in TensorBoard
+    # Braking less and gassing more validate higher all the way: the last steps are kept, and the run's policy
+    # (not its other checkpoints) drives them.
+    monkeypatch.setattr(rl, "validate", validations(lambda brake, gas: 901 - brake + gas))
     assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
-    assert json.loads((run / "config.json").read_text())["model"]["brake_scale"] == rl.LIGHTEST_BRAKE
-    policy, as_trained = Agent.load(run), Agent.load(run, brake_scale=1.0)
-    assert policy.brake_scale == rl.LIGHTEST_BRAKE and Agent.load(run, checkpoint="step_0").brake_scale == 1.0
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert (model["brake_scale"], model["gas_scale"]) == (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS)
+    policy, as_trained = Agent.load(run), Agent.load(run, brake_scale=1.0, gas_scale=1.0)
+    assert (policy.brake_scale, policy.gas_scale) == (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS)
+    step_0 = Agent.load(run, checkpoint="step_0")
+    assert step_0.brake_scale == step_0.gas_scale == 1.0
     obs = np.random.default_rng(0).integers(0, 256, (8, *policy.env_config.obs_shape), np.uint8)
-    lighter, own = policy.decide(obs), as_trained.decide(obs)
-    assert np.abs(own[:, 2]).max() > 1e-3
-    np.testing.assert_allclose(lighter[:, 2], rl.LIGHTEST_BRAKE * own[:, 2], rtol=1e-6)
-    np.testing.assert_array_equal(lighter[:, :2], own[:, :2])
-    # test drives the run's brake; another scale's results are kept apart
+    faster, own = policy.decide(obs), as_trained.decide(obs)
+    assert np.abs(own[:, 2]).max() > 1e-3 and 1e-3 < own[:, 1].max() < 1 / rl.HEAVIEST_GAS
+    np.testing.assert_allclose(faster[:, 2], rl.LIGHTEST_BRAKE * own[:, 2], rtol=1e-6)
+    np.testing.assert_allclose(faster[:, 1], rl.HEAVIEST_GAS * own[:, 1], rtol=1e-6)
+    np.testing.assert_array_equal(faster[:, 0], own[:, 0])
+    assert Agent.load(run, gas_scale=1.5).decide(np.repeat(obs, 8, axis=0))[:, 1].max() <= 1  # capped at full gas
+    # test drives the run's scales; other scales' results are kept apart
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1"]) == 0
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--brake_scale", "1"]) == 0
+    assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--gas_scale", "1"]) == 0
     results = {p.name for p in (run / "test_results").glob("*.json")}
-    assert {"latest_seed1000000_n1.json", "latest_seed1000000_n1_brake1.json"} <= results
+    assert {"latest_seed1000000_n1.json", "latest_seed1000000_n1_brake1.json",
+            "latest_seed1000000_n1_gas1.json"} <= results
     capsys.readouterr()
     assert "--brake_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--brake_scale", "2"])
-    for bad in ("0", "1.5"):
-        assert "--brake_trial" in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", "--brake_trial", bad]
-                                                 + RL_TINY)
+    assert "--gas_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--gas_scale", "0.5"])
+    for flag, bad in (("--brake_trial", "0"), ("--brake_trial", "1.5"), ("--gas_trial", "0.9"), ("--gas_trial", "3")):
+        assert flag in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", flag, bad] + RL_TINY)
 
 
 def test_the_brake_trial_steps_end_on_the_lightest_scale_asked_for():
     assert rl.lighter_brakes(0.8) == [0.95, 0.9, 0.85, 0.8]
     assert rl.lighter_brakes(0.87) == [0.95, 0.9, 0.87]
     assert rl.lighter_brakes(0.97) == [0.97]
+    assert rl.heavier_gas(1.1) == [1.05, 1.1] and rl.heavier_gas(1.12) == [1.05, 1.1, 1.12]
 
 
 def test_a_run_stopped_inside_its_second_attempt_resumes_there_and_then_chooses(workdir, monkeypatch, capsys):
