@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -62,6 +63,8 @@ class ModelConfig:
     brake_scale: float = 1.0
     # Likewise the gas, times this (>= 1) and capped at full gas: train_rl's gas trial, after the brake trial.
     gas_scale: float = 1.0
+    # Settings whose default is what a run saved before them did (drive as trained): loaded without a warning.
+    QUIET_DEFAULTS: ClassVar[tuple] = ("brake_scale", "gas_scale")
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.

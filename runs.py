@@ -94,7 +94,7 @@ def checked_settings(file: Path, section: str, values: Any, cls: type) -> dict[s
     # A setting that did not exist when the run was saved takes the value it had then (the class's SAVED_BEFORE,
     # where that is not its default).
     before = {key: value for key, value in getattr(cls, "SAVED_BEFORE", {}).items() if key in missing}
-    defaulted = [key for key in missing if key not in before]
+    defaulted = [key for key in missing if key not in before and key not in getattr(cls, "QUIET_DEFAULTS", ())]
     notes += [f"missing (defaults used): {', '.join(defaulted)}"] if defaulted else []
     notes += [f"missing (as before they existed): {', '.join(f'{k} {v}' for k, v in before.items())}"] if before else []
     if notes:
