@@ -528,7 +528,10 @@ def test_interrupt_writes_final_checkpoint(workdir, tmp_path, signal_name):
     args = [sys.executable, str(root / "main.py"), "train_rl", "--resume_run_id", "bc", "--run_id", "stop"] + RL_TINY
     args[args.index("--total_steps") + 1] = "100000"
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
-    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A suite started in the background of a non-interactive shell inherits SIGINT ignored; Ctrl-C is the default.
+    restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=restore_sigint)
     latest = tmp_path / "logs" / "stop" / "checkpoints" / "latest"
     deadline = time.time() + 240
     while not latest.exists() and time.time() < deadline and process.poll() is None:
