@@ -856,16 +856,14 @@ def train_other_attempts(path: Path, config: RLConfig, env_config: EnvConfig, mo
         choose_attempt(path, config.attempts)
 
 
-def lighter_brakes(lightest: float) -> list[float]:
-    """The brake scales --brake_trial walks, lighter by BRAKE_STEP each, down to `lightest` (the last one)."""
-    steps = [round(1 - BRAKE_STEP * step, 6) for step in range(1, round(1 / BRAKE_STEP))]
-    return [scale for scale in steps if scale > lightest] + [lightest]
-
-
-def heavier_gas(heaviest: float) -> list[float]:
-    """The gas scales --gas_trial walks, heavier by GAS_STEP each, up to `heaviest` (the last one)."""
-    steps = [round(1 + GAS_STEP * step, 6) for step in range(1, round((MAX_GAS_SCALE - 1) / GAS_STEP) + 1)]
-    return [scale for scale in steps if scale < heaviest] + [heaviest]
+def trial_scales(end: float, step: float) -> list[float]:
+    """The scales a trial walks from 1 toward `end` (a lighter brake below 1, a heavier gas above): 1 -+ step,
+    1 -+ 2 step, ... while short of `end`, then `end` itself; none for `end` 1 (no trial)."""
+    if end == 1:
+        return []
+    sign = 1 if end > 1 else -1
+    grid = (round(1 + sign * step * k, 6) for k in range(1, int(np.ceil(abs(end - 1) / step)) + 1))
+    return [scale for scale in grid if sign * (end - scale) > 0] + [end]
 
 
 def walk(agent: Agent, knob: str, scales: list[float], best: float, config: RLConfig,
@@ -887,18 +885,16 @@ def walk(agent: Agent, knob: str, scales: list[float], best: float, config: RLCo
 
 def action_trials(path: Path, config: RLConfig) -> tuple[float, float]:
     """--brake_trial S and --gas_trial G: validate the run's policy as trained, then with the brake of every action
-    lighter step by step (`lighter_brakes`) while each step validates higher than the one before, then from there
-    with its gas heavier (`heavier_gas`) the same way; keep the last steps that rose (config.json's
+    lighter step by step (`trial_scales`) while each step validates higher than the one before, then from there
+    with its gas heavier the same way; keep the last steps that rose (config.json's
     model.brake_scale and model.gas_scale, which test and Agent.load apply to the run's policy). A walk stops at the
     first step that does not rise: driving faster gains a little on every track until it costs a lap somewhere.
     Returns the scales kept."""
     agent = Agent.load(path, device=config.device, brake_scale=1.0, gas_scale=1.0)
     best = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
     tried = [f"{best:.1f} as trained"]
-    brakes = lighter_brakes(config.brake_trial) if config.brake_trial < 1 else []
-    brake, best = walk(agent, "brake_scale", brakes, best, config, tried)
-    gas, best = walk(agent, "gas_scale", heavier_gas(config.gas_trial) if config.gas_trial > 1 else [], best, config,
-                     tried)
+    brake, best = walk(agent, "brake_scale", trial_scales(config.brake_trial, BRAKE_STEP), best, config, tried)
+    gas, best = walk(agent, "gas_scale", trial_scales(config.gas_trial, GAS_STEP), best, config, tried)
     saved = load_config(path)
     save_config(path, {**saved, "model": {**saved["model"], "brake_scale": brake, "gas_scale": gas}})
     verdict = f"the policy validated {', '.join(tried)}: it drives with brake x {brake:g} and gas x {gas:g}"
@@ -1217,10 +1213,11 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     resolve_pace(config, from_clean_laps)
     if config.attempts is None:
         config.attempts = auto_attempts(config, from_clean_laps)
-    if config.brake_trial is None:  # --brake_trial auto
-        config.brake_trial = LIGHTEST_BRAKE if config.bc_prior_kl and validations_choose(config) else 1.0
-    if config.gas_trial is None:  # --gas_trial auto
-        config.gas_trial = HEAVIEST_GAS if config.bc_prior_kl and validations_choose(config) else 1.0
+    trials = config.bc_prior_kl and validations_choose(config)  # --brake_trial and --gas_trial auto
+    if config.brake_trial is None:
+        config.brake_trial = LIGHTEST_BRAKE if trials else 1.0
+    if config.gas_trial is None:
+        config.gas_trial = HEAVIEST_GAS if trials else 1.0
     if config.skipped_tile_penalty is None:  # --skipped_tile_penalty auto
         config.skipped_tile_penalty = SKIPPED_TILE_PENALTY if from_clean_laps else 0.0
     env_config.skipped_tile_penalty = config.skipped_tile_penalty

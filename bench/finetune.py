@@ -424,9 +424,10 @@ BRAKE_TRIAL = ("the default until 2026-12-06's eighth session: the default until
 BRAKE_WALK_08 = ("the default until 2026-12-06's eighth session with the brake trial walking on to 20 % lighter "
                  "(--brake_trial 0.8), the runs whose validations rose at every step")
 # train_rl's default since 2026-12-06's eighth session (--gas_trial auto): after the brake trial the same walk with the
-# gas of every action heavier, up to 10 %; clean laps the previous default's runs. Why: the policies' gas sits below
-# full on 9 steps of 10 (the calm autopilot's), and 10 % more gained 0.2 to 0.3 points on the 50 test tracks on each
-# of 4 policies (set 9's two runs, its BC start, the main job's) without a lap lost; 20 % lost a validation lap.
+# gas of every action heavier, up to 10 %; clean laps the previous default's runs. Why: the policies copy the calm
+# autopilot's gas, which eases off before its target speed, and 10 % more gained 0.2 to 0.6 points on the 50 test
+# tracks on each of 5 policies (set 9's two runs and its BC start, the main job's BC-SAC and BC; test --gas_scale 1.1)
+# without a lap lost; 20 % lost validation laps on both of set 9's runs.
 GAS_TRIAL = ("today's default: the default until 2026-12-06's eighth session, and on DART laps after the brake trial "
              "a gas trial: the same walk with the gas of every action heavier, 5 % a step up to 10 % (--gas_trial "
              "auto: up to 1.1 under the KL cost, else 1)")

@@ -479,10 +479,11 @@ def test_the_trials_walk_the_brake_lighter_then_the_gas_heavier_while_the_valida
 
 
 def test_the_brake_trial_steps_end_on_the_lightest_scale_asked_for():
-    assert rl.lighter_brakes(0.8) == [0.95, 0.9, 0.85, 0.8]
-    assert rl.lighter_brakes(0.87) == [0.95, 0.9, 0.87]
-    assert rl.lighter_brakes(0.97) == [0.97]
-    assert rl.heavier_gas(1.1) == [1.05, 1.1] and rl.heavier_gas(1.12) == [1.05, 1.1, 1.12]
+    assert rl.trial_scales(0.8, rl.BRAKE_STEP) == [0.95, 0.9, 0.85, 0.8]
+    assert rl.trial_scales(0.87, rl.BRAKE_STEP) == [0.95, 0.9, 0.87]
+    assert rl.trial_scales(0.97, rl.BRAKE_STEP) == [0.97]
+    assert rl.trial_scales(1.1, rl.GAS_STEP) == [1.05, 1.1] and rl.trial_scales(1.12, rl.GAS_STEP) == [1.05, 1.1, 1.12]
+    assert rl.trial_scales(1.0, rl.BRAKE_STEP) == rl.trial_scales(1.0, rl.GAS_STEP) == []  # no trial
 
 
 def test_a_run_stopped_inside_its_second_attempt_resumes_there_and_then_chooses(workdir, monkeypatch, capsys):
