@@ -728,7 +728,7 @@ OTHER_CHECKPOINT = {DEFAULT: ("latest_step",
                         ("latest_step", "selection + anchor, its last state"),
                     "plain BC-SAC (lambda 10 on demo rows, learnt spread)": ("latest_step",
                                                                              "plain BC-SAC, its last state")}
-MAX_SEEDS = 10  # demo sets
+MAX_SEEDS = 20  # demo sets the table looks for (0 .. MAX_SEEDS - 1)
 MAX_TRAINING_SEEDS = 5  # training seeds per demo set (training_seed)
 BC_EPOCHS = 0  # train_bc --epochs of every BC start: set once by main(), part of every run id
 
@@ -1070,6 +1070,8 @@ def main() -> None:
         return
     if not 1 <= args.training_seeds <= MAX_TRAINING_SEEDS:
         parser.error(f"--training_seeds must be in [1, {MAX_TRAINING_SEEDS}], got {args.training_seeds}")
+    if not 1 <= args.seeds <= MAX_SEEDS:  # the table looks for demo sets 0 .. MAX_SEEDS - 1 only
+        parser.error(f"--seeds must be in [1, {MAX_SEEDS}], got {args.seeds}")
     if not 0 <= args.first_seed < args.seeds:
         parser.error(f"--first_seed must be in [0, --seeds), got {args.first_seed} with --seeds {args.seeds}")
     from bc import BCConfig

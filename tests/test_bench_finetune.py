@@ -356,6 +356,12 @@ def test_first_seed_trains_the_later_demo_sets_only(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         finetune.main()
     assert exit_info.value.code == 2 and trained == [("weak", 2), ("weak", 3)]
+    # Demo sets the table would not look for are refused before anything trains.
+    monkeypatch.setattr(sys, "argv", ["finetune.py", "--seeds", str(finetune.MAX_SEEDS + 1),
+                                      "--first_seed", str(finetune.MAX_SEEDS)])
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main()
+    assert exit_info.value.code == 2 and trained == [("weak", 2), ("weak", 3)]
     # Without --variants: every variant defined for the start (some rows are keyed by start), none refused.
     trained.clear()
     monkeypatch.setattr(sys, "argv", ["finetune.py", "--seeds", "1", "--starts", "strong"])
