@@ -7,9 +7,9 @@
 
 `act` takes raw 96x96x3 frames, one per environment frame, and applies the run's preprocessing, frame
 stack and action repeat itself: it picks a new action every `action_repeat` frames and repeats it between.
-`test` drives through the same stacker and `decide`. The run's policy brakes as its config's
-`model.brake_scale` and `model.gas_scale` say (train_rl's brake and gas trials); a named checkpoint drives as it
-was trained.
+`test` drives through the same stacker and `decide`. The run's policy brakes and accelerates as its config's
+`model.brake_deadzone`, `model.brake_scale` and `model.gas_scale` say (train_rl's trials); a named checkpoint
+drives as it was trained.
 """
 from __future__ import annotations
 
@@ -27,26 +27,31 @@ from runs import checkpoint_path, load_checkpoint, load_config, run_dir
 MAX_GAS_SCALE = 2.0  # a gas scale beyond it only turns every bit of gas into full gas
 
 
-def own_scale(run_scale: float, checkpoint: str | None) -> float:
-    """The brake or gas scale a checkpoint of a run drives with: the run's (its config's) for its policy, else 1."""
-    return run_scale if checkpoint in (None, "latest") else 1.0
+def own_scale(run_value: float, checkpoint: str | None, setting: str) -> float:
+    """The value of a driving setting (ModelConfig.DRIVING_SETTINGS) a checkpoint of a run drives with: the run's
+    (its config's) for its policy, else the setting's default (as trained)."""
+    return run_value if checkpoint in (None, "latest") else getattr(ModelConfig(), setting)
 
 
-def check_scales(brake_scale: float | None, gas_scale: float | None, source: str = "") -> None:
-    """A brake scale in [0, 1] and a gas scale in [1, MAX_GAS_SCALE] (None: not given), or a UserError naming
-    `source` (a config file, else the argument)."""
+def check_scales(brake_scale: float | None, gas_scale: float | None, source: str = "",
+                 brake_deadzone: float | None = None) -> None:
+    """A brake scale in [0, 1], a gas scale in [1, MAX_GAS_SCALE] and a brake deadzone in [0, 1) (None: not given),
+    or a UserError naming `source` (a config file, else the argument)."""
     if brake_scale is not None and not 0 <= brake_scale <= 1:
         raise UserError(f"{source}brake_scale must be in [0, 1], got {brake_scale}")
     if gas_scale is not None and not 1 <= gas_scale <= MAX_GAS_SCALE:
         raise UserError(f"{source}gas_scale must be in [1, {MAX_GAS_SCALE:g}], got {gas_scale}")
+    if brake_deadzone is not None and not 0 <= brake_deadzone < 1:
+        raise UserError(f"{source}brake_deadzone must be in [0, 1), got {brake_deadzone}")
 
 
 class Agent:
     def __init__(self, model: ActorCritic, env_config: EnvConfig, device: str | torch.device = "cpu",
-                 brake_scale: float = 1.0, gas_scale: float = 1.0):
+                 brake_scale: float = 1.0, gas_scale: float = 1.0, brake_deadzone: float = 0.0):
         self.model = model
         self.brake_scale = brake_scale
         self.gas_scale = gas_scale
+        self.brake_deadzone = brake_deadzone
         self.env_config = env_config
         self.device = torch.device(device)
         self.stacker = FrameStacker(env_config)
@@ -56,11 +61,11 @@ class Agent:
     @classmethod
     def load(cls, run: str | Path, checkpoint: str | None = None, device: str = "cpu",
              policy_action: str | None = None, brake_scale: float | None = None,
-             gas_scale: float | None = None) -> "Agent":
+             gas_scale: float | None = None, brake_deadzone: float | None = None) -> "Agent":
         """Rebuild a run's networks from `config.json` and load its latest (or the named) checkpoint.
-        `policy_action` ("mean" or "expected", see ModelConfig), `brake_scale` (in [0, 1]) and `gas_scale` (in
-        [1, MAX_GAS_SCALE]; both by default the run's own for its policy, 1 for a named checkpoint) override the
-        run's, for comparisons."""
+        `policy_action` ("mean" or "expected", see ModelConfig), `brake_scale` (in [0, 1]), `gas_scale` (in
+        [1, MAX_GAS_SCALE]) and `brake_deadzone` (in [0, 1); all three by default the run's own for its policy, as
+        trained for a named checkpoint) override the run's, for comparisons."""
         path = run_dir(str(run))
         config = load_config(path)  # checked: a malformed file is a one-line error naming it
         env_config, model_config = EnvConfig(**config["env"]), ModelConfig(**config["model"])
@@ -78,13 +83,15 @@ class Agent:
         except RuntimeError as error:
             raise UserError(f"{path}: checkpoint does not match the run's networks "
                             f"({str(error).splitlines()[0]})") from None
-        check_scales(model_config.brake_scale, model_config.gas_scale, f"{path / 'config.json'}: ")  # hand-edited?
-        check_scales(brake_scale, gas_scale)
-        brake_scale = own_scale(model_config.brake_scale, checkpoint) if brake_scale is None else brake_scale
-        gas_scale = own_scale(model_config.gas_scale, checkpoint) if gas_scale is None else gas_scale
+        check_scales(model_config.brake_scale, model_config.gas_scale, f"{path / 'config.json'}: ",  # hand-edited?
+                     model_config.brake_deadzone)
+        check_scales(brake_scale, gas_scale, brake_deadzone=brake_deadzone)
+        given = {"brake_deadzone": brake_deadzone, "brake_scale": brake_scale, "gas_scale": gas_scale}
+        driving = {key: own_scale(getattr(model_config, key), checkpoint, key) if value is None else value
+                   for key, value in given.items()}
         device = resolve_device(device)
         model.to(device).eval()
-        return cls(model, env_config, device, brake_scale, gas_scale)
+        return cls(model, env_config, device, **driving)
 
     def reset(self) -> None:
         """Forget the previous episode (call after every env.reset)."""
@@ -107,5 +114,5 @@ class Agent:
         with torch.no_grad():
             actions = self.model.act(torch.as_tensor(obs, device=self.device)).cpu().numpy().astype(np.float32)
         actions[:, 1] = np.minimum(actions[:, 1] * self.gas_scale, 1.0)
-        actions[:, 2] *= self.brake_scale
+        actions[:, 2] = np.where(actions[:, 2] < self.brake_deadzone, 0.0, actions[:, 2] * self.brake_scale)
         return actions

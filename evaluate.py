@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"drive with the gas of every action times this, in [1, {MAX_GAS_SCALE:g}], capped at "
                              "full gas (default: the run's own, model.gas_scale, which train_rl's gas trial sets; "
                              "1 with --checkpoint; results named apart)")
+    parser.add_argument("--brake_deadzone", type=float, default=None,
+                        help="drive with every brake lighter than this, in [0, 1), released (before --brake_scale; "
+                             "default: the run's own, model.brake_deadzone, which train_rl's deadzone trial sets; 0 "
+                             "with --checkpoint; results named apart)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy: cpu, cuda, cuda:N, auto")
 
 
@@ -145,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
         check_video_path(args.video)
     path = run_dir(args.resume_run_id)
     prepare_outputs(path / RESULTS_DIR, args.video)
-    check_scales(args.brake_scale, args.gas_scale, "--")
+    check_scales(args.brake_scale, args.gas_scale, "--", args.brake_deadzone)
     agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device, policy_action=args.policy_action,
-                       brake_scale=args.brake_scale, gas_scale=args.gas_scale)
+                       brake_scale=args.brake_scale, gas_scale=args.gas_scale, brake_deadzone=args.brake_deadzone)
     seeds = list(range(args.seed, args.seed + args.episodes))
     recorder = EpisodeRecorder(args.video_view) if args.video else None
     episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder,
@@ -158,25 +162,26 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(episodes)
     print(format_table(summary))
     out = results_file(path, args.checkpoint, args.seed, args.episodes, args.shove, args.policy_action,
-                       args.brake_scale, args.gas_scale)
+                       args.brake_scale, args.gas_scale, args.brake_deadzone)
     atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0
 
 
 def results_file(path: Path, checkpoint: str | None, seed: int, episodes: int, shove: float,
-                 policy_action: str | None, brake_scale: float | None = None, gas_scale: float | None = None) -> Path:
+                 policy_action: str | None, brake_scale: float | None = None, gas_scale: float | None = None,
+                 brake_deadzone: float | None = None) -> Path:
     """Where `test` writes a run's results: named by checkpoint, tracks, shoves, and an action, brake or gas scale
-    other than the run's."""
+    or brake deadzone other than the run's."""
     name = Path(checkpoint).stem if checkpoint else "latest"
     shoved = f"_shove{shove:g}" if shove else ""
-    given = brake_scale is not None or gas_scale is not None
-    model = load_config(path)["model"] if policy_action or given else {}
+    given = {"brake_scale": brake_scale, "gas_scale": gas_scale, "brake_deadzone": brake_deadzone}
+    model = load_config(path)["model"] if policy_action or any(v is not None for v in given.values()) else {}
     action = f"_{policy_action}" if policy_action and policy_action != model["policy_action"] else ""
     scales = ""
-    for scale, key in ((brake_scale, "brake"), (gas_scale, "gas")):
-        if scale is not None and scale != own_scale(model.get(f"{key}_scale", 1.0), checkpoint):
-            scales += f"_{key}{scale:g}"
+    for key, value in given.items():
+        if value is not None and value != own_scale(model[key], checkpoint, key):
+            scales += f"_{key.removesuffix('_scale')}{value:g}"
     return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{action}{scales}.json"
 
 

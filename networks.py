@@ -63,8 +63,14 @@ class ModelConfig:
     brake_scale: float = 1.0
     # Likewise the gas, times this (>= 1) and capped at full gas: train_rl's gas trial, after the brake trial.
     gas_scale: float = 1.0
+    # Brakes the run's policy applies lighter than this (before brake_scale) are released. Its teacher brakes 0.1
+    # or more or not at all, but tanh never reaches the bound, so a clone dabs the brake where the teacher coasted.
+    # train_rl's deadzone trial sets it, before the brake trial.
+    brake_deadzone: float = 0.0
+    # How the run's policy drives beyond what it was trained as (the trials'): a named checkpoint drives without them.
+    DRIVING_SETTINGS: ClassVar[tuple] = ("brake_deadzone", "brake_scale", "gas_scale")
     # Settings whose default is what a run saved before them did (drive as trained): loaded without a warning.
-    QUIET_DEFAULTS: ClassVar[tuple] = ("brake_scale", "gas_scale")
+    QUIET_DEFAULTS: ClassVar[tuple] = DRIVING_SETTINGS
 
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.

@@ -51,7 +51,8 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
   - the brake trial (`brake_trial` auto, down to 0.9 under the KL cost): after training the run's policy is
     validated again with its brake lighter step by step, and drives at the last step that validated higher
     (`action_trials`; ModelConfig.brake_scale); then the gas trial (`gas_trial` auto, up to 1.1 where the brake
-    trial's auto walks) the same way with its gas heavier (ModelConfig.gas_scale).
+    trial's auto walks) the same way with its gas heavier (ModelConfig.gas_scale). `deadzone_trial` D (off by
+    default) walks first, releasing the policy's lightest brakes, up to those below D (ModelConfig.brake_deadzone).
   - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
     the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
     sets that then is the frozen BC policy (`warm_up_actor`).
@@ -120,6 +121,10 @@ CLEAN_LAPS_ATTEMPTS, ATTEMPT_SEED_STRIDE = 2, 100
 LIGHTEST_BRAKE, BRAKE_STEP = 0.9, 0.05
 # --gas_trial auto where --brake_trial's auto walks: the same walk with the gas of every action heavier, after it.
 HEAVIEST_GAS, GAS_STEP = 1.1, 0.05
+# --deadzone_trial D, before the brake trial: brakes lighter than 0.05, 0.1, ... up to D released. The autopilot
+# brakes 0.1 or more or not at all; its clones dab lighter brakes where it coasted. Off by default: on 4 strong runs it
+# gained 0.1 to 0.4 on 3 and cost a test lap on the fourth (Design notes).
+DEADZONE_STEP = 0.05
 # --skipped_tile_penalty auto fine-tuning clean laps: a lap completes only once every tile is visited, and most laps
 # the weak start's fine-tuning missed look like corner cuts (the two replayed had left 3 and 5 tiles behind), running
 # out the 1000 frames on a second lap. The penalty is what that costs the test's return: the rest of the frames, at
@@ -180,6 +185,9 @@ class RLConfig:
     # After the brake trial, the same walk with the gas of every action heavier, in GAS_STEPs up to this (> 1; capped
     # at full gas; ModelConfig.gas_scale). 1 = no trial. None (auto): HEAVIEST_GAS where brake_trial's auto walks.
     gas_trial: float | None = None
+    # Before the brake trial, the same walk releasing the policy's lightest brakes, those below DEADZONE_STEP, 2
+    # DEADZONE_STEP, ... up to this (< 1; ModelConfig.brake_deadzone). 0 = no trial.
+    deadzone_trial: float = 0.0
     # Probability per agent step that collection pushes the car as `test --shove` does. None (auto): 0.02 with a
     # critic_dataset (the robust recipe, below), else 0.
     train_shove: float | None = None
@@ -360,6 +368,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after the brake trial, the same walk with the gas of every action heavier by "
                              f"{GAS_STEP:g} a step (capped at full gas), up to times G; 1 = no trial; auto (default) = "
                              f"{HEAVIEST_GAS:g} with the KL cost and validations choosing the policy, else 1")
+    parser.add_argument("--deadzone_trial", type=float, default=c.deadzone_trial, metavar="D",
+                        help="before the brake trial, the same walk releasing every brake lighter than "
+                             f"{DEADZONE_STEP:g}, {2 * DEADZONE_STEP:g}, ... up to D (0.1: the autopilot's lightest "
+                             "brake); 0 = no trial (default: on strong runs it gained a few tenths and once cost a "
+                             "test lap)")
     parser.add_argument("--train_shove", type=auto_or(float, "a probability"), default=c.train_shove,
                         metavar="{auto,P}",
                         help="probability per training step of a shove like test --shove's (a full random steer, no "
@@ -747,7 +760,7 @@ def run(args: argparse.Namespace) -> int:
             train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
             if config.attempts > 1:
                 train_other_attempts(path, config, env_config, model_config, ctx)
-            if ctx.is_main and (config.brake_trial < 1 or config.gas_trial > 1):
+            if ctx.is_main and (config.deadzone_trial > 0 or config.brake_trial < 1 or config.gas_trial > 1):
                 action_trials(path, config)
     finally:
         distributed.cleanup(ctx)
@@ -770,7 +783,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         if ignored and ctx.is_main:
             print(f"warning: continuing {args.resume_run_id} with its saved settings; ignoring {', '.join(ignored)}")
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
-        model_config.brake_scale = model_config.gas_scale = 1.0  # its policy may change: the trials run again
+        for key in ModelConfig.DRIVING_SETTINGS:  # its policy may change: the trials run again
+            setattr(model_config, key, getattr(ModelConfig(), key))
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
         for name, default in asdict(RLConfig()).items():  # 0/1 flags -> the config's bools
@@ -856,26 +870,28 @@ def train_other_attempts(path: Path, config: RLConfig, env_config: EnvConfig, mo
         choose_attempt(path, config.attempts)
 
 
-def trial_scales(end: float, step: float) -> list[float]:
-    """The scales a trial walks from 1 toward `end` (a lighter brake below 1, a heavier gas above): 1 -+ step,
-    1 -+ 2 step, ... while short of `end`, then `end` itself; none for `end` 1 (no trial)."""
-    if end == 1:
+def trial_scales(end: float, step: float, start: float = 1.0) -> list[float]:
+    """The values a trial walks from `start` (as trained) toward `end` (a lighter brake below 1, a heavier gas
+    above, a wider deadzone above 0): start -+ step, start -+ 2 step, ... while short of `end`, then `end` itself;
+    none for `end` = `start` (no trial)."""
+    if end == start:
         return []
-    sign = 1 if end > 1 else -1
-    grid = (round(1 + sign * step * k, 6) for k in range(1, int(np.ceil(abs(end - 1) / step)) + 1))
+    sign = 1 if end > start else -1
+    grid = (round(start + sign * step * k, 6) for k in range(1, int(np.ceil(abs(end - start) / step)) + 1))
     return [scale for scale in grid if sign * (end - scale) > 0] + [end]
 
 
 def walk(agent: Agent, knob: str, scales: list[float], best: float, config: RLConfig,
          tried: list[str]) -> tuple[float, float]:
-    """Validate `agent` with its `knob` (brake_scale or gas_scale) at each of `scales` in turn, stopping at the first
-    that does not validate strictly higher than the step before (`best` validated the agent as it is); the knob is
-    left at the last that did (or as it was), and returned with its validation. Each step goes into `tried`."""
+    """Validate `agent` with its `knob` (one of ModelConfig.DRIVING_SETTINGS) at each of `scales` in turn, stopping
+    at the first that does not validate strictly higher than the step before (`best` validated the agent as it is);
+    the knob is left at the last that did (or as it was), and returned with its validation. Each step goes into
+    `tried`."""
     kept = getattr(agent, knob)
     for scale in scales:
         setattr(agent, knob, scale)
         raw = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
-        tried.append(f"{raw:.1f} with its {knob.removesuffix('_scale')} x {scale:g}")
+        tried.append(f"{raw:.1f} with its {knob} {scale:g}")
         if raw <= best:
             break
         kept, best = scale, raw
@@ -883,25 +899,29 @@ def walk(agent: Agent, knob: str, scales: list[float], best: float, config: RLCo
     return kept, best
 
 
-def action_trials(path: Path, config: RLConfig) -> tuple[float, float]:
-    """--brake_trial S and --gas_trial G: validate the run's policy as trained, then with the brake of every action
-    lighter step by step (`trial_scales`) while each step validates higher than the one before, then from there
-    with its gas heavier the same way; keep the last steps that rose (config.json's
-    model.brake_scale and model.gas_scale, which test and Agent.load apply to the run's policy). A walk stops at the
-    first step that does not rise: driving faster gains a little on every track until it costs a lap somewhere.
-    Returns the scales kept."""
-    agent = Agent.load(path, device=config.device, brake_scale=1.0, gas_scale=1.0)
+def action_trials(path: Path, config: RLConfig) -> dict[str, float]:
+    """--deadzone_trial D, --brake_trial S and --gas_trial G: validate the run's policy as trained, then releasing
+    its lightest brakes, step by step (`trial_scales`) while each step validates higher than the one before, then
+    from there with the brake of every action lighter the same way, then with its gas heavier; keep the last steps
+    that rose (config.json's model.brake_deadzone, brake_scale and gas_scale, which test and Agent.load apply to
+    the run's policy). A walk stops at the first step that does not rise: driving faster gains a little on every
+    track until it costs a lap somewhere. Returns the settings kept."""
+    agent = Agent.load(path, device=config.device, brake_scale=1.0, gas_scale=1.0, brake_deadzone=0.0)
     best = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
     tried = [f"{best:.1f} as trained"]
-    brake, best = walk(agent, "brake_scale", trial_scales(config.brake_trial, BRAKE_STEP), best, config, tried)
-    gas, best = walk(agent, "gas_scale", trial_scales(config.gas_trial, GAS_STEP), best, config, tried)
+    kept = {}
+    for knob, scales in (("brake_deadzone", trial_scales(config.deadzone_trial, DEADZONE_STEP, start=0.0)),
+                         ("brake_scale", trial_scales(config.brake_trial, BRAKE_STEP)),
+                         ("gas_scale", trial_scales(config.gas_trial, GAS_STEP))):
+        kept[knob], best = walk(agent, knob, scales, best, config, tried)
     saved = load_config(path)
-    save_config(path, {**saved, "model": {**saved["model"], "brake_scale": brake, "gas_scale": gas}})
-    verdict = f"the policy validated {', '.join(tried)}: it drives with brake x {brake:g} and gas x {gas:g}"
+    save_config(path, {**saved, "model": {**saved["model"], **kept}})
+    verdict = (f"the policy validated {', '.join(tried)}: it drives with "
+               + ", ".join(f"{knob} {value:g}" for knob, value in kept.items()))
     with SummaryWriter(str(path)) as writer:  # TensorBoard's Text tab, beside the run's curves
         writer.add_text("action_trials", verdict)
-    print(f"brake and gas trials: {verdict} (config.json model.brake_scale, model.gas_scale)")
-    return brake, gas
+    print(f"trials: {verdict} (config.json model.{', model.'.join(kept)})")
+    return kept
 
 
 def policy_validation(path: Path) -> float:
@@ -1015,6 +1035,8 @@ def validate_config(config: RLConfig) -> None:
         raise UserError(f"--brake_trial must be in (0, 1], got {config.brake_trial}")
     if config.gas_trial is not None and not 1 <= config.gas_trial <= MAX_GAS_SCALE:
         raise UserError(f"--gas_trial must be in [1, {MAX_GAS_SCALE:g}], got {config.gas_trial}")
+    if not 0 <= config.deadzone_trial < 1:
+        raise UserError(f"--deadzone_trial must be in [0, 1), got {config.deadzone_trial}")
     if config.skipped_tile_penalty is not None and config.skipped_tile_penalty < 0:
         raise UserError(f"--skipped_tile_penalty must be >= 0, got {config.skipped_tile_penalty}")
     if config.augment_pad < 0:

@@ -4,7 +4,7 @@
 
 Each run drives the held-out test tracks (`--episodes`, the same tracks `test` uses) once per `--scales`
 value, with the brake of every action it picks multiplied by that value (1 = the policy as trained, before
-train_rl's brake and gas trials; steering and gas as trained). A policy that loses laps at a scale brakes no more
+train_rl's trials; steering and gas as trained). A policy that loses laps at a scale brakes no more
 than it must; one that gains returns at 0.8 brakes where it need not, and a fine-tuning that left that gain on the table
 could not see it. Adds its rows to bench/results/brake_headroom_<episodes>.json and .md (a run and scale measured
 again replace their row). `--tracks validation` drives train_rl's validation tracks instead, those its brake trial
@@ -35,8 +35,8 @@ FIRST_TRACK = {"test": TEST_SEED_START, "validation": VALIDATION_SEED_START}
 
 
 def measure(run_id: str, scale: float, episodes: int, tracks: str = "test") -> dict:
-    # relative to the policy as trained (train_rl's brake and gas trials set aside)
-    agent = Agent.load(run_id, brake_scale=scale, gas_scale=1.0)
+    # relative to the policy as trained (train_rl's trials set aside)
+    agent = Agent.load(run_id, brake_scale=scale, gas_scale=1.0, brake_deadzone=0.0)
     results = evaluate(agent, list(range(FIRST_TRACK[tracks], FIRST_TRACK[tracks] + episodes)), progress=False)
     summary, laps = summarize(results), [r["frames"] for r in results if r["lap_complete"]]
     return {"run": run_id, "brake_scale": scale, "raw_mean": summary["raw"]["mean"], "raw_min": summary["raw"]["min"],

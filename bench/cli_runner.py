@@ -9,6 +9,7 @@ from agent import own_scale
 from env import TEST_SEED_START
 from evaluate import results_file
 from errors import UserError
+from networks import ModelConfig
 from runs import checkpoint_path, run_dir
 
 
@@ -48,10 +49,10 @@ def run_dirs(run_ids: list[str]) -> list[Path]:
 def is_own_policy(path: Path, checkpoint: str) -> bool:
     """Whether a named checkpoint is the run's own policy: `latest` names it, or it holds the same bytes (`best` is
     a byte copy of the validated step that became the policy), and the policy drives as trained (a named checkpoint
-    does; train_rl's brake and gas trials may have changed the policy's). A missing one is not: `test` names it."""
+    does; train_rl's trials may have changed the policy's). A missing one is not: `test` names it."""
     model = json.loads((path / "config.json").read_text()).get("model", {})
-    if any(own_scale(model.get(key, 1.0), checkpoint) != own_scale(model.get(key, 1.0), None)
-           for key in ("brake_scale", "gas_scale")):
+    driving = {key: model.get(key, getattr(ModelConfig(), key)) for key in ModelConfig.DRIVING_SETTINGS}
+    if any(own_scale(value, checkpoint, key) != value for key, value in driving.items()):
         return False
     try:
         own, named = checkpoint_path(path), checkpoint_path(path, checkpoint)

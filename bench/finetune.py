@@ -431,13 +431,20 @@ BRAKE_WALK_08 = ("the default until 2026-12-06's eighth session with the brake t
 GAS_TRIAL = ("today's default: the default until 2026-12-06's eighth session, and on DART laps after the brake trial "
              "a gas trial: the same walk with the gas of every action heavier, 5 % a step up to 10 % (--gas_trial "
              "auto: up to 1.1 under the KL cost, else 1)")
+# 2026-12-07's first session: before the brake trial the same walk releasing the policy's lightest brakes, those
+# below 0.05, then 0.1 (the autopilot brakes 0.1 or more or not at all; tanh never reaches the bound, so its clones
+# dab lighter brakes where it coasted). The runs: copies of today's default's on strong sets 11 and 12, their trials
+# rerun by a resume. Not adopted: 3 of 4 gained 0.1 to 0.4, the fourth, whose fine-tuning already lost 3 test laps,
+# lost one more.
+DEADZONE_TRIAL = ("today's default with a deadzone trial before the brake trial: the same walk releasing every brake "
+                  "lighter than 0.05, then 0.1 (--deadzone_trial 0.1)")
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
-               GAS_TRIAL)  # rows measured at train_rl's --total_steps auto
+               GAS_TRIAL, DEADZONE_TRIAL)  # rows measured at train_rl's --total_steps auto
 # measured with --skipped_tile_penalty auto
-TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08, GAS_TRIAL)
+TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08, GAS_TRIAL, DEADZONE_TRIAL)
 # rows measured with --attempts auto (BRAKE_WALK_08's DART laps: 1)
-TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL)
-BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL)  # rows measured with --brake_trial auto
+TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL)
+BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL)  # rows measured with --brake_trial auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -557,6 +564,8 @@ VARIANTS = {
     GAS_TRIAL: ({start: FLOOR_KEYS[dart_laps(start)] + ("_brake09_gas11" if dart_laps(start)
                                                         else "_actorlr3e4_decay_30k_skip25_attempts2")
                  for start in STARTS}, STALLED_TIED_FLAGS),
+    DEADZONE_TRIAL: ({"strong": f"{FLOOR_KEYS[True]}_dead01_brake09_gas11"},
+                     [*STALLED_TIED_FLAGS, "--deadzone_trial", 0.1]),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
@@ -694,7 +703,7 @@ VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET)
                             ["--skipped_tile_penalty", 0]),
                           *([] if label in TODAYS_ATTEMPTS else ["--attempts", 1]),  # one fine-tuning until then
                           *([] if label in BRAKE_TRIALS or "--brake_trial" in flags else ["--brake_trial", 1]),
-                          *([] if label == GAS_TRIAL else ["--gas_trial", 1]),
+                          *([] if label in (GAS_TRIAL, DEADZONE_TRIAL) else ["--gas_trial", 1]),
                           *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in FLOOR_FOLLOWS_START or "--bc_weight_floor" in flags else
                             ["--bc_weight_floor", 0.3 if label in WITH_FLOOR_30 else 0.1]),

@@ -414,28 +414,33 @@ def test_attempts_train_beside_the_run_and_it_ends_on_the_best_validated(workdir
                                                 + RL_TINY)
 
 
-def test_the_trials_walk_the_brake_lighter_then_the_gas_heavier_while_the_validation_rises(workdir, monkeypatch,
-                                                                                           capsys):
+def test_the_trials_walk_the_deadzone_wider_the_brake_lighter_then_the_gas_heavier_while_the_validation_rises(
+        workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     tried = []
 
-    def validations(score):  # a fake validation whose return is score(brake, gas), recording the scales tried
+    def validations(score):  # a fake validation whose return is score(brake, gas), recording the settings tried
         def validate(agent, episodes, num_envs):
-            tried.append((agent.brake_scale, agent.gas_scale))
-            return {"raw": {"mean": score(agent.brake_scale, agent.gas_scale)}}
+            tried.append((agent.brake_deadzone, agent.brake_scale, agent.gas_scale))
+            return {"raw": {"mean": score(agent.brake_scale, agent.gas_scale) - abs(agent.brake_deadzone - 0.05)}}
         return validate
 
     monkeypatch.setattr(rl, "validate", validations(lambda brake, gas: 900 + brake - gas))
     flags = [f for f in RL_TINY if f not in ("--eval_every", "0")] + ["--eval_every", "20", "--eval_episodes", "1"]
-    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "brake"] + flags) == 0
+    assert rl.RLConfig().deadzone_trial == 0  # off unless asked for
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "brake", "--deadzone_trial", "0.1"] + flags) == 0
     run = workdir / "logs" / "brake"
     config = json.loads((run / "config.json").read_text())
     # auto on DART laps, validations choosing
     assert config["train"]["brake_trial"] == rl.LIGHTEST_BRAKE and config["train"]["gas_trial"] == rl.HEAVIEST_GAS
-    assert config["model"]["brake_scale"] == config["model"]["gas_scale"] == 1.0
-    assert "drives with brake x 1 and gas x 1 " in capsys.readouterr().out
-    # Each walk's first step validated lower: each ends there, the gas's from the brake the first kept.
-    assert tried == [(1.0, 1.0), (1 - rl.BRAKE_STEP, 1.0), (1.0, 1 + rl.GAS_STEP)]
+    assert config["train"]["deadzone_trial"] == 0.1
+    assert (config["model"]["brake_deadzone"], config["model"]["brake_scale"], config["model"]["gas_scale"]) == (
+        rl.DEADZONE_STEP, 1.0, 1.0)
+    assert "drives with brake_deadzone 0.05, brake_scale 1, gas_scale 1 " in capsys.readouterr().out
+    # The deadzone's walk peaks at its first step; the others' first steps validated lower: each ends there, each
+    # from what the walk before it kept.
+    assert tried == [(0.0, 1.0, 1.0), (0.05, 1.0, 1.0), (0.1, 1.0, 1.0), (0.05, 1 - rl.BRAKE_STEP, 1.0),
+                     (0.05, 1.0, 1 + rl.GAS_STEP)]
     # The validation peaks at brake 0.95 and gas 1.05: the walks keep them, having tried the steps past them (a
     # resume trials again).
     tried.clear()
@@ -443,9 +448,10 @@ def test_the_trials_walk_the_brake_lighter_then_the_gas_heavier_while_the_valida
     assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
     model = json.loads((run / "config.json").read_text())["model"]
     assert (model["brake_scale"], model["gas_scale"]) == (0.95, 1.05)
-    assert tried == [(1.0, 1.0), (0.95, 1.0), (0.9, 1.0), (0.95, 1.05), (0.95, 1.1)]
+    assert tried == [(0.0, 1.0, 1.0), (0.05, 1.0, 1.0), (0.1, 1.0, 1.0), (0.05, 0.95, 1.0), (0.05, 0.9, 1.0),
+                     (0.05, 0.95, 1.05), (0.05, 0.95, 1.1)]
     verdicts = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload().Tensors("action_trials/text_summary")
-    assert any(b"drives with brake x 0.95 and gas x 1.05" in t.tensor_proto.string_val[0]
+    assert any(b"drives with brake_deadzone 0.05, brake_scale 0.95, gas_scale 1.05" in t.tensor_proto.string_val[0]
                for t in verdicts)  # also in TensorBoard
     # Braking less and gassing more validate higher all the way: the last steps are kept, and the run's policy
     # (not its other checkpoints) drives them.
@@ -453,28 +459,39 @@ def test_the_trials_walk_the_brake_lighter_then_the_gas_heavier_while_the_valida
     assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
     model = json.loads((run / "config.json").read_text())["model"]
     assert (model["brake_scale"], model["gas_scale"]) == (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS)
-    policy, as_trained = Agent.load(run), Agent.load(run, brake_scale=1.0, gas_scale=1.0)
+    policy = Agent.load(run, brake_deadzone=0.0)
+    as_trained = Agent.load(run, brake_scale=1.0, gas_scale=1.0, brake_deadzone=0.0)
     assert (policy.brake_scale, policy.gas_scale) == (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS)
+    assert Agent.load(run).brake_deadzone == rl.DEADZONE_STEP
     step_0 = Agent.load(run, checkpoint="step_0")
-    assert step_0.brake_scale == step_0.gas_scale == 1.0
+    assert step_0.brake_scale == step_0.gas_scale == 1.0 and step_0.brake_deadzone == 0.0
     obs = np.random.default_rng(0).integers(0, 256, (8, *policy.env_config.obs_shape), np.uint8)
     faster, own = policy.decide(obs), as_trained.decide(obs)
     assert np.abs(own[:, 2]).max() > 1e-3 and 1e-3 < own[:, 1].max() < 1 / rl.HEAVIEST_GAS
     np.testing.assert_allclose(faster[:, 2], rl.LIGHTEST_BRAKE * own[:, 2], rtol=1e-6)
     np.testing.assert_allclose(faster[:, 1], rl.HEAVIEST_GAS * own[:, 1], rtol=1e-6)
     np.testing.assert_array_equal(faster[:, 0], own[:, 0])
+    # The deadzone releases the brakes below it and leaves the rest (to the brake scale)
+    middle = float(np.median(own[:, 2]))
+    released = Agent.load(run, brake_deadzone=middle, brake_scale=1.0, gas_scale=1.0).decide(obs)
+    np.testing.assert_array_equal(released[:, 2], np.where(own[:, 2] < middle, 0.0, own[:, 2]))
+    assert 0 < (released[:, 2] == 0).sum() < len(obs)
+    np.testing.assert_array_equal(released[:, :2], own[:, :2])
     assert Agent.load(run, gas_scale=1.5).decide(np.repeat(obs, 8, axis=0))[:, 1].max() <= 1  # capped at full gas
     # test drives the run's scales; other scales' results are kept apart
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1"]) == 0
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--brake_scale", "1"]) == 0
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--gas_scale", "1"]) == 0
+    assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--brake_deadzone", "0"]) == 0
     results = {p.name for p in (run / "test_results").glob("*.json")}
     assert {"latest_seed1000000_n1.json", "latest_seed1000000_n1_brake1.json",
-            "latest_seed1000000_n1_gas1.json"} <= results
+            "latest_seed1000000_n1_gas1.json", "latest_seed1000000_n1_brake_deadzone0.json"} <= results
     capsys.readouterr()
     assert "--brake_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--brake_scale", "2"])
     assert "--gas_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--gas_scale", "0.5"])
-    for flag, bad in (("--brake_trial", "0"), ("--brake_trial", "1.5"), ("--gas_trial", "0.9"), ("--gas_trial", "3")):
+    assert "--brake_deadzone" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--brake_deadzone", "1"])
+    for flag, bad in (("--brake_trial", "0"), ("--brake_trial", "1.5"), ("--gas_trial", "0.9"), ("--gas_trial", "3"),
+                      ("--deadzone_trial", "1"), ("--deadzone_trial", "-0.1")):
         assert flag in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", flag, bad] + RL_TINY)
 
 
@@ -484,6 +501,9 @@ def test_the_brake_trial_steps_end_on_the_lightest_scale_asked_for():
     assert rl.trial_scales(0.97, rl.BRAKE_STEP) == [0.97]
     assert rl.trial_scales(1.1, rl.GAS_STEP) == [1.05, 1.1] and rl.trial_scales(1.12, rl.GAS_STEP) == [1.05, 1.1, 1.12]
     assert rl.trial_scales(1.0, rl.BRAKE_STEP) == rl.trial_scales(1.0, rl.GAS_STEP) == []  # no trial
+    assert rl.trial_scales(0.1, rl.DEADZONE_STEP, start=0.0) == [0.05, 0.1]  # from no deadzone
+    assert rl.trial_scales(0.12, rl.DEADZONE_STEP, start=0.0) == [0.05, 0.1, 0.12]
+    assert rl.trial_scales(0.0, rl.DEADZONE_STEP, start=0.0) == []
 
 
 def test_a_run_stopped_inside_its_second_attempt_resumes_there_and_then_chooses(workdir, monkeypatch, capsys):

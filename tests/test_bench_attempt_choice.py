@@ -63,6 +63,10 @@ def test_a_policy_driven_with_a_lighter_brake_is_not_its_checkpoint_as_trained(t
     assert cli_runner.tested("lighter", 2, checkpoint="best")["raw"]["mean"] == 925.0 and len(ran) == 1
     config.write_text(json.dumps({"model": {"brake_scale": 1.0, "gas_scale": 1.1}}))  # the gas trial's: another
     assert cli_runner.tested("lighter", 2, checkpoint="best")["raw"]["mean"] == 924.0  # best's own results
+    ran.clear()
+    config.write_text(json.dumps({"model": {"brake_deadzone": 0.1}}))  # the deadzone trial's: another too
+    Path("logs", "lighter", "test_results", "best_seed1000000_n2.json").unlink()
+    assert cli_runner.tested("lighter", 2, checkpoint="best")["raw"]["mean"] == 924.0 and len(ran) == 1
 
 
 def test_a_group_of_one_run_is_a_one_line_error(tmp_path, monkeypatch, capsys):
