@@ -65,7 +65,8 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
             assert setting("--actor_lr_decay") == [1 if "_decay" in key else 0]
         if label not in finetune.TODAYS_PENALTY:
             assert setting("--skipped_tile_penalty") == [int(penalty.group(1)) if penalty else 0]
-        # Every row before --attempts auto trained once; its key names it on clean laps (_attempts2), only today's leave it auto.
+        # Every row before --attempts auto trained once; its key names it on clean laps (_attempts2); only today's
+        # rows leave it auto.
         assert setting("--attempts") == ([] if label in finetune.TODAYS_ATTEMPTS else [1])
         assert ("_attempts2" in key) == (label in finetune.TODAYS_ATTEMPTS and finetune.measured_from(label, "weak"))
         # Every row before --brake_trial auto drove the policy as trained; today's DART runs are named _brake09, the
