@@ -445,6 +445,7 @@ TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08, GAS_TRI
 # rows measured with --attempts auto (BRAKE_WALK_08's DART laps: 1)
 TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL)
 BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL)  # rows measured with --brake_trial auto
+GAS_TRIALS = (GAS_TRIAL, DEADZONE_TRIAL)  # rows measured with --gas_trial auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -703,7 +704,7 @@ VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET)
                             ["--skipped_tile_penalty", 0]),
                           *([] if label in TODAYS_ATTEMPTS else ["--attempts", 1]),  # one fine-tuning until then
                           *([] if label in BRAKE_TRIALS or "--brake_trial" in flags else ["--brake_trial", 1]),
-                          *([] if label in (GAS_TRIAL, DEADZONE_TRIAL) else ["--gas_trial", 1]),
+                          *([] if label in GAS_TRIALS else ["--gas_trial", 1]),
                           *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in FLOOR_FOLLOWS_START or "--bc_weight_floor" in flags else
                             ["--bc_weight_floor", 0.3 if label in WITH_FLOOR_30 else 0.1]),

@@ -77,9 +77,8 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert ("_brake09" in key) == (label in finetune.BRAKE_TRIALS)
         assert ("_brake08" in key) == (label == finetune.BRAKE_WALK_08)
         # Every row before --gas_trial auto drove the policy's gas as trained; today's DART runs are named _gas11.
-        gas_trials = (finetune.GAS_TRIAL, finetune.DEADZONE_TRIAL)
-        assert setting("--gas_trial") == ([] if label in gas_trials else [1])
-        assert ("_gas11" in key) == (label in gas_trials)
+        assert setting("--gas_trial") == ([] if label in finetune.GAS_TRIALS else [1])
+        assert ("_gas11" in key) == (label in finetune.GAS_TRIALS)
         # Only the deadzone trial's row released light brakes (named _dead01); train_rl's default is no such trial.
         assert setting("--deadzone_trial") == ([0.1] if label == finetune.DEADZONE_TRIAL else [])
         assert ("_dead01" in key) == (label == finetune.DEADZONE_TRIAL)
