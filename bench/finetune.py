@@ -438,14 +438,18 @@ GAS_TRIAL = ("today's default: the default until 2026-12-06's eighth session, an
 # lost one more.
 DEADZONE_TRIAL = ("today's default with a deadzone trial before the brake trial: the same walk releasing every brake "
                   "lighter than 0.05, then 0.1 (--deadzone_trial 0.1)")
+# 2026-12-07's second session: the run's policy and its trials chosen on 30 validation tracks instead of 10 (each
+# validation 3 times longer), after set 12's seed 112 validated 919.7 on 10 and lost 3 of 50 test laps.
+VALIDATION_30 = ("today's default with the run's policy and its trials chosen on 30 validation tracks instead of 10 "
+                 "(--eval_episodes 30)")
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
-               GAS_TRIAL, DEADZONE_TRIAL)  # rows measured at train_rl's --total_steps auto
+               GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)  # rows measured at train_rl's --total_steps auto
 # measured with --skipped_tile_penalty auto
-TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08, GAS_TRIAL, DEADZONE_TRIAL)
+TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08, GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)
 # rows measured with --attempts auto (BRAKE_WALK_08's DART laps: 1)
-TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL)
-BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL)  # rows measured with --brake_trial auto
-GAS_TRIALS = (GAS_TRIAL, DEADZONE_TRIAL)  # rows measured with --gas_trial auto
+TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)
+BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)  # rows measured with --brake_trial auto
+GAS_TRIALS = (GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)  # rows measured with --gas_trial auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -567,6 +571,8 @@ VARIANTS = {
                  for start in STARTS}, STALLED_TIED_FLAGS),
     DEADZONE_TRIAL: ({"strong": f"{FLOOR_KEYS[True]}_dead01_brake09_gas11"},
                      [*STALLED_TIED_FLAGS, "--deadzone_trial", 0.1]),
+    VALIDATION_30: ({"strong": f"{FLOOR_KEYS[True]}_brake09_gas11_val30"},
+                    [*STALLED_TIED_FLAGS, "--eval_episodes", 30]),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
