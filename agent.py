@@ -27,7 +27,7 @@ from runs import checkpoint_path, load_checkpoint, load_config, run_dir
 MAX_GAS_SCALE = 2.0  # a gas scale beyond it only turns every bit of gas into full gas
 
 
-def own_scale(run_value: float, checkpoint: str | None, setting: str) -> float:
+def own_driving_setting(run_value: float, checkpoint: str | None, setting: str) -> float:
     """The value of a driving setting (ModelConfig.DRIVING_SETTINGS) a checkpoint of a run drives with: the run's
     (its config's) for its policy, else the setting's default (as trained)."""
     return run_value if checkpoint in (None, "latest") else getattr(ModelConfig(), setting)
@@ -87,8 +87,8 @@ class Agent:
                      model_config.brake_deadzone)
         check_scales(brake_scale, gas_scale, brake_deadzone=brake_deadzone)
         given = {"brake_deadzone": brake_deadzone, "brake_scale": brake_scale, "gas_scale": gas_scale}
-        driving = {key: own_scale(getattr(model_config, key), checkpoint, key) if value is None else value
-                   for key, value in given.items()}
+        driving = {key: own_driving_setting(getattr(model_config, key), checkpoint, key) if value is None
+                   else value for key, value in given.items()}
         device = resolve_device(device)
         model.to(device).eval()
         return cls(model, env_config, device, **driving)

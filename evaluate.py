@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agent import MAX_GAS_SCALE, Agent, check_scales, own_scale
+from agent import MAX_GAS_SCALE, Agent, check_scales, own_driving_setting
 from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
 from env import (MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker,
                  make_vec_env)
@@ -180,7 +180,7 @@ def results_file(path: Path, checkpoint: str | None, seed: int, episodes: int, s
     action = f"_{policy_action}" if policy_action and policy_action != model["policy_action"] else ""
     scales = ""
     for key, value in given.items():
-        if value is not None and value != own_scale(model[key], checkpoint, key):
+        if value is not None and value != own_driving_setting(model[key], checkpoint, key):
             scales += f"_{key.removesuffix('_scale')}{value:g}"
     return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{action}{scales}.json"
 

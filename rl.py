@@ -53,6 +53,8 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
     (`action_trials`; ModelConfig.brake_scale); then the gas trial (`gas_trial` auto, up to 1.1 where the brake
     trial's auto walks) the same way with its gas heavier (ModelConfig.gas_scale). `deadzone_trial` D (off by
     default) walks first, releasing the policy's lightest brakes, up to those below D (ModelConfig.brake_deadzone).
+  - wider validations (`eval_episodes` auto): where the trials walk, every periodic validation and trial step drives
+    30 validation tracks instead of 10, so a checkpoint that loses a lap now and then rarely passes for a sound one.
   - given recovery laps (`critic_dataset`), the robust recipe: training shoves, 2 s off the road, the laps in
     the critic's batches and imitated by the BC term (the actions meant), after an actor warm-up on both lap
     sets that then is the frozen BC policy (`warm_up_actor`).
@@ -121,6 +123,11 @@ CLEAN_LAPS_ATTEMPTS, ATTEMPT_SEED_STRIDE = 2, 100
 LIGHTEST_BRAKE, BRAKE_STEP = 0.9, 0.05
 # --gas_trial auto where --brake_trial's auto walks: the same walk with the gas of every action heavier, after it.
 HEAVIEST_GAS, GAS_STEP = 1.1, 0.05
+# --eval_episodes auto: 30 validation tracks where the trials walk (strong starts: a choice between policies that all
+# finish most laps, where one lost lap in 50 decides), 10 elsewhere. On 10 tracks set 12's seed 112 validated 919.7 and
+# lost 3 of 50 test laps; on 30 its last two checkpoints validated 904 and the choice fell on step 5,000 (Design notes).
+# Clean laps keep 10: their runs already take about an hour, and 30 tracks changed 1 choice of 4 there, no lap gained.
+WIDE_VALIDATION_EPISODES, NARROW_VALIDATION_EPISODES = 30, 10
 # --deadzone_trial D, before the brake trial: brakes lighter than 0.05, 0.1, ... up to D released. The autopilot
 # brakes 0.1 or more or not at all; its clones dab lighter brakes where it coasted. Off by default: on 4 strong runs it
 # gained 0.1 to 0.4 on 3 and cost a test lap on the fourth (Design notes).
@@ -144,7 +151,9 @@ class RLConfig:
     num_envs: int = 2
     updates_per_step: float = 1.0  # gradient updates per collected step (per rank)
     eval_every: int = 5_000  # steps between held-out evaluations (0 = never)
-    eval_episodes: int = 10
+    # Validation tracks per periodic evaluation and trial step. None (auto): WIDE_VALIDATION_EPISODES where the trials'
+    # auto walks (the KL cost, validations choosing), else NARROW_VALIDATION_EPISODES.
+    eval_episodes: int | None = None
     eval_video: bool = True  # each evaluation also puts a clip of one episode in TensorBoard
     checkpoint_every: int = 5_000
     bc_weight: float = 100.0  # lambda of the BC term on demo rows (0 = plain SAC); adaptive: its start and maximum
@@ -281,7 +290,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gradient updates per environment step")
     parser.add_argument("--eval_every", type=int, default=c.eval_every,
                         help="steps between held-out evaluations (0 = none)")
-    parser.add_argument("--eval_episodes", type=int, default=c.eval_episodes, help="tracks per periodic evaluation")
+    parser.add_argument("--eval_episodes", type=auto_or(int, "a track count"), default=c.eval_episodes,
+                        metavar="{auto,N}",
+                        help=f"validation tracks per periodic evaluation and trial step; auto (default) = "
+                             f"{WIDE_VALIDATION_EPISODES} where --brake_trial's auto walks (the KL cost), else "
+                             f"{NARROW_VALIDATION_EPISODES}")
     parser.add_argument("--eval_video", type=int, choices=(0, 1), default=int(c.eval_video),
                         help="1: each evaluation also shows the first 8 s of one validation episode as a clip in "
                              "TensorBoard's Images tab (about 1 MB each)")
@@ -909,18 +922,19 @@ def action_trials(path: Path, config: RLConfig) -> dict[str, float]:
     agent = Agent.load(path, device=config.device, brake_scale=1.0, gas_scale=1.0, brake_deadzone=0.0)
     best = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
     tried = [f"{best:.1f} as trained"]
-    kept = {}
+    kept, walked = {}, []
     for knob, scales in (("brake_deadzone", trial_scales(config.deadzone_trial, DEADZONE_STEP, start=0.0)),
                          ("brake_scale", trial_scales(config.brake_trial, BRAKE_STEP)),
                          ("gas_scale", trial_scales(config.gas_trial, GAS_STEP))):
         kept[knob], best = walk(agent, knob, scales, best, config, tried)
+        walked += [knob] if scales else []
     saved = load_config(path)
     save_config(path, {**saved, "model": {**saved["model"], **kept}})
     verdict = (f"the policy validated {', '.join(tried)}: it drives with "
-               + ", ".join(f"{knob} {value:g}" for knob, value in kept.items()))
+               + ", ".join(f"{knob} {kept[knob]:g}" for knob in walked))
     with SummaryWriter(str(path)) as writer:  # TensorBoard's Text tab, beside the run's curves
         writer.add_text("action_trials", verdict)
-    print(f"trials: {verdict} (config.json model.{', model.'.join(kept)})")
+    print(f"trials: {verdict} (config.json model.{', model.'.join(walked)})")
     return kept
 
 
@@ -967,6 +981,19 @@ def resolve_pace(config: RLConfig, from_clean_laps: bool) -> None:
 def validations_choose(config: RLConfig) -> bool:
     """Whether the run's policy is chosen by periodic validation, the choice --attempts extends across attempts."""
     return config.eval_every > 0 and config.final_policy == "best"
+
+
+def resolve_trials(config: RLConfig) -> None:
+    """--brake_trial, --gas_trial and --eval_episodes auto: under the KL cost, where validations choose the run's
+    policy, the brake and gas trials walk, and every validation drives the wider set of tracks (between strong
+    policies a rare lost lap decides); otherwise no trial, and the narrow set."""
+    trials = config.bc_prior_kl and validations_choose(config)
+    if config.brake_trial is None:
+        config.brake_trial = LIGHTEST_BRAKE if trials else 1.0
+    if config.gas_trial is None:
+        config.gas_trial = HEAVIEST_GAS if trials else 1.0
+    if config.eval_episodes is None:
+        config.eval_episodes = WIDE_VALIDATION_EPISODES if trials else NARROW_VALIDATION_EPISODES
 
 
 def auto_attempts(config: RLConfig, from_clean_laps: bool) -> int:
@@ -1235,11 +1262,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
     resolve_pace(config, from_clean_laps)
     if config.attempts is None:
         config.attempts = auto_attempts(config, from_clean_laps)
-    trials = config.bc_prior_kl and validations_choose(config)  # --brake_trial and --gas_trial auto
-    if config.brake_trial is None:
-        config.brake_trial = LIGHTEST_BRAKE if trials else 1.0
-    if config.gas_trial is None:
-        config.gas_trial = HEAVIEST_GAS if trials else 1.0
+    resolve_trials(config)
     if config.skipped_tile_penalty is None:  # --skipped_tile_penalty auto
         config.skipped_tile_penalty = SKIPPED_TILE_PENALTY if from_clean_laps else 0.0
     env_config.skipped_tile_penalty = config.skipped_tile_penalty

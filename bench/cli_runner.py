@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import main
-from agent import own_scale
+from agent import own_driving_setting
 from env import TEST_SEED_START
 from evaluate import results_file
 from errors import UserError
@@ -52,7 +52,7 @@ def is_own_policy(path: Path, checkpoint: str) -> bool:
     does; train_rl's trials may have changed the policy's). A missing one is not: `test` names it."""
     model = json.loads((path / "config.json").read_text()).get("model", {})
     driving = {key: model.get(key, getattr(ModelConfig(), key)) for key in ModelConfig.DRIVING_SETTINGS}
-    if any(own_scale(value, checkpoint, key) != value for key, value in driving.items()):
+    if any(own_driving_setting(value, checkpoint, key) != value for key, value in driving.items()):
         return False
     try:
         own, named = checkpoint_path(path), checkpoint_path(path, checkpoint)

@@ -428,20 +428,23 @@ BRAKE_WALK_08 = ("the default until 2026-12-06's eighth session with the brake t
 # autopilot's gas, which eases off before its target speed, and 10 % more gained 0.2 to 0.6 points on the 50 test
 # tracks on each of 5 policies (set 9's two runs and its BC start, the main job's BC-SAC and BC; test --gas_scale 1.1)
 # without a lap lost; 20 % lost validation laps on both of set 9's runs.
-GAS_TRIAL = ("today's default: the default until 2026-12-06's eighth session, and on DART laps after the brake trial "
-             "a gas trial: the same walk with the gas of every action heavier, 5 % a step up to 10 % (--gas_trial "
-             "auto: up to 1.1 under the KL cost, else 1)")
+GAS_TRIAL = ("the default until 2026-12-07's second session: the default until 2026-12-06's eighth session, and on "
+             "DART laps after the brake trial a gas trial: the same walk with the gas of every action heavier, 5 % a "
+             "step up to 10 % (--gas_trial auto: up to 1.1 under the KL cost, else 1)")
 # 2026-12-07's first session: before the brake trial the same walk releasing the policy's lightest brakes, those
 # below 0.05, then 0.1 (the autopilot brakes 0.1 or more or not at all; tanh never reaches the bound, so its clones
 # dab lighter brakes where it coasted). The runs: copies of today's default's on strong sets 11 and 12, their trials
 # rerun by a resume. Not adopted: 3 of 4 gained 0.1 to 0.4, the fourth, whose fine-tuning already lost 3 test laps,
 # lost one more.
-DEADZONE_TRIAL = ("today's default with a deadzone trial before the brake trial: the same walk releasing every brake "
-                  "lighter than 0.05, then 0.1 (--deadzone_trial 0.1)")
-# 2026-12-07's second session: the run's policy and its trials chosen on 30 validation tracks instead of 10 (each
-# validation 3 times longer), after set 12's seed 112 validated 919.7 on 10 and lost 3 of 50 test laps.
-VALIDATION_30 = ("today's default with the run's policy and its trials chosen on 30 validation tracks instead of 10 "
-                 "(--eval_episodes 30)")
+DEADZONE_TRIAL = ("the default until 2026-12-07's second session with a deadzone trial before the brake trial: the "
+                  "same walk releasing every brake lighter than 0.05, then 0.1 (--deadzone_trial 0.1)")
+# train_rl's default since 2026-12-07's second session (--eval_episodes auto): the run's policy and its trials chosen
+# on 30 validation tracks instead of 10 where the trials walk (each validation 3 times longer), after set 12's seed
+# 112 validated 919.7 on 10 and lost 3 of 50 test laps; clean laps the previous default's runs.
+VALIDATION_30 = ("today's default: the default until 2026-12-07's second session, with the run's policy and its "
+                 "trials chosen on 30 validation tracks instead of 10 (--eval_episodes auto: 30 under the KL cost, "
+                 "else 10)")
+WIDE_VALIDATIONS = (VALIDATION_30,)  # rows measured with --eval_episodes auto
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
                GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)  # rows measured at train_rl's --total_steps auto
 # measured with --skipped_tile_penalty auto
@@ -571,8 +574,9 @@ VARIANTS = {
                  for start in STARTS}, STALLED_TIED_FLAGS),
     DEADZONE_TRIAL: ({"strong": f"{FLOOR_KEYS[True]}_dead01_brake09_gas11"},
                      [*STALLED_TIED_FLAGS, "--deadzone_trial", 0.1]),
-    VALIDATION_30: ({"strong": f"{FLOOR_KEYS[True]}_brake09_gas11_val30"},
-                    [*STALLED_TIED_FLAGS, "--eval_episodes", 30]),
+    VALIDATION_30: ({start: FLOOR_KEYS[dart_laps(start)] + ("_brake09_gas11_val30" if dart_laps(start)
+                                                            else "_actorlr3e4_decay_30k_skip25_attempts2")
+                     for start in STARTS}, STALLED_TIED_FLAGS),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
@@ -711,6 +715,8 @@ VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET)
                           *([] if label in TODAYS_ATTEMPTS else ["--attempts", 1]),  # one fine-tuning until then
                           *([] if label in BRAKE_TRIALS or "--brake_trial" in flags else ["--brake_trial", 1]),
                           *([] if label in GAS_TRIALS else ["--gas_trial", 1]),
+                          *([] if label in WIDE_VALIDATIONS or "--eval_episodes" in flags else
+                            ["--eval_episodes", 10]),
                           *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
                           *([] if label in FLOOR_FOLLOWS_START or "--bc_weight_floor" in flags else
                             ["--bc_weight_floor", 0.3 if label in WITH_FLOOR_30 else 0.1]),

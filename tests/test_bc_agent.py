@@ -493,6 +493,12 @@ def test_the_trials_walk_the_deadzone_wider_the_brake_lighter_then_the_gas_heavi
     for flag, bad in (("--brake_trial", "0"), ("--brake_trial", "1.5"), ("--gas_trial", "0.9"), ("--gas_trial", "3"),
                       ("--deadzone_trial", "1"), ("--deadzone_trial", "-0.1")):
         assert flag in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", flag, bad] + RL_TINY)
+    # Without the deadzone trial its verdict names only the settings that walked.
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "train": {**saved["train"], "deadzone_trial": 0.0}}))
+    assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
+    assert ("drives with brake_scale 0.9, gas_scale 1.1 (config.json model.brake_scale, model.gas_scale)"
+            in capsys.readouterr().out)
 
 
 def test_the_brake_trial_steps_end_on_the_lightest_scale_asked_for():

@@ -71,8 +71,7 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         assert ("_attempts2" in key) == (label in finetune.TODAYS_ATTEMPTS and finetune.measured_from(label, "weak"))
         # Every row before --brake_trial auto drove the policy as trained; today's DART runs are named _brake09, the
         # walk on to 0.8 _brake08.
-        brake_trial = {finetune.BRAKE_TRIAL: [], finetune.GAS_TRIAL: [], finetune.DEADZONE_TRIAL: [],
-                       finetune.BRAKE_WALK_08: [0.8]}
+        brake_trial = {**{trial: [] for trial in finetune.BRAKE_TRIALS}, finetune.BRAKE_WALK_08: [0.8]}
         assert setting("--brake_trial") == brake_trial.get(label, [1])
         assert ("_brake09" in key) == (label in finetune.BRAKE_TRIALS)
         assert ("_brake08" in key) == (label == finetune.BRAKE_WALK_08)
@@ -82,6 +81,10 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Only the deadzone trial's row released light brakes (named _dead01); train_rl's default is no such trial.
         assert setting("--deadzone_trial") == ([0.1] if label == finetune.DEADZONE_TRIAL else [])
         assert ("_dead01" in key) == (label == finetune.DEADZONE_TRIAL)
+        # Every row before --eval_episodes auto validated on 10 tracks unless it said 20; today's DART runs validate
+        # on 30 (_val30).
+        assert setting("--eval_episodes") in ([[]] if label in finetune.WIDE_VALIDATIONS else [[10], [20]])
+        assert ("_val30" in key) == (label in finetune.WIDE_VALIDATIONS)
         for name in ("n_step", "stall_penalty"):  # named in the key as _nstep5, _stallpenalty400
             value = re.search(rf"_{name.replace('_', '')}(\d+)", key)
             assert setting(f"--{name}") == ([int(value.group(1))] if value else [])
@@ -130,16 +133,18 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
                                                     (finetune.BUDGET_AUTO, 5_000, 5_000))):
         finetune.rl_run(variant, "weak", k, given)
         assert budget() == expected
-    finetune.rl_run(finetune.GAS_TRIAL, "weak", 3, None)
+    finetune.rl_run(finetune.VALIDATION_30, "weak", 3, None)
     assert budget() is None and "--skipped_tile_penalty" not in commands[-1]  # today's default: every pace auto
-    assert not {"--attempts", "--brake_trial", "--gas_trial", "--deadzone_trial"} & set(commands[-1])
+    assert not {"--attempts", "--brake_trial", "--gas_trial", "--deadzone_trial", "--eval_episodes"} & set(commands[-1])
     # --brake_trial and --gas_trial auto: no trial on clean laps (the previous default's runs), runs of their own on
     # DART laps.
-    for trial in (finetune.BRAKE_TRIAL, finetune.GAS_TRIAL):
+    # --eval_episodes auto: 10 on clean laps (those runs too).
+    for trial in (finetune.BRAKE_TRIAL, finetune.GAS_TRIAL, finetune.VALIDATION_30):
         assert finetune.rl_run_id(trial, "weak", 1) == finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 1)
     for start in ("strong", "recovery"):
         assert finetune.rl_run_id(finetune.BRAKE_TRIAL, start, 1) != finetune.rl_run_id(finetune.TILES_AUTO, start, 1)
         assert finetune.rl_run_id(finetune.GAS_TRIAL, start, 1) != finetune.rl_run_id(finetune.BRAKE_TRIAL, start, 1)
+        assert finetune.rl_run_id(finetune.VALIDATION_30, start, 1) != finetune.rl_run_id(finetune.GAS_TRIAL, start, 1)
     assert finetune.rl_run_id(finetune.BRAKE_WALK_08, "strong", 1) != finetune.rl_run_id(finetune.BRAKE_TRIAL,
                                                                                           "strong", 1)
     deadzone, gas = (finetune.rl_run_id(trial, "strong", 1) for trial in (finetune.DEADZONE_TRIAL, finetune.GAS_TRIAL))

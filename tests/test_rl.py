@@ -6,13 +6,14 @@ import pytest
 import torch
 
 import main
+import rl
 from env import EnvConfig, make_vec_env
 from networks import ActorCritic, ModelConfig
 from replay_buffer import FrameReplay
 from replay_buffer import demo_replay, encode_replay
 from rl import (EpisodeTracker, RLConfig, SACLearner, actor_lr_at, auto_attempts, choose_attempt, gaussian_kl,
                 load_bc_start, no_validation,
-                note_validation, record_step, resolve_pace, to_batch)
+                note_validation, record_step, resolve_pace, resolve_trials, to_batch)
 
 TINY = ModelConfig(encoder="small", feature_dim=16, hidden_dim=32)
 OBS_SHAPE = (2, 48, 48)
@@ -192,6 +193,19 @@ def test_auto_attempts_try_clean_laps_twice_where_validations_can_choose(from_cl
                                                                           expected):
     config = RLConfig(eval_every=eval_every, final_policy=final_policy)
     assert auto_attempts(config, from_clean_laps) == expected
+
+
+@pytest.mark.parametrize("bc_prior_kl, eval_every, expected",
+                         [(True, 5_000, (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS, rl.WIDE_VALIDATION_EPISODES)),
+                          (False, 5_000, (1.0, 1.0, rl.NARROW_VALIDATION_EPISODES)),
+                          (True, 0, (1.0, 1.0, rl.NARROW_VALIDATION_EPISODES))])
+def test_auto_trials_walk_under_the_kl_cost_and_validate_on_the_wider_set_of_tracks(bc_prior_kl, eval_every, expected):
+    config = RLConfig(bc_prior_kl=bc_prior_kl, eval_every=eval_every)  # the three flags auto
+    resolve_trials(config)
+    assert (config.brake_trial, config.gas_trial, config.eval_episodes) == expected
+    given = RLConfig(bc_prior_kl=bc_prior_kl, eval_every=eval_every, brake_trial=0.95, gas_trial=1.05, eval_episodes=3)
+    resolve_trials(given)
+    assert (given.brake_trial, given.gas_trial, given.eval_episodes) == (0.95, 1.05, 3)  # given flags stay
 
 
 @pytest.mark.parametrize("scores, chosen", [((700.0, 910.0), 2), ((910.0, 700.0), 1), ((800.0, 800.0), 1)])
