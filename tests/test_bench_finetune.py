@@ -136,9 +136,8 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
     finetune.rl_run(finetune.VALIDATION_30, "weak", 3, None)
     assert budget() is None and "--skipped_tile_penalty" not in commands[-1]  # today's default: every pace auto
     assert not {"--attempts", "--brake_trial", "--gas_trial", "--deadzone_trial", "--eval_episodes"} & set(commands[-1])
-    # --brake_trial and --gas_trial auto: no trial on clean laps (the previous default's runs), runs of their own on
-    # DART laps.
-    # --eval_episodes auto: 10 on clean laps (those runs too).
+    # --brake_trial, --gas_trial and --eval_episodes auto: no trial and 10 validation tracks on clean laps (the
+    # previous default's runs), runs of their own on DART laps.
     for trial in (finetune.BRAKE_TRIAL, finetune.GAS_TRIAL, finetune.VALIDATION_30):
         assert finetune.rl_run_id(trial, "weak", 1) == finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 1)
     for start in ("strong", "recovery"):
