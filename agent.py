@@ -30,7 +30,7 @@ MAX_GAS_SCALE = 2.0  # a gas scale beyond it only turns every bit of gas into fu
 def own_driving_setting(run_value: float, checkpoint: str | None, setting: str) -> float:
     """The value of a driving setting (ModelConfig.DRIVING_SETTINGS) a checkpoint of a run drives with: the run's
     (its config's) for its policy, else the setting's default (as trained)."""
-    return run_value if checkpoint in (None, "latest") else getattr(ModelConfig(), setting)
+    return run_value if checkpoint in (None, "latest") else ModelConfig.as_trained()[setting]
 
 
 def check_scales(brake_scale: float | None, gas_scale: float | None, source: str = "",

@@ -72,6 +72,11 @@ class ModelConfig:
     # Settings whose default is what a run saved before them did (drive as trained): loaded without a warning.
     QUIET_DEFAULTS: ClassVar[tuple] = DRIVING_SETTINGS
 
+    @classmethod
+    def as_trained(cls) -> dict[str, float]:
+        """The driving settings' defaults: a policy driven as it was trained, the trials set aside."""
+        return {key: getattr(cls(), key) for key in cls.DRIVING_SETTINGS}
+
 
 # name -> conv stack as (out_channels, kernel, stride); `bench/learner_speed.py --encoder` times them.
 ENCODERS = {

@@ -796,8 +796,8 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
         if ignored and ctx.is_main:
             print(f"warning: continuing {args.resume_run_id} with its saved settings; ignoring {', '.join(ignored)}")
         resume_state = load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")
-        for key in ModelConfig.DRIVING_SETTINGS:  # its policy may change: the trials run again
-            setattr(model_config, key, getattr(ModelConfig(), key))
+        for key, value in ModelConfig.as_trained().items():  # its policy may change: the trials run again
+            setattr(model_config, key, value)
     else:
         config = RLConfig(**{k: getattr(args, k) for k in asdict(RLConfig()) if hasattr(args, k) and k != "dataset"})
         for name, default in asdict(RLConfig()).items():  # 0/1 flags -> the config's bools
@@ -919,7 +919,7 @@ def action_trials(path: Path, config: RLConfig) -> dict[str, float]:
     that rose (config.json's model.brake_deadzone, brake_scale and gas_scale, which test and Agent.load apply to
     the run's policy). A walk stops at the first step that does not rise: driving faster gains a little on every
     track until it costs a lap somewhere. Returns the settings kept."""
-    agent = Agent.load(path, device=config.device, brake_scale=1.0, gas_scale=1.0, brake_deadzone=0.0)
+    agent = Agent.load(path, device=config.device, **ModelConfig.as_trained())
     best = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
     tried = [f"{best:.1f} as trained"]
     kept, walked = {}, []

@@ -27,6 +27,7 @@ from agent import Agent  # noqa: E402
 from env import TEST_SEED_START, VALIDATION_SEED_START  # noqa: E402
 from errors import UserError  # noqa: E402
 from evaluate import evaluate, summarize  # noqa: E402
+from networks import ModelConfig  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -36,7 +37,7 @@ FIRST_TRACK = {"test": TEST_SEED_START, "validation": VALIDATION_SEED_START}
 
 def measure(run_id: str, scale: float, episodes: int, tracks: str = "test") -> dict:
     # relative to the policy as trained (train_rl's trials set aside)
-    agent = Agent.load(run_id, brake_scale=scale, gas_scale=1.0, brake_deadzone=0.0)
+    agent = Agent.load(run_id, **{**ModelConfig.as_trained(), "brake_scale": scale})
     results = evaluate(agent, list(range(FIRST_TRACK[tracks], FIRST_TRACK[tracks] + episodes)), progress=False)
     summary, laps = summarize(results), [r["frames"] for r in results if r["lap_complete"]]
     return {"run": run_id, "brake_scale": scale, "raw_mean": summary["raw"]["mean"], "raw_min": summary["raw"]["min"],

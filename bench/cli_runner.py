@@ -51,7 +51,7 @@ def is_own_policy(path: Path, checkpoint: str) -> bool:
     a byte copy of the validated step that became the policy), and the policy drives as trained (a named checkpoint
     does; train_rl's trials may have changed the policy's). A missing one is not: `test` names it."""
     model = json.loads((path / "config.json").read_text()).get("model", {})
-    driving = {key: model.get(key, getattr(ModelConfig(), key)) for key in ModelConfig.DRIVING_SETTINGS}
+    driving = {key: model.get(key, default) for key, default in ModelConfig.as_trained().items()}
     if any(own_driving_setting(value, checkpoint, key) != value for key, value in driving.items()):
         return False
     try:
