@@ -7,9 +7,9 @@
 
 `act` takes raw 96x96x3 frames, one per environment frame, and applies the run's preprocessing, frame
 stack and action repeat itself: it picks a new action every `action_repeat` frames and repeats it between.
-`test` drives through the same stacker and `decide`. The run's policy brakes and accelerates as its config's
-`model.brake_deadzone`, `model.brake_scale` and `model.gas_scale` say (train_rl's trials); a named checkpoint
-drives as it was trained.
+`test` drives through the same stacker and `decide`. The run's policy brakes, accelerates and steers as its
+config's `model.brake_deadzone`, `model.brake_scale`, `model.gas_scale` and `model.steer_scale` say (train_rl's
+trials); a named checkpoint drives as it was trained.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from networks import POLICY_ACTIONS, ActorCritic, ModelConfig
 from runs import checkpoint_path, load_checkpoint, load_config, run_dir
 
 MAX_GAS_SCALE = 2.0  # a gas scale beyond it only turns every bit of gas into full gas
+MAX_STEER_SCALE = 2.0  # likewise the steering, into full lock
 
 
 def own_driving_setting(run_value: float, checkpoint: str | None, setting: str) -> float:
@@ -34,24 +35,28 @@ def own_driving_setting(run_value: float, checkpoint: str | None, setting: str) 
 
 
 def check_scales(brake_scale: float | None, gas_scale: float | None, source: str = "",
-                 brake_deadzone: float | None = None) -> None:
-    """A brake scale in [0, 1], a gas scale in [1, MAX_GAS_SCALE] and a brake deadzone in [0, 1) (None: not given),
-    or a UserError naming `source` (a config file, else the argument)."""
+                 brake_deadzone: float | None = None, steer_scale: float | None = None) -> None:
+    """A brake scale in [0, 1], a gas scale in [1, MAX_GAS_SCALE], a brake deadzone in [0, 1) and a steering scale in
+    [1, MAX_STEER_SCALE] (None: not given), or a UserError naming `source` (a config file, else the argument)."""
     if brake_scale is not None and not 0 <= brake_scale <= 1:
         raise UserError(f"{source}brake_scale must be in [0, 1], got {brake_scale}")
     if gas_scale is not None and not 1 <= gas_scale <= MAX_GAS_SCALE:
         raise UserError(f"{source}gas_scale must be in [1, {MAX_GAS_SCALE:g}], got {gas_scale}")
     if brake_deadzone is not None and not 0 <= brake_deadzone < 1:
         raise UserError(f"{source}brake_deadzone must be in [0, 1), got {brake_deadzone}")
+    if steer_scale is not None and not 1 <= steer_scale <= MAX_STEER_SCALE:
+        raise UserError(f"{source}steer_scale must be in [1, {MAX_STEER_SCALE:g}], got {steer_scale}")
 
 
 class Agent:
     def __init__(self, model: ActorCritic, env_config: EnvConfig, device: str | torch.device = "cpu",
-                 brake_scale: float = 1.0, gas_scale: float = 1.0, brake_deadzone: float = 0.0):
+                 brake_scale: float = 1.0, gas_scale: float = 1.0, brake_deadzone: float = 0.0,
+                 steer_scale: float = 1.0):
         self.model = model
         self.brake_scale = brake_scale
         self.gas_scale = gas_scale
         self.brake_deadzone = brake_deadzone
+        self.steer_scale = steer_scale
         self.env_config = env_config
         self.device = torch.device(device)
         self.stacker = FrameStacker(env_config)
@@ -61,11 +66,13 @@ class Agent:
     @classmethod
     def load(cls, run: str | Path, checkpoint: str | None = None, device: str = "cpu",
              policy_action: str | None = None, brake_scale: float | None = None,
-             gas_scale: float | None = None, brake_deadzone: float | None = None) -> "Agent":
+             gas_scale: float | None = None, brake_deadzone: float | None = None,
+             steer_scale: float | None = None) -> "Agent":
         """Rebuild a run's networks from `config.json` and load its latest (or the named) checkpoint.
         `policy_action` ("mean" or "expected", see ModelConfig), `brake_scale` (in [0, 1]), `gas_scale` (in
-        [1, MAX_GAS_SCALE]) and `brake_deadzone` (in [0, 1); all three by default the run's own for its policy, as
-        trained for a named checkpoint) override the run's, for comparisons."""
+        [1, MAX_GAS_SCALE]), `brake_deadzone` (in [0, 1)) and `steer_scale` (in [1, MAX_STEER_SCALE]; all four by
+        default the run's own for its policy, as trained for a named checkpoint) override the run's, for
+        comparisons."""
         path = run_dir(str(run))
         config = load_config(path)  # checked: a malformed file is a one-line error naming it
         env_config, model_config = EnvConfig(**config["env"]), ModelConfig(**config["model"])
@@ -84,9 +91,10 @@ class Agent:
             raise UserError(f"{path}: checkpoint does not match the run's networks "
                             f"({str(error).splitlines()[0]})") from None
         check_scales(model_config.brake_scale, model_config.gas_scale, f"{path / 'config.json'}: ",  # hand-edited?
-                     model_config.brake_deadzone)
-        check_scales(brake_scale, gas_scale, brake_deadzone=brake_deadzone)
-        given = {"brake_deadzone": brake_deadzone, "brake_scale": brake_scale, "gas_scale": gas_scale}
+                     model_config.brake_deadzone, model_config.steer_scale)
+        check_scales(brake_scale, gas_scale, brake_deadzone=brake_deadzone, steer_scale=steer_scale)
+        given = {"brake_deadzone": brake_deadzone, "brake_scale": brake_scale, "gas_scale": gas_scale,
+                 "steer_scale": steer_scale}
         driving = {key: own_driving_setting(getattr(model_config, key), checkpoint, key) if value is None
                    else value for key, value in given.items()}
         device = resolve_device(device)
@@ -113,6 +121,7 @@ class Agent:
         """Deterministic actions (N, 3) for a batch of preprocessed, stacked observations (N, C, S, S)."""
         with torch.no_grad():
             actions = self.model.act(torch.as_tensor(obs, device=self.device)).cpu().numpy().astype(np.float32)
+        actions[:, 0] = np.clip(actions[:, 0] * self.steer_scale, -1.0, 1.0)
         actions[:, 1] = np.minimum(actions[:, 1] * self.gas_scale, 1.0)
         actions[:, 2] = np.where(actions[:, 2] < self.brake_deadzone, 0.0, actions[:, 2] * self.brake_scale)
         return actions

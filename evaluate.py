@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agent import MAX_GAS_SCALE, Agent, check_scales, own_driving_setting
+from agent import MAX_GAS_SCALE, MAX_STEER_SCALE, Agent, check_scales, own_driving_setting
 from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
 from env import (MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker,
                  make_vec_env)
 from errors import UserError
-from networks import POLICY_ACTIONS
+from networks import POLICY_ACTIONS, ModelConfig
 from runs import RESULTS_DIR, load_config, run_dir
 from video import EpisodeRecorder, add_clip, add_view_argument, check_video_path, write_video
 
@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drive with every brake lighter than this, in [0, 1), released (before --brake_scale; "
                              "default: the run's own, model.brake_deadzone, which train_rl's deadzone trial sets; 0 "
                              "with --checkpoint; results named apart)")
+    parser.add_argument("--steer_scale", type=float, default=None,
+                        help=f"drive with the steering of every action times this, in [1, {MAX_STEER_SCALE:g}], "
+                             "clipped to full lock (default: the run's own, model.steer_scale, which train_rl's "
+                             "steering trial sets; 1 with --checkpoint; results named apart)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy: cpu, cuda, cuda:N, auto")
 
 
@@ -149,9 +153,10 @@ def run(args: argparse.Namespace) -> int:
         check_video_path(args.video)
     path = run_dir(args.resume_run_id)
     prepare_outputs(path / RESULTS_DIR, args.video)
-    check_scales(args.brake_scale, args.gas_scale, "--", args.brake_deadzone)
+    check_scales(args.brake_scale, args.gas_scale, "--", args.brake_deadzone, args.steer_scale)
     agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device, policy_action=args.policy_action,
-                       brake_scale=args.brake_scale, gas_scale=args.gas_scale, brake_deadzone=args.brake_deadzone)
+                       brake_scale=args.brake_scale, gas_scale=args.gas_scale, brake_deadzone=args.brake_deadzone,
+                       steer_scale=args.steer_scale)
     seeds = list(range(args.seed, args.seed + args.episodes))
     recorder = EpisodeRecorder(args.video_view) if args.video else None
     episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder,
@@ -162,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(episodes)
     print(format_table(summary))
     out = results_file(path, args.checkpoint, args.seed, args.episodes, args.shove, args.policy_action,
-                       args.brake_scale, args.gas_scale, args.brake_deadzone)
+                       args.brake_scale, args.gas_scale, args.brake_deadzone, args.steer_scale)
     atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0
@@ -170,17 +175,19 @@ def run(args: argparse.Namespace) -> int:
 
 def results_file(path: Path, checkpoint: str | None, seed: int, episodes: int, shove: float,
                  policy_action: str | None, brake_scale: float | None = None, gas_scale: float | None = None,
-                 brake_deadzone: float | None = None) -> Path:
-    """Where `test` writes a run's results: named by checkpoint, tracks, shoves, and an action, brake or gas scale
-    or brake deadzone other than the run's."""
+                 brake_deadzone: float | None = None, steer_scale: float | None = None) -> Path:
+    """Where `test` writes a run's results: named by checkpoint, tracks, shoves, and an action, brake, gas or
+    steering scale or brake deadzone other than the run's."""
     name = Path(checkpoint).stem if checkpoint else "latest"
     shoved = f"_shove{shove:g}" if shove else ""
-    given = {"brake_scale": brake_scale, "gas_scale": gas_scale, "brake_deadzone": brake_deadzone}
+    given = {"brake_scale": brake_scale, "gas_scale": gas_scale, "brake_deadzone": brake_deadzone,
+             "steer_scale": steer_scale}
     model = load_config(path)["model"] if policy_action or any(v is not None for v in given.values()) else {}
     action = f"_{policy_action}" if policy_action and policy_action != model["policy_action"] else ""
     scales = ""
     for key, value in given.items():
-        if value is not None and value != own_driving_setting(model[key], checkpoint, key):
+        run_value = model.get(key, ModelConfig.as_trained()[key])  # runs saved before a setting drove as trained
+        if value is not None and value != own_driving_setting(run_value, checkpoint, key):
             scales += f"_{key.removesuffix('_scale')}{value:g}"
     return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{action}{scales}.json"
 

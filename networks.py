@@ -67,8 +67,11 @@ class ModelConfig:
     # or more or not at all, but tanh never reaches the bound, so a clone dabs the brake where the teacher coasted.
     # train_rl's deadzone trial sets it, before the brake trial.
     brake_deadzone: float = 0.0
+    # The steering of every action times this (>= 1), clipped to full lock: train_rl's steering trial, after the
+    # gas trial. A clone of the autopilot turns in a little late and gently; a sharper wheel takes the corners tighter.
+    steer_scale: float = 1.0
     # How the run's policy drives beyond what it was trained as (the trials'): a named checkpoint drives without them.
-    DRIVING_SETTINGS: ClassVar[tuple] = ("brake_deadzone", "brake_scale", "gas_scale")
+    DRIVING_SETTINGS: ClassVar[tuple] = ("brake_deadzone", "brake_scale", "gas_scale", "steer_scale")
     # Settings whose default is what a run saved before them did (drive as trained): loaded without a warning.
     QUIET_DEFAULTS: ClassVar[tuple] = DRIVING_SETTINGS
 

@@ -51,7 +51,8 @@ and the dashboard inputs; the others are flags that lost or tied the ablation):
   - the brake trial (`brake_trial` auto, down to 0.9 under the KL cost): after training the run's policy is
     validated again with its brake lighter step by step, and drives at the last step that validated higher
     (`action_trials`; ModelConfig.brake_scale); then the gas trial (`gas_trial` auto, up to 1.1 where the brake
-    trial's auto walks) the same way with its gas heavier (ModelConfig.gas_scale). `deadzone_trial` D (off by
+    trial's auto walks) the same way with its gas heavier (ModelConfig.gas_scale), then the steering trial
+    (`steer_trial` auto, up to 1.1) with its steering sharper (ModelConfig.steer_scale). `deadzone_trial` D (off by
     default) walks first, releasing the policy's lightest brakes, up to those below D (ModelConfig.brake_deadzone).
   - wider validations (`eval_episodes` auto): where the trials walk, every periodic validation and trial step drives
     30 validation tracks instead of 10, so a checkpoint that loses a lap now and then rarely passes for a sound one.
@@ -82,7 +83,7 @@ from tqdm import tqdm
 
 import demos
 import distributed
-from agent import MAX_GAS_SCALE, Agent
+from agent import MAX_GAS_SCALE, MAX_STEER_SCALE, Agent
 from bc import BCConfig, add_env_and_model_arguments, auto_bool, auto_or, env_and_model_configs, override_reward
 from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
@@ -123,6 +124,11 @@ CLEAN_LAPS_ATTEMPTS, ATTEMPT_SEED_STRIDE = 2, 100
 LIGHTEST_BRAKE, BRAKE_STEP = 0.9, 0.05
 # --gas_trial auto where --brake_trial's auto walks: the same walk with the gas of every action heavier, after it.
 HEAVIEST_GAS, GAS_STEP = 1.1, 0.05
+# --steer_trial auto where --brake_trial's auto walks, after the gas trial: the steering of every action sharper. On 3
+# strong runs, after their brake and gas walks, 30 validation tracks rose by about 0.15 for every 5 % up to 20 %, yet
+# at 20 % one of 6 runs lost a test lap (at 10 %, none); as with the brake, the walk stops short of the cliff the
+# validation does not see (2026-12-07, third session; Design notes).
+SHARPEST_STEER, STEER_STEP = 1.1, 0.05
 # --eval_episodes auto: 30 validation tracks where the trials walk (strong starts: a choice between policies that all
 # finish most laps, where one lost lap in 50 decides), 10 elsewhere. On 10 tracks set 12's seed 112 validated 919.7 and
 # lost 3 of 50 test laps; on 30 its last two checkpoints validated 904 and the choice fell on step 5,000 (Design notes).
@@ -194,6 +200,10 @@ class RLConfig:
     # After the brake trial, the same walk with the gas of every action heavier, in GAS_STEPs up to this (> 1; capped
     # at full gas; ModelConfig.gas_scale). 1 = no trial. None (auto): HEAVIEST_GAS where brake_trial's auto walks.
     gas_trial: float | None = None
+    # After the gas trial, the same walk with the steering of every action sharper, in STEER_STEPs up to this (> 1;
+    # clipped to full lock; ModelConfig.steer_scale). 1 = no trial. None (auto): SHARPEST_STEER where brake_trial's
+    # auto walks.
+    steer_trial: float | None = None
     # Before the brake trial, the same walk releasing the policy's lightest brakes, those below DEADZONE_STEP, 2
     # DEADZONE_STEP, ... up to this (< 1; ModelConfig.brake_deadzone). 0 = no trial.
     deadzone_trial: float = 0.0
@@ -259,7 +269,7 @@ class RLConfig:
                                     "cut_returns_at_shoves": False, "imitate_critic_dataset": False,
                                     "actor_warmup_steps": 0, "actor_lr_decay": False,
                                     "skipped_tile_penalty": 0.0, "attempts": 1, "brake_trial": 1.0,
-                                    "gas_trial": 1.0}
+                                    "gas_trial": 1.0, "steer_trial": 1.0}
 
     @property
     def actor_start(self) -> int:
@@ -381,6 +391,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after the brake trial, the same walk with the gas of every action heavier by "
                              f"{GAS_STEP:g} a step (capped at full gas), up to times G; 1 = no trial; auto (default) = "
                              f"{HEAVIEST_GAS:g} with the KL cost and validations choosing the policy, else 1")
+    parser.add_argument("--steer_trial", type=auto_or(float, f"a scale in [1, {MAX_STEER_SCALE:g}]"),
+                        default=c.steer_trial, metavar="{auto,W}",
+                        help="after the gas trial, the same walk with the steering of every action sharper by "
+                             f"{STEER_STEP:g} a step (clipped to full lock), up to times W; 1 = no trial; auto "
+                             f"(default) = {SHARPEST_STEER:g} with the KL cost and validations choosing the policy, "
+                             "else 1")
     parser.add_argument("--deadzone_trial", type=float, default=c.deadzone_trial, metavar="D",
                         help="before the brake trial, the same walk releasing every brake lighter than "
                              f"{DEADZONE_STEP:g}, {2 * DEADZONE_STEP:g}, ... up to D (0.1: the autopilot's lightest "
@@ -773,7 +789,7 @@ def run(args: argparse.Namespace) -> int:
             train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
             if config.attempts > 1:
                 train_other_attempts(path, config, env_config, model_config, ctx)
-            if ctx.is_main and (config.deadzone_trial > 0 or config.brake_trial < 1 or config.gas_trial > 1):
+            if ctx.is_main and any(trial_walks(config).values()):
                 action_trials(path, config)
     finally:
         distributed.cleanup(ctx)
@@ -866,8 +882,7 @@ def train_other_attempts(path: Path, config: RLConfig, env_config: EnvConfig, mo
     """--attempts: the second and later fine-tunings, each a run of its own in `path`/attempt_K (started, resumed
     where it stopped, or left as it is when done), with the run's resolved settings and its own seed; then the
     run's policy becomes the best validated of all attempts."""
-    for attempt in range(2, config.attempts + 1):
-        folder = path / f"attempt_{attempt}"
+    for attempt, folder in enumerate(attempt_folders(path, config.attempts)[1:], start=2):
         attempt_config = replace(config, seed=config.seed + ATTEMPT_SEED_STRIDE * (attempt - 1), attempts=1)
         last_state = folder / "checkpoints" / "latest_step.pt"
         resume_state = load_checkpoint(last_state, "cpu") if last_state.exists() else None
@@ -894,6 +909,15 @@ def trial_scales(end: float, step: float, start: float = 1.0) -> list[float]:
     return [scale for scale in grid if sign * (end - scale) > 0] + [end]
 
 
+def trial_walks(config: RLConfig) -> dict[str, list[float]]:
+    """The trials in the order they walk: each driving setting (ModelConfig.DRIVING_SETTINGS) and the values it
+    tries (none: no trial)."""
+    return {"brake_deadzone": trial_scales(config.deadzone_trial, DEADZONE_STEP, start=0.0),
+            "brake_scale": trial_scales(config.brake_trial, BRAKE_STEP),
+            "gas_scale": trial_scales(config.gas_trial, GAS_STEP),
+            "steer_scale": trial_scales(config.steer_trial, STEER_STEP)}
+
+
 def walk(agent: Agent, knob: str, scales: list[float], best: float, config: RLConfig,
          tried: list[str]) -> tuple[float, float]:
     """Validate `agent` with its `knob` (one of ModelConfig.DRIVING_SETTINGS) at each of `scales` in turn, stopping
@@ -913,19 +937,20 @@ def walk(agent: Agent, knob: str, scales: list[float], best: float, config: RLCo
 
 
 def action_trials(path: Path, config: RLConfig) -> dict[str, float]:
-    """--deadzone_trial D, --brake_trial S and --gas_trial G: validate the run's policy as trained, then releasing
-    its lightest brakes, step by step (`trial_scales`) while each step validates higher than the one before, then
-    from there with the brake of every action lighter the same way, then with its gas heavier; keep the last steps
-    that rose (config.json's model.brake_deadzone, brake_scale and gas_scale, which test and Agent.load apply to
-    the run's policy). A walk stops at the first step that does not rise: driving faster gains a little on every
-    track until it costs a lap somewhere. Returns the settings kept."""
+    """--deadzone_trial D, --brake_trial S, --gas_trial G and --steer_trial W: from the run's policy's validation as
+    trained (its periodic one, else a drive now), validate it releasing its lightest brakes, step by step
+    (`trial_scales`) while each step validates higher than the one before, then from there with the brake of every
+    action lighter the same way, then with its gas heavier, then its steering sharper; keep the last steps that
+    rose (config.json's model.brake_deadzone, brake_scale, gas_scale and steer_scale, which test and Agent.load
+    apply to the run's policy). A walk stops at the first step that does not rise: driving faster gains a little on
+    every track until it costs a lap somewhere. Returns the settings kept."""
     agent = Agent.load(path, device=config.device, **ModelConfig.as_trained())
-    best = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
+    best = policy_validation(path, config) if validations_choose(config) else -np.inf
+    if not np.isfinite(best):  # no periodic validation chose the policy: validate it as trained first
+        best = validate(agent, config.eval_episodes, config.num_envs)["raw"]["mean"]
     tried = [f"{best:.1f} as trained"]
     kept, walked = {}, []
-    for knob, scales in (("brake_deadzone", trial_scales(config.deadzone_trial, DEADZONE_STEP, start=0.0)),
-                         ("brake_scale", trial_scales(config.brake_trial, BRAKE_STEP)),
-                         ("gas_scale", trial_scales(config.gas_trial, GAS_STEP))):
+    for knob, scales in trial_walks(config).items():
         kept[knob], best = walk(agent, knob, scales, best, config, tried)
         walked += [knob] if scales else []
     saved = load_config(path)
@@ -938,9 +963,20 @@ def action_trials(path: Path, config: RLConfig) -> dict[str, float]:
     return kept
 
 
-def policy_validation(path: Path) -> float:
-    """The periodic validation return of a fine-tuning run's policy (the checkpoint it ends on)."""
+def attempt_validation(path: Path) -> float:
+    """The periodic validation return of one fine-tuning's policy (the checkpoint it ends on)."""
     return load_checkpoint(checkpoint_path(path, "latest_step"), "cpu")["best_validation"]["policy_raw"]
+
+
+def policy_validation(path: Path, config: RLConfig) -> float:
+    """The periodic validation return of the run's policy as trained: its best validated attempt's. The trials
+    start from it: validating the same weights on the same tracks again would only repeat it (-inf: none yet)."""
+    return max(attempt_validation(folder) for folder in attempt_folders(path, config.attempts))
+
+
+def attempt_folders(path: Path, attempts: int) -> list[Path]:
+    """The run's own folder, then its later attempts' (`train_other_attempts`)."""
+    return [path] + [path / f"attempt_{attempt}" for attempt in range(2, attempts + 1)]
 
 
 def best_attempt(validations: list[float]) -> int:
@@ -951,8 +987,8 @@ def best_attempt(validations: list[float]) -> int:
 def choose_attempt(path: Path, attempts: int) -> int:
     """Point the run's policy (`latest`) at the attempt whose policy validated best (`best_attempt`), copied into
     the run's checkpoints as attempt_K.pt when it is not the run's own; returns K."""
-    folders = [path] + [path / f"attempt_{attempt}" for attempt in range(2, attempts + 1)]
-    scores = [policy_validation(folder) for folder in folders]
+    folders = attempt_folders(path, attempts)
+    scores = [attempt_validation(folder) for folder in folders]
     chosen = best_attempt(scores)
     if chosen > 1:
         save_checkpoint(path, f"attempt_{chosen}", load_checkpoint(checkpoint_path(folders[chosen - 1]), "cpu"))
@@ -984,14 +1020,16 @@ def validations_choose(config: RLConfig) -> bool:
 
 
 def resolve_trials(config: RLConfig) -> None:
-    """--brake_trial, --gas_trial and --eval_episodes auto: under the KL cost, where validations choose the run's
-    policy, the brake and gas trials walk, and every validation drives the wider set of tracks (between strong
-    policies a rare lost lap decides); otherwise no trial, and the narrow set."""
+    """--brake_trial, --gas_trial, --steer_trial and --eval_episodes auto: under the KL cost, where validations
+    choose the run's policy, the brake, gas and steering trials walk, and every validation drives the wider set of
+    tracks (between strong policies a rare lost lap decides); otherwise no trial, and the narrow set."""
     trials = config.bc_prior_kl and validations_choose(config)
     if config.brake_trial is None:
         config.brake_trial = LIGHTEST_BRAKE if trials else 1.0
     if config.gas_trial is None:
         config.gas_trial = HEAVIEST_GAS if trials else 1.0
+    if config.steer_trial is None:
+        config.steer_trial = SHARPEST_STEER if trials else 1.0
     if config.eval_episodes is None:
         config.eval_episodes = WIDE_VALIDATION_EPISODES if trials else NARROW_VALIDATION_EPISODES
 
@@ -1062,6 +1100,8 @@ def validate_config(config: RLConfig) -> None:
         raise UserError(f"--brake_trial must be in (0, 1], got {config.brake_trial}")
     if config.gas_trial is not None and not 1 <= config.gas_trial <= MAX_GAS_SCALE:
         raise UserError(f"--gas_trial must be in [1, {MAX_GAS_SCALE:g}], got {config.gas_trial}")
+    if config.steer_trial is not None and not 1 <= config.steer_trial <= MAX_STEER_SCALE:
+        raise UserError(f"--steer_trial must be in [1, {MAX_STEER_SCALE:g}], got {config.steer_trial}")
     if not 0 <= config.deadzone_trial < 1:
         raise UserError(f"--deadzone_trial must be in [0, 1), got {config.deadzone_trial}")
     if config.skipped_tile_penalty is not None and config.skipped_tile_penalty < 0:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))
 
 from cli_runner import run_dirs, test_cell, tested  # noqa: E402
-from rl import best_attempt, policy_validation  # noqa: E402
+from rl import attempt_validation, best_attempt  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     print("|---|---|---|")
     chosen, every = [], []
     for group, folders in zip(args.group, paths):
-        validations = [policy_validation(folder) for folder in folders]
+        validations = [attempt_validation(folder) for folder in folders]
         results = [tested(run_id, args.test_episodes, checkpoint="best") for run_id in group]
         pick = best_attempt(validations) - 1
         chosen.append(results[pick])

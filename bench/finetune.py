@@ -24,6 +24,7 @@ import functools
 import itertools
 import json
 import os
+import shutil
 import sys
 import textwrap
 import time
@@ -441,18 +442,28 @@ DEADZONE_TRIAL = ("the default until 2026-12-07's second session with a deadzone
 # train_rl's default since 2026-12-07's second session (--eval_episodes auto): the run's policy and its trials chosen
 # on 30 validation tracks instead of 10 where the trials walk (each validation 3 times longer), after set 12's seed
 # 112 validated 919.7 on 10 and lost 3 of 50 test laps; clean laps the previous default's runs.
-VALIDATION_30 = ("today's default: the default until 2026-12-07's second session, with the run's policy and its "
-                 "trials chosen on 30 validation tracks instead of 10 (--eval_episodes auto: 30 under the KL cost, "
-                 "else 10)")
-WIDE_VALIDATIONS = (VALIDATION_30,)  # rows measured with --eval_episodes auto
+VALIDATION_30 = ("the default until 2026-12-07's third session: the default until 2026-12-07's second session, "
+                 "with the run's policy and its trials chosen on 30 validation tracks instead of 10 (--eval_episodes "
+                 "auto: 30 under the KL cost, else 10)")
+# train_rl's default since 2026-12-07's third session (--steer_trial auto): after the gas trial the same walk with
+# the steering of every action sharper, up to 10 %; clean laps the previous default's runs. Why: on 3 strong runs
+# their 30 validation tracks rose about 0.15 for every 5 % up to 20 % after the brake and gas walks, and at 20 % one
+# of the 6 runs on sets 11 to 13 lost a test lap. The runs on sets 11 to 13: copies of the previous default's, their
+# trials rerun by a resume (`copy_with_trials_rerun`; the trials come after training and do not change it).
+STEER_TRIAL = ("today's default: the default until 2026-12-07's third session, and on DART laps after the gas "
+               "trial a steering trial: the same walk with the steering of every action sharper, 5 % a step up to "
+               "10 % (--steer_trial auto: up to 1.1 under the KL cost, else 1)")
+WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL)  # rows measured with --eval_episodes auto
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
-               GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)  # rows measured at train_rl's --total_steps auto
+               GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)  # rows measured at train_rl's --total_steps auto
 # measured with --skipped_tile_penalty auto
-TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08, GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)
+TODAYS_PENALTY = (TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)
 # rows measured with --attempts auto (BRAKE_WALK_08's DART laps: 1)
-TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)
-BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)  # rows measured with --brake_trial auto
-GAS_TRIALS = (GAS_TRIAL, DEADZONE_TRIAL, VALIDATION_30)  # rows measured with --gas_trial auto
+TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)
+# rows measured with --brake_trial auto
+BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)
+GAS_TRIALS = (GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)  # rows measured with --gas_trial auto
+STEER_TRIALS = (STEER_TRIAL,)  # rows measured with --steer_trial auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -526,6 +537,14 @@ FLOOR_KEYS = {True: "critic_ln_meanq_driveauto_dash_floor50_bcauto_klauto_spread
               False: "critic_ln_meanq_driveauto_dash_floor30_bcauto_klauto_spread1_stall100_tie"}
 
 
+def attempts_keys(dart_suffix: str) -> dict[str, str]:
+    """Run keys of a default since --attempts auto: from clean laps the attempts' runs (what later defaults changed
+    walks only under the KL cost), from DART laps the floor's key plus `dart_suffix` (the trials and validations
+    that changed them)."""
+    return {start: FLOOR_KEYS[True] + dart_suffix if dart_laps(start)
+            else f"{FLOOR_KEYS[False]}_actorlr3e4_decay_30k_skip25_attempts2" for start in STARTS}
+
+
 def penalized_clean_laps(total_steps: int, penalty: int, **train_rl_flags) -> tuple[dict, list]:
     """A weak-start row at 3e-4 falling to 0 over `total_steps`, charging `penalty` for road tiles left behind, with
     train_rl's other flags as given (n_step=5: --n_step 5, named in the run key as _nstep5)."""
@@ -562,21 +581,14 @@ VARIANTS = {
                    for start in STARTS}, STALLED_TIED_FLAGS),
     TILES_AUTO: ({start: FLOOR_KEYS[dart_laps(start)] + ("" if dart_laps(start) else "_actorlr3e4_decay_30k_skip25")
                   for start in STARTS}, STALLED_TIED_FLAGS),
-    ATTEMPTS_AUTO: ({start: FLOOR_KEYS[dart_laps(start)]
-                     + ("" if dart_laps(start) else "_actorlr3e4_decay_30k_skip25_attempts2") for start in STARTS},
-                    STALLED_TIED_FLAGS),
-    BRAKE_TRIAL: ({start: FLOOR_KEYS[dart_laps(start)] + ("_brake09" if dart_laps(start)
-                                                          else "_actorlr3e4_decay_30k_skip25_attempts2")
-                   for start in STARTS}, STALLED_TIED_FLAGS),
+    ATTEMPTS_AUTO: (attempts_keys(""), STALLED_TIED_FLAGS),
+    BRAKE_TRIAL: (attempts_keys("_brake09"), STALLED_TIED_FLAGS),
     BRAKE_WALK_08: ({"strong": f"{FLOOR_KEYS[True]}_brake08"}, [*STALLED_TIED_FLAGS, "--brake_trial", 0.8]),
-    GAS_TRIAL: ({start: FLOOR_KEYS[dart_laps(start)] + ("_brake09_gas11" if dart_laps(start)
-                                                        else "_actorlr3e4_decay_30k_skip25_attempts2")
-                 for start in STARTS}, STALLED_TIED_FLAGS),
+    GAS_TRIAL: (attempts_keys("_brake09_gas11"), STALLED_TIED_FLAGS),
     DEADZONE_TRIAL: ({"strong": f"{FLOOR_KEYS[True]}_dead01_brake09_gas11"},
                      [*STALLED_TIED_FLAGS, "--deadzone_trial", 0.1]),
-    VALIDATION_30: ({start: FLOOR_KEYS[dart_laps(start)] + ("_brake09_gas11_val30" if dart_laps(start)
-                                                            else "_actorlr3e4_decay_30k_skip25_attempts2")
-                     for start in STARTS}, STALLED_TIED_FLAGS),
+    VALIDATION_30: (attempts_keys("_brake09_gas11_val30"), STALLED_TIED_FLAGS),
+    STEER_TRIAL: (attempts_keys("_brake09_gas11_val30_steer11"), STALLED_TIED_FLAGS),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
@@ -715,6 +727,7 @@ VARIANTS = {label: (key, [*flags, *([] if label in (ACTOR_LR_AUTO, *AUTO_BUDGET)
                           *([] if label in TODAYS_ATTEMPTS else ["--attempts", 1]),  # one fine-tuning until then
                           *([] if label in BRAKE_TRIALS or "--brake_trial" in flags else ["--brake_trial", 1]),
                           *([] if label in GAS_TRIALS else ["--gas_trial", 1]),
+                          *([] if label in STEER_TRIALS else ["--steer_trial", 1]),
                           *([] if label in WIDE_VALIDATIONS or "--eval_episodes" in flags else
                             ["--eval_episodes", 10]),
                           *([] if label in SPREAD_LIMITED else ["--spread_limit", OLD_SPREAD_LIMIT]),
@@ -882,6 +895,27 @@ def rl_run(variant: str, start: str, k: int, total_steps: int | None, seed: int 
         cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", seed,
             *(["--total_steps", total_steps] if total_steps else []), *flags)
         (LOG_ROOT / run_id / "wall_time_s").write_text(f"{time.time() - started:.0f}")
+    return run_id
+
+
+def copy_with_trials_rerun(variant: str, source: str, start: str, k: int, seed: int | None = None) -> str:
+    """`source`'s finished run of demo set k copied as `variant`'s and resumed, which reruns train_rl's trials (a
+    trial the source's config.json lacks resolves auto). The trials come after training and leave it as it was, so
+    the copy is the run `variant` would train; its wall time stays the source's, without the trials' rerun."""
+    seed = k if seed is None else seed
+    run_id, source_id = rl_run_id(variant, start, k, seed), rl_run_id(source, start, k, seed)
+    if not rl_finished(run_id):
+        if not rl_finished(source_id):
+            raise SystemExit(f"{LOG_ROOT / source_id}: no finished run to copy")
+        shutil.rmtree(LOG_ROOT / run_id, ignore_errors=True)  # a copy interrupted before its trials ended
+        shutil.copytree(LOG_ROOT / source_id, LOG_ROOT / run_id, ignore=shutil.ignore_patterns("test_results",
+                                                                                               "wall_time_s"))
+        config = json.loads((LOG_ROOT / run_id / "config.json").read_text())
+        config["train"].update({key: None for key in ("brake_trial", "gas_trial", "steer_trial")
+                                if key not in config["train"]})
+        (LOG_ROOT / run_id / "config.json").write_text(json.dumps(config, indent=2))
+        cli("train_rl", "--resume_run_id", run_id)
+        shutil.copy(LOG_ROOT / source_id / "wall_time_s", LOG_ROOT / run_id / "wall_time_s")
     return run_id
 
 

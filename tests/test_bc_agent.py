@@ -19,6 +19,7 @@ from networks import OLD_SPREAD_LIMIT, ActorCritic, ModelConfig
 from replay_buffer import demo_replay
 from runs import checkpoint_path
 import demos
+import evaluate
 
 from flags import TINY
 
@@ -231,7 +232,7 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     saved = json.loads((workdir / "logs" / "rl" / "config.json").read_text())
     for key in ("bc_prior_kl", "bc_weight_floor", "train_shove_share", "cut_returns_at_shoves",
                 "imitate_critic_dataset", "actor_warmup_steps", "actor_lr_decay", "skipped_tile_penalty",
-                "brake_trial", "gas_trial"):
+                "brake_trial", "gas_trial", "steer_trial"):
         del saved["train"][key]
     del saved["env"]["skipped_tile_penalty"]
     (workdir / "logs" / "rl" / "config.json").write_text(json.dumps(saved))
@@ -241,10 +242,10 @@ def test_train_rl_fine_tunes_bc_run_then_resumes(workdir, monkeypatch, capsys):
     assert config.bc_prior_kl is False and config.bc_weight_floor == 0.1
     assert config.train_shove_share == 1.0 and config.cut_returns_at_shoves is False  # every episode shoved, no cut
     assert config.imitate_critic_dataset is False and config.actor_warmup_steps == 0 and config.actor_lr_decay is False
-    assert config.skipped_tile_penalty == 0.0 and config.brake_trial == 1.0 and config.gas_trial == 1.0
+    assert config.skipped_tile_penalty == 0.0 and config.brake_trial == config.gas_trial == config.steer_trial == 1.0
     assert ("missing (as before they existed): bc_prior_kl False, bc_weight_floor 0.1, train_shove_share 1.0, "
             "cut_returns_at_shoves False, imitate_critic_dataset False, actor_warmup_steps 0, actor_lr_decay False, "
-            "skipped_tile_penalty 0.0, brake_trial 1.0, gas_trial 1.0") in capsys.readouterr().err
+            "skipped_tile_penalty 0.0, brake_trial 1.0, gas_trial 1.0, steer_trial 1.0") in capsys.readouterr().err
 
 
 def test_kl_cost_off_for_clean_laps_and_stall_limit_on_unless_set(tmp_path, monkeypatch, capsys):
@@ -414,18 +415,29 @@ def test_attempts_train_beside_the_run_and_it_ends_on_the_best_validated(workdir
                                                 + RL_TINY)
 
 
-def test_the_trials_walk_the_deadzone_wider_the_brake_lighter_then_the_gas_heavier_while_the_validation_rises(
+def test_the_trials_walk_the_deadzone_wider_the_brake_lighter_the_gas_heavier_then_the_steering_sharper_while_rising(
         workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     tried = []
+    periodic = evaluate.validate
 
-    def validations(score):  # a fake validation whose return is score(brake, gas), recording the settings tried
-        def validate(agent, episodes, num_envs):
-            tried.append((agent.brake_deadzone, agent.brake_scale, agent.gas_scale))
-            return {"raw": {"mean": score(agent.brake_scale, agent.gas_scale) - abs(agent.brake_deadzone - 0.05)}}
-        return validate
+    def validations(score):
+        """Fake validations returning score(brake, gas, steer): the trials' (recording the settings tried), and the
+        periodic ones' (real drives with that return), which the trials take as the policy's as trained."""
+        def raw(agent):
+            return score(agent.brake_scale, agent.gas_scale, agent.steer_scale) - abs(agent.brake_deadzone - 0.05)
 
-    monkeypatch.setattr(rl, "validate", validations(lambda brake, gas: 900 + brake - gas))
+        def validate_trial(agent, episodes, num_envs):
+            tried.append((agent.brake_deadzone, agent.brake_scale, agent.gas_scale, agent.steer_scale))
+            return {"raw": {"mean": raw(agent)}}
+
+        def validate_periodic(agent, episodes, num_envs, recorder=None):
+            summary = periodic(agent, episodes, num_envs, recorder)
+            return {**summary, "raw": {**summary["raw"], "mean": raw(agent)}}
+        monkeypatch.setattr(rl, "validate", validate_trial)
+        monkeypatch.setattr(evaluate, "validate", validate_periodic)
+
+    validations(lambda brake, gas, steer: 901 + brake - gas - steer)  # 899.95 as trained, as every fake below
     flags = [f for f in RL_TINY if f not in ("--eval_every", "0")] + ["--eval_every", "20", "--eval_episodes", "1"]
     assert rl.RLConfig().deadzone_trial == 0  # off unless asked for
     assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "brake", "--deadzone_trial", "0.1"] + flags) == 0
@@ -433,72 +445,85 @@ def test_the_trials_walk_the_deadzone_wider_the_brake_lighter_then_the_gas_heavi
     config = json.loads((run / "config.json").read_text())
     # auto on DART laps, validations choosing
     assert config["train"]["brake_trial"] == rl.LIGHTEST_BRAKE and config["train"]["gas_trial"] == rl.HEAVIEST_GAS
+    assert config["train"]["steer_trial"] == rl.SHARPEST_STEER
     assert config["train"]["deadzone_trial"] == 0.1
-    assert (config["model"]["brake_deadzone"], config["model"]["brake_scale"], config["model"]["gas_scale"]) == (
-        rl.DEADZONE_STEP, 1.0, 1.0)
-    assert "drives with brake_deadzone 0.05, brake_scale 1, gas_scale 1 " in capsys.readouterr().out
+    assert [config["model"][key] for key in ModelConfig.DRIVING_SETTINGS] == [rl.DEADZONE_STEP, 1.0, 1.0, 1.0]
+    assert "drives with brake_deadzone 0.05, brake_scale 1, gas_scale 1, steer_scale 1 (" in capsys.readouterr().out
     # The deadzone's walk peaks at its first step; the others' first steps validated lower: each ends there, each
-    # from what the walk before it kept.
-    assert tried == [(0.0, 1.0, 1.0), (0.05, 1.0, 1.0), (0.1, 1.0, 1.0), (0.05, 1 - rl.BRAKE_STEP, 1.0),
-                     (0.05, 1.0, 1 + rl.GAS_STEP)]
-    # The validation peaks at brake 0.95 and gas 1.05: the walks keep them, having tried the steps past them (a
-    # resume trials again).
+    # from what the walk before it kept. The policy as trained is not validated again: its periodic validation said.
+    assert tried == [(0.05, 1.0, 1.0, 1.0), (0.1, 1.0, 1.0, 1.0), (0.05, 1 - rl.BRAKE_STEP, 1.0, 1.0),
+                     (0.05, 1.0, 1 + rl.GAS_STEP, 1.0), (0.05, 1.0, 1.0, 1 + rl.STEER_STEP)]
+    # The validation peaks at brake 0.95, gas 1.05 and steering 1.05: the walks keep them, having tried the steps
+    # past them (a resume trials again).
     tried.clear()
-    monkeypatch.setattr(rl, "validate", validations(lambda brake, gas: 900 - abs(brake - 0.95) - abs(gas - 1.05)))
+    validations(lambda brake, gas, steer: 900.15 - abs(brake - 0.95) - abs(gas - 1.05) - abs(steer - 1.05))
     assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
     model = json.loads((run / "config.json").read_text())["model"]
-    assert (model["brake_scale"], model["gas_scale"]) == (0.95, 1.05)
-    assert tried == [(0.0, 1.0, 1.0), (0.05, 1.0, 1.0), (0.1, 1.0, 1.0), (0.05, 0.95, 1.0), (0.05, 0.9, 1.0),
-                     (0.05, 0.95, 1.05), (0.05, 0.95, 1.1)]
+    assert (model["brake_scale"], model["gas_scale"], model["steer_scale"]) == (0.95, 1.05, 1.05)
+    assert tried == [(0.05, 1.0, 1.0, 1.0), (0.1, 1.0, 1.0, 1.0), (0.05, 0.95, 1.0, 1.0), (0.05, 0.9, 1.0, 1.0),
+                     (0.05, 0.95, 1.05, 1.0), (0.05, 0.95, 1.1, 1.0), (0.05, 0.95, 1.05, 1.05),
+                     (0.05, 0.95, 1.05, 1.1)]
     verdicts = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload().Tensors("action_trials/text_summary")
-    assert any(b"drives with brake_deadzone 0.05, brake_scale 0.95, gas_scale 1.05" in t.tensor_proto.string_val[0]
-               for t in verdicts)  # also in TensorBoard
-    # Braking less and gassing more validate higher all the way: the last steps are kept, and the run's policy
-    # (not its other checkpoints) drives them.
-    monkeypatch.setattr(rl, "validate", validations(lambda brake, gas: 901 - brake + gas))
+    verdict = b"drives with brake_deadzone 0.05, brake_scale 0.95, gas_scale 1.05, steer_scale 1.05"
+    assert any(verdict in t.tensor_proto.string_val[0] for t in verdicts)  # also in TensorBoard
+    # Braking less, gassing more and steering sharper validate higher all the way: the last steps are kept, and the
+    # run's policy (not its other checkpoints) drives them.
+    validations(lambda brake, gas, steer: 899 - brake + gas + steer)
     assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
     model = json.loads((run / "config.json").read_text())["model"]
-    assert (model["brake_scale"], model["gas_scale"]) == (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS)
+    assert (model["brake_scale"], model["gas_scale"], model["steer_scale"]) == (
+        rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS, rl.SHARPEST_STEER)
     policy = Agent.load(run, brake_deadzone=0.0)
-    as_trained = Agent.load(run, brake_scale=1.0, gas_scale=1.0, brake_deadzone=0.0)
-    assert (policy.brake_scale, policy.gas_scale) == (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS)
+    as_trained = Agent.load(run, **ModelConfig.as_trained())
+    assert (policy.brake_scale, policy.gas_scale, policy.steer_scale) == (
+        rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS, rl.SHARPEST_STEER)
     assert Agent.load(run).brake_deadzone == rl.DEADZONE_STEP
     step_0 = Agent.load(run, checkpoint="step_0")
-    assert step_0.brake_scale == step_0.gas_scale == 1.0 and step_0.brake_deadzone == 0.0
+    assert [getattr(step_0, key) for key in ModelConfig.DRIVING_SETTINGS] == [0.0, 1.0, 1.0, 1.0]
     obs = np.random.default_rng(0).integers(0, 256, (8, *policy.env_config.obs_shape), np.uint8)
     faster, own = policy.decide(obs), as_trained.decide(obs)
     assert np.abs(own[:, 2]).max() > 1e-3 and 1e-3 < own[:, 1].max() < 1 / rl.HEAVIEST_GAS
     np.testing.assert_allclose(faster[:, 2], rl.LIGHTEST_BRAKE * own[:, 2], rtol=1e-6)
     np.testing.assert_allclose(faster[:, 1], rl.HEAVIEST_GAS * own[:, 1], rtol=1e-6)
-    np.testing.assert_array_equal(faster[:, 0], own[:, 0])
+    np.testing.assert_allclose(faster[:, 0], np.clip(rl.SHARPEST_STEER * own[:, 0], -1, 1), rtol=1e-6)
+    assert np.abs(faster[:, 0]).max() > np.abs(own[:, 0]).max() > 1e-3
     # The deadzone releases the brakes below it and leaves the rest (to the brake scale)
     middle = float(np.median(own[:, 2]))
-    released = Agent.load(run, brake_deadzone=middle, brake_scale=1.0, gas_scale=1.0).decide(obs)
+    released = Agent.load(run, **{**ModelConfig.as_trained(), "brake_deadzone": middle}).decide(obs)
     np.testing.assert_array_equal(released[:, 2], np.where(own[:, 2] < middle, 0.0, own[:, 2]))
     assert 0 < (released[:, 2] == 0).sum() < len(obs)
     np.testing.assert_array_equal(released[:, :2], own[:, :2])
     assert Agent.load(run, gas_scale=1.5).decide(np.repeat(obs, 8, axis=0))[:, 1].max() <= 1  # capped at full gas
+    assert np.abs(Agent.load(run, steer_scale=2).decide(obs)[:, 0]).max() <= 1  # clipped to full lock
     # test drives the run's scales; other scales' results are kept apart
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1"]) == 0
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--brake_scale", "1"]) == 0
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--gas_scale", "1"]) == 0
     assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--brake_deadzone", "0"]) == 0
+    assert main.main(["test", "--resume_run_id", "brake", "--episodes", "1", "--steer_scale", "1"]) == 0
     results = {p.name for p in (run / "test_results").glob("*.json")}
-    assert {"latest_seed1000000_n1.json", "latest_seed1000000_n1_brake1.json",
-            "latest_seed1000000_n1_gas1.json", "latest_seed1000000_n1_brake_deadzone0.json"} <= results
+    assert {"latest_seed1000000_n1.json", "latest_seed1000000_n1_brake1.json", "latest_seed1000000_n1_gas1.json",
+            "latest_seed1000000_n1_brake_deadzone0.json", "latest_seed1000000_n1_steer1.json"} <= results
     capsys.readouterr()
     assert "--brake_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--brake_scale", "2"])
     assert "--gas_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--gas_scale", "0.5"])
     assert "--brake_deadzone" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--brake_deadzone", "1"])
+    assert "--steer_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--steer_scale", "0.9"])
     for flag, bad in (("--brake_trial", "0"), ("--brake_trial", "1.5"), ("--gas_trial", "0.9"), ("--gas_trial", "3"),
-                      ("--deadzone_trial", "1"), ("--deadzone_trial", "-0.1")):
+                      ("--deadzone_trial", "1"), ("--deadzone_trial", "-0.1"), ("--steer_trial", "0.9"),
+                      ("--steer_trial", "3")):
         assert flag in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", flag, bad] + RL_TINY)
     # Without the deadzone trial its verdict names only the settings that walked.
     saved = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**saved, "train": {**saved["train"], "deadzone_trial": 0.0}}))
     assert main.main(["train_rl", "--resume_run_id", "brake"]) == 0
-    assert ("drives with brake_scale 0.9, gas_scale 1.1 (config.json model.brake_scale, model.gas_scale)"
-            in capsys.readouterr().out)
+    assert ("drives with brake_scale 0.9, gas_scale 1.1, steer_scale 1.1 (config.json model.brake_scale, "
+            "model.gas_scale, model.steer_scale)" in capsys.readouterr().out)
+    # Without periodic validations the trials validate the policy as trained first.
+    tried.clear()
+    assert main.main(["train_rl", "--resume_run_id", "bc", "--run_id", "unvalidated", "--brake_trial", "0.95",
+                      "--gas_trial", "1"] + RL_TINY) == 0
+    assert tried == [(0.0, 1.0, 1.0, 1.0), (0.0, 0.95, 1.0, 1.0)]
 
 
 def test_the_brake_trial_steps_end_on_the_lightest_scale_asked_for():

@@ -12,15 +12,15 @@ from env import TEST_SEED_START, VALIDATION_SEED_START  # noqa: E402
 def test_each_scale_loads_the_run_braking_so(monkeypatch):
     loaded = []
     monkeypatch.setattr(brake_headroom.Agent, "load",
-                        lambda run, brake_scale, gas_scale, brake_deadzone:
-                        loaded.append((run, brake_scale, gas_scale, brake_deadzone)))
+                        lambda run, brake_scale, gas_scale, brake_deadzone, steer_scale:
+                        loaded.append((run, brake_scale, gas_scale, brake_deadzone, steer_scale)))
     episode = {"raw_return": 900.0, "penalized_return": 900.0, "offtrack_frames": 0, "lap_complete": True,
                "frames": 760}
     driven = []
     monkeypatch.setattr(brake_headroom, "evaluate",
                         lambda agent, seeds, progress: driven.append(seeds) or [episode] * len(seeds))
     row = brake_headroom.measure("run", 0.8, 3)
-    assert loaded == [("run", 0.8, 1.0, 0.0)] and row["brake_scale"] == 0.8
+    assert loaded == [("run", 0.8, 1.0, 0.0, 1.0)] and row["brake_scale"] == 0.8
     assert row["laps"] == 3 and row["frames_per_lap"] == 760
     brake_headroom.measure("run", 0.8, 2, tracks="validation")  # the tracks train_rl's brake trial validates on
     assert driven == [[TEST_SEED_START + k for k in range(3)], [VALIDATION_SEED_START, VALIDATION_SEED_START + 1]]

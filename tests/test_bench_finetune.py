@@ -78,6 +78,9 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Every row before --gas_trial auto drove the policy's gas as trained; today's DART runs are named _gas11.
         assert setting("--gas_trial") == ([] if label in finetune.GAS_TRIALS else [1])
         assert ("_gas11" in key) == (label in finetune.GAS_TRIALS)
+        # Every row before --steer_trial auto drove the policy's steering as trained; today's DART runs: _steer11.
+        assert setting("--steer_trial") == ([] if label in finetune.STEER_TRIALS else [1])
+        assert ("_steer11" in key) == (label in finetune.STEER_TRIALS)
         # Only the deadzone trial's row released light brakes (named _dead01); train_rl's default is no such trial.
         assert setting("--deadzone_trial") == ([0.1] if label == finetune.DEADZONE_TRIAL else [])
         assert ("_dead01" in key) == (label == finetune.DEADZONE_TRIAL)
@@ -133,17 +136,20 @@ def test_auto_budget_shares_the_runs_of_the_setting_it_resolves_to_and_passes_no
                                                     (finetune.BUDGET_AUTO, 5_000, 5_000))):
         finetune.rl_run(variant, "weak", k, given)
         assert budget() == expected
-    finetune.rl_run(finetune.VALIDATION_30, "weak", 3, None)
+    finetune.rl_run(finetune.STEER_TRIAL, "weak", 3, None)
     assert budget() is None and "--skipped_tile_penalty" not in commands[-1]  # today's default: every pace auto
-    assert not {"--attempts", "--brake_trial", "--gas_trial", "--deadzone_trial", "--eval_episodes"} & set(commands[-1])
-    # --brake_trial, --gas_trial and --eval_episodes auto: no trial and 10 validation tracks on clean laps (the
-    # previous default's runs), runs of their own on DART laps.
-    for trial in (finetune.BRAKE_TRIAL, finetune.GAS_TRIAL, finetune.VALIDATION_30):
+    assert not {"--attempts", "--brake_trial", "--gas_trial", "--steer_trial", "--deadzone_trial",
+                "--eval_episodes"} & set(commands[-1])
+    # --brake_trial, --gas_trial, --steer_trial and --eval_episodes auto: no trial and 10 validation tracks on clean
+    # laps (the previous default's runs), runs of their own on DART laps.
+    for trial in (finetune.BRAKE_TRIAL, finetune.GAS_TRIAL, finetune.VALIDATION_30, finetune.STEER_TRIAL):
         assert finetune.rl_run_id(trial, "weak", 1) == finetune.rl_run_id(finetune.ATTEMPTS_AUTO, "weak", 1)
     for start in ("strong", "recovery"):
         assert finetune.rl_run_id(finetune.BRAKE_TRIAL, start, 1) != finetune.rl_run_id(finetune.TILES_AUTO, start, 1)
         assert finetune.rl_run_id(finetune.GAS_TRIAL, start, 1) != finetune.rl_run_id(finetune.BRAKE_TRIAL, start, 1)
         assert finetune.rl_run_id(finetune.VALIDATION_30, start, 1) != finetune.rl_run_id(finetune.GAS_TRIAL, start, 1)
+        assert finetune.rl_run_id(finetune.STEER_TRIAL, start, 1) != finetune.rl_run_id(finetune.VALIDATION_30, start,
+                                                                                         1)
     assert finetune.rl_run_id(finetune.BRAKE_WALK_08, "strong", 1) != finetune.rl_run_id(finetune.BRAKE_TRIAL,
                                                                                           "strong", 1)
     deadzone, gas = (finetune.rl_run_id(trial, "strong", 1) for trial in (finetune.DEADZONE_TRIAL, finetune.GAS_TRIAL))
@@ -459,3 +465,33 @@ def test_rows_sharing_their_runs_are_one_curve_under_todays_default():
     assert list(finetune.distinct_curves(curves)) == [
         ("strong", "today's default: x (the same runs as 1 other row)"), ("strong", "a variant"),
         ("weak", "an older default")]
+
+
+def test_a_copy_with_its_trials_rerun_resumes_the_copy_and_leaves_the_source(monkeypatch, tmp_path):
+    """copy_with_trials_rerun: the source run copied under the variant's id (its test results left behind), a trial
+    its config lacks set auto, resumed by train_rl; once done it is reused, and a missing source is an error."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    source = tmp_path / finetune.rl_run_id(finetune.VALIDATION_30, "strong", 11)
+    (source / "test_results").mkdir(parents=True)
+    (source / "test_results" / "latest_seed1000000_n50.json").write_text("{}")
+    (source / "config.json").write_text(json.dumps({"train": {"brake_trial": 0.9, "gas_trial": 1.1}}))
+    (source / "wall_time_s").write_text("1000")
+    resumed = []
+
+    def train_rl(*argv):  # the copy has no wall time until its resume returned
+        resumed.append((list(argv), (tmp_path / argv[-1] / "wall_time_s").exists()))
+
+    monkeypatch.setattr(finetune, "cli", train_rl)
+    run_id = finetune.copy_with_trials_rerun(finetune.STEER_TRIAL, finetune.VALIDATION_30, "strong", 11)
+    assert run_id == finetune.rl_run_id(finetune.STEER_TRIAL, "strong", 11) and "_steer11_" in run_id
+    assert resumed == [(["train_rl", "--resume_run_id", run_id], False)]
+    copy = tmp_path / run_id
+    assert json.loads((copy / "config.json").read_text())["train"] == {"brake_trial": 0.9, "gas_trial": 1.1,
+                                                                       "steer_trial": None}
+    assert not (copy / "test_results").exists() and (copy / "wall_time_s").read_text() == "1000"
+    assert (source / "test_results" / "latest_seed1000000_n50.json").exists()
+    assert finetune.copy_with_trials_rerun(finetune.STEER_TRIAL, finetune.VALIDATION_30, "strong", 11) == run_id
+    assert len(resumed) == 1  # finished: not resumed again
+    with pytest.raises(SystemExit, match="no finished run to copy"):
+        finetune.copy_with_trials_rerun(finetune.STEER_TRIAL, finetune.VALIDATION_30, "strong", 12)

@@ -196,16 +196,18 @@ def test_auto_attempts_try_clean_laps_twice_where_validations_can_choose(from_cl
 
 
 @pytest.mark.parametrize("bc_prior_kl, eval_every, expected",
-                         [(True, 5_000, (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS, rl.WIDE_VALIDATION_EPISODES)),
-                          (False, 5_000, (1.0, 1.0, rl.NARROW_VALIDATION_EPISODES)),
-                          (True, 0, (1.0, 1.0, rl.NARROW_VALIDATION_EPISODES))])
+                         [(True, 5_000, (rl.LIGHTEST_BRAKE, rl.HEAVIEST_GAS, rl.SHARPEST_STEER,
+                                          rl.WIDE_VALIDATION_EPISODES)),
+                          (False, 5_000, (1.0, 1.0, 1.0, rl.NARROW_VALIDATION_EPISODES)),
+                          (True, 0, (1.0, 1.0, 1.0, rl.NARROW_VALIDATION_EPISODES))])
 def test_auto_trials_walk_under_the_kl_cost_and_validate_on_the_wider_set_of_tracks(bc_prior_kl, eval_every, expected):
-    config = RLConfig(bc_prior_kl=bc_prior_kl, eval_every=eval_every)  # the three flags auto
+    config = RLConfig(bc_prior_kl=bc_prior_kl, eval_every=eval_every)  # the four flags auto
     resolve_trials(config)
-    assert (config.brake_trial, config.gas_trial, config.eval_episodes) == expected
-    given = RLConfig(bc_prior_kl=bc_prior_kl, eval_every=eval_every, brake_trial=0.95, gas_trial=1.05, eval_episodes=3)
+    assert (config.brake_trial, config.gas_trial, config.steer_trial, config.eval_episodes) == expected
+    given = RLConfig(bc_prior_kl=bc_prior_kl, eval_every=eval_every, brake_trial=0.95, gas_trial=1.05,
+                     steer_trial=1.1, eval_episodes=3)
     resolve_trials(given)
-    assert (given.brake_trial, given.gas_trial, given.eval_episodes) == (0.95, 1.05, 3)  # given flags stay
+    assert (given.brake_trial, given.gas_trial, given.steer_trial, given.eval_episodes) == (0.95, 1.05, 1.1, 3)
 
 
 @pytest.mark.parametrize("scores, chosen", [((700.0, 910.0), 2), ((910.0, 700.0), 1), ((800.0, 800.0), 1)])
