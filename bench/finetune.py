@@ -439,9 +439,9 @@ GAS_TRIAL = ("the default until 2026-12-07's second session: the default until 2
 # lost one more.
 DEADZONE_TRIAL = ("the default until 2026-12-07's second session with a deadzone trial before the brake trial: the "
                   "same walk releasing every brake lighter than 0.05, then 0.1 (--deadzone_trial 0.1)")
-# train_rl's default since 2026-12-07's second session (--eval_episodes auto): the run's policy and its trials chosen
-# on 30 validation tracks instead of 10 where the trials walk (each validation 3 times longer), after set 12's seed
-# 112 validated 919.7 on 10 and lost 3 of 50 test laps; clean laps the previous default's runs.
+# train_rl's default from 2026-12-07's second session to its third (--eval_episodes auto): the run's policy and its
+# trials chosen on 30 validation tracks instead of 10 where the trials walk (each validation 3 times longer), after
+# set 12's seed 112 validated 919.7 on 10 and lost 3 of 50 test laps; clean laps the previous default's runs.
 VALIDATION_30 = ("the default until 2026-12-07's third session: the default until 2026-12-07's second session, "
                  "with the run's policy and its trials chosen on 30 validation tracks instead of 10 (--eval_episodes "
                  "auto: 30 under the KL cost, else 10)")
