@@ -184,9 +184,9 @@ def results_file(path: Path, checkpoint: str | None, seed: int, episodes: int, s
              "steer_scale": steer_scale}
     model = load_config(path)["model"] if policy_action or any(v is not None for v in given.values()) else {}
     action = f"_{policy_action}" if policy_action and policy_action != model["policy_action"] else ""
-    scales = ""
+    scales, as_trained = "", ModelConfig.as_trained()
     for key, value in given.items():
-        run_value = model.get(key, ModelConfig.as_trained()[key])  # runs saved before a setting drove as trained
+        run_value = model.get(key, as_trained[key])  # runs saved before a setting drove as trained
         if value is not None and value != own_driving_setting(run_value, checkpoint, key):
             scales += f"_{key.removesuffix('_scale')}{value:g}"
     return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{action}{scales}.json"
