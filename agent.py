@@ -34,18 +34,26 @@ def own_driving_setting(run_value: float, checkpoint: str | None, setting: str) 
     return run_value if checkpoint in (None, "latest") else ModelConfig.as_trained()[setting]
 
 
-def check_scales(brake_scale: float | None, gas_scale: float | None, source: str = "",
-                 brake_deadzone: float | None = None, steer_scale: float | None = None) -> None:
-    """A brake scale in [0, 1], a gas scale in [1, MAX_GAS_SCALE], a brake deadzone in [0, 1) and a steering scale in
-    [1, MAX_STEER_SCALE] (None: not given), or a UserError naming `source` (a config file, else the argument)."""
-    if brake_scale is not None and not 0 <= brake_scale <= 1:
-        raise UserError(f"{source}brake_scale must be in [0, 1], got {brake_scale}")
-    if gas_scale is not None and not 1 <= gas_scale <= MAX_GAS_SCALE:
-        raise UserError(f"{source}gas_scale must be in [1, {MAX_GAS_SCALE:g}], got {gas_scale}")
-    if brake_deadzone is not None and not 0 <= brake_deadzone < 1:
-        raise UserError(f"{source}brake_deadzone must be in [0, 1), got {brake_deadzone}")
-    if steer_scale is not None and not 1 <= steer_scale <= MAX_STEER_SCALE:
-        raise UserError(f"{source}steer_scale must be in [1, {MAX_STEER_SCALE:g}], got {steer_scale}")
+# Each driving setting's values: (lowest, highest, whether the highest itself is allowed).
+DRIVING_RANGES = {"brake_deadzone": (0.0, 1.0, False),  # a deadzone of 1 would release every brake
+                  "brake_scale": (0.0, 1.0, True), "gas_scale": (1.0, MAX_GAS_SCALE, True),
+                  "steer_scale": (1.0, MAX_STEER_SCALE, True)}
+
+
+def driving_range_error(setting: str, value: float) -> str:
+    """What is wrong with `value` for a driving setting (ModelConfig.DRIVING_SETTINGS): "" if it is in range."""
+    low, high, high_allowed = DRIVING_RANGES[setting]
+    if low <= value < high or (high_allowed and value == high):
+        return ""
+    return f"must be in [{low:g}, {high:g}{']' if high_allowed else ')'}, got {value}"
+
+
+def check_driving(settings: dict[str, float | None], prefix: str = "") -> None:
+    """Each given driving setting (None: not given) in its range, or a UserError naming it after `prefix` (a config
+    file's name, or "--" for a flag)."""
+    for setting, value in settings.items():
+        if value is not None and (problem := driving_range_error(setting, value)):
+            raise UserError(f"{prefix}{setting} {problem}")
 
 
 class Agent:
@@ -90,13 +98,13 @@ class Agent:
         except RuntimeError as error:
             raise UserError(f"{path}: checkpoint does not match the run's networks "
                             f"({str(error).splitlines()[0]})") from None
-        check_scales(model_config.brake_scale, model_config.gas_scale, f"{path / 'config.json'}: ",  # hand-edited?
-                     model_config.brake_deadzone, model_config.steer_scale)
-        check_scales(brake_scale, gas_scale, brake_deadzone=brake_deadzone, steer_scale=steer_scale)
+        own = {key: getattr(model_config, key) for key in ModelConfig.DRIVING_SETTINGS}
+        check_driving(own, f"{path / 'config.json'}: ")  # hand-edited?
         given = {"brake_deadzone": brake_deadzone, "brake_scale": brake_scale, "gas_scale": gas_scale,
                  "steer_scale": steer_scale}
-        driving = {key: own_driving_setting(getattr(model_config, key), checkpoint, key) if value is None
-                   else value for key, value in given.items()}
+        check_driving(given)
+        driving = {key: own_driving_setting(own[key], checkpoint, key) if value is None else value
+                   for key, value in given.items()}
         device = resolve_device(device)
         model.to(device).eval()
         return cls(model, env_config, device, **driving)

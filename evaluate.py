@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agent import MAX_GAS_SCALE, MAX_STEER_SCALE, Agent, check_scales, own_driving_setting
+from agent import MAX_GAS_SCALE, MAX_STEER_SCALE, Agent, check_driving, own_driving_setting
 from atomic_files import atomic_write_text, check_writable, remove_stale_temp_files
 from env import (MAX_NUM_ENVS, TEST_SEED_START, VALIDATION_SEED_START, EnvConfig, EpisodeMetrics, FrameStacker,
                  make_vec_env)
@@ -153,10 +153,10 @@ def run(args: argparse.Namespace) -> int:
         check_video_path(args.video)
     path = run_dir(args.resume_run_id)
     prepare_outputs(path / RESULTS_DIR, args.video)
-    check_scales(args.brake_scale, args.gas_scale, "--", args.brake_deadzone, args.steer_scale)
+    driving = {key: getattr(args, key) for key in ModelConfig.DRIVING_SETTINGS}  # None: the run's own
+    check_driving(driving, "--")
     agent = Agent.load(path, checkpoint=args.checkpoint, device=args.device, policy_action=args.policy_action,
-                       brake_scale=args.brake_scale, gas_scale=args.gas_scale, brake_deadzone=args.brake_deadzone,
-                       steer_scale=args.steer_scale)
+                       **driving)
     seeds = list(range(args.seed, args.seed + args.episodes))
     recorder = EpisodeRecorder(args.video_view) if args.video else None
     episodes = evaluate(agent, seeds, num_envs=1 if args.render else args.num_envs, recorder=recorder,
@@ -166,28 +166,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"video of track {args.seed} ({args.video_view} view): {args.video}")
     summary = summarize(episodes)
     print(format_table(summary))
-    out = results_file(path, args.checkpoint, args.seed, args.episodes, args.shove, args.policy_action,
-                       args.brake_scale, args.gas_scale, args.brake_deadzone, args.steer_scale)
+    out = results_file(path, args.checkpoint, args.seed, args.episodes, args.shove, args.policy_action, driving)
     atomic_write_text(out, json.dumps({"summary": summary, "episodes": episodes}, indent=2))  # never half a file
     print(f"per-episode results: {out}")
     return 0
 
 
 def results_file(path: Path, checkpoint: str | None, seed: int, episodes: int, shove: float,
-                 policy_action: str | None, brake_scale: float | None = None, gas_scale: float | None = None,
-                 brake_deadzone: float | None = None, steer_scale: float | None = None) -> Path:
-    """Where `test` writes a run's results: named by checkpoint, tracks, shoves, and an action, brake, gas or
-    steering scale or brake deadzone other than the run's."""
+                 policy_action: str | None, driving: dict[str, float | None] | None = None) -> Path:
+    """Where `test` writes a run's results: named by checkpoint, tracks, shoves, and an action or driving settings
+    (ModelConfig.DRIVING_SETTINGS; None: the run's own) other than the run's."""
     name = Path(checkpoint).stem if checkpoint else "latest"
     shoved = f"_shove{shove:g}" if shove else ""
-    given = {"brake_scale": brake_scale, "gas_scale": gas_scale, "brake_deadzone": brake_deadzone,
-             "steer_scale": steer_scale}
-    model = load_config(path)["model"] if policy_action or any(v is not None for v in given.values()) else {}
+    given = {key: value for key, value in (driving or {}).items() if value is not None}
+    model = load_config(path)["model"] if policy_action or given else {}
     action = f"_{policy_action}" if policy_action and policy_action != model["policy_action"] else ""
     scales, as_trained = "", ModelConfig.as_trained()
     for key, value in given.items():
         run_value = model.get(key, as_trained[key])  # runs saved before a setting drove as trained
-        if value is not None and value != own_driving_setting(run_value, checkpoint, key):
+        if value != own_driving_setting(run_value, checkpoint, key):
             scales += f"_{key.removesuffix('_scale')}{value:g}"
     return path / RESULTS_DIR / f"{name}_seed{seed}_n{episodes}{shoved}{action}{scales}.json"
 

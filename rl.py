@@ -83,7 +83,7 @@ from tqdm import tqdm
 
 import demos
 import distributed
-from agent import MAX_GAS_SCALE, MAX_STEER_SCALE, Agent
+from agent import MAX_GAS_SCALE, MAX_STEER_SCALE, Agent, driving_range_error
 from bc import BCConfig, add_env_and_model_arguments, auto_bool, auto_or, env_and_model_configs, override_reward
 from distributed import DistContext
 from env import FINE_TUNING_STALL_LIMIT, MAX_NUM_ENVS, TRAIN_SEED_LIMIT, EnvConfig, make_vec_env
@@ -379,7 +379,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a run test can drive), and end on the best validated policy of all; auto (default) = "
                              f"{CLEAN_LAPS_ATTEMPTS} fine-tuning clean laps (SAC's bonus, no --critic_dataset), whose "
                              "result swings widely between seeds, else 1")
-    parser.add_argument("--brake_trial", type=auto_or(float, "a scale in (0, 1]"), default=c.brake_trial,
+    parser.add_argument("--brake_trial", type=auto_or(float, "a scale in [0, 1]"), default=c.brake_trial,
                         metavar="{auto,S}",
                         help="after training, validate the run's policy also with the brake of every action "
                              f"lighter by {BRAKE_STEP:g} a step, down to times S, while each step validates higher, "
@@ -909,6 +909,11 @@ def trial_scales(end: float, step: float, start: float = 1.0) -> list[float]:
     return [scale for scale in grid if sign * (end - scale) > 0] + [end]
 
 
+# Each driving setting (ModelConfig.DRIVING_SETTINGS) and the flag of the trial that sets it.
+TRIAL_FLAGS = {"brake_deadzone": "deadzone_trial", "brake_scale": "brake_trial", "gas_scale": "gas_trial",
+               "steer_scale": "steer_trial"}
+
+
 def trial_walks(config: RLConfig) -> dict[str, list[float]]:
     """The trials in the order they walk: each driving setting (ModelConfig.DRIVING_SETTINGS) and the values it
     tries (none: no trial)."""
@@ -1096,14 +1101,10 @@ def validate_config(config: RLConfig) -> None:
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise UserError(f"--{name} must be > 0, got {getattr(config, name)}")
-    if config.brake_trial is not None and not 0 < config.brake_trial <= 1:
-        raise UserError(f"--brake_trial must be in (0, 1], got {config.brake_trial}")
-    if config.gas_trial is not None and not 1 <= config.gas_trial <= MAX_GAS_SCALE:
-        raise UserError(f"--gas_trial must be in [1, {MAX_GAS_SCALE:g}], got {config.gas_trial}")
-    if config.steer_trial is not None and not 1 <= config.steer_trial <= MAX_STEER_SCALE:
-        raise UserError(f"--steer_trial must be in [1, {MAX_STEER_SCALE:g}], got {config.steer_trial}")
-    if not 0 <= config.deadzone_trial < 1:
-        raise UserError(f"--deadzone_trial must be in [0, 1), got {config.deadzone_trial}")
+    for setting, flag in TRIAL_FLAGS.items():  # a trial walks to a value its setting can take
+        value = getattr(config, flag)
+        if value is not None and (problem := driving_range_error(setting, value)):
+            raise UserError(f"--{flag} {problem}")
     if config.skipped_tile_penalty is not None and config.skipped_tile_penalty < 0:
         raise UserError(f"--skipped_tile_penalty must be >= 0, got {config.skipped_tile_penalty}")
     if config.augment_pad < 0:

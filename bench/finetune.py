@@ -38,6 +38,7 @@ sys.path.append(str(Path(__file__).resolve().parent))  # after the root: bench/e
 
 from cli_runner import cli, tested  # noqa: E402
 from networks import OLD_SPREAD_LIMIT, ModelConfig  # noqa: E402
+from rl import TRIAL_FLAGS, RLConfig  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -911,8 +912,8 @@ def copy_with_trials_rerun(variant: str, source: str, start: str, k: int, seed: 
         shutil.copytree(LOG_ROOT / source_id, LOG_ROOT / run_id, ignore=shutil.ignore_patterns("test_results",
                                                                                                "wall_time_s"))
         config = json.loads((LOG_ROOT / run_id / "config.json").read_text())
-        config["train"].update({key: None for key in ("brake_trial", "gas_trial", "steer_trial")
-                                if key not in config["train"]})
+        auto = [flag for flag in TRIAL_FLAGS.values() if getattr(RLConfig(), flag) is None]
+        config["train"].update({flag: None for flag in auto if flag not in config["train"]})
         (LOG_ROOT / run_id / "config.json").write_text(json.dumps(config, indent=2))
         cli("train_rl", "--resume_run_id", run_id)
         shutil.copy(LOG_ROOT / source_id / "wall_time_s", LOG_ROOT / run_id / "wall_time_s")
