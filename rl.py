@@ -379,7 +379,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a run test can drive), and end on the best validated policy of all; auto (default) = "
                              f"{CLEAN_LAPS_ATTEMPTS} fine-tuning clean laps (SAC's bonus, no --critic_dataset), whose "
                              "result swings widely between seeds, else 1")
-    parser.add_argument("--brake_trial", type=auto_or(float, "a scale in [0, 1]"), default=c.brake_trial,
+    parser.add_argument("--brake_trial", type=auto_or(float, "a scale in (0, 1]"), default=c.brake_trial,
                         metavar="{auto,S}",
                         help="after training, validate the run's policy also with the brake of every action "
                              f"lighter by {BRAKE_STEP:g} a step, down to times S, while each step validates higher, "
@@ -1105,6 +1105,8 @@ def validate_config(config: RLConfig) -> None:
         value = getattr(config, flag)
         if value is not None and (problem := driving_range_error(setting, value)):
             raise UserError(f"--{flag} {problem}")
+    if config.brake_trial == 0:  # the scale's range allows no brake at all; a trial walks to a brake it keeps
+        raise UserError(f"--brake_trial must be in (0, 1], got {config.brake_trial}")
     if config.skipped_tile_penalty is not None and config.skipped_tile_penalty < 0:
         raise UserError(f"--skipped_tile_penalty must be >= 0, got {config.skipped_tile_penalty}")
     if config.augment_pad < 0:

@@ -912,7 +912,8 @@ def copy_with_trials_rerun(variant: str, source: str, start: str, k: int, seed: 
         shutil.copytree(LOG_ROOT / source_id, LOG_ROOT / run_id, ignore=shutil.ignore_patterns("test_results",
                                                                                                "wall_time_s"))
         config = json.loads((LOG_ROOT / run_id / "config.json").read_text())
-        auto = [flag for flag in TRIAL_FLAGS.values() if getattr(RLConfig(), flag) is None]
+        defaults = RLConfig()
+        auto = [flag for flag in TRIAL_FLAGS.values() if getattr(defaults, flag) is None]
         config["train"].update({flag: None for flag in auto if flag not in config["train"]})
         (LOG_ROOT / run_id / "config.json").write_text(json.dumps(config, indent=2))
         cli("train_rl", "--resume_run_id", run_id)

@@ -509,7 +509,7 @@ def test_the_trials_walk_the_deadzone_wider_the_brake_lighter_the_gas_heavier_th
     assert "--gas_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--gas_scale", "0.5"])
     assert "--brake_deadzone" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--brake_deadzone", "1"])
     assert "--steer_scale" in one_line_error(capsys, ["test", "--resume_run_id", "brake", "--steer_scale", "0.9"])
-    for flag, bad in (("--brake_trial", "-0.1"), ("--brake_trial", "1.5"), ("--gas_trial", "0.9"), ("--gas_trial", "3"),
+    for flag, bad in (("--brake_trial", "0"), ("--brake_trial", "1.5"), ("--gas_trial", "0.9"), ("--gas_trial", "3"),
                       ("--deadzone_trial", "1"), ("--deadzone_trial", "-0.1"), ("--steer_trial", "0.9"),
                       ("--steer_trial", "3")):
         assert flag in one_line_error(capsys, ["train_rl", "--resume_run_id", "bc", flag, bad] + RL_TINY)
