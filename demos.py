@@ -98,7 +98,7 @@ def write_episode(
     terminated: bool,
     truncated: bool,
     seed: int,
-    source: str,
+    source: str = "",
     executed_actions: np.ndarray | list | None = None,
     off_track: np.ndarray | list | None = None,
     number: int | None = None,
@@ -110,7 +110,7 @@ def write_episode(
     Without ``number`` an existing episode is never replaced: when another recording into the same dataset
     has taken the number meanwhile, the next free one is used. A given ``number`` replaces that episode.
     """
-    if source not in SOURCES:
+    if source and source not in SOURCES:  # optional (GUIDE): "" writes none, e.g. laps a trained policy drove
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if seed < 0:
         raise ValueError(f"seed must be a track seed >= 0, got {seed}")
@@ -138,7 +138,7 @@ def write_episode(
         terminated=np.bool_(episode.terminated),
         truncated=np.bool_(episode.truncated),
         seed=np.int64(episode.seed),
-        source=np.str_(episode.source),
+        **({"source": np.str_(episode.source)} if episode.source else {}),
         **extra,
     )
     with signals_held_back():  # a finished lap is never lost to Ctrl-C or SIGTERM

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))  # after the root: bench/expert.py must not shadow expert.py
 
 from cli_runner import cli, tested  # noqa: E402
+import policy_laps  # noqa: E402
 from networks import OLD_SPREAD_LIMIT, ModelConfig  # noqa: E402
 from rl import TRIAL_FLAGS, RLConfig  # noqa: E402
 from runs import LOG_ROOT  # noqa: E402
@@ -175,6 +176,7 @@ FLOOR_AUTO_30K = "the default until 2026-12-05's sixth session at 30,000 steps (
 # same demo tracks (the `recovery` start's laps) join its TD batches alone, valued at least at their own return,
 # beside the training shoves' excursions (the policy's own tries off the road). Strong start only (its tracks).
 RECOVERY_LAPS = "<recovery laps>"  # stands for the recovery laps of the run's demo set, recorded by rl_run when missing
+OWN_RECOVERY_LAPS = "<own recovery laps>"  # the same tracks and shoves driven by the BC start itself (rl_run records)
 CRITIC_RECOVERIES = ("the default until 2026-12-05's sixth session with training shoves and the autopilot's recovery "
                      "laps in the critic's batches only (--train_shove 0.02 --offtrack_limit 100 --critic_dataset "
                      "<recovery laps of the demo tracks>)")
@@ -459,7 +461,14 @@ STEER_TRIAL = ("today's default: the default until 2026-12-07's third session, a
 # it (925.9); as trained, without the trials, they skip the same tiles, so fine-tuning learned the corner cut.
 SKIP_PENALTY_DART = ("today's default with the skipped-tile penalty on DART laps too: each time the car leaves road "
                      "tiles behind unvisited, the training reward loses 25 (--skipped_tile_penalty 25)")
-WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL, SKIP_PENALTY_DART)  # rows measured with --eval_episodes auto
+# Today's default with the BC start's own shoved laps as the critic's laps: the robust recipe's critic half (the
+# critic's laps, training shoves, the KL cost on the road only; no imitation, no warm-up) for a user without an
+# autopilot. With the autopilot's recovery laps that half recovered 2.31 times as often as the BC starts (2026-12-03,
+# seventh session); the BC start's own laps hold its ways back and its failures, each valued by what followed.
+OWN_RECOVERIES = ("today's default with the BC start's own laps on the demo tracks, driven with the test's shoves, "
+                  "as the critic's laps (bench/policy_laps.py; --critic_dataset <them> --imitate_critic_dataset 0: "
+                  "training shoves 0.02, 100 frames off the road allowed, the KL cost on the road only)")
+WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES)  # rows measured with --eval_episodes auto
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
                GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)  # rows measured at train_rl's --total_steps auto
 # measured with --skipped_tile_penalty auto
@@ -469,7 +478,7 @@ TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_
 # rows measured with --brake_trial auto
 BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)
 GAS_TRIALS = (GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)  # rows measured with --gas_trial auto
-STEER_TRIALS = (STEER_TRIAL, SKIP_PENALTY_DART)  # rows measured with --steer_trial auto
+STEER_TRIALS = (STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES)  # rows measured with --steer_trial auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -597,6 +606,8 @@ VARIANTS = {
     STEER_TRIAL: (attempts_keys("_brake09_gas11_val30_steer11"), STALLED_TIED_FLAGS),
     SKIP_PENALTY_DART: ({"strong": f"{FLOOR_KEYS[True]}_brake09_gas11_val30_steer11_skip25"},
                         [*STALLED_TIED_FLAGS, "--skipped_tile_penalty", 25]),
+    OWN_RECOVERIES: ({"strong": f"{FLOOR_KEYS[True]}_brake09_gas11_val30_steer11_ownrec"},
+                     [*STALLED_TIED_FLAGS, "--critic_dataset", OWN_RECOVERY_LAPS, "--imitate_critic_dataset", 0]),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
@@ -883,6 +894,17 @@ def recovery_laps(start: str, k: int) -> str:
     return dataset
 
 
+def own_recovery_laps(start: str, k: int, bc_run_id: str) -> str:
+    """The BC run's own laps on demo set k's tracks with the robustness test's shoves, recorded once."""
+    dataset = f"{bc_run_id}_own_recovery"
+    flags, first_seed = STARTS[start]
+    seeds = range(first_seed(k), first_seed(k) + flags[flags.index("--episodes") + 1])
+    print(f"$ python bench/policy_laps.py {bc_run_id} --dataset {dataset} --seed {seeds[0]} --episodes {len(seeds)} "
+          f"--shove {TEST_SHOVE}", flush=True)
+    policy_laps.record_policy_laps(bc_run_id, dataset, list(seeds), TEST_SHOVE)
+    return dataset
+
+
 FIXED_BUDGET = 15_000  # train_rl's --total_steps for every start until 2026-12-05's seventh session (then auto)
 
 
@@ -898,7 +920,9 @@ def rl_run(variant: str, start: str, k: int, total_steps: int | None, seed: int 
         raise SystemExit(f"{LOG_ROOT / run_id} is an unfinished run (interrupted?): delete it and rerun")
     if not rl_finished(run_id):
         start_run = bc_run(start, k, bc_flags)  # trained first if missing: not part of the RL wall time
-        flags = [recovery_laps(start, k) if flag == RECOVERY_LAPS else flag for flag in flags]
+        laps = {RECOVERY_LAPS: lambda: recovery_laps(start, k),
+                OWN_RECOVERY_LAPS: lambda: own_recovery_laps(start, k, start_run)}
+        flags = [laps[flag]() if flag in laps else flag for flag in flags]
         started = time.time()
         cli("train_rl", "--resume_run_id", start_run, "--run_id", run_id, "--seed", seed,
             *(["--total_steps", total_steps] if total_steps else []), *flags)
