@@ -468,7 +468,8 @@ SKIP_PENALTY_DART = ("today's default with the skipped-tile penalty on DART laps
 OWN_RECOVERIES = ("today's default with the BC start's own laps on the demo tracks, driven with the test's shoves, "
                   "as the critic's laps (bench/policy_laps.py; --critic_dataset <them> --imitate_critic_dataset 0: "
                   "training shoves 0.02, 100 frames off the road allowed, the KL cost on the road only)")
-WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES)  # rows measured with --eval_episodes auto
+# rows measured with --eval_episodes auto
+WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES)
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
                GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)  # rows measured at train_rl's --total_steps auto
 # measured with --skipped_tile_penalty auto
