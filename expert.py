@@ -282,6 +282,15 @@ def existing_seeds(dataset_dir: Path) -> set[int]:
     return seeds
 
 
+def check_training_tracks(seed: int, episodes: int) -> None:
+    """Recorded laps lie on training tracks: `--seed` .. `--seed` + `--episodes` - 1 below TRAIN_SEED_LIMIT."""
+    if seed < 0 or seed + episodes > TRAIN_SEED_LIMIT:
+        raise UserError(
+            f"--seed/--episodes: tracks {seed}..{seed + episodes - 1} must lie in the "
+            f"training range 0..{TRAIN_SEED_LIMIT - 1} (higher seeds are held-out test tracks)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")
@@ -289,11 +298,7 @@ def run(args: argparse.Namespace) -> int:
     check_shove(args.shove)
     if args.max_frames < 1:
         raise UserError(f"--max_frames must be >= 1, got {args.max_frames}")
-    if args.seed < 0 or args.seed + args.episodes > TRAIN_SEED_LIMIT:
-        raise UserError(
-            f"--seed/--episodes: tracks {args.seed}..{args.seed + args.episodes - 1} must lie in the "
-            f"training range 0..{TRAIN_SEED_LIMIT - 1} (higher seeds are held-out test tracks)"
-        )
+    check_training_tracks(args.seed, args.episodes)
     out_dir = demos.recording_dir(args.dataset)
     seeds = list(range(args.seed, args.seed + args.episodes))
     if args.skip_existing:

@@ -899,10 +899,10 @@ def own_recovery_laps(start: str, k: int, bc_run_id: str) -> str:
     """The BC run's own laps on demo set k's tracks with the robustness test's shoves, recorded once."""
     dataset = f"{bc_run_id}_own_recovery"
     flags, first_seed = STARTS[start]
-    seeds = range(first_seed(k), first_seed(k) + flags[flags.index("--episodes") + 1])
-    print(f"$ python bench/policy_laps.py {bc_run_id} --dataset {dataset} --seed {seeds[0]} --episodes {len(seeds)} "
+    episodes = flags[flags.index("--episodes") + 1]  # the demo set's tracks
+    print(f"$ python bench/policy_laps.py {bc_run_id} --dataset {dataset} --seed {first_seed(k)} --episodes {episodes} "
           f"--shove {TEST_SHOVE}", flush=True)
-    policy_laps.record_policy_laps(bc_run_id, dataset, list(seeds), TEST_SHOVE)
+    policy_laps.record_policy_laps(bc_run_id, dataset, first_seed(k), episodes, TEST_SHOVE)
     return dataset
 
 

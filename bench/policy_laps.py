@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import demos  # noqa: E402
 from agent import Agent  # noqa: E402
-from env import TRAIN_SEED_LIMIT, EnvConfig, make_env  # noqa: E402
+from env import EnvConfig, make_env  # noqa: E402
 from errors import UserError  # noqa: E402
 from evaluate import check_shove  # noqa: E402
-from expert import Driver, existing_seeds, record_episode  # noqa: E402
+from expert import Driver, check_training_tracks, existing_seeds, record_episode  # noqa: E402
 
 
 def policy_driver(agent: Agent) -> Driver:
@@ -40,19 +40,20 @@ def policy_driver(agent: Agent) -> Driver:
     return drive
 
 
-def record_policy_laps(run: str, dataset: str, seeds: list[int], shove: float) -> list[demos.Episode]:
-    """Record the run's policy on `seeds` (tracks the dataset already holds are skipped) into data/`dataset`."""
+def record_policy_laps(run: str, dataset: str, first_seed: int, episodes: int, shove: float) -> list[demos.Episode]:
+    """Record the run's policy on tracks `first_seed` .. `first_seed` + `episodes` - 1 (those the dataset already
+    holds are skipped) into data/`dataset`."""
     check_shove(shove)
-    if min(seeds) < 0 or max(seeds) >= TRAIN_SEED_LIMIT:
-        raise UserError(f"tracks {min(seeds)}..{max(seeds)} must lie in the training range 0..{TRAIN_SEED_LIMIT - 1}")
-    agent = Agent.load(run)
+    check_training_tracks(first_seed, episodes)
+    driver = policy_driver(Agent.load(run))
     out_dir = demos.recording_dir(dataset)
     done = existing_seeds(out_dir)
     env = make_env(EnvConfig(action_repeat=1, offtrack_limit=0), pixels=False)  # as the demos: every frame kept
     recorded = []
     try:
-        for seed in tqdm([s for s in seeds if s not in done], desc="policy laps", unit="episode"):
-            episode = record_episode(env, policy_driver(agent), seed, shove=shove)
+        for seed in tqdm([s for s in range(first_seed, first_seed + episodes) if s not in done], desc="policy laps",
+                         unit="episode"):
+            episode = record_episode(env, driver, seed, shove=shove)
             episode.pop("source")
             recorded.append(demos.Episode(**episode, path=demos.write_episode(out_dir, **episode)))
     finally:
@@ -71,8 +72,7 @@ def main() -> int:
     if args.episodes < 1:
         raise SystemExit(f"--episodes must be >= 1, got {args.episodes}")
     try:
-        recorded = record_policy_laps(args.run, args.dataset, list(range(args.seed, args.seed + args.episodes)),
-                                      args.shove)
+        recorded = record_policy_laps(args.run, args.dataset, args.seed, args.episodes, args.shove)
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
     if recorded:

@@ -512,9 +512,9 @@ def test_own_recoveries_row_gives_the_critic_the_bc_starts_own_shoved_laps(monke
 
     monkeypatch.setattr(finetune, "cli", cli)
     finetune.rl_run(finetune.OWN_RECOVERIES, "strong", 3, None)
-    (bc_run, dataset, seeds, shove), = recorded
+    (bc_run, dataset, first_seed, episodes, shove), = recorded
     assert bc_run == calls[0][calls[0].index("--resume_run_id") + 1] and dataset == f"{bc_run}_own_recovery"
-    assert seeds == list(range(203_000, 203_020)) and shove == finetune.TEST_SHOVE
+    assert (first_seed, episodes) == (203_000, 20) and shove == finetune.TEST_SHOVE
     train = calls[0]
     assert train[train.index("--critic_dataset") + 1] == dataset
     assert train[train.index("--imitate_critic_dataset") + 1] == 0

@@ -28,7 +28,7 @@ def test_the_policy_drives_the_recorded_laps_and_the_shoves_override_it(tmp_path
     agent = Steady()
     monkeypatch.setattr(policy_laps.Agent, "load", staticmethod(lambda run: agent))
     monkeypatch.chdir(tmp_path)
-    recorded = policy_laps.record_policy_laps("some_run", "own", [3], shove=0.05)
+    recorded = policy_laps.record_policy_laps("some_run", "own", 3, 1, shove=0.05)
     assert len(recorded) == 1 and agent.resets == 1
     episode = demos.load_dataset(tmp_path / "data" / "own")[0]
     assert episode.seed == 3 and episode.source == ""  # no source: neither a person nor the autopilot drove
@@ -38,4 +38,4 @@ def test_the_policy_drives_the_recorded_laps_and_the_shoves_override_it(tmp_path
     shoved = ~np.isclose(episode.executed_actions, episode.actions).all(axis=1)
     assert shoved.any() and not shoved.all()  # test --shove's shoves, as the car executed them
     # A second recording into the dataset skips the tracks it holds.
-    assert policy_laps.record_policy_laps("some_run", "own", [3], shove=0.05) == []
+    assert policy_laps.record_policy_laps("some_run", "own", 3, 1, shove=0.05) == []
