@@ -223,8 +223,7 @@ def bc_losses(model: ActorCritic, nets, batch: dict, device: torch.device, augme
 
 
 def run(args: argparse.Namespace) -> int:
-    ctx = distributed.setup(args.device)
-    try:
+    with distributed.process_group(args.device) as ctx:
         if args.resume_run_id:
             path = run_dir(args.resume_run_id)
             saved = load_config(path)
@@ -267,8 +266,6 @@ def run(args: argparse.Namespace) -> int:
         distributed.barrier(ctx)  # every rank has checked the path before rank 0 creates it
         with claim_run(path, new=not args.resume_run_id) if ctx.is_main else nullcontext():
             train_bc(path, config, env_config, model_config, ctx)
-    finally:
-        distributed.cleanup(ctx)
     return 0
 
 

@@ -7,6 +7,8 @@ weights. A plain `python main.py ...` runs with world size 1 and no process grou
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
@@ -66,9 +68,18 @@ def setup(device_name: str) -> DistContext:
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
 
 
-def cleanup(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+@contextmanager
+def process_group(device_name: str) -> Iterator[DistContext]:
+    """`setup`, then leave the group however the block ends. On success every rank meets first: a rank that tore
+    gloo's connections down while its peer was still closing them aborted at exit now and then (one CI run in about
+    eight, "terminate called without an active exception"). After an error no rank waits: torchrun ends the job."""
+    ctx = setup(device_name)
+    try:
+        yield ctx
+        barrier(ctx)
+    finally:
+        if ctx.enabled and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def wrap(model: nn.Module, ctx: DistContext) -> SimpleNamespace:

@@ -783,8 +783,7 @@ class AdaptiveBCWeight:
 
 def run(args: argparse.Namespace) -> int:
     """Resolve what to start from (scratch, a BC run, or an RL run to continue), then train."""
-    ctx = distributed.setup(args.device)
-    try:
+    with distributed.process_group(args.device) as ctx:
         with ExitStack() as claim:  # resolve_run claims the run for this process; released when training ends
             path, config, env_config, model_config, init_model, resume_state = resolve_run(args, ctx, claim)
             train_rl(path, config, env_config, model_config, ctx, init_model=init_model, resume_state=resume_state)
@@ -792,8 +791,6 @@ def run(args: argparse.Namespace) -> int:
                 train_other_attempts(path, config, env_config, model_config, ctx)
             if ctx.is_main and any(trial_walks(config).values()):
                 action_trials(path, config)
-    finally:
-        distributed.cleanup(ctx)
     return 0
 
 

@@ -468,8 +468,14 @@ SKIP_PENALTY_DART = ("today's default with the skipped-tile penalty on DART laps
 OWN_RECOVERIES = ("today's default with the BC start's own laps on the demo tracks, driven with the test's shoves, "
                   "as the critic's laps (bench/policy_laps.py; --critic_dataset <them> --imitate_critic_dataset 0: "
                   "training shoves 0.02, 100 frames off the road allowed, the KL cost on the road only)")
+# The robust recipe (train_rl given the autopilot's recovery laps, at its auto settings: pipeline.sh's) measured again
+# on today's code: its rows above (IMITATED_WARM) predate the trials and the 30 validation tracks.
+ROBUST_TODAY = ("today's default given the autopilot's recovery laps, the robust recipe (pipeline.sh's; --critic_dataset "
+                "<recovery laps of the demo tracks> at its auto settings: --train_shove 0.02 --offtrack_limit 100 "
+                "--imitate_critic_dataset 1 --actor_warmup_steps 5000 --kl_on_road_only 0), with the trials and 30 "
+                "validation tracks")
 # rows measured with --eval_episodes auto
-WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES)
+WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES, ROBUST_TODAY)
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
                GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)  # rows measured at train_rl's --total_steps auto
 # measured with --skipped_tile_penalty auto
@@ -479,7 +485,7 @@ TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_
 # rows measured with --brake_trial auto
 BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)
 GAS_TRIALS = (GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)  # rows measured with --gas_trial auto
-STEER_TRIALS = (STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES)  # rows measured with --steer_trial auto
+STEER_TRIALS = (STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES, ROBUST_TODAY)  # rows measured with --steer_trial auto
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -609,6 +615,9 @@ VARIANTS = {
                         [*STALLED_TIED_FLAGS, "--skipped_tile_penalty", 25]),
     OWN_RECOVERIES: ({"strong": f"{FLOOR_KEYS[True]}_brake09_gas11_val30_steer11_ownrec"},
                      [*STALLED_TIED_FLAGS, "--critic_dataset", OWN_RECOVERY_LAPS, "--imitate_critic_dataset", 0]),
+    ROBUST_TODAY: ({"strong": f"{FLOOR_KEYS[True]}_brake09_gas11_val30_steer11_criticrec_imitated_warm5k"},
+                   [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--imitate_critic_dataset", "auto",
+                    "--actor_warmup_steps", "auto"]),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},

@@ -17,8 +17,7 @@ from rl import RLConfig, SACLearner  # noqa: E402
 
 OBS_SHAPE = (2, 48, 48)
 
-if __name__ == "__main__":
-    ctx = distributed.setup("cpu")
+def train_and_save(ctx: distributed.DistContext) -> None:
     torch.manual_seed(ctx.rank)  # different initial weights: DDP must make them equal
     model = ActorCritic(OBS_SHAPE, ModelConfig(encoder="small", feature_dim=8, hidden_dim=16))
     train_encoder = os.environ.get("TRAIN_ENCODER", "1") == "1"
@@ -41,4 +40,8 @@ if __name__ == "__main__":
     weights = torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.dtype.is_floating_point])
     torch.save({"weights": weights, "alpha": learner.alpha, "world_size": ctx.world_size},
                Path(os.environ["OUT"]) / f"rank{ctx.rank}.pt")
-    distributed.cleanup(ctx)
+
+
+if __name__ == "__main__":
+    with distributed.process_group("cpu") as ctx:
+        train_and_save(ctx)

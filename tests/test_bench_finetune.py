@@ -518,3 +518,27 @@ def test_own_recoveries_row_gives_the_critic_the_bc_starts_own_shoved_laps(monke
     train = calls[0]
     assert train[train.index("--critic_dataset") + 1] == dataset
     assert train[train.index("--imitate_critic_dataset") + 1] == 0
+
+
+def test_robust_recipe_row_leaves_the_recovery_laps_settings_at_auto(monkeypatch, tmp_path):
+    """Today's robust-recipe row records the autopilot's recovery laps of the demo tracks and fine-tunes at train_rl's
+    auto settings for them (imitated, warmed actor): not the 0s that rows measured before those settings pin."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # the BC start exists
+    calls = []
+
+    def cli(*argv):
+        calls.append(argv)
+        if argv[0] == "train_rl":
+            (tmp_path / argv[argv.index("--run_id") + 1]).mkdir()
+
+    monkeypatch.setattr(finetune, "cli", cli)
+    finetune.rl_run(finetune.ROBUST_TODAY, "strong", 3, None)
+    expert, train = calls
+    assert expert[:3] == ("expert", "--dataset", "ft_recovery_3") and "--shove" in expert
+    assert train[train.index("--critic_dataset") + 1] == "ft_recovery_3"
+    assert train[train.index("--imitate_critic_dataset") + 1] == "auto"
+    assert train[train.index("--actor_warmup_steps") + 1] == "auto"
+    for pinned in ("--steer_trial", "--gas_trial", "--brake_trial", "--eval_episodes", "--attempts"):
+        assert pinned not in train  # today's trials and validations

@@ -1,5 +1,6 @@
 """torchrun + DDP on CPU (gloo, 2 processes): identical weights, checkpoint usable single-process, failures end
-the job."""
+the job; leaving the process group."""
+import contextlib
 import json
 import os
 import subprocess
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -52,3 +55,18 @@ def test_torchrun_train_rl_then_single_process_test(tmp_path):
     assert test.returncode == 0, test.stderr[-3000:]
     assert "raw return" in test.stdout
     assert list((tmp_path / "logs" / "ddp" / "test_results").glob("*.json"))
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_process_group_meets_before_leaving_only_on_success(monkeypatch, fails):
+    calls = []
+    monkeypatch.setattr(distributed, "setup", lambda device: distributed.DistContext(rank=1, world_size=2))
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    with pytest.raises(RuntimeError) if fails else contextlib.nullcontext():
+        with distributed.process_group("cpu") as ctx:
+            assert ctx.world_size == 2
+            if fails:  # a failed rank must not wait for peers that will never arrive
+                raise RuntimeError("rank failed")
+    assert calls == (["destroy"] if fails else ["barrier", "destroy"])
