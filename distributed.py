@@ -70,9 +70,11 @@ def setup(device_name: str) -> DistContext:
 
 @contextmanager
 def process_group(device_name: str) -> Iterator[DistContext]:
-    """`setup`, then leave the group however the block ends. On success every rank meets first: a rank that tore
-    gloo's connections down while its peer was still closing them aborted at exit now and then (one CI run in about
-    eight, "terminate called without an active exception"). After an error no rank waits: torchrun ends the job."""
+    """`setup`, then leave the group however the block ends; on success every rank meets first, so none leaves
+    while a peer still works in it (after an error no rank waits: torchrun ends the job). Free the DDP-wrapped models
+    inside the block: the test worker once kept them as module globals, alive until the interpreter's exit after the
+    group was gone, and a rank aborted at exit about once in eight CI runs ("terminate called without an active
+    exception")."""
     ctx = setup(device_name)
     try:
         yield ctx
