@@ -17,6 +17,7 @@ from rl import RLConfig, SACLearner  # noqa: E402
 
 OBS_SHAPE = (2, 48, 48)
 
+
 def train_and_save(ctx: distributed.DistContext) -> None:
     torch.manual_seed(ctx.rank)  # different initial weights: DDP must make them equal
     model = ActorCritic(OBS_SHAPE, ModelConfig(encoder="small", feature_dim=8, hidden_dim=16))
