@@ -470,9 +470,9 @@ OWN_RECOVERIES = ("today's default with the BC start's own laps on the demo trac
                   "training shoves 0.02, 100 frames off the road allowed, the KL cost on the road only)")
 # The robust recipe (train_rl given the autopilot's recovery laps, at its auto settings: pipeline.sh's) measured again
 # on today's code: its rows above (IMITATED_WARM) predate the trials and the 30 validation tracks. Measured (2026-12-07,
-# sixth session; strong sets 14 and 15 with seeds k and k + 100, set 16 with 16): 924.4 +- 0.6, 249 laps of 250 (the
-# default on the same sets 924.7, 298 of 300), 592 of 763 excursions recovered (2.7 times the BC starts' count per
-# run), 0.54 of their loss to the shoves; the warmed start validated below 97 % of its BC start's on 3 of the 5 runs,
+# sixth session; strong sets 14 to 16, seeds k and k + 100): 924.0 +- 1.1, 298 laps of 300 (today's default from the
+# same starts and seeds 924.7 +- 0.4, 298 laps), 712 of 913 excursions recovered (2.7 times the BC starts' count per
+# run), 0.54 of their loss to the shoves; the warmed start validated below 97 % of its BC start's on 3 of the 6 runs,
 # a fourth run's last state at 96.9 %.
 ROBUST_TODAY = ("today's default given the autopilot's recovery laps, the robust recipe (pipeline.sh's; "
                 "--critic_dataset <recovery laps of the demo tracks> at its auto settings: --train_shove 0.02 --offtrack_limit 100 "
