@@ -324,12 +324,12 @@ def test_validation_choice_validates_the_kept_checkpoints_on_more_tracks(monkeyp
                    "| step 10000: 910.0 (10/20, min 810) |")
 
 
-def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeypatch, tmp_path):
-    """The row's critic sees the recovery laps of the tracks its BC start learnt from (recorded when missing: the
-    start's own laps with the test's shoves), and a row keyed by start exists for those starts alone."""
+@pytest.fixture
+def bench_calls(monkeypatch, tmp_path) -> list[tuple]:
+    """The commands rl_run would run, recorded instead (train_rl only makes its run folder); every BC start exists."""
     monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
     monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
-    monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # the BC starts exist
+    monkeypatch.setattr(finetune, "finished", lambda run_id: True)
     calls = []
 
     def cli(*argv):
@@ -338,6 +338,13 @@ def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeyp
             (tmp_path / argv[argv.index("--run_id") + 1]).mkdir()
 
     monkeypatch.setattr(finetune, "cli", cli)
+    return calls
+
+
+def test_critic_recoveries_row_gives_each_demo_set_its_own_recovery_laps(monkeypatch, bench_calls):
+    """The row's critic sees the recovery laps of the tracks its BC start learnt from (recorded when missing: the
+    start's own laps with the test's shoves), and a row keyed by start exists for those starts alone."""
+    calls = bench_calls
     for start, k, dataset, seed, noise in (("strong", 1, "ft_recovery_1", 201_000, 0.05),
                                            ("weak", 0, "ft_weak_recovery_0", 300_000, 0)):
         calls.clear()
@@ -520,22 +527,11 @@ def test_own_recoveries_row_gives_the_critic_the_bc_starts_own_shoved_laps(monke
     assert train[train.index("--imitate_critic_dataset") + 1] == 0
 
 
-def test_robust_recipe_row_leaves_the_recovery_laps_settings_at_auto(monkeypatch, tmp_path):
+def test_robust_recipe_row_leaves_the_recovery_laps_settings_at_auto(bench_calls):
     """Today's robust-recipe row records the autopilot's recovery laps of the demo tracks and fine-tunes at train_rl's
     auto settings for them (imitated, warmed actor): not the 0s that rows measured before those settings pin."""
-    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
-    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
-    monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # the BC start exists
-    calls = []
-
-    def cli(*argv):
-        calls.append(argv)
-        if argv[0] == "train_rl":
-            (tmp_path / argv[argv.index("--run_id") + 1]).mkdir()
-
-    monkeypatch.setattr(finetune, "cli", cli)
     finetune.rl_run(finetune.ROBUST_TODAY, "strong", 3, None)
-    expert, train = calls
+    expert, train = bench_calls
     assert expert[:3] == ("expert", "--dataset", "ft_recovery_3") and "--shove" in expert
     assert train[train.index("--critic_dataset") + 1] == "ft_recovery_3"
     assert train[train.index("--imitate_critic_dataset") + 1] == "auto"
