@@ -504,25 +504,16 @@ def test_a_copy_with_its_trials_rerun_resumes_the_copy_and_leaves_the_source(mon
         finetune.copy_with_trials_rerun(finetune.STEER_TRIAL, finetune.VALIDATION_30, "strong", 12)
 
 
-def test_own_recoveries_row_gives_the_critic_the_bc_starts_own_shoved_laps(monkeypatch, tmp_path):
+def test_own_recoveries_row_gives_the_critic_the_bc_starts_own_shoved_laps(monkeypatch, bench_calls):
     """The row records its BC start driving that start's demo tracks with the test's shoves, and its critic (not its
     actor) gets those laps."""
-    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
-    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
-    monkeypatch.setattr(finetune, "finished", lambda run_id: True)  # the BC start exists
-    recorded, calls = [], []
+    recorded = []
     monkeypatch.setattr(finetune.policy_laps, "record_policy_laps", lambda *args: recorded.append(args))
-
-    def cli(*argv):
-        calls.append(argv)
-        (tmp_path / argv[argv.index("--run_id") + 1]).mkdir()
-
-    monkeypatch.setattr(finetune, "cli", cli)
     finetune.rl_run(finetune.OWN_RECOVERIES, "strong", 3, None)
     (bc_run, dataset, first_seed, episodes, shove), = recorded
-    assert bc_run == calls[0][calls[0].index("--resume_run_id") + 1] and dataset == f"{bc_run}_own_recovery"
+    train, = bench_calls  # the laps are recorded in-process: train_rl is the only command
+    assert bc_run == train[train.index("--resume_run_id") + 1] and dataset == f"{bc_run}_own_recovery"
     assert (first_seed, episodes) == (203_000, 20) and shove == finetune.TEST_SHOVE
-    train = calls[0]
     assert train[train.index("--critic_dataset") + 1] == dataset
     assert train[train.index("--imitate_critic_dataset") + 1] == 0
 
