@@ -504,6 +504,23 @@ def test_a_copy_with_its_trials_rerun_resumes_the_copy_and_leaves_the_source(mon
         finetune.copy_with_trials_rerun(finetune.STEER_TRIAL, finetune.VALIDATION_30, "strong", 12)
 
 
+def test_a_copy_takes_the_trials_its_variant_gives(monkeypatch, tmp_path):
+    """The robust recipe's runs copied as the row driven as trained: the copy's trials are the row's (1: no walk),
+    not the source's, so the resume leaves the policy's brake, gas and steering as trained."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    source = tmp_path / finetune.rl_run_id(finetune.ROBUST_TODAY, "strong", 14, 114)
+    source.mkdir()
+    (source / "config.json").write_text(json.dumps({"train": {"brake_trial": 0.9, "gas_trial": 1.1,
+                                                              "steer_trial": 1.1, "eval_episodes": 30}}))
+    (source / "wall_time_s").write_text("1000")
+    monkeypatch.setattr(finetune, "cli", lambda *argv: None)
+    run_id = finetune.copy_with_trials_rerun(finetune.ROBUST_UNWALKED, finetune.ROBUST_TODAY, "strong", 14, 114)
+    assert run_id.endswith("_unwalked_strong_14_e100_seed114")
+    assert json.loads((tmp_path / run_id / "config.json").read_text())["train"] == {
+        "brake_trial": 1, "gas_trial": 1, "steer_trial": 1, "eval_episodes": 30}
+
+
 def test_own_recoveries_row_gives_the_critic_the_bc_starts_own_shoved_laps(monkeypatch, bench_calls):
     """The row records its BC start driving that start's demo tracks with the test's shoves, and its critic (not its
     actor) gets those laps."""
