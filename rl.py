@@ -258,9 +258,6 @@ class RLConfig:
     # critic learns from): the actor is shown the ways back, not only the critic (README, Results; with the actor
     # warm-up below, the robust recipe). None (auto): on when fine-tuning a BC run with a critic_dataset.
     imitate_critic_dataset: bool | None = None
-    # With imitate_critic_dataset: imitate the critic's laps only on their rows off the road (the ways back); on the
-    # road they are the autopilot's driving under shoves, which would pull the BC start's road driving toward it.
-    imitate_off_track_only: bool = False
     # Fine-tuning with imitate_critic_dataset: BC-only actor updates before collection, on the demos and the critic's
     # laps (half each, the actions meant); the frozen BC policy (the KL cost's reference, BC selection's proposer) is
     # then the warmed actor. Without it the KL cost charges every step toward a way back the frozen policy never
@@ -439,9 +436,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1: the BC term also imitates --critic_dataset's rows, with the actions the driver meant "
                              "(a shove's override is what the critic learns from); auto (default) = 1 when fine-tuning "
                              "a BC run with --critic_dataset")
-    parser.add_argument("--imitate_off_track_only", type=int, choices=(0, 1), default=int(c.imitate_off_track_only),
-                        help="1: with --imitate_critic_dataset 1, the BC term imitates --critic_dataset only on its rows "
-                             "off the road (the ways back), in the actor warm-up too")
     parser.add_argument("--actor_warmup_steps", type=auto_or(int, "a step count"), default=c.actor_warmup_steps,
                         metavar="{auto,N}",
                         help="with --imitate_critic_dataset 1: BC-only actor updates before collection, on the demos "
@@ -641,8 +635,7 @@ class SACLearner:
         frozen BC policy's on the online rows (the policy's own states, where the demos say nothing)."""
         target, rows = batch.bc_action, batch.is_demo
         if self.config.imitate_critic_dataset:
-            rows = rows | (batch.critic_only & batch.off_track if self.config.imitate_off_track_only
-                           else batch.critic_only)
+            rows = rows | batch.critic_only
         if self.config.bc_anchor_all and self.model.bc_actor is not None:
             with torch.no_grad():
                 target = torch.where(rows[:, None], target, self.model.bc_actor.deterministic(features))

@@ -87,19 +87,16 @@ def test_critic_only_rows_teach_the_critic_from_their_own_return_and_leave_the_b
     assert learner.bc_loss(learner.encode(torch_batch.obs), torch.zeros(8, 3), torch_batch).item() == 0.0
 
 
-@pytest.mark.parametrize("imitate, off_track_only, imitated", [(True, False, [0, 1, 2, 3]), (True, True, [1, 3]),
-                                                                (False, False, [])])
-def test_imitate_critic_dataset_pulls_the_actor_toward_the_meant_action_on_critic_only_rows(imitate, off_track_only,
-                                                                                            imitated):
-    """--imitate_critic_dataset 1: the BC term covers the recovery laps' rows too (with --imitate_off_track_only 1
-    those off the road), with the action the driver meant (bc_action), not the shove's override the critic learns
-    from (action); online rows never, on the road or off it."""
+@pytest.mark.parametrize("imitate, imitated", [(True, [0, 1, 2, 3]), (False, [])])
+def test_imitate_critic_dataset_pulls_the_actor_toward_the_meant_action_on_critic_only_rows(imitate, imitated):
+    """--imitate_critic_dataset 1: the BC term covers the recovery laps' rows too, with the action the driver meant
+    (bc_action), not the shove's override the critic learns from (action); online rows never."""
     rng = np.random.default_rng(0)
     batch = to_batch(make_batch(rng, n=8, demo=False), torch.device("cpu"), 1.0)
     meant = torch.as_tensor(rng.uniform(-0.9, 0.9, (8, 3)), dtype=torch.float32)
     batch = batch._replace(critic_only=torch.arange(8) < 4, action=torch.tensor([[1.0, 0.0, 0.0]]).repeat(8, 1),
-                           bc_action=meant, off_track=torch.arange(8) % 2 == 1)
-    learner = make_learner(imitate_critic_dataset=imitate, imitate_off_track_only=off_track_only)
+                           bc_action=meant)
+    learner = make_learner(imitate_critic_dataset=imitate)
     features = learner.encode(batch.obs)
     mean = torch.zeros(8, 3)
     squashed = learner.model.actor.squash(mean)
