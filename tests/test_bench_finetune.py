@@ -84,10 +84,10 @@ def test_bc_time_flags_go_to_train_bc_and_name_their_own_bc_runs(monkeypatch):
         # Only the deadzone trial's row released light brakes (named _dead01); train_rl's default is no such trial.
         assert setting("--deadzone_trial") == ([0.1] if label == finetune.DEADZONE_TRIAL else [])
         assert ("_dead01" in key) == (label == finetune.DEADZONE_TRIAL)
-        # Every row before --eval_episodes auto validated on 10 tracks unless it said 20; today's DART runs validate
-        # on 30 (_val30).
-        assert setting("--eval_episodes") in ([[]] if label in finetune.WIDE_VALIDATIONS else [[10], [20]])
-        assert ("_val30" in key) == (label in finetune.WIDE_VALIDATIONS)
+        # Every row before --eval_episodes auto validated on 10 tracks unless it said 20 or 30; today's DART runs
+        # validate on 30 (_val30), as do the rows that say 30.
+        assert setting("--eval_episodes") in ([[]] if label in finetune.WIDE_VALIDATIONS else [[10], [20], [30]])
+        assert ("_val30" in key) == (label in finetune.WIDE_VALIDATIONS or setting("--eval_episodes") == [30])
         for name in ("n_step", "stall_penalty"):  # named in the key as _nstep5, _stallpenalty400
             value = re.search(rf"_{name.replace('_', '')}(\d+)", key)
             assert setting(f"--{name}") == ([int(value.group(1))] if value else [])
