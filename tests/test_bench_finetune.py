@@ -474,16 +474,24 @@ def test_rows_sharing_their_runs_are_one_curve_under_todays_default():
         ("weak", "an older default")]
 
 
+def finished_source(monkeypatch, tmp_path, variant: str, k: int, train: dict, seed: int | None = None) -> Path:
+    """A finished run of `variant` on strong demo set k, in a logs/ of its own: its config's train settings and a
+    wall time of 1000 s, for copy_with_trials_rerun to copy."""
+    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
+    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
+    source = tmp_path / finetune.rl_run_id(variant, "strong", k, seed)
+    source.mkdir()
+    (source / "config.json").write_text(json.dumps({"train": train}))
+    (source / "wall_time_s").write_text("1000")
+    return source
+
+
 def test_a_copy_with_its_trials_rerun_resumes_the_copy_and_leaves_the_source(monkeypatch, tmp_path):
     """copy_with_trials_rerun: the source run copied under the variant's id (its test results left behind), a trial
     its config lacks set auto, resumed by train_rl; once done it is reused, and a missing source is an error."""
-    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
-    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
-    source = tmp_path / finetune.rl_run_id(finetune.VALIDATION_30, "strong", 11)
-    (source / "test_results").mkdir(parents=True)
+    source = finished_source(monkeypatch, tmp_path, finetune.VALIDATION_30, 11, {"brake_trial": 0.9, "gas_trial": 1.1})
+    (source / "test_results").mkdir()
     (source / "test_results" / "latest_seed1000000_n50.json").write_text("{}")
-    (source / "config.json").write_text(json.dumps({"train": {"brake_trial": 0.9, "gas_trial": 1.1}}))
-    (source / "wall_time_s").write_text("1000")
     resumed = []
 
     def train_rl(*argv):  # the copy has no wall time until its resume returned
@@ -507,13 +515,8 @@ def test_a_copy_with_its_trials_rerun_resumes_the_copy_and_leaves_the_source(mon
 def test_a_copy_takes_the_trials_its_variant_gives(monkeypatch, tmp_path):
     """The robust recipe's runs copied as the row driven as trained: the copy's trials are the row's (1: no walk),
     not the source's, so the resume leaves the policy's brake, gas and steering as trained."""
-    monkeypatch.setattr(finetune, "BC_EPOCHS", 100)
-    monkeypatch.setattr(finetune, "LOG_ROOT", tmp_path)
-    source = tmp_path / finetune.rl_run_id(finetune.ROBUST_TODAY, "strong", 14, 114)
-    source.mkdir()
-    (source / "config.json").write_text(json.dumps({"train": {"brake_trial": 0.9, "gas_trial": 1.1,
-                                                              "steer_trial": 1.1, "eval_episodes": 30}}))
-    (source / "wall_time_s").write_text("1000")
+    finished_source(monkeypatch, tmp_path, finetune.ROBUST_TODAY, 14,
+                    {"brake_trial": 0.9, "gas_trial": 1.1, "steer_trial": 1.1, "eval_episodes": 30}, seed=114)
     monkeypatch.setattr(finetune, "cli", lambda *argv: None)
     run_id = finetune.copy_with_trials_rerun(finetune.ROBUST_UNWALKED, finetune.ROBUST_TODAY, "strong", 14, 114)
     assert run_id.endswith("_unwalked_strong_14_e100_seed114")
