@@ -493,8 +493,14 @@ ROBUST_UNWALKED = ("the robust recipe on today's code driven as trained: its run
 # against 924.6 and 925.1, step 0 767.1 and 622.1: lost.
 ROBUST_WARM_1K = ("the robust recipe on today's code with 1,000 actor warm-up steps instead of 5,000 "
                   "(--actor_warmup_steps 1000)")
+# The robust recipe with the KL cost's reference split: the BC start on the road, the warmed actor off it. The warm-up
+# spoils the road driving (above), and the KL cost everywhere toward the warmed actor holds the fine-tuning near it;
+# off the road the warmed actor is the one that knows the ways back.
+ROBUST_ROAD_REF = ("the robust recipe on today's code with the KL cost's reference the BC start on the road and the "
+                   "warmed actor off it (--road_reference 1)")
 # rows measured with --eval_episodes auto
-WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES, ROBUST_TODAY, ROBUST_WARM_1K)
+WIDE_VALIDATIONS = (VALIDATION_30, STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES, ROBUST_TODAY, ROBUST_WARM_1K,
+                    ROBUST_ROAD_REF)
 TODAYS_TRIALS_OFF = (ROBUST_UNWALKED,)  # today's settings but the trials (at 1) and so the validations (30, said)
 AUTO_BUDGET = (BUDGET_AUTO, TILES_AUTO, ATTEMPTS_AUTO, BRAKE_TRIAL, BRAKE_WALK_08,
                GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS, *TODAYS_TRIALS_OFF)  # rows measured at --total_steps auto
@@ -507,7 +513,7 @@ TODAYS_ATTEMPTS = (ATTEMPTS_AUTO, BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_
 BRAKE_TRIALS = (BRAKE_TRIAL, GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)
 GAS_TRIALS = (GAS_TRIAL, DEADZONE_TRIAL, *WIDE_VALIDATIONS)  # rows measured with --gas_trial auto
 # rows measured with --steer_trial auto
-STEER_TRIALS = (STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES, ROBUST_TODAY, ROBUST_WARM_1K)
+STEER_TRIALS = (STEER_TRIAL, SKIP_PENALTY_DART, OWN_RECOVERIES, ROBUST_TODAY, ROBUST_WARM_1K, ROBUST_ROAD_REF)
 SHOVES_FLOOR_AUTO = ("the default until 2026-12-05's sixth session with training shoves (--train_shove 0.02 "
                      "--offtrack_limit 100): the control of the recovery laps in the critic's batches")
 FLOOR_FOLLOWS_START = (FLOOR_AUTO, FLOOR_AUTO_30K, CRITIC_RECOVERIES, CRITIC_RECOVERIES_FREE, CRITIC_RECOVERIES_ONLY,
@@ -646,6 +652,9 @@ VARIANTS = {
     ROBUST_WARM_1K: ({"strong": f"{FLOOR_KEYS[True]}_brake09_gas11_val30_steer11_criticrec_imitated_warm1k"},
                      [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--imitate_critic_dataset", "auto",
                       "--actor_warmup_steps", 1000]),
+    ROBUST_ROAD_REF: ({"strong": f"{FLOOR_KEYS[True]}_brake09_gas11_val30_steer11_criticrec_imitated_warm5k_roadref"},
+                      [*STALLED_TIED_FLAGS, "--critic_dataset", RECOVERY_LAPS, "--imitate_critic_dataset", "auto",
+                       "--actor_warmup_steps", "auto", "--road_reference", 1]),
     ACTOR_LR_3E4: ({start: f"{FLOOR_KEYS[dart_laps(start)]}_actorlr3e4" for start in STARTS},
                    [*STALLED_TIED_FLAGS, "--actor_lr", 3e-4]),
     ACTOR_LR_DECAY: ({"weak": f"{FLOOR_KEYS[False]}_actorlr3e4_decay"},
