@@ -75,8 +75,9 @@ class ModelConfig:
     steer_scale: float = 1.0
     # How the run's policy drives beyond what it was trained as (the trials'): a named checkpoint drives without them.
     DRIVING_SETTINGS: ClassVar[tuple] = ("brake_deadzone", "brake_scale", "gas_scale", "steer_scale")
-    # Settings whose default is what a run saved before them did (drive as trained): loaded without a warning.
-    QUIET_DEFAULTS: ClassVar[tuple] = DRIVING_SETTINGS
+    # Settings whose default is what a run saved before them did (drive as trained, no road actor): loaded without a
+    # warning.
+    QUIET_DEFAULTS: ClassVar[tuple] = (*DRIVING_SETTINGS, "road_actor")
 
     @classmethod
     def as_trained(cls) -> dict[str, float]:
