@@ -41,9 +41,6 @@ class ModelConfig:
     reward_scale: float = 0.1  # critics predict returns of reward * reward_scale (returns reach the hundreds)
     bc_actor: bool = False  # a frozen copy of the BC actor rides along (fine-tuned runs: reference and proposals)
     bc_selection: bool = False  # acting picks the higher-Q of the RL and BC proposals (IBRL; needs bc_actor)
-    # A second frozen actor, the BC start itself, kept when the actor warm-up makes bc_actor the warmed actor: the KL
-    # cost's reference on the road (train_rl --road_reference).
-    road_actor: bool = False
     # The action test, validation and Agent.load drive: "mean" = tanh of the Gaussian's mean (what BC fits),
     # "expected" = the policy's average action E[tanh(u)], u ~ N(mean, std) (what SAC's samples are trained as).
     # "mean" here (BC runs, runs saved before it existed); train_rl's --policy_action auto: "mean" with the KL
@@ -75,9 +72,8 @@ class ModelConfig:
     steer_scale: float = 1.0
     # How the run's policy drives beyond what it was trained as (the trials'): a named checkpoint drives without them.
     DRIVING_SETTINGS: ClassVar[tuple] = ("brake_deadzone", "brake_scale", "gas_scale", "steer_scale")
-    # Settings whose default is what a run saved before them did (drive as trained, no road actor): loaded without a
-    # warning.
-    QUIET_DEFAULTS: ClassVar[tuple] = (*DRIVING_SETTINGS, "road_actor")
+    # Settings whose default is what a run saved before them did (drive as trained): loaded without a warning.
+    QUIET_DEFAULTS: ClassVar[tuple] = DRIVING_SETTINGS
 
     @classmethod
     def as_trained(cls) -> dict[str, float]:
@@ -252,7 +248,7 @@ def check_spread_limit(spread_limit: float) -> None:
 
 class ActorCritic(nn.Module):
     """Everything a run saves: encoder, actor, critic, the target encoder + critic for TD targets, and
-    (fine-tuned runs) the frozen BC actor under its own key `bc_actor` (and the BC start's as `road_actor`)."""
+    (fine-tuned runs) the frozen BC actor under its own key `bc_actor`."""
 
     def __init__(self, obs_shape: tuple[int, int, int], config: ModelConfig):
         super().__init__()
@@ -267,9 +263,8 @@ class ActorCritic(nn.Module):
         inputs = self.encoder.output_dim
         check_spread_limit(config.spread_limit)
         self.actor = Actor(inputs, config.hidden_dim, config.spread_limit)
-        frozen_actor = lambda wanted: (Actor(inputs, config.hidden_dim, config.spread_limit).requires_grad_(False)
-                                       if wanted else None)
-        self.bc_actor, self.road_actor = frozen_actor(config.bc_actor), frozen_actor(config.road_actor)
+        self.bc_actor = (Actor(inputs, config.hidden_dim, config.spread_limit).requires_grad_(False)
+                         if config.bc_actor else None)
         self.critic = Critic(inputs, config.hidden_dim, config.num_qs, config.critic_layer_norm)
         self.target_encoder = Encoder(obs_shape, config)
         self.target_critic = Critic(inputs, config.hidden_dim, config.num_qs, config.critic_layer_norm)

@@ -125,7 +125,7 @@ class FrameReplay:
 
     def sample(self, batch_size: int, rng: np.random.Generator, gamma: float = 0.99, n_step: int = 1) -> dict:
         """A batch of n-step transitions: obs, action, reward (discounted n-step sum), discount, next_obs,
-        mc_return (demo streams only), off_track and next_off_track (the car off the road at obs, next_obs).
+        mc_return (demo streams only), off_track (the car off the road at obs).
         discount = gamma^n' * (1 - terminated), n' the steps actually taken. The first action may be a forced one
         (what it is worth is data too); later ones may not."""
         streams, t = self.sample_indices(batch_size, rng)
@@ -156,7 +156,6 @@ class FrameReplay:
             "next_obs": self.stack(streams, end),
             "mc_return": self.returns[streams, t % self.capacity],
             "off_track": self.off_track[streams, (t - 1) % self.capacity],
-            "next_off_track": self.off_track[streams, end % self.capacity],
         }
 
 

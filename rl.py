@@ -264,11 +264,6 @@ class RLConfig:
     # learnt, and the critic, whose soft target pays that charge, ranks the imitated ways back below it.
     # None (auto): RECOVERY_ACTOR_WARMUP_STEPS when imitating the critic's laps, else 0.
     actor_warmup_steps: int | None = None
-    # With the actor warm-up under the KL cost: the reference is the warmed actor off the road only, and on the road
-    # the BC start itself (a second frozen actor, ModelConfig.road_actor). The warm-up, imitating the recovery laps,
-    # spoils the road driving (its step-0 validations 727 to 918 against the BC starts' 921), and a reference held
-    # there everywhere holds the fine-tuning near that.
-    road_reference: bool = False
     # Runs saved before a setting existed trained so (runs.load_config): with SAC's entropy bonus, lambda's floor at
     # a tenth.
     SAVED_BEFORE: ClassVar[dict] = {"bc_prior_kl": False, "bc_weight_floor": 0.1, "train_shove_share": 1.0,
@@ -447,10 +442,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and the critic's laps, half each; the frozen BC policy the KL cost charges against (and "
                              "BC selection's proposer) then is the warmed actor; auto (default) = "
                              f"{RECOVERY_ACTOR_WARMUP_STEPS} when imitating --critic_dataset, else 0")
-    parser.add_argument("--road_reference", type=int, choices=(0, 1), default=int(c.road_reference),
-                        help="with --actor_warmup_steps and the KL cost: 1 = the KL cost's reference is the warmed "
-                             "actor off the road only, and the BC start itself on the road; 0 (default) = the warmed "
-                             "actor everywhere")
     parser.add_argument("--critic_warmup_steps", type=int, default=c.critic_warmup_steps,
                         help="steps training the critics only, actor frozen")
     parser.add_argument("--num_min_qs", type=int, default=c.num_min_qs,
@@ -546,7 +537,7 @@ class SACLearner:
             next_features = self.encode(batch.next_obs, target=True)
             next_mean, next_log_std = model.actor(next_features)
             next_action, next_log_prob = model.actor.sample_from(next_mean, next_log_std)
-            next_cost = self.policy_cost(next_features, next_mean, next_log_std, next_log_prob, batch.next_off_track)
+            next_cost = self.policy_cost(next_features, next_mean, next_log_std, next_log_prob)
             next_action, rl_wins = model.select(next_features, next_action, model.target_critic)
             next_q = self.combine(model.target_critic(next_features, next_action))
             # The entropy bonus (or KL cost) belongs to the RL policy's own samples only.
@@ -585,7 +576,7 @@ class SACLearner:
             q, value = both[:len(action)], both.view(2, -1).mean(0)
         else:
             q = value = nets.critic(features, action).min(0).values  # pessimistic over the whole ensemble
-        cost = self.policy_cost(features, mean, log_std, log_prob, batch.off_track)
+        cost = self.policy_cost(features, mean, log_std, log_prob)
         if self.config.kl_on_road_only and self.config.bc_prior_kl:  # off the road the BC policy only extrapolates
             cost = cost * ~batch.off_track
         sac_loss = (self.alpha * cost - value).mean()
@@ -628,25 +619,16 @@ class SACLearner:
         return {"alpha_loss": alpha_loss.item()}
 
     def policy_cost(self, features: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor,
-                    log_prob: torch.Tensor, off_track: torch.Tensor) -> torch.Tensor:
+                    log_prob: torch.Tensor) -> torch.Tensor:
         """What the temperature charges per state: log pi(a|s) of the sample (SAC: minus the entropy) or,
         with `bc_prior_kl`, KL(pi || pi_BC) in closed form. tanh is one-to-one, so the KL of the squashed
         policies is that of their Gaussians: the tanh correction, which rewards moving a saturated mean
         (the BC brake at -4.8) back into tanh's slope, cancels."""
         if not self.config.bc_prior_kl:
             return log_prob
-        return gaussian_kl(mean, log_std, *self.kl_reference(features, off_track))
-
-    @torch.no_grad()
-    def kl_reference(self, features: torch.Tensor, off_track: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The KL cost's reference policy per state: the frozen BC actor or, with a road actor (`road_reference`),
-        the BC start on the road and the warmed actor off it."""
-        mean, log_std = self.model.bc_actor(features)
-        if self.model.road_actor is None:
-            return mean, log_std
-        road_mean, road_log_std = self.model.road_actor(features)
-        on_road = ~off_track[:, None]
-        return torch.where(on_road, road_mean, mean), torch.where(on_road, road_log_std, log_std)
+        with torch.no_grad():
+            bc_mean, bc_log_std = self.model.bc_actor(features)
+        return gaussian_kl(mean, log_std, bc_mean, bc_log_std)
 
     def bc_loss(self, features: torch.Tensor, mean: torch.Tensor, batch: Batch) -> torch.Tensor:
         """MSE of the deterministic action to the expert's on demo rows and, with `bc_anchor_all`, to the
@@ -738,7 +720,6 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor
     is_demo: torch.Tensor
     off_track: torch.Tensor  # the car is off the road at obs
-    next_off_track: torch.Tensor  # the car is off the road at next_obs
     critic_only: torch.Tensor  # rows of --critic_dataset: the critic's TD step and the actor's Q term, not BC's
     mc_return: torch.Tensor  # discounted return from obs on (demo rows; times reward_scale)
 
@@ -747,7 +728,7 @@ def to_batch(batch: dict, device: torch.device, reward_scale: float) -> Batch:
     as_tensor = lambda key: torch.as_tensor(batch[key], device=device)
     return Batch(as_tensor("obs"), as_tensor("action"), as_tensor("bc_action"), as_tensor("reward") * reward_scale,
                  as_tensor("discount"), as_tensor("next_obs"), as_tensor("is_demo"), as_tensor("off_track"),
-                 as_tensor("next_off_track"), as_tensor("critic_only"), as_tensor("mc_return") * reward_scale)
+                 as_tensor("critic_only"), as_tensor("mc_return") * reward_scale)
 
 
 class AdaptiveBCWeight:
@@ -849,7 +830,6 @@ def resolve_run(args: argparse.Namespace, ctx: DistContext, claim: ExitStack):
                                 "--dashboard_inputs 0 needs a BC run trained with train_bc --dashboard_inputs 0")
             # The frozen BC actor rides along: reference for diagnostics, proposals for BC selection.
             model_config = replace(ModelConfig(**saved["model"]), bc_actor=True, bc_selection=config.bc_selection,
-                                   road_actor=config.road_reference,
                                    policy_action=args.policy_action, dashboard_inputs=bool(args.dashboard_inputs),
                                    spread_limit=args.spread_limit)
             init_model = bc_start(bc_path)
@@ -1110,9 +1090,6 @@ def validate_config(config: RLConfig) -> None:
         raise UserError("--actor_warmup_steps needs --imitate_critic_dataset 1 (else it only repeats the BC run)")
     if config.actor_warmup_steps and not config.bc_run:
         raise UserError("--actor_warmup_steps needs a BC run to fine-tune (--resume_run_id BC_RUN)")
-    if config.road_reference and not (config.actor_warmup_steps and config.bc_prior_kl is not False):
-        raise UserError("--road_reference 1 needs the actor warm-up (--actor_warmup_steps) and the KL cost "
-                        "(--bc_prior_kl): it splits the KL cost's reference between the BC start and the warmed actor")
     if not 0 < config.gamma <= 1 or not 0 < config.tau <= 1:
         raise UserError("--gamma and --tau must be in (0, 1]")
     if config.init_temperature <= 0:
@@ -1262,15 +1239,13 @@ def warm_up_actor(learner: SACLearner, demo_buffer: FrameReplay | None, critic_d
 
 
 def load_bc_start(model: ActorCritic, bc_state: dict) -> None:
-    """A BC run's weights into a fine-tuning model; the frozen BC (and road) actors start as copies of its actor."""
+    """A BC run's weights into a fine-tuning model; the frozen BC actor starts as a copy of its actor."""
     keys = model.load_state_dict(with_zero_dashboard_weights(bc_state, model), strict=False)
-    frozen = ("bc_actor.", "road_actor.")
-    unknown = [k for k in keys.missing_keys if not k.startswith(frozen)] + keys.unexpected_keys
+    unknown = [k for k in keys.missing_keys if not k.startswith("bc_actor.")] + keys.unexpected_keys
     if unknown:
         raise UserError(f"the BC checkpoint does not match the fine-tuning networks ({', '.join(unknown[:3])})")
-    for copy in (model.bc_actor, model.road_actor):
-        if copy is not None:
-            copy.load_state_dict(model.actor.state_dict())
+    if model.bc_actor is not None:
+        model.bc_actor.load_state_dict(model.actor.state_dict())
     model.sync_targets(1.0)
 
 
@@ -1375,8 +1350,7 @@ def train_rl(path: Path, config: RLConfig, env_config: EnvConfig, model_config: 
         if config.target_entropy is None and not config.bc_prior_kl:  # the KL cost has no entropy target
             config.target_entropy = default_target_entropy(model, demo_buffer if init_model is not None else None,
                                                            device)
-        for flag, value in (("--kl_limit", config.kl_limit), ("--kl_on_road_only", config.kl_on_road_only),
-                            ("--road_reference", config.road_reference)):
+        for flag, value in (("--kl_limit", config.kl_limit), ("--kl_on_road_only", config.kl_on_road_only)):
             if main_rank and not config.bc_prior_kl and value:
                 print(f"warning: {flag} acts on the KL cost, which is off: it changes nothing "
                       "(--bc_prior_kl 1 turns it on)")

@@ -1,5 +1,4 @@
 """SAC / BC-SAC learner: finite losses, temperature, BC anchoring, exact resume, collection, CLI errors."""
-import copy
 from dataclasses import replace
 
 import numpy as np
@@ -30,7 +29,6 @@ def make_batch(rng: np.random.Generator, n: int = 16, demo: bool = True) -> dict
         "discount": np.full(n, 0.99, np.float32),
         "is_demo": np.full(n, demo),
         "off_track": np.zeros(n, bool),
-        "next_off_track": np.zeros(n, bool),
         "critic_only": np.zeros(n, bool),
         "mc_return": np.zeros(n, np.float32),
     }
@@ -120,9 +118,7 @@ def test_actor_warmup_clones_the_meant_actions_of_both_datasets_and_becomes_the_
     demos, critic_demos = demo_replay([laps], config, 0.99), demo_replay([recovery], config, 0.99, executed=True)
     torch.manual_seed(0)
     rl_config = replace(RLConfig(), augment_pad=0, batch_size=32, imitate_critic_dataset=True, actor_warmup_steps=300)
-    model = ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True, road_actor=True))
-    load_bc_start(model, ActorCritic(OBS_SHAPE, TINY).state_dict())
-    learner = SACLearner(model, rl_config, torch.device("cpu"))
+    learner = SACLearner(ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True)), rl_config, torch.device("cpu"))
     frames = torch.as_tensor(critic_demos.sample(8, np.random.default_rng(0))["obs"])
     action = lambda actor: actor.squash(actor(learner.model.encoder(frames))[0]).detach()
     before = action(learner.model.actor)
@@ -131,7 +127,6 @@ def test_actor_warmup_clones_the_meant_actions_of_both_datasets_and_becomes_the_
     target = torch.as_tensor(meant)
     assert (after - target).abs().max() < 0.1 < (before - target).abs().max()
     assert torch.equal(action(learner.model.bc_actor), after)
-    assert torch.equal(action(learner.model.road_actor), before)  # the BC start stays the road's reference
 
 
 def test_diagnostics_say_how_often_the_critic_prefers_a_critic_only_way_back():
@@ -324,8 +319,6 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     code, err = run_cli(capsys, "train_rl", "--actor_warmup_steps", "100", "--critic_dataset", "laps",
                         "--imitate_critic_dataset", "1")
     assert code == 2 and "--actor_warmup_steps needs a BC run to fine-tune" in err
-    code, err = run_cli(capsys, "train_rl", "--road_reference", "1")
-    assert code == 2 and "--road_reference 1 needs the actor warm-up" in err
     with pytest.raises(SystemExit) as exit_info:
         main.main(["train_rl", "--bc_weight_floor", "high"])
     assert (exit_info.value.code == 2
@@ -496,35 +489,6 @@ def test_kl_on_road_only_frees_the_policy_off_the_road():
     assert abs(pulled_back(True)) < on_road / 20  # what is left: Adam's scaling of the near-zero critic's gradient
 
 
-def test_road_reference_pulls_toward_the_bc_start_on_the_road_and_the_warmed_actor_off_it():
-    """--road_reference: the KL cost's reference is the road actor (the BC start) on road states and the frozen BC
-    actor (after the warm-up, the warmed actor) off the road, in the actor loss and in the TD target alike."""
-    batch = feature_batch(np.random.default_rng(0), n=64, demo=False)
-    features = torch.as_tensor(batch["obs"])
-    torch.manual_seed(3)
-    bc_state = ActorCritic(OBS_SHAPE, TINY).state_dict()
-    model = ActorCritic(OBS_SHAPE, replace(TINY, bc_actor=True, road_actor=True))
-    load_bc_start(model, bc_state)
-    with torch.no_grad():
-        model.bc_actor.net[-1].bias[:3] += 0.5  # the warmed actor's mean away from the BC start's
-    learner = SACLearner(model, replace(RLConfig(), train_encoder=False, bc_prior_kl=True, road_reference=True),
-                         torch.device("cpu"))
-    off_track = torch.arange(64) % 2 == 1
-    reference = learner.kl_reference(features, off_track)[0]
-    assert torch.equal(reference[~off_track], model.road_actor(features)[0][~off_track])
-    assert torch.equal(reference[off_track], model.bc_actor(features)[0][off_track])
-    mean, log_std = model.actor(features)
-    cost = learner.policy_cost(features, mean, log_std, None, off_track)
-    assert torch.allclose(cost[~off_track], torch.zeros(32), atol=1e-6) and (cost[off_track] > 0.1).all()
-    # The TD target pays the next state's cost: free where the next state is on the road, charged off it.
-    def target_q(next_off_track: bool) -> float:
-        torch.manual_seed(0)  # the same ensemble subset each time
-        raw = {**batch, "next_off_track": np.full(64, next_off_track)}
-        return copy.deepcopy(learner).update_critic(to_batch(raw, torch.device("cpu"), 1.0))[0]["target_q"]
-
-    assert target_q(False) > target_q(True)
-
-
 @pytest.mark.parametrize("shift, rises", [(0.0, False), (1.0, True)])
 def test_kl_limit_raises_the_temperature_only_while_the_policy_exceeds_it(shift, rises):
     """With --kl_limit the temperature rises while the policy is further from the BC policy than the limit
@@ -649,8 +613,7 @@ def test_dashboard_inputs_start_as_the_bc_run_and_carry_the_speed_bar():
     batch = {"obs": np.tile(pair, (8, 1)), "next_obs": np.tile(pair, (8, 1)), "action": np.zeros((16, 3), np.float32),
              "bc_action": np.zeros((16, 3), np.float32),
              "reward": np.tile([0.0, 10.0], 8).astype(np.float32), "discount": np.zeros(16, np.float32),
-             "is_demo": np.zeros(16, bool), "off_track": np.zeros(16, bool), "next_off_track": np.zeros(16, bool),
-             "critic_only": np.zeros(16, bool),
+             "is_demo": np.zeros(16, bool), "off_track": np.zeros(16, bool), "critic_only": np.zeros(16, bool),
              "mc_return": np.zeros(16, np.float32)}
     for _ in range(100):
         learner.update(batch, bc_weight=0.0)

@@ -261,4 +261,3 @@ def test_config_of_another_version_loads_with_defaults_and_a_warning(tmp_path, c
     assert "model settings missing (defaults used): " in err  # the others still say so
     assert "brake_scale" not in err and "gas_scale" not in err and config["model"]["gas_scale"] == 1.0
     assert "brake_deadzone" not in err and config["model"]["brake_deadzone"] == 0.0
-    assert "road_actor" not in err and config["model"]["road_actor"] is False  # no run saved before it had one
