@@ -1,17 +1,16 @@
 """The robustness bars' two ratios: fine-tuned rows of a bench/finetune.py results file against their BC starts' row.
 
     python bench/robustness_ratios.py --start_row "demo sets 14 to 17"
-    python bench/robustness_ratios.py bench/results/finetune_bc25.json --start_row "BC (the start)"
+    python bench/robustness_ratios.py bench/results/finetune_bc25.json --start_row "strong | BC (the start)"
 
 The bars (BC-SAC recovers at least twice as many off-road excursions as its BC start and loses at most half as much
 return to the shoves) compare `test --shove` numbers of fine-tuned runs with those of the BC runs they started
 from. The results file does not say which BC row that is: BC runs retrained on another machine keep their ids, so
 several BC rows can hold the same demo sets. `--start_row` names it: a whole key ("<start> | <label>") or text
-found in exactly one BC row's key.
-Every fine-tuned row tested with shoves that shares a demo set with it (a run's demo set is the
-`_<start>_<k>_e<epochs>` of its id) is compared on the demo sets they share: recovered excursions per run as a
-multiple of the BC runs' per run, and the mean return lost to the shoves (raw without minus raw with) as a share of
-the BC runs' mean loss. Reads the results file only; nothing is tested.
+found in exactly one BC row's key. Every fine-tuned row tested with shoves that shares a demo set with it (a run's
+demo set is the `_<start>_<k>_e<epochs>` of its id) is compared on the demo sets they share: recovered excursions
+per run as a multiple of the BC runs' per run, and the mean return lost to the shoves (raw without minus raw with)
+as a share of the BC runs' mean loss. Reads the results file only; nothing is tested.
 """
 from __future__ import annotations
 
