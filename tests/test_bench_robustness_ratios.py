@@ -64,7 +64,8 @@ def test_the_command_prints_the_comparison_naming_the_bc_row(tmp_path):
     assert "| strong | robust | 0, 1 (3 of 4) | 180 of 360 | 40 of 80 | 3.00 | 400.0 | 800.0 | 0.50 |" in done.stdout
 
 
-FOREIGN_ROWS = json.dumps({"strong | BC": {"runs": ["ft_bc_strong_0_e1"], "recoveries": [1]},  # no returns, no excursions
+# Rows with recovery counts but no returns or excursions.
+FOREIGN_ROWS = json.dumps({"strong | BC": {"runs": ["ft_bc_strong_0_e1"], "recoveries": [1]},
                            "strong | v": {"runs": ["ft_strong_0_e1"], "recoveries": [2]}})
 
 
