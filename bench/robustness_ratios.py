@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 
@@ -46,6 +47,13 @@ def shoved(row: dict, demo_sets: set) -> dict:
             "loss": float(np.mean([row["raw_per_seed"][i] - row["shoved_raw_per_seed"][i] for i in at]))}
 
 
+def ratio(row: float, bc: float) -> float:
+    """row / bc, where BC's 0 (starts that recovered nothing, or lost nothing) gives inf, or nan for 0 / 0."""
+    if bc:
+        return row / bc
+    return math.copysign(math.inf, row) if row else math.nan
+
+
 def start_row(table: dict, text: str) -> str:
     """The label of the BC row tested with shoves that `text` is, else of the one whose label holds it."""
     found = [label for label, row in table.items() if text in label and is_bc_row(row) and "recoveries" in row]
@@ -69,8 +77,8 @@ def ratios(table: dict, bc_label: str) -> list[dict]:
             mine, bc = shoved(row, shared), shoved(bc_row, shared)
             out.append({"row": label, "demo_sets": sorted(k for _, k in shared), "all_runs": len(row["runs"]),
                         "row_shoved": mine, "bc_shoved": bc,
-                        "count_ratio": (mine["recoveries"] / mine["runs"]) / (bc["recoveries"] / bc["runs"]),
-                        "loss_share": mine["loss"] / bc["loss"]})
+                        "count_ratio": ratio(mine["recoveries"] / mine["runs"], bc["recoveries"] / bc["runs"]),
+                        "loss_share": ratio(mine["loss"], bc["loss"])})
     return out
 
 
@@ -103,7 +111,7 @@ def main() -> None:
         raise SystemExit(f"error: {args.results}: no such results file") from None
     except StartRowError as error:
         raise SystemExit(f"error: {args.results}: {error}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError, ValueError) as error:
+    except (AttributeError, KeyError, TypeError, ValueError) as error:  # ValueError: undecodable or not JSON too
         raise SystemExit(f"error: {args.results}: not a bench/finetune.py results file "
                          f"({type(error).__name__}: {error})") from None
     print(markdown(bc_label, entries))

@@ -49,6 +49,16 @@ def test_rows_sharing_demo_sets_with_the_named_bc_row_are_compared_on_those_sets
     assert again[1]["demo_sets"] == [1] and again[1]["count_ratio"] == 1.0 and again[1]["loss_share"] == 0.5
 
 
+def test_bc_starts_that_recovered_nothing_give_an_unbounded_ratio_not_a_crash():
+    table = {"strong | BC": shoved_row(["ft_bc_strong_0_e1"], [900.0], [100.0], [0]),
+             "strong | v": shoved_row(["ft_v_strong_0_e1"], [920.0], [520.0], [3]),
+             "strong | w": shoved_row(["ft_w_strong_0_e1"], [920.0], [520.0], [0])}
+    v, w = robustness_ratios.ratios(table, "strong | BC")
+    assert v["count_ratio"] == float("inf") and v["loss_share"] == pytest.approx(0.5)
+    assert w["count_ratio"] != w["count_ratio"]  # nan: neither recovered any
+    assert "| inf | 400.0 | 800.0 | 0.50 |" in robustness_ratios.markdown("strong | BC", [v, w])
+
+
 def test_a_start_row_text_that_names_no_bc_row_or_several_is_refused():
     for text in ("robust", "no such row", "BC"):  # a fine-tuned row; nothing; both strong BC rows and weak's
         with pytest.raises(robustness_ratios.StartRowError, match="matches [03] BC rows"):
